@@ -1,0 +1,44 @@
+"""exman: every run of your script in its own folder, searchable from pandas.
+
+The parse path (:class:`ExParser`) imports nothing heavy; :class:`Index`
+and pandas are imported only when first used.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .params import ParamsError
+from .parser import ArgumentError, ExParser, optional, simpleroot, str2bool
+from .run import Run
+from .store import ExmanError, Root, RunNotFound
+from .vcs import GitError
+
+if TYPE_CHECKING:
+    from .index import Index
+
+__version__ = "0.2.0.dev0"
+
+__all__ = [
+    "ArgumentError",
+    "ExParser",
+    "ExmanError",
+    "GitError",
+    "Index",
+    "ParamsError",
+    "Root",
+    "Run",
+    "RunNotFound",
+    "optional",
+    "simpleroot",
+    "str2bool",
+]
+
+
+def __getattr__(name: str) -> Any:
+    # Index pulls in pandas: load it only when somebody asks for it.
+    if name == "Index":
+        from .index import Index
+
+        return Index
+    raise AttributeError(f"module 'exman' has no attribute {name!r}")

@@ -1,0 +1,136 @@
+"""Reading and writing ``params.yaml``.
+
+Values that YAML's safe dumper does not know (paths, enums, tuples, numpy
+scalars and arrays, sets) are written as plain YAML so that the file can be
+read back with the safe loader, by exman or by hand. Nothing here changes
+PyYAML's global state.
+"""
+
+from __future__ import annotations
+
+import datetime
+import enum
+import pathlib
+from collections.abc import Mapping
+from typing import Any
+
+import yaml
+
+try:  # the C implementations are several times faster
+    from yaml import CSafeDumper as _BaseDumper
+    from yaml import CSafeLoader as SafeLoader
+except ImportError:  # pragma: no cover - PyYAML built without libyaml
+    from yaml import SafeDumper as _BaseDumper  # type: ignore[assignment]
+    from yaml import SafeLoader  # type: ignore[assignment]
+
+__all__ = [
+    "PARAMS_FILE",
+    "TIME_FORMAT",
+    "ParamsError",
+    "dump_params",
+    "load_params",
+    "load_yaml",
+    "plain",
+]
+
+PARAMS_FILE = "params.yaml"
+#: how ``time`` is written in params.yaml (as the original exman did)
+TIME_FORMAT = "%Y-%m-%dT%H:%M:%S"
+
+
+class ParamsError(ValueError):
+    """A params or config file that cannot be read, with its path and line."""
+
+    def __init__(self, path: str | pathlib.Path, message: str, line: int | None = None):
+        self.path = str(path)
+        self.line = line
+        where = self.path if line is None else f"{self.path}, line {line}"
+        super().__init__(f"{where}: {message}")
+
+
+def plain(value: Any) -> Any:
+    """Turn ``value`` into something YAML's safe dumper writes as plain YAML.
+
+    Paths become strings, enums their value, tuples and sets lists, numpy
+    scalars and arrays Python numbers and lists. Anything else unknown
+    becomes its ``str()``.
+    """
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, enum.Enum):
+        return plain(value.value)
+    if isinstance(value, pathlib.PurePath):
+        return str(value)
+    if isinstance(value, Mapping):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    if isinstance(value, (set, frozenset)):
+        return sorted((plain(v) for v in value), key=repr)
+    if isinstance(value, (datetime.date, datetime.datetime, bytes)):
+        return value
+    if type(value).__module__ == "numpy" and hasattr(value, "tolist"):
+        return plain(value.tolist())
+    return str(value)
+
+
+class _Dumper(_BaseDumper):
+    """The safe dumper, made total: unknown objects go through :func:`plain`."""
+
+    def represent_undefined(self, data: Any) -> Any:
+        return self.represent_data(plain(data))
+
+
+_Dumper.add_representer(None, _Dumper.represent_undefined)  # type: ignore[arg-type]
+for _type in (tuple, set, frozenset):
+    _Dumper.add_representer(_type, _Dumper.represent_undefined)
+_Dumper.add_multi_representer(enum.Enum, _Dumper.represent_undefined)
+_Dumper.add_multi_representer(pathlib.PurePath, _Dumper.represent_undefined)
+
+
+def dump_params(params: Mapping[str, Any], *, time: datetime.datetime, id: int) -> str:
+    """The text of a params.yaml: ``params`` sorted by key, then time and id.
+
+    The layout is the original exman's, so old tools keep reading new runs.
+    """
+    body = yaml.dump(
+        dict(params),
+        Dumper=_Dumper,
+        default_flow_style=False,
+        sort_keys=True,
+        allow_unicode=True,
+    )
+    if body.strip() == "{}":
+        body = ""
+    return f"{body}time: '{time.strftime(TIME_FORMAT)}'\nid: {int(id)}\n"
+
+
+def load_yaml(text: str | bytes, path: str | pathlib.Path = "<string>") -> Any:
+    """Parse YAML with the safe loader; errors name the file and line."""
+    try:
+        return yaml.load(text, Loader=SafeLoader)
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        line = mark.line + 1 if mark is not None else None
+        problem = e.problem or e.context or "invalid YAML"
+        raise ParamsError(path, f"invalid YAML: {problem}", line) from None
+    except (yaml.YAMLError, UnicodeDecodeError) as e:
+        raise ParamsError(path, f"invalid YAML: {e}") from None
+
+
+def load_params(path: str | pathlib.Path) -> dict[str, Any]:
+    """Read a params.yaml (or any YAML mapping) with the safe loader.
+
+    :raises ParamsError: the file is not valid YAML or not a mapping; the
+        message names the file and, when known, the line.
+    :raises OSError: the file cannot be read.
+    """
+    with open(path, "rb") as f:
+        data = load_yaml(f.read(), path)
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ParamsError(
+            path, f"expected 'key: value' pairs, found a {type(data).__name__}"
+        )
+    return data

@@ -1,0 +1,413 @@
+"""ExParser: an ``argparse.ArgumentParser`` that gives every run a folder."""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import os
+import pathlib
+import sys
+from collections.abc import Iterable, Sequence
+from typing import IO, Any, Callable, NamedTuple
+
+import configargparse
+
+from .params import PARAMS_FILE, ParamsError, dump_params, load_yaml
+from .run import DIFF_FILE, Run, command_record
+from .safe import SafeExperiment, track
+from .store import ExmanError, Root, StrPath, atomic_write, check_name
+from .vcs import GitError, GitState, git_state
+
+__all__ = ["ArgumentError", "ExParser", "optional", "simpleroot", "str2bool"]
+
+#: raised by a failing validator (the same class as argparse's)
+ArgumentError = argparse.ArgumentError
+
+ROOT_ENV = "EXMAN_ROOT"
+DEFAULT_FOLDER = "exman"
+#: exman's own flags and keys: saved in params.yaml, never restored by --config
+NEVER_RESTORED = frozenset(
+    {
+        "tmp",
+        "name",
+        "config",
+        "config_file",
+        "git_dirty",
+        "root",
+        "time",
+        "id",
+        "commit",
+        "dirty",
+    }
+)
+
+_TRUE = ("true", "t", "yes", "y", "on", "1")
+_FALSE = ("false", "f", "no", "n", "off", "0")
+
+
+def simpleroot(file: StrPath) -> pathlib.Path:
+    """The folder ``exman`` next to ``file``.
+
+    ``ExParser(root=exman.simpleroot(__file__))`` keeps the runs beside the script.
+    """
+    return pathlib.Path(os.path.dirname(os.path.abspath(file))) / DEFAULT_FOLDER
+
+
+def str2bool(value: str | bool, default: bool | None = None) -> bool:
+    """``type=bool`` done right: true/false, yes/no, on/off, t/f, y/n, 1/0.
+
+    :raises argparse.ArgumentTypeError: any other value, unless ``default``
+        is given, which is then returned.
+    """
+    if isinstance(value, bool):
+        return value
+    low = value.strip().lower()
+    if low in _TRUE:
+        return True
+    if low in _FALSE:
+        return False
+    if default is None:
+        raise argparse.ArgumentTypeError(
+            f"invalid bool value {value!r}: use one of {', '.join(_TRUE + _FALSE)}"
+        )
+    return default
+
+
+class optional:
+    """``type=exman.optional(int)``: like ``int``, but ``None``/``null`` give None.
+
+    Use it for arguments whose default is None, so that ``--config`` can
+    restore a None.
+    """
+
+    def __init__(self, type: Callable[[str], Any]) -> None:
+        self.type = type
+        self.__name__ = f"optional({getattr(type, '__name__', repr(type))})"
+
+    def __call__(self, value: Any) -> Any:
+        if value is None or (
+            isinstance(value, str) and value.lower() in ("none", "null")
+        ):
+            return None
+        return self.type(value)
+
+    def __repr__(self) -> str:
+        return self.__name__
+
+
+class _Validator(NamedTuple):
+    call: Callable[[argparse.Namespace], Any]
+    message: str
+
+
+class _ConfigFile(configargparse.ConfigFileParser):
+    """Reads params.yaml / config files for an :class:`ExParser`.
+
+    Safe loader only; errors name the file and line; exman's own keys and
+    volatile arguments are not restored from ``--config``; a saved None is
+    restored only where the argument can take it.
+    """
+
+    def __init__(self, owner: ExParser) -> None:
+        self.owner = owner
+
+    def get_syntax_description(self) -> str:
+        return (
+            "Config files are YAML mappings ('key: value'), like a run's params.yaml."
+        )
+
+    def parse(self, stream: IO[str]) -> dict[str, Any]:
+        name = getattr(stream, "name", "<config>")
+        try:
+            data = load_yaml(stream.read(), name)
+        except ParamsError as e:
+            raise configargparse.ConfigFileParserException(str(e)) from None
+        if data is None:
+            return {}
+        if not isinstance(data, dict):
+            raise configargparse.ConfigFileParserException(
+                f"{name}: expected 'key: value' pairs, found a {type(data).__name__}"
+            )
+        return self.owner._config_items(
+            data, restoring=not self.owner._is_default(name)
+        )
+
+
+class ExParser(configargparse.ArgumentParser):
+    """A drop-in ``argparse.ArgumentParser`` that records every run.
+
+    Each :meth:`parse_args` creates ``root/runs/<id>-<time>[-<name>]/`` with
+    ``params.yaml`` and ``run.json``, links it into ``root/index/`` (and
+    ``root/marked/…`` for ``automark``), and returns the namespace with
+    ``root`` (the run folder) and ``safe_experiment`` added.
+
+    :param root: the exman root folder; the ``EXMAN_ROOT`` environment
+        variable overrides it (launchers and clusters set it).
+    :param zfill: digits of the zero-padded run id in folder names.
+    :param automark: argument names; the run is also linked at
+        ``marked/<a>/<value>/<b>/<value>/<run>``.
+    :param default_config_files: YAML files with default values (as in
+        configargparse); they override the defaults set in code.
+    :param git: record the git commit of this repository (``True``: the
+        script's folder); a dirty tree also saves ``changes.diff``.
+    :param git_assert_clean: refuse to run from a dirty tree unless
+        ``--git-dirty`` is given.
+    :param verbose: print the params and links of each new run.
+    :raises ValueError: no root is given and ``EXMAN_ROOT`` is not set.
+    """
+
+    def __init__(
+        self,
+        *args: Any,
+        root: StrPath | None = None,
+        zfill: int = 6,
+        automark: Sequence[str] = (),
+        default_config_files: Iterable[StrPath] = (),
+        git: StrPath | bool | None = None,
+        git_assert_clean: bool = False,
+        verbose: bool = False,
+        args_for_setting_config_path: Sequence[str] = ("--config",),
+        **kwargs: Any,
+    ) -> None:
+        self._volatile: set[str] = set()
+        self._default_files = [os.fspath(f) for f in default_config_files]
+        kwargs.setdefault("config_file_parser_class", _ConfigFile(self))
+        kwargs.setdefault("ignore_unknown_config_file_keys", True)
+        kwargs.setdefault(
+            "config_arg_help_message",
+            "restore the arguments of an earlier run from its params.yaml; "
+            "arguments on the command line override them",
+        )
+        super().__init__(
+            *args,
+            default_config_files=self._default_files,
+            args_for_setting_config_path=list(args_for_setting_config_path),
+            **kwargs,
+        )
+        self.register("type", bool, str2bool)
+        env_root = os.environ.get(ROOT_ENV)
+        if env_root:
+            root = env_root
+        if root is None:
+            raise ValueError(
+                "no exman root: pass ExParser(root=exman.simpleroot(__file__)) "
+                f"or set the {ROOT_ENV} environment variable"
+            )
+        self.store = Root(root)
+        self.zfill = zfill
+        self.automark = list(automark)
+        self.verbose = verbose
+        self.validators: list[_Validator] = []
+        self.setters: list[Callable[[argparse.Namespace], Any]] = []
+        if git is True or (git in (None, False) and git_assert_clean):
+            script = sys.argv[0] if sys.argv and sys.argv[0] else ""
+            git = (
+                os.path.dirname(os.path.abspath(script))
+                if os.path.isfile(script)
+                else "."
+            )
+        self.git: str | None = None if git in (None, False) else os.fspath(git)  # type: ignore[arg-type]
+        self.git_assert_clean = git_assert_clean
+        self.add_argument(
+            "--tmp",
+            action="store_true",
+            help="put the run in root/tmp, not in the index",
+        )
+        self.add_argument(
+            "--git-dirty",
+            action="store_true",
+            help="run even if the git work tree has uncommitted changes",
+        )
+        self.add_argument(
+            "--name",
+            help="a name for the run, added to its folder name",
+        )
+
+    # -- compatibility with exman 0.1.9, where the parser was its root ---------
+    @property
+    def root(self) -> pathlib.Path:
+        return self.store.path
+
+    @property
+    def runs(self) -> pathlib.Path:
+        return self.store.runs
+
+    @property
+    def index(self) -> pathlib.Path:
+        return self.store.index
+
+    @property
+    def marked(self) -> pathlib.Path:
+        return self.store.marked
+
+    @property
+    def fails(self) -> pathlib.Path:
+        return self.store.fails
+
+    # -- arguments ---------------------------------------------------------------
+    def add_argument(
+        self, *args: Any, volatile: bool = False, **kwargs: Any
+    ) -> argparse.Action:
+        """As ``argparse``; ``volatile=True`` keeps the value out of ``--config``.
+
+        A volatile value is saved in params.yaml but never restored from it
+        (a job id, a path that differs per machine).
+        """
+        action = super().add_argument(*args, **kwargs)
+        if volatile:
+            self._volatile.add(action.dest)
+        return action
+
+    def get_possible_config_keys(self, action: argparse.Action) -> list[str]:
+        keys = list(super().get_possible_config_keys(action))
+        if keys and action.dest not in keys and action.dest != argparse.SUPPRESS:
+            keys.append(action.dest)  # params.yaml is keyed by dest
+        return keys
+
+    def register_validator(
+        self,
+        validator: Callable[[argparse.Namespace], Any],
+        message: str = "validation error",
+    ) -> None:
+        """Check the parsed arguments together before a run is created.
+
+        A validator that returns a false value (other than None) or raises
+        makes :meth:`parse_args` raise :class:`ArgumentError` with
+        ``message.format(**params)``.
+        """
+        if not callable(validator):
+            raise TypeError("validator should be callable")
+        self.validators.append(_Validator(validator, message))
+
+    def register_setter(self, setter: Callable[[argparse.Namespace], Any]) -> None:
+        """Call ``setter(namespace)`` after parsing, before the validators."""
+        self.setters.append(setter)
+
+    # -- --config ------------------------------------------------------------------
+    def _is_default(self, name: str) -> bool:
+        full = os.path.abspath(name)
+        for entry in self._default_files:
+            for path in glob.glob(os.path.expanduser(entry)):
+                if os.path.abspath(path) == full:
+                    return True
+        return False
+
+    def _action(self, key: str) -> argparse.Action | None:
+        for action in self._actions:
+            if key in self.get_possible_config_keys(action):
+                return action
+        return None
+
+    def _config_items(self, data: dict[Any, Any], *, restoring: bool) -> dict[str, Any]:
+        """Turn a YAML mapping into the strings and lists configargparse wants."""
+        skip = NEVER_RESTORED | self._volatile if restoring else NEVER_RESTORED
+        items: dict[str, Any] = {}
+        for key, value in data.items():
+            key = str(key)
+            if key in skip:
+                continue
+            if value is None:
+                # None is the default already, or only an optional() type takes it
+                action = self._action(key)
+                if (
+                    action is not None
+                    and isinstance(action.type, optional)
+                    and action.default is not None
+                ):
+                    items[key] = "None"
+                continue
+            if isinstance(value, list):
+                items[key] = ["None" if v is None else str(v) for v in value]
+            elif isinstance(value, bool):
+                items[key] = "true" if value else "false"
+            else:
+                items[key] = str(value)
+        return items
+
+    # -- parsing -------------------------------------------------------------------
+    def parse_args(
+        self,
+        args: Sequence[str] | None = None,
+        namespace: argparse.Namespace | None = None,
+        **kwargs: Any,
+    ) -> argparse.Namespace:
+        """Parse as argparse does, then create the run.
+
+        :returns: the namespace, with ``root`` (the run folder, a Path) and
+            ``safe_experiment`` (see :class:`exman.safe.SafeExperiment`).
+        :raises ArgumentError: a validator refused the arguments.
+        :raises GitError: ``git_assert_clean`` and the tree is dirty.
+        """
+        arglist = None if args is None else list(args)
+        ns = super().parse_args(arglist, namespace, **kwargs)
+        if ns.name:
+            try:
+                check_name(ns.name, "--name")
+            except ExmanError as e:
+                self.error(str(e))
+        state = self._git_state(ns)
+        for setter in self.setters:
+            setter(ns)
+        for validator in self.validators:
+            _validate(validator, ns)
+        return self._create_run(ns, state, arglist)
+
+    def _git_state(self, ns: argparse.Namespace) -> GitState | None:
+        if self.git is None:
+            return None
+        state = git_state(self.git)
+        if self.git_assert_clean and state.dirty and not ns.git_dirty:
+            raise GitError(
+                f"the git work tree {self.git!r} has uncommitted changes: commit "
+                "them, or pass --git-dirty to run anyway"
+            )
+        return state
+
+    def _create_run(
+        self, ns: argparse.Namespace, git: GitState | None, args: list[str] | None
+    ) -> argparse.Namespace:
+        store = self.store.ensure()
+        place = store.allocate(tmp=ns.tmp, name=ns.name, zfill=self.zfill)
+        params = dict(vars(ns))
+        params["root"] = place.relpath.as_posix()
+        if git is not None:
+            params["commit"] = git.commit
+            params["dirty"] = git.dirty
+        text = dump_params(params, time=place.time, id=place.id)
+        atomic_write(place.path / PARAMS_FILE, text)
+        run = Run(place.path)
+        run.start(command=command_record(args))
+        track(run)
+        if git is not None and git.diff:
+            atomic_write(place.path / DIFF_FILE, git.diff)
+        links: list[pathlib.Path] = []
+        if not ns.tmp:
+            links.append(store.link_index(place.name))
+            if self.automark:
+                key = store.automark_key((m, getattr(ns, m, "")) for m in self.automark)
+                links.append(store.link_mark(key.as_posix(), place.name))
+        if self.verbose:
+            print(text, end="")
+            for link in links:
+                print("created link", link)
+        ns.root = place.path
+        ns.safe_experiment = SafeExperiment(store, run, links)
+        return ns
+
+
+def _validate(validator: _Validator, ns: argparse.Namespace) -> None:
+    try:
+        ok = validator.call(ns)
+    except argparse.ArgumentError:
+        raise
+    except Exception as e:
+        raise argparse.ArgumentError(None, _format(validator.message, ns)) from e
+    if ok is not None and not ok:
+        raise argparse.ArgumentError(None, _format(validator.message, ns))
+
+
+def _format(message: str, ns: argparse.Namespace) -> str:
+    try:
+        return message.format(**vars(ns))
+    except (KeyError, IndexError, ValueError):
+        return message

@@ -1,0 +1,251 @@
+"""One run folder: its parameters, its status record, its files.
+
+The status record is ``run.json`` in the run folder, exman's own file:
+
+.. code-block:: json
+
+    {"id": 42, "status": "completed", "started": "2026-11-22T10:31:07.123+01:00",
+     "finished": "…", "duration": 12.5, "host": "node1", "pid": 4242,
+     "pid_start": 123456, "exit_code": 0, "reason": null,
+     "command": {"executable": "…", "argv": ["main.py", "--lr", "0.1"], "cwd": "…"}}
+
+It is written atomically when the run starts and again when it ends. A run
+whose record still says ``running`` but whose process is gone (killed with
+SIGKILL, a node that rebooted) reads as ``crashed`` on the host that ran it.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import pathlib
+import sys
+from typing import Any
+
+from .params import PARAMS_FILE, load_params
+from .store import StrPath, atomic_write, run_id
+
+__all__ = [
+    "FINAL_STATUSES",
+    "LOG_FILE",
+    "RUN_FILE",
+    "TRACEBACK_FILE",
+    "Run",
+    "hostname",
+    "now_iso",
+    "pid_alive",
+    "process_start",
+]
+
+RUN_FILE = "run.json"
+LOG_FILE = "log.txt"
+TRACEBACK_FILE = "traceback.txt"
+DIFF_FILE = "changes.diff"
+FINAL_STATUSES = frozenset({"completed", "failed", "interrupted"})
+
+
+def now_iso() -> str:
+    """The local time with its UTC offset, to the millisecond."""
+    return datetime.datetime.now().astimezone().isoformat(timespec="milliseconds")
+
+
+def hostname() -> str:
+    return (
+        os.uname().nodename
+        if hasattr(os, "uname")
+        else os.environ.get("COMPUTERNAME", "")
+    )
+
+
+def process_start(pid: int) -> int | None:
+    """When process ``pid`` started (clock ticks since boot), None if unknown.
+
+    Together with the pid this names one process: a pid reused by a later
+    process has another start time.
+    """
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return None
+    # the command name (field 2) may hold spaces and parentheses: skip past it
+    fields = stat[stat.rfind(b")") + 2 :].split()
+    try:
+        return int(fields[19])
+    except (IndexError, ValueError):
+        return None
+
+
+def pid_alive(pid: int, start: int | None = None) -> bool:
+    """Whether process ``pid`` (started at ``start``, when known) still runs here."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, owned by somebody else
+        pass
+    except OSError:
+        return False
+    if start is not None:
+        now = process_start(pid)
+        if now is not None and now != start:
+            return False
+        # a zombie has exited: its parent just has not collected it yet
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as f:
+                stat = f.read()
+            if stat[stat.rfind(b")") + 2 :].startswith(b"Z"):
+                return False
+        except OSError:
+            pass
+    return True
+
+
+class Run:
+    """A run folder (in ``runs/``, ``tmp/`` or ``fails/``).
+
+    :param path: the folder.
+    """
+
+    def __init__(self, path: StrPath) -> None:
+        self.path = pathlib.Path(path)
+
+    def __repr__(self) -> str:
+        return f"Run({str(self.path)!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Run) and other.path == self.path
+
+    def __hash__(self) -> int:
+        return hash(self.path)
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def id(self) -> int:
+        num = run_id(self.name)
+        if num is None:
+            raise ValueError(f"{self.path} is not a run folder")
+        return num
+
+    @property
+    def params_file(self) -> pathlib.Path:
+        return self.path / PARAMS_FILE
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """The run's params.yaml (read with the safe loader)."""
+        return load_params(self.params_file)
+
+    # -- the status record ---------------------------------------------------
+    @property
+    def record_file(self) -> pathlib.Path:
+        return self.path / RUN_FILE
+
+    def record(self) -> dict[str, Any]:
+        """The content of run.json; ``{}`` for a run made by exman 0.1.9."""
+        try:
+            with open(self.record_file, encoding="utf-8") as f:
+                data = json.load(f)
+        except FileNotFoundError:
+            return {}
+        except (ValueError, UnicodeDecodeError):
+            return {"status": "unknown", "reason": f"unreadable {RUN_FILE}"}
+        return data if isinstance(data, dict) else {}
+
+    def write_record(self, record: dict[str, Any]) -> None:
+        atomic_write(self.record_file, json.dumps(record, indent=1, default=str) + "\n")
+
+    def update_record(self, **fields: Any) -> dict[str, Any]:
+        """Merge ``fields`` into run.json (atomically) and return the result."""
+        record = self.record()
+        record.update(fields)
+        self.write_record(record)
+        return record
+
+    @property
+    def status(self) -> str:
+        """completed, failed, interrupted, running, crashed or unknown.
+
+        ``crashed``: the record says running but its process is gone from
+        this host. ``unknown``: no record (a run made by exman 0.1.9).
+        """
+        return effective_status(self.record())
+
+    def start(self, **fields: Any) -> dict[str, Any]:
+        """Record the run as running in this process."""
+        pid = os.getpid()
+        record: dict[str, Any] = {
+            "id": run_id(self.name),
+            "status": "running",
+            "started": now_iso(),
+            "finished": None,
+            "duration": None,
+            "host": hostname(),
+            "pid": pid,
+            "pid_start": process_start(pid),
+            "exit_code": None,
+            "reason": None,
+        }
+        record.update(fields)
+        self.write_record(record)
+        return record
+
+    def finish(
+        self,
+        status: str,
+        *,
+        exit_code: int | None = None,
+        reason: str | None = None,
+        record: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Record the end of the run: ``status`` with its exit code and reason."""
+        record = dict(self.record() if record is None else record)
+        finished = now_iso()
+        duration = None
+        try:
+            started = datetime.datetime.fromisoformat(record["started"])
+            duration = round(
+                (datetime.datetime.fromisoformat(finished) - started).total_seconds(), 3
+            )
+        except (KeyError, TypeError, ValueError):
+            pass
+        record.update(
+            status=status,
+            finished=finished,
+            duration=duration,
+            exit_code=exit_code,
+            reason=reason,
+        )
+        self.write_record(record)
+        return record
+
+
+def effective_status(record: dict[str, Any]) -> str:
+    """The status a record stands for, checking that a running run still lives."""
+    status = record.get("status")
+    if not status:
+        return "unknown"
+    if status == "running" and record.get("host") == hostname():
+        pid = record.get("pid")
+        if isinstance(pid, int) and not pid_alive(pid, record.get("pid_start")):
+            return "crashed"
+    return str(status)
+
+
+def command_record(args: list[str] | None) -> dict[str, Any]:
+    """How this process was started, so that ``exman rerun`` can repeat it."""
+    script = sys.argv[0] if sys.argv else ""
+    return {
+        "executable": sys.executable,
+        "argv": list(sys.argv),
+        "orig_argv": list(getattr(sys, "orig_argv", sys.argv)),
+        "args": list(sys.argv[1:] if args is None else args),
+        "script": os.path.abspath(script)
+        if script and os.path.exists(script)
+        else None,
+        "cwd": os.getcwd(),
+    }

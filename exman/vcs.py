@@ -1,0 +1,63 @@
+"""git commit, dirty flag and diff, through the ``git`` command."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from dataclasses import dataclass
+
+from .store import ExmanError, StrPath
+
+__all__ = ["GitError", "GitState", "git_state"]
+
+
+class GitError(ExmanError, RuntimeError):
+    """git is missing, the folder is not in a repository, or the tree is dirty."""
+
+
+@dataclass(frozen=True)
+class GitState:
+    """The state of a work tree: its commit (None before the first one)."""
+
+    commit: str | None
+    dirty: bool
+    diff: str
+
+
+def _git(repo: StrPath, *args: str) -> subprocess.CompletedProcess[str]:
+    try:
+        return subprocess.run(
+            ["git", "-C", os.fspath(repo), *args],
+            capture_output=True,
+            text=True,
+            errors="replace",
+            check=False,
+        )
+    except FileNotFoundError:
+        raise GitError(
+            "the git command is not installed, but this ExParser asks for git "
+            "(git=... or git_assert_clean=True)"
+        ) from None
+
+
+def git_state(repo: StrPath, *, with_diff: bool = True) -> GitState:
+    """The commit, dirty flag and (when dirty) ``git diff HEAD`` of ``repo``.
+
+    Untracked files do not make a tree dirty (as in exman 0.1.9).
+
+    :raises GitError: git is not installed or ``repo`` is not in a repository.
+    """
+    top = _git(repo, "rev-parse", "--show-toplevel")
+    if top.returncode != 0:
+        raise GitError(
+            f"{os.fspath(repo)!r} is not inside a git repository: pass "
+            "ExParser(git='path/to/the/repository')"
+        )
+    head = _git(repo, "rev-parse", "--verify", "-q", "HEAD")
+    commit = head.stdout.strip() if head.returncode == 0 else None
+    status = _git(repo, "status", "--porcelain", "--untracked-files=no")
+    dirty = bool(status.stdout.strip())
+    diff = ""
+    if dirty and with_diff and commit is not None:
+        diff = _git(repo, "diff", "HEAD").stdout
+    return GitState(commit, dirty, diff)
