@@ -13,7 +13,7 @@ from typing import IO, Any, Callable, NamedTuple
 import configargparse
 
 from .params import PARAMS_FILE, ParamsError, dump_params, load_yaml
-from .run import DIFF_FILE, Run, command_record
+from .run import DIFF_FILE, Run, command_record, sweep_record
 from .safe import SafeExperiment, track
 from .store import ExmanError, Root, StrPath, atomic_write, check_name
 from .vcs import GitError, GitState, git_state
@@ -376,7 +376,11 @@ class ExParser(configargparse.ArgumentParser):
         text = dump_params(params, time=place.time, id=place.id)
         atomic_write(place.path / PARAMS_FILE, text)
         run = Run(place.path)
-        run.start(command=command_record(args))
+        record = {"command": command_record(args)}
+        sweep = sweep_record()
+        if sweep is not None:
+            record["sweep"] = sweep
+        run.start(**record)
         track(run)
         if git is not None and git.diff:
             atomic_write(place.path / DIFF_FILE, git.diff)

@@ -236,6 +236,27 @@ def effective_status(record: dict[str, Any]) -> str:
     return str(status)
 
 
+#: set by ``exman sweep`` for the processes it launches
+SWEEP_ENV = {
+    "name": "EXMAN_SWEEP",
+    "task": "EXMAN_SWEEP_TASK",
+    "key": "EXMAN_SWEEP_KEY",
+}
+
+
+def sweep_record() -> dict[str, Any] | None:
+    """The sweep this process runs a task of (from the environment), or None."""
+    key = os.environ.get(SWEEP_ENV["key"])
+    if not key:
+        return None
+    task: Any = os.environ.get(SWEEP_ENV["task"])
+    try:
+        task = int(task) if task is not None else None
+    except ValueError:
+        pass
+    return {"name": os.environ.get(SWEEP_ENV["name"]), "task": task, "key": key}
+
+
 def command_record(args: list[str] | None) -> dict[str, Any]:
     """How this process was started, so that ``exman rerun`` can repeat it."""
     script = sys.argv[0] if sys.argv else ""
