@@ -24,6 +24,9 @@ __all__ = ["ArgumentError", "ExParser", "optional", "simpleroot", "str2bool"]
 ArgumentError = argparse.ArgumentError
 
 ROOT_ENV = "EXMAN_ROOT"
+#: a JSON mapping of parameter values, set by ``exman sweep`` for each task;
+#: applied as a ``--config`` file would be, below the command line
+SWEEP_PARAMS_ENV = "EXMAN_SWEEP_PARAMS"
 DEFAULT_FOLDER = "exman"
 #: exman's own flags and keys: saved in params.yaml, never restored by --config
 NEVER_RESTORED = frozenset(
@@ -339,7 +342,8 @@ class ExParser(configargparse.ArgumentParser):
         :raises GitError: ``git_assert_clean`` and the tree is dirty.
         """
         arglist = None if args is None else list(args)
-        ns = super().parse_args(arglist, namespace, **kwargs)
+        given = sys.argv[1:] if arglist is None else arglist
+        ns = super().parse_args(self._sweep_args() + given, namespace, **kwargs)
         if ns.name:
             try:
                 check_name(ns.name, "--name")
@@ -351,6 +355,29 @@ class ExParser(configargparse.ArgumentParser):
         for validator in self.validators:
             _validate(validator, ns)
         return self._create_run(ns, state, arglist)
+
+    def _sweep_args(self) -> list[str]:
+        """Command-line arguments for the values a sweep task passes in."""
+        text = os.environ.get(SWEEP_PARAMS_ENV)
+        if not text:
+            return []
+        import json
+
+        try:
+            data = json.loads(text)
+        except ValueError as e:
+            self.error(f"{SWEEP_PARAMS_ENV} is not valid JSON: {e}")
+        if not isinstance(data, dict):
+            self.error(f"{SWEEP_PARAMS_ENV} must be a JSON object of parameters")
+        extra: list[str] = []
+        for key, value in self._config_items(data, restoring=False).items():
+            action = self._action(key)
+            if action is None:
+                self.error(
+                    f"the sweep sets {key!r}, which is not an argument of this script"
+                )
+            extra += self.convert_item_to_command_line_arg(action, key, value)
+        return extra
 
     def _git_state(self, ns: argparse.Namespace) -> GitState | None:
         if self.git is None:
