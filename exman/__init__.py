@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from .metrics import NoCurrentRun, log, result
 from .params import ParamsError
 from .parser import ArgumentError, ExParser, optional, simpleroot, str2bool
 from .run import Run
@@ -25,11 +26,14 @@ __all__ = [
     "ExmanError",
     "GitError",
     "Index",
+    "NoCurrentRun",
     "ParamsError",
     "Root",
     "Run",
     "RunNotFound",
+    "log",
     "optional",
+    "result",
     "simpleroot",
     "str2bool",
 ]

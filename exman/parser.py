@@ -12,6 +12,7 @@ from typing import IO, Any, Callable, NamedTuple
 
 import configargparse
 
+from .metrics import set_current
 from .params import PARAMS_FILE, ParamsError, dump_params, load_yaml
 from .run import DIFF_FILE, Run, command_record, sweep_record
 from .safe import SafeExperiment, track
@@ -263,8 +264,13 @@ class ExParser(configargparse.ArgumentParser):
 
     def get_possible_config_keys(self, action: argparse.Action) -> list[str]:
         keys = list(super().get_possible_config_keys(action))
-        if keys and action.dest not in keys and action.dest != argparse.SUPPRESS:
-            keys.append(action.dest)  # params.yaml is keyed by dest
+        # params.yaml is keyed by dest, also for short-only options like -v
+        if (
+            action.option_strings
+            and action.dest not in keys
+            and action.dest != argparse.SUPPRESS
+        ):
+            keys.append(action.dest)
         return keys
 
     def register_validator(
@@ -319,7 +325,12 @@ class ExParser(configargparse.ArgumentParser):
                 ):
                     items[key] = "None"
                 continue
-            if isinstance(value, list):
+            action = self._action(key)
+            if isinstance(action, argparse._StoreConstAction):
+                # store_true/store_false/store_const: the flag is given exactly
+                # when the saved value is the one it stores
+                items[key] = "true" if value == action.const else "false"
+            elif isinstance(value, list):
                 items[key] = ["None" if v is None else str(v) for v in value]
             elif isinstance(value, bool):
                 items[key] = "true" if value else "false"
@@ -421,8 +432,11 @@ class ExParser(configargparse.ArgumentParser):
             print(text, end="")
             for link in links:
                 print("created link", link)
+        set_current(place.path, params)
         ns.root = place.path
         ns.safe_experiment = SafeExperiment(store, run, links)
+        if not hasattr(ns, "run"):  # unless the script has an argument "run"
+            ns.run = run
         return ns
 
 

@@ -140,6 +140,22 @@ class Run:
         """The run's params.yaml (read with the safe loader)."""
         return load_params(self.params_file)
 
+    # -- what came out ------------------------------------------------------
+    def log(self, step: int | None = None, **metrics: Any) -> None:
+        """Append ``metrics`` at ``step`` to the run's metrics.jsonl.
+
+        See :func:`exman.log`.
+        """
+        from .metrics import recorder_for
+
+        recorder_for(self.path).log(step, **metrics)
+
+    def result(self, **values: Any) -> dict[str, Any]:
+        """Set final values in the run's results.json (see :func:`exman.result`)."""
+        from .metrics import recorder_for
+
+        return recorder_for(self.path).result(**values)
+
     # -- the status record ---------------------------------------------------
     @property
     def record_file(self) -> pathlib.Path:

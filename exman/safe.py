@@ -21,7 +21,7 @@ from types import TracebackType
 from typing import IO, Any, Callable
 
 from .run import FINAL_STATUSES, LOG_FILE, TRACEBACK_FILE, Run
-from .store import Root
+from .store import Root, atomic_write
 
 __all__ = ["SafeExperiment", "Tee", "track"]
 
@@ -64,6 +64,7 @@ _lock = threading.Lock()
 _active: dict[pathlib.Path, Run] = {}
 _installed = False
 _exit_code: list[int] = []
+_owner = [os.getpid()]  # the process whose runs these are (not a forked child)
 _original_exit: Callable[..., Any] = sys.exit
 _original_excepthook = sys.excepthook
 
@@ -77,6 +78,8 @@ def _exit_status(code: object) -> tuple[str, int]:
 
 
 def _finish_active(status: str, exit_code: int, reason: str | None) -> None:
+    if os.getpid() != _owner[0]:
+        return  # a forked child ending: the runs belong to its parent
     with _lock:
         runs = list(_active.values())
         _active.clear()
@@ -108,7 +111,7 @@ def _excepthook(
         runs = list(_active.values())
     for run in runs:
         try:
-            (run.path / TRACEBACK_FILE).write_text(text, encoding="utf-8")
+            atomic_write(run.path / TRACEBACK_FILE, text)
         except OSError:
             pass
     _finish_active(
@@ -125,6 +128,9 @@ def _on_sigterm(signum: int, frame: object) -> None:
             stream.flush()
         except (OSError, ValueError):
             pass
+    metrics = sys.modules.get("exman.metrics")
+    if metrics is not None:
+        metrics.flush_all()
     _finish_active("interrupted", 128 + signum, "SIGTERM")
     # die of the signal as if we had never handled it: the parent sees -15
     signal.signal(signum, signal.SIG_DFL)
@@ -136,6 +142,7 @@ def track(run: Run) -> None:
     global _installed
     with _lock:
         _active[run.path] = run
+        _owner[0] = os.getpid()
         if _installed:
             return
         _installed = True
@@ -249,7 +256,7 @@ class SafeExperiment:
         reason = _last_line(text)
         if isinstance(value, KeyboardInterrupt):
             if not (self.prompt and self._ask("\nmove to fails? ")):
-                (self.run.path / TRACEBACK_FILE).write_text(text, encoding="utf-8")
+                atomic_write(self.run.path / TRACEBACK_FILE, text)
                 self.run.finish("interrupted", exit_code=130, reason=reason)
                 untrack(self.run)
                 return
@@ -267,12 +274,15 @@ class SafeExperiment:
         self, text: str, status: str, code: int, reason: str | None
     ) -> None:
         """Record the failure, move the run folder to ``fails/``, drop its links."""
-        (self.run.path / TRACEBACK_FILE).write_text(text, encoding="utf-8")
+        atomic_write(self.run.path / TRACEBACK_FILE, text)
         self.run.finish(status, exit_code=code, reason=reason)
         target = self.root.fails / self.run.name
         self.root.fails.mkdir(exist_ok=True)
         os.replace(self.run.path, target)
         moved_run = Run(target)
+        metrics = sys.modules.get("exman.metrics")
+        if metrics is not None:
+            metrics.moved(self.run.path, target)
         untrack(self.run)
         for link in self.links:
             try:

@@ -1,0 +1,321 @@
+"""Metrics and results of a run: what came out, next to what was asked.
+
+* ``exman.log(step=None, **metrics)`` appends one JSON line to the run's
+  ``metrics.jsonl``. Lines are buffered in memory and written by a
+  background thread at least once a second (and at exit), so a call costs
+  about as much as formatting the line, and a crash loses at most the last
+  second of records. Each flush is one ``write`` on a file opened with
+  ``O_APPEND``, so several processes (DataLoader workers, distributed ranks)
+  can log to the same run without mixing their lines.
+* ``exman.result(**values)`` merges final values into the run's
+  ``results.json`` (written atomically).
+
+The current run is the last one this process created with ``parse_args()``;
+a child process finds it through the ``EXMAN_RUN`` environment variable,
+which ``parse_args()`` sets to the run folder (children inherit it).
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import pathlib
+import sys
+import threading
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from .store import ExmanError, StrPath, atomic_write
+
+__all__ = [
+    "METRICS_FILE",
+    "RESULTS_FILE",
+    "RUN_ENV",
+    "NoCurrentRun",
+    "Recorder",
+    "current",
+    "log",
+    "result",
+]
+
+METRICS_FILE = "metrics.jsonl"
+RESULTS_FILE = "results.json"
+RUN_ENV = "EXMAN_RUN"
+#: names exman itself gives columns in the index; a metric may not take them
+RESERVED = frozenset(
+    {"id", "time", "root", "step", "status", "started", "finished", "duration"}
+    | {"host", "error", "sweep", "task", "task_key"}
+)
+#: how often buffered records reach the disk: a crash loses less than this
+FLUSH_SECONDS = 0.5
+
+
+class NoCurrentRun(ExmanError):
+    """exman.log / exman.result called where no run exists."""
+
+
+def _default(value: Any) -> Any:
+    """JSON for numpy and torch scalars and arrays, paths and the like."""
+    for method in ("item", "tolist"):
+        if hasattr(value, method):
+            try:
+                return getattr(value, method)()
+            except (TypeError, ValueError):
+                pass
+    return str(value)
+
+
+#: one encoder for every call: json.dumps(default=...) would build one each time
+_encode = json.JSONEncoder(default=_default).encode
+
+
+class Recorder:
+    """Writes the metrics and results of one run folder from this process.
+
+    :param path: the run folder.
+    :param params: the run's parameter names (metrics may not reuse them);
+        read from its params.yaml when not given.
+    """
+
+    def __init__(self, path: StrPath, params: Iterable[str] | None = None) -> None:
+        self.path = pathlib.Path(path)
+        self._params = None if params is None else frozenset(params)
+        self._checked: set[str] = set()
+        self._buffer: list[str] = []
+        self._lock = threading.Lock()
+        self._step = -1
+        self._fd: int | None = None
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def __repr__(self) -> str:
+        return f"Recorder({str(self.path)!r})"
+
+    # -- names ---------------------------------------------------------------
+    def _param_names(self) -> frozenset[str]:
+        if self._params is None:
+            from .params import PARAMS_FILE, load_params
+
+            try:
+                self._params = frozenset(load_params(self.path / PARAMS_FILE))
+            except (OSError, ValueError):
+                self._params = frozenset()
+        return self._params
+
+    def _check(self, names: Iterable[str], what: str) -> None:
+        params = self._param_names()
+        for name in names:
+            if name in RESERVED or name in params:
+                kind = "a parameter" if name in params else "a column exman keeps"
+                raise ExmanError(
+                    f"cannot {what} {name!r}: it is {kind} of run {self.path.name}; "
+                    "use another name"
+                )
+            self._checked.add(name)
+
+    # -- metrics ---------------------------------------------------------------
+    def log(self, step: int | None = None, **metrics: Any) -> None:
+        """Append one record of ``metrics`` at ``step``.
+
+        :param step: the step (an epoch, an iteration); by default one more
+            than the previous call's in this process, starting at 0.
+        :raises ExmanError: a name is a parameter of the run or a column
+            exman keeps (``id``, ``step``, ``status``…).
+        """
+        if not self._checked.issuperset(metrics):
+            self._check(metrics, "log")
+        self._step = step = self._step + 1 if step is None else step
+        record = {"step": step, "time": round(time.time(), 3)}
+        record.update(metrics)
+        line = _encode(record) + "\n"
+        self._buffer.append(line)  # list.append is atomic: no lock on the hot path
+        if self._thread is None:
+            self._start()
+
+    def _start(self) -> None:
+        with self._lock:
+            if self._thread is not None:
+                return
+            self._thread = threading.Thread(
+                target=self._flush_loop, name="exman-metrics", daemon=True
+            )
+            self._thread.start()
+        _recorders.add(self)
+        _install()
+
+    def _flush_loop(self) -> None:
+        while not self._wake.wait(FLUSH_SECONDS):
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the buffered records now (one append-only write)."""
+        with self._lock:
+            if not self._buffer:
+                return
+            lines, self._buffer = self._buffer, []
+            data = "".join(lines).encode("utf-8")
+            try:
+                if self._fd is None:
+                    self._fd = os.open(
+                        self.path / METRICS_FILE,
+                        os.O_WRONLY | os.O_APPEND | os.O_CREAT,
+                        0o644,
+                    )
+                while data:
+                    written = os.write(self._fd, data)
+                    data = data[written:]
+            except OSError:
+                # the run folder went away (moved to fails/, deleted): follow it
+                # once, else give up on these records rather than crash the run
+                self._fd = None
+                moved = self.path.parent.parent / "fails" / self.path.name
+                if moved.is_dir() and moved != self.path:
+                    self.path = moved
+                    self._buffer[:0] = lines
+
+    def close(self) -> None:
+        self.flush()
+        self._wake.set()
+        with self._lock:
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
+
+    # -- results ---------------------------------------------------------------
+    def result(self, **values: Any) -> dict[str, Any]:
+        """Set final values of the run; later calls update earlier ones.
+
+        :returns: all results of the run so far.
+        :raises ExmanError: a name is a parameter of the run or a column
+            exman keeps.
+        """
+        self._check(values, "record the result")
+        with self._lock:
+            file = self.path / RESULTS_FILE
+            try:
+                with open(file, encoding="utf-8") as f:
+                    merged = json.load(f)
+                if not isinstance(merged, dict):
+                    merged = {}
+            except (OSError, ValueError):
+                merged = {}
+            merged.update(json.loads(json.dumps(values, default=_default)))
+            atomic_write(file, json.dumps(merged, indent=1, allow_nan=True) + "\n")
+        return merged
+
+    def _after_fork(self) -> None:
+        """In a forked child: the parent's buffer and thread are not ours."""
+        self._lock = threading.Lock()
+        self._buffer = []
+        self._thread = None
+        self._fd = None
+        self._wake = threading.Event()
+
+
+# -- the current run of this process ---------------------------------------------
+_recorders: set[Recorder] = set()  # the ones with a flush thread
+_by_path: dict[pathlib.Path, Recorder] = {}
+_current: dict[str, Recorder] = {}
+_installed: list[bool] = []
+
+
+def set_current(path: StrPath, params: Iterable[str] | None = None) -> Recorder:
+    """Make ``path`` the current run of this process and of its children."""
+    recorder = _by_path[pathlib.Path(path)] = Recorder(path, params)
+    _current["run"] = recorder
+    os.environ[RUN_ENV] = str(recorder.path)
+    return recorder
+
+
+def recorder_for(path: StrPath) -> Recorder:
+    """The recorder of a run folder, one per folder and process."""
+    key = pathlib.Path(path)
+    rec = _by_path.get(key)
+    if rec is None:
+        rec = _by_path[key] = Recorder(key)
+    return rec
+
+
+def moved(old: StrPath, new: StrPath) -> None:
+    """A run folder was moved (to ``fails/``): its recorder follows it."""
+    rec = _by_path.pop(pathlib.Path(old), None)
+    if rec is not None:
+        rec.flush()
+        rec.path = pathlib.Path(new)
+        _by_path[rec.path] = rec
+        if os.environ.get(RUN_ENV) == str(old):
+            os.environ[RUN_ENV] = str(new)
+
+
+def current() -> Recorder:
+    """The current run's recorder.
+
+    :raises NoCurrentRun: this process created no run and ``EXMAN_RUN`` is
+        not set.
+    """
+    rec = _current.get("run")
+    if rec is None:
+        path = os.environ.get(RUN_ENV)
+        if not path:
+            raise NoCurrentRun(
+                "no current run: call parser.parse_args() of an exman.ExParser "
+                f"first, or set {RUN_ENV} to a run folder"
+            )
+        rec = _current["run"] = recorder_for(path)
+    return rec
+
+
+def log(step: int | None = None, **metrics: Any) -> None:
+    """Append ``metrics`` at ``step`` to the current run (see :meth:`Recorder.log`)."""
+    current().log(step, **metrics)
+
+
+def result(**values: Any) -> dict[str, Any]:
+    """Set final values of the current run (see :meth:`Recorder.result`)."""
+    return current().result(**values)
+
+
+def flush_all() -> None:
+    """Write every buffered record of this process now (before it dies)."""
+    for rec in list(_recorders):
+        try:
+            rec.close()
+        except OSError:
+            pass
+
+
+def _after_fork_in_child() -> None:
+    for rec in list(_by_path.values()):
+        rec._after_fork()
+    _recorders.clear()
+
+
+class _ForkMarker:
+    """A weak-referenceable object for multiprocessing's after-fork registry."""
+
+
+_marker = _ForkMarker()
+
+
+def _flush_at_mp_exit(_: object = None) -> None:
+    # multiprocessing children (DataLoader workers, Pool) leave through
+    # os._exit, past atexit: multiprocessing's own exit hook is what runs
+    mp_util = sys.modules.get("multiprocessing.util")
+    if mp_util is not None:
+        mp_util.Finalize(None, flush_all, exitpriority=100)
+
+
+def _install() -> None:
+    """Flush at exit, and forget the parent's buffers in a forked child."""
+    if _installed:
+        return
+    _installed.append(True)
+    atexit.register(flush_all)
+    if hasattr(os, "register_at_fork"):
+        os.register_at_fork(after_in_child=_after_fork_in_child)
+    import multiprocessing.util
+
+    _flush_at_mp_exit()
+    multiprocessing.util.register_after_fork(_marker, _flush_at_mp_exit)
