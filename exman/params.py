@@ -55,10 +55,16 @@ def plain(value: Any) -> Any:
     scalars and arrays Python numbers and lists. Anything else unknown
     becomes its ``str()``.
     """
-    if value is None or isinstance(value, (bool, int, float, str)):
+    if value is None or type(value) in (bool, int, float, str):
         return value
     if isinstance(value, enum.Enum):
         return plain(value.value)
+    if type(value).__module__ == "numpy" and hasattr(value, "tolist"):
+        return plain(value.tolist())
+    # subclasses (numpy.float64, a str mixin…) would come back here forever
+    for base in (bool, int, float, str):
+        if isinstance(value, base):
+            return base(value)
     if isinstance(value, pathlib.PurePath):
         return str(value)
     if isinstance(value, Mapping):
@@ -67,10 +73,8 @@ def plain(value: Any) -> Any:
         return [plain(v) for v in value]
     if isinstance(value, (set, frozenset)):
         return sorted((plain(v) for v in value), key=repr)
-    if isinstance(value, (datetime.date, datetime.datetime, bytes)):
+    if type(value) in (datetime.date, datetime.datetime, bytes):
         return value
-    if type(value).__module__ == "numpy" and hasattr(value, "tolist"):
-        return plain(value.tolist())
     return str(value)
 
 

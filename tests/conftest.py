@@ -47,6 +47,28 @@ def _no_exman_root_from_outside(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("EXMAN_ROOT", raising=False)
 
 
+@pytest.fixture(autouse=True)
+def _process_hooks_restored() -> Iterator[None]:
+    """An in-process ``parse_args()`` hooks sys.exit, sys.excepthook and
+    SIGTERM to track its run; give the next test the process as it was."""
+    import atexit
+    import signal
+
+    from exman import safe
+
+    saved = (sys.exit, sys.excepthook, signal.getsignal(signal.SIGTERM))
+    yield
+    sys.exit, sys.excepthook = saved[0], saved[1]
+    if saved[2] is not None:
+        signal.signal(signal.SIGTERM, saved[2])
+    with safe._lock:
+        if safe._installed:
+            atexit.unregister(safe._at_exit)
+        safe._active.clear()
+        safe._installed = False
+    safe._exit_code.clear()
+
+
 @pytest.fixture
 def root(tmp_path: Path) -> Path:
     """A root folder (not created yet: exman creates it)."""
