@@ -12,6 +12,7 @@ import datetime
 import os
 import pathlib
 import re
+import shutil
 import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -295,6 +296,72 @@ class Root:
         for key, value in pairs:
             parts += [path_component(key), path_component(value)]
         return pathlib.Path(*parts)
+
+    # -- removing ----------------------------------------------------------
+    def unlink(self, link: StrPath) -> bool:
+        """Remove one link under ``index/`` or ``marked/``; False if already gone.
+
+        :raises ExmanError: ``link`` is not a symlink under ``index/`` or
+            ``marked/`` (exman removes only the links it makes).
+        """
+        path = pathlib.Path(os.path.abspath(link))
+        if not os.path.lexists(path):
+            return False
+        if not (path.parent == self.index or self.marked in path.parents):
+            raise ExmanError(f"{path} is not in {self.index} or {self.marked}")
+        if not path.is_symlink():
+            raise ExmanError(f"{path} is not a link: exman removes only its links")
+        try:
+            os.unlink(path)
+        except FileNotFoundError:  # somebody else removed it first
+            return False
+        return True
+
+    def unlink_index(self, name: str) -> bool:
+        """Remove ``index/<name>.yaml``; False if it was not there."""
+        return self.unlink(self.index_link(check_name(name, "run name")))
+
+    def unlink_mark(self, key: StrPath, name: str) -> bool:
+        """Remove ``marked/<key>/<name>`` and the key folders left empty."""
+        folder = self.mark_dir(key)
+        removed = self.unlink(folder / check_name(name, "run name"))
+        self.prune_marks(folder)
+        return removed
+
+    def prune_marks(self, folder: StrPath) -> None:
+        """Remove ``folder`` and its parents below ``marked/`` while empty."""
+        path = pathlib.Path(os.path.abspath(folder))
+        while self.marked in path.parents:
+            try:
+                path.rmdir()
+            except OSError:  # not empty (or gone): the parents are not empty either
+                return
+            path = path.parent
+
+    def mark_links(self) -> Iterator[pathlib.Path]:
+        """Every link under ``marked/``, dangling or not (links are not followed)."""
+        for folder, dirs, files in os.walk(self.marked):
+            for entry in (*dirs, *files):
+                path = pathlib.Path(folder, entry)
+                if path.is_symlink():
+                    yield path
+
+    def remove_run(self, path: StrPath) -> None:
+        """Delete a run folder of this root with everything in it.
+
+        :raises ExmanError: ``path`` is not a run folder in ``runs/``,
+            ``tmp/`` or ``fails/``.
+        """
+        folder = pathlib.Path(os.path.abspath(path))
+        places = [self.path / place for place in RUN_PLACES]
+        if (
+            folder.parent not in places
+            or run_id(folder.name) is None
+            or folder.is_symlink()
+            or not folder.is_dir()
+        ):
+            raise ExmanError(f"{folder} is not a run folder of {self.path}")
+        shutil.rmtree(folder)
 
     # -- finding runs ------------------------------------------------------
     def iter_runs(self, places: Iterable[str] = RUN_PLACES) -> Iterator[pathlib.Path]:

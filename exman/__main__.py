@@ -1,0 +1,7 @@
+"""``python -m exman``: the ``exman`` command."""
+
+from __future__ import annotations
+
+from .cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,455 @@
+"""The ``exman`` command: a thin layer over :mod:`exman.manage`.
+
+Each subcommand parses its arguments, calls the library function of the
+same name, prints what it did, and maps the outcome to an exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import textwrap
+from collections.abc import Sequence
+from typing import Callable
+
+from . import __version__
+from .manage import Report, delete, gc, mark, restore, unmark
+from .params import ParamsError
+from .selection import ROOT_ENV, find_root, format_ids
+from .store import ExmanError, Root, RunNotFound
+
+__all__ = ["EXIT_CODES", "build_parser", "main", "subcommands"]
+
+OK, PARTIAL, USAGE = 0, 1, 2
+EXIT_CODES = {
+    OK: "done: every run asked for was found and handled",
+    PARTIAL: "some ids were not found or could not be handled (each is "
+    "reported on stderr); the others were done. Also: a file operation failed",
+    USAGE: "nothing was done: a usage error, an invalid key, id, query or "
+    "column, not an exman root, or delete --all not confirmed",
+    130: "interrupted (Ctrl-C)",
+}
+
+DESCRIPTION = """\
+Manage the runs of an exman root: list, show, mark, delete, re-run.
+
+The root is --root PATH, else the EXMAN_ROOT environment variable, else the
+current folder or its nearest parent that is an exman root (a folder with
+runs/ and index/). Runs are given by id: 3, a range 3-7, or a list 3 5 9-12.
+"""
+
+EXAMPLES = """\
+examples:
+  exman ls                            runs and the parameters that differ
+  exman ls --query "lr > 0.01" --sort=-lr
+  exman show 42                       everything about run 42
+  exman mark best 3 5 9-12            link runs under marked/best/
+  exman delete 7                      take run 7 out of the index
+  exman rerun 42 -- --lr 0.5          run 42 again with another lr
+  exman --root path/to/exman gc --older-than 7d
+"""
+
+
+def _epilog() -> str:
+    codes = "\n".join(
+        f"  {code:<3} " + textwrap.fill(text, 70, subsequent_indent=" " * 6)
+        for code, text in EXIT_CODES.items()
+    )
+    return (
+        f"{EXAMPLES}\nexit codes:\n{codes}\n"
+        "  rerun exits with the exit code of the command it runs.\n"
+    )
+
+
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    def __init__(self, prog: str) -> None:
+        super().__init__(prog, max_help_position=32, width=88)
+
+
+def _err(message: str) -> None:
+    print(f"exman: {message}", file=sys.stderr)
+
+
+# -- commands -----------------------------------------------------------------------
+def _report(report: Report) -> int:
+    prefix = "would remove " if report.dry_run else ""
+    for change in report.done:
+        print(prefix + change.message)
+    for change in report.unchanged:
+        _err(f"note: {change.message}")
+    for change in report.refused:
+        _err(f"refused: {change.message}")
+    if report.missing:
+        many = len(report.missing) > 1
+        _err(
+            f"run{'s' if many else ''} {format_ids(report.missing)} "
+            f"{'were' if many else 'was'} not found in {report.root.path}"
+        )
+    return OK if report.ok else PARTIAL
+
+
+def cmd_mark(args: argparse.Namespace, root: Root) -> int:
+    return _report(mark(root, args.key, args.ids))
+
+
+def cmd_unmark(args: argparse.Namespace, root: Root) -> int:
+    return _report(unmark(root, args.key, args.ids))
+
+
+def _confirm(root: Root, args: argparse.Namespace) -> bool:
+    from .selection import select
+
+    sel = select(root, args.ids)
+    if not sel.found or args.yes:
+        return True
+    question = (
+        f"delete {len(sel.found)} run folder(s) ({format_ids(sel.found)}) in "
+        f"{root.path} and every link to them, for good? [y/N] "
+    )
+    stdin = sys.stdin
+    if stdin is None or not stdin.isatty():
+        _err(
+            "error: delete --all removes run folders for good and stdin is not "
+            "a terminal to ask: pass --yes to confirm"
+        )
+        return False
+    sys.stderr.write(question)
+    sys.stderr.flush()
+    answer = stdin.readline().strip().lower()
+    if answer not in ("y", "yes"):
+        _err("nothing deleted")
+        return False
+    return True
+
+
+def cmd_delete(args: argparse.Namespace, root: Root) -> int:
+    if args.all and not _confirm(root, args):
+        return USAGE
+    return _report(delete(root, args.ids, all=args.all))
+
+
+def cmd_restore(args: argparse.Namespace, root: Root) -> int:
+    return _report(restore(root, args.ids))
+
+
+def cmd_gc(args: argparse.Namespace, root: Root) -> int:
+    report = gc(root, older_than=args.older_than, dry_run=args.dry_run)
+    if not report.done:
+        _err("nothing to remove")
+    return _report(report)
+
+
+def cmd_show(args: argparse.Namespace, root: Root) -> int:
+    from .show import format_details, show
+
+    details = show(root, args.id, lines=args.lines)
+    if args.format == "json":
+        print(json.dumps(details.to_json(), ensure_ascii=False, indent=1, default=str))
+    else:
+        print(format_details(details))
+    return OK
+
+
+def cmd_rerun(args: argparse.Namespace, root: Root) -> int:
+    from .rerun import rerun
+
+    plan = rerun(root, args.id, args.extra, dry_run=True)
+    for warning in plan.warnings:
+        _err(f"warning: {warning}")
+    if args.dry_run:
+        print(plan.shell())
+        return OK
+    _err(f"re-running run {plan.id}: {plan.shell()}")
+    code = plan.run()
+    made = f"as run {format_ids(plan.new_runs)}" if plan.new_runs else "(no new run)"
+    _err(f"re-ran run {plan.id} {made}: exit code {code}")
+    return code
+
+
+def cmd_ls(args: argparse.Namespace, root: Root) -> int:
+    from .listing import ls, render
+
+    df = ls(
+        root,
+        query=args.query,
+        sort=args.sort,
+        columns=args.columns,
+        marked=args.marked,
+        failed=args.failed,
+        tmp=args.tmp,
+        status=args.status,
+        all_columns=args.all_columns,
+    )
+    if args.format == "table" and len(df) == 0:
+        _err(f"no runs to list in {root.path}")
+        return OK
+    print(render(df, args.format, root=root))
+    return OK
+
+
+# -- the parser ---------------------------------------------------------------------
+Command = Callable[[argparse.Namespace, Root], int]
+
+
+def _add(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser],
+    name: str,
+    func: Command,
+    summary: str,
+    examples: str,
+    parent: argparse.ArgumentParser,
+    description: str = "",
+) -> argparse.ArgumentParser:
+    parser = sub.add_parser(
+        name,
+        help=summary,
+        description=f"{summary}\n\n{description}".rstrip(),
+        epilog=f"examples:\n{textwrap.indent(examples, '  ')}",
+        formatter_class=_Formatter,
+        parents=[parent],
+    )
+    parser.set_defaults(func=func)
+    return parser
+
+
+def _ids(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument(
+        "ids", nargs="+", metavar="ID", help=f"{what}: 3, 3-7 or 3,5,9-12"
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``exman`` argument parser (the docs render its help)."""
+    root_help = (
+        f"the exman root (default: ${ROOT_ENV}, else the current folder "
+        "or its nearest parent that is a root)"
+    )
+    parser = argparse.ArgumentParser(
+        prog="exman",
+        description=DESCRIPTION,
+        epilog=_epilog(),
+        formatter_class=_Formatter,
+    )
+    parser.add_argument("--root", metavar="PATH", help=root_help)
+    parser.add_argument("--version", action="version", version=f"exman {__version__}")
+    # --root is accepted after the command too; SUPPRESS keeps the global value
+    parent = argparse.ArgumentParser(add_help=False)
+    parent.add_argument(
+        "--root", metavar="PATH", default=argparse.SUPPRESS, help=root_help
+    )
+    sub = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
+
+    p = _add(
+        sub,
+        "ls",
+        cmd_ls,
+        "List runs as a table (or CSV, JSON).",
+        "exman ls\nexman ls --query \"lr > 0.01 and model == 'b'\" --sort=-lr\n"
+        "exman ls --marked best --columns id,lr,model --format csv\n"
+        "exman ls --failed --status failed,crashed",
+        parent,
+        "By default: id, the parameters that differ between the runs listed, "
+        "status and time.",
+    )
+    p.add_argument(
+        "-q", "--query", help="a pandas query: \"lr > 0.01 and model == 'b'\""
+    )
+    p.add_argument(
+        "--sort",
+        metavar="COL",
+        help="sort by these columns; -COL descends: --sort=-lr,id",
+    )
+    p.add_argument("-c", "--columns", metavar="A,B,C", help="the columns to show")
+    p.add_argument("-a", "--all-columns", action="store_true", help="show every column")
+    p.add_argument("-m", "--marked", metavar="KEY", help="only runs marked under KEY")
+    p.add_argument("--failed", action="store_true", help="include the failed runs")
+    p.add_argument("--tmp", action="store_true", help="include the tmp runs")
+    p.add_argument(
+        "--status",
+        metavar="S",
+        help="only runs with this status (completed, failed, interrupted, running, "
+        "crashed, unknown; several with commas)",
+    )
+    p.add_argument(
+        "--format",
+        "-f",
+        choices=("table", "csv", "json"),
+        default="table",
+        help="output format (default: table)",
+    )
+
+    p = _add(
+        sub,
+        "show",
+        cmd_show,
+        "Show one run: parameters, status, times, command, files, log.",
+        "exman show 42\nexman show 42 --lines 100\nexman show 42 --format json",
+        parent,
+        "A failed or interrupted run shows its traceback instead of the log.",
+    )
+    p.add_argument("id", metavar="ID", help="the run id")
+    p.add_argument(
+        "-n", "--lines", type=int, default=20, help="lines of log.txt to show (20)"
+    )
+    p.add_argument("-f", "--format", choices=("text", "json"), default="text")
+
+    p = _add(
+        sub,
+        "mark",
+        cmd_mark,
+        "Mark runs: link them under marked/KEY/.",
+        "exman mark best 3 5 9-12\nexman mark best/lr 7",
+        parent,
+        'Index(root).info("KEY") loads the marked runs. KEY is a relative path '
+        "like best or best/lr; absolute keys and '..' are refused.",
+    )
+    p.add_argument("key", metavar="KEY", help="the mark, like best or best/lr")
+    _ids(p, "runs to mark")
+
+    p = _add(
+        sub,
+        "unmark",
+        cmd_unmark,
+        "Remove marks: the links marked/KEY/<run>.",
+        "exman unmark best 3 5",
+        parent,
+        "Key folders left empty are removed. Marks deeper under KEY stay.",
+    )
+    p.add_argument("key", metavar="KEY", help="the mark, like best or best/lr")
+    _ids(p, "runs to unmark")
+
+    p = _add(
+        sub,
+        "delete",
+        cmd_delete,
+        "Remove runs from the index (--all: delete them for good).",
+        "exman delete 7 8\nexman restore 7 8\nexman delete --all 3-5 --yes",
+        parent,
+        "Without --all the run folders and marks stay and 'exman restore' puts "
+        "the runs back; failed and tmp runs are not in the index anyway. With "
+        "--all the folders (in runs/, fails/ or tmp/) are deleted with their "
+        "index link and every mark link; on a terminal exman asks first, "
+        "otherwise --yes is required.",
+    )
+    p.add_argument(
+        "--all", action="store_true", help="delete the run folders and every link"
+    )
+    p.add_argument(
+        "-y", "--yes", action="store_true", help="do not ask before --all deletes"
+    )
+    _ids(p, "runs to delete")
+
+    p = _add(
+        sub,
+        "restore",
+        cmd_restore,
+        "Put deleted runs back in the index.",
+        "exman restore 7 8",
+        parent,
+        "Only runs whose folder is still in runs/ (deleted without --all).",
+    )
+    _ids(p, "runs to restore")
+
+    p = _add(
+        sub,
+        "rerun",
+        cmd_rerun,
+        "Run a run's command again with its --config and more arguments.",
+        "exman rerun 42\nexman rerun 42 -- --lr 0.5 --epochs 10\n"
+        "exman rerun 42 --dry-run -- --lr 0.5",
+        parent,
+        "Runs the recorded Python and script from the recorded folder with "
+        "--config <run>/params.yaml and the arguments after '--', which "
+        "override the restored ones. The new run goes to the same root. Runs "
+        "made by exman 0.1.9 have no recorded command.",
+    )
+    p.add_argument("id", metavar="ID", help="the run to run again")
+    p.add_argument(
+        "extra",
+        nargs="*",
+        metavar="ARG",
+        help="more arguments for the script, after --",
+    )
+    p.add_argument(
+        "--dry-run", action="store_true", help="print the command, do not run it"
+    )
+
+    p = _add(
+        sub,
+        "gc",
+        cmd_gc,
+        "Remove tmp runs, dangling links and empty mark folders.",
+        "exman gc --dry-run\nexman gc --older-than 7d",
+        parent,
+        "Tmp runs that are still running are kept.",
+    )
+    p.add_argument(
+        "--older-than",
+        metavar="AGE",
+        help="only tmp runs that ended longer ago: 90s, 30m, 12h, 7d, 2w",
+    )
+    p.add_argument(
+        "--dry-run", action="store_true", help="list what would go, remove nothing"
+    )
+    return parser
+
+
+def subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    """The subcommands of ``parser`` by name, in the order of ``--help``."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return dict(action.choices)
+    return {}
+
+
+def _rerun_rest(argv: list[str]) -> tuple[list[str], list[str]] | None:
+    """For ``exman rerun ID -- ARGS``: the arguments before ``--`` and after.
+
+    What follows ``--`` goes to the script as is (argparse would drop a
+    second ``--`` from it). None for any other command.
+    """
+    if "--" not in argv:
+        return None
+    at = argv.index("--")
+    head, skip = argv[:at], False
+    for token in head:
+        if skip:
+            skip = False
+        elif token == "--root":
+            skip = True
+        elif not token.startswith("-"):
+            return (head, argv[at + 1 :]) if token == "rerun" else None
+    return None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``exman`` command; returns the exit code (see ``exman --help``).
+
+    :param argv: the arguments (default: ``sys.argv[1:]``).
+    """
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    split = _rerun_rest(args_list)
+    try:
+        args = parser.parse_args(args_list if split is None else split[0])
+    except SystemExit as e:  # argparse: --help, --version or a usage error
+        return OK if e.code is None else e.code if isinstance(e.code, int) else USAGE
+    if split is not None:
+        args.extra = [*args.extra, *split[1]]
+    try:
+        root = find_root(args.root)
+        func: Command = args.func
+        return func(args, root)
+    except RunNotFound as e:
+        _err(str(e))
+        return PARTIAL
+    except (ExmanError, ParamsError) as e:
+        _err(f"error: {e}")
+        return USAGE
+    except OSError as e:
+        _err(f"error: {e}")
+        return PARTIAL
+    except KeyboardInterrupt:
+        _err("interrupted")
+        return 130

@@ -1,0 +1,179 @@
+"""Which root and which runs a command is about.
+
+* :func:`find_root` — ``--root``, else ``EXMAN_ROOT``, else the current
+  folder or its nearest parent that is an exman root.
+* :func:`parse_ids` — ``3``, ``3-7``, ``3,5,9-12`` (and lists of those) to ids.
+* :func:`select` — the run folders of those ids, and the ids that have none.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Union
+
+from .store import RUN_PLACES, ExmanError, Root, StrPath, run_id
+
+__all__ = [
+    "ROOT_ENV",
+    "NotARoot",
+    "Selection",
+    "find_root",
+    "format_ids",
+    "parse_ids",
+    "select",
+]
+
+ROOT_ENV = "EXMAN_ROOT"
+#: a range wider than this is a typo, not a selection
+MAX_RANGE = 1_000_000
+_RANGE = re.compile(r"^\s*(\d+)\s*(?:-\s*(\d+)\s*)?$")
+
+Roots = Union[StrPath, Root]
+
+
+class NotARoot(ExmanError):
+    """The folder given (or found) is not an exman root."""
+
+
+def _hint(cwd: pathlib.Path) -> str:
+    near = [p for p in (cwd / "exman", *cwd.glob("*/exman")) if Root(p).exists()]
+    if near:
+        rel = os.path.relpath(near[0], cwd)
+        return f" ({rel} is one: exman --root {rel} ...)"
+    return ""
+
+
+def find_root(
+    root: Roots | None = None,
+    *,
+    cwd: StrPath | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Root:
+    """The root a command works on.
+
+    :param root: an explicit root (``--root``); it must exist.
+    :param cwd: where to start looking (default: the current folder).
+    :param environ: the environment (default: ``os.environ``) for ``EXMAN_ROOT``.
+    :raises NotARoot: the given root is not an exman root, or none was given
+        and neither ``EXMAN_ROOT`` nor the folders from ``cwd`` up are one.
+    """
+    candidate: Root | None
+    if isinstance(root, Root):
+        candidate, origin = root, "the root given"
+    elif root is not None:
+        candidate, origin = Root(root), "--root"
+    else:
+        env = (os.environ if environ is None else environ).get(ROOT_ENV)
+        candidate, origin = (Root(env), ROOT_ENV) if env else (None, "")
+    if candidate is not None:
+        if not candidate.exists():
+            raise NotARoot(
+                f"{candidate.path} ({origin}) is not an exman root: it has no "
+                "runs/ and index/ folders"
+            )
+        return candidate
+    start = pathlib.Path(os.path.abspath(os.getcwd() if cwd is None else cwd))
+    for folder in (start, *start.parents):
+        if Root(folder).exists():
+            return Root(folder)
+    raise NotARoot(
+        f"{start} is not inside an exman root{_hint(start)}: run exman from "
+        f"the root folder or below it, pass --root PATH or set {ROOT_ENV}"
+    )
+
+
+def parse_ids(specs: Iterable[str | int] | str | int) -> list[int]:
+    """Run ids from ``3``, ``3-7``, ``"3,5,9-12"`` or a list of those.
+
+    The result keeps the order given, without repeats.
+
+    :raises ExmanError: a part is not an id or a range, or a range is reversed
+        or wider than a million ids.
+    """
+    if isinstance(specs, (str, int)):
+        specs = [specs]
+    ids: dict[int, None] = {}
+    for spec in specs:
+        if isinstance(spec, bool) or not isinstance(spec, (int, str)):
+            raise ExmanError(f"run id {spec!r} is not a number")
+        if isinstance(spec, int):
+            if spec < 0:
+                raise ExmanError(f"run id {spec} is negative")
+            ids[spec] = None
+            continue
+        parts = [p for p in re.split(r"[,\s]+", spec) if p]
+        if not parts:
+            raise ExmanError(f"empty run id {spec!r}: give ids like 3, 3-7 or 3,5")
+        for part in parts:
+            m = _RANGE.match(part)
+            if m is None:
+                raise ExmanError(
+                    f"{part!r} is not a run id: give ids like 3, 3-7 or 3,5,9-12"
+                )
+            first = int(m.group(1))
+            last = first if m.group(2) is None else int(m.group(2))
+            if last < first:
+                raise ExmanError(f"range {part!r} is reversed: write {last}-{first}")
+            if last - first >= MAX_RANGE:
+                raise ExmanError(f"range {part!r} spans more than {MAX_RANGE} ids")
+            ids.update(dict.fromkeys(range(first, last + 1)))
+    return list(ids)
+
+
+def format_ids(ids: Iterable[int]) -> str:
+    """``[3, 4, 5, 9]`` as ``3-5, 9``."""
+    nums = sorted(set(ids))
+    out: list[str] = []
+    i = 0
+    while i < len(nums):
+        j = i
+        while j + 1 < len(nums) and nums[j + 1] == nums[j] + 1:
+            j += 1
+        out.append(str(nums[i]) if i == j else f"{nums[i]}-{nums[j]}")
+        i = j + 1
+    return ", ".join(out)
+
+
+@dataclass
+class Selection:
+    """The runs some ids name: ``found`` (id -> folder) and ``missing`` ids."""
+
+    root: Root
+    found: dict[int, pathlib.Path] = field(default_factory=dict)
+    missing: list[int] = field(default_factory=list)
+
+    def place(self, num: int) -> str:
+        """``runs``, ``tmp`` or ``fails``: where run ``num`` lives."""
+        return self.found[num].parent.name
+
+
+def select(
+    root: Root, ids: Iterable[str | int] | str | int, places: Iterable[str] = RUN_PLACES
+) -> Selection:
+    """Find the folders of ``ids`` (see :func:`parse_ids`) in one pass.
+
+    A run is looked for in ``places`` in that order (``runs``, ``tmp``,
+    ``fails`` by default); the first folder with its id wins.
+
+    :raises ExmanError: an id cannot be parsed.
+    """
+    wanted = parse_ids(ids)
+    if not wanted:
+        raise ExmanError("no run ids given")
+    want = set(wanted)
+    folders: dict[int, pathlib.Path] = {}
+    for path in root.iter_runs(places):
+        num = run_id(path.name)
+        if num is not None and num in want:
+            folders.setdefault(num, path)
+    sel = Selection(root)
+    for num in wanted:
+        if num in folders:
+            sel.found[num] = folders[num]
+        else:
+            sel.missing.append(num)
+    return sel

@@ -1,0 +1,225 @@
+"""Everything about one run: ``exman show ID``.
+
+:func:`show` gathers it into a :class:`RunDetails`; :func:`format_details`
+writes it as text for a terminal.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import shlex
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from .params import ParamsError
+from .run import DIFF_FILE, LOG_FILE, TRACEBACK_FILE, Run
+from .selection import find_root, select
+from .store import Root, RunNotFound, StrPath
+
+__all__ = ["RunDetails", "format_details", "show", "tail"]
+
+#: files listed at most, so that a run with 100,000 checkpoints stays readable
+MAX_FILES = 200
+#: traceback lines printed at most (a RecursionError has thousands)
+MAX_TRACEBACK = 60
+#: params that describe the run rather than parametrise it
+META_PARAMS = ("root", "time", "id", "commit", "dirty")
+
+
+@dataclass
+class RunDetails:
+    """One run, as ``exman show`` prints it."""
+
+    id: int
+    name: str
+    path: pathlib.Path
+    #: ``runs``, ``tmp`` or ``fails``
+    place: str
+    status: str
+    indexed: bool
+    params: dict[str, Any]
+    #: run.json (``{}`` for a run made by exman 0.1.9)
+    record: dict[str, Any]
+    #: mark keys that link to the run
+    marks: list[str] = field(default_factory=list)
+    #: (path relative to the run folder, size in bytes)
+    files: list[tuple[str, int]] = field(default_factory=list)
+    more_files: int = 0
+    log_tail: list[str] = field(default_factory=list)
+    traceback: str | None = None
+    #: what could not be read, with the reason
+    problems: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict (paths as strings)."""
+        data = asdict(self)
+        data["path"] = str(self.path)
+        data["files"] = [{"path": p, "size": s} for p, s in self.files]
+        return data
+
+
+def tail(path: StrPath, lines: int = 20, *, block: int = 8192) -> list[str]:
+    """The last ``lines`` lines of a text file, read from its end.
+
+    :raises OSError: the file cannot be read.
+    """
+    if lines <= 0:
+        return []
+    with open(path, "rb") as f:
+        end = f.seek(0, os.SEEK_END)
+        pos, data = end, b""
+        while pos > 0 and data.count(b"\n") <= lines:
+            step = min(block, pos)
+            pos -= step
+            f.seek(pos)
+            data = f.read(step) + data
+    text = data.decode("utf-8", errors="replace")
+    return text.splitlines()[-lines:]
+
+
+def _files(path: pathlib.Path) -> tuple[list[tuple[str, int]], int]:
+    out: list[tuple[str, int]] = []
+    extra = 0
+    for folder, dirs, files in os.walk(path):
+        dirs.sort()
+        for name in sorted(files):
+            full = os.path.join(folder, name)
+            if len(out) >= MAX_FILES:
+                extra += 1
+                continue
+            try:
+                size = os.lstat(full).st_size
+            except OSError:
+                size = -1
+            out.append((os.path.relpath(full, path), size))
+    return out, extra
+
+
+def show(root: StrPath | Root, id: int | str, *, lines: int = 20) -> RunDetails:
+    """Gather the parameters, status, files and log of run ``id``.
+
+    :param lines: how many lines of ``log.txt`` to keep.
+    :raises RunNotFound: no run has this id.
+    :raises ExmanError: ``id`` is not a run id.
+    """
+    root = root if isinstance(root, Root) else find_root(root)
+    sel = select(root, [id])
+    if sel.missing:
+        raise RunNotFound(f"run {sel.missing[0]} not found in {root.path}")
+    num, path = next(iter(sel.found.items()))
+    run = Run(path)
+    problems: list[str] = []
+    try:
+        params = run.params
+    except (OSError, ParamsError) as e:
+        params = {}
+        problems.append(str(e))
+    marks = sorted(
+        os.path.relpath(link.parent, root.marked).replace(os.sep, "/")
+        for link in root.mark_links()
+        if link.name == path.name
+    )
+    files, more = _files(path)
+    details = RunDetails(
+        id=num,
+        name=path.name,
+        path=path,
+        place=sel.place(num),
+        status=run.status,
+        indexed=os.path.lexists(root.index_link(path.name)),
+        params=params,
+        record=run.record(),
+        marks=marks,
+        files=files,
+        more_files=more,
+        problems=problems,
+    )
+    try:
+        details.log_tail = tail(path / LOG_FILE, lines)
+    except FileNotFoundError:
+        pass
+    except OSError as e:
+        problems.append(f"{path / LOG_FILE}: {e.strerror}")
+    try:
+        details.traceback = (path / TRACEBACK_FILE).read_text(errors="replace")
+    except FileNotFoundError:
+        pass
+    except OSError as e:
+        problems.append(f"{path / TRACEBACK_FILE}: {e.strerror}")
+    return details
+
+
+def _size(n: int) -> str:
+    if n < 0:
+        return "?"
+    size = float(n)
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{n} B"  # pragma: no cover - the loop always returns
+
+
+def _value(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, default=str, ensure_ascii=False)
+
+
+def format_details(d: RunDetails) -> str:
+    """``exman show`` as text: a header, parameters, command, files, log."""
+    rec = d.record
+    out = [f"run {d.id}  {d.place}/{d.name}"]
+    status = d.status
+    if rec.get("reason"):
+        status += f" ({rec['reason']})"
+    elif rec.get("exit_code") not in (None, 0):
+        status += f" (exit code {rec['exit_code']})"
+    where = "in the index" if d.indexed else "not in the index"
+    out.append(f"  status    {status}, {where}")
+    if not rec:
+        out.append("  record    none: made by exman 0.1.9 (no run.json)")
+    for key in ("started", "finished"):
+        if rec.get(key):
+            out.append(f"  {key:<9} {rec[key]}")
+    if rec.get("duration") is not None:
+        out.append(f"  duration  {rec['duration']} s")
+    if rec.get("host"):
+        out.append(f"  host      {rec['host']} (pid {rec.get('pid')})")
+    if d.params.get("commit"):
+        dirty = d.params.get("dirty")
+        note = f" (dirty: see {DIFF_FILE})" if dirty else ""
+        out.append(f"  git       {d.params['commit']}{note}")
+    if d.marks:
+        out.append(f"  marked    {', '.join(d.marks)}")
+    out.append(f"  path      {d.path}")
+    command = rec.get("command")
+    if isinstance(command, dict):
+        argv = command.get("orig_argv") or command.get("argv") or []
+        out.append(f"  command   {shlex.join(str(a) for a in argv)}")
+        out.append(f"  in        {command.get('cwd')}")
+    out.append("")
+    params = {k: v for k, v in d.params.items() if k not in META_PARAMS}
+    out.append("parameters:" if params else "parameters: none")
+    width = max((len(str(k)) for k in params), default=0)
+    out += [f"  {k!s:<{width}}  {_value(v)}" for k, v in params.items()]
+    out.append("")
+    out.append(f"files ({len(d.files) + d.more_files}):")
+    out += [f"  {p}  {_size(s)}" for p, s in d.files]
+    if d.more_files:
+        out.append(f"  … and {d.more_files} more")
+    if d.traceback:
+        lines = d.traceback.splitlines()
+        cut = lines[-MAX_TRACEBACK:]
+        out += ["", f"{TRACEBACK_FILE}:"]
+        if len(cut) < len(lines):
+            out.append(f"  … {len(lines) - len(cut)} lines before")
+        out += ["  " + x for x in cut]
+    elif d.log_tail:
+        out += ["", f"{LOG_FILE} (last {len(d.log_tail)} lines):"]
+        out += ["  " + x for x in d.log_tail]
+    for problem in d.problems:
+        out.append(f"warning: {problem}")
+    return "\n".join(out)
