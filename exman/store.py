@@ -207,7 +207,7 @@ class Root:
 
     # -- ids ---------------------------------------------------------------
     def _scan_max_id(self) -> int:
-        """The highest id in the run folders: only when the counter is missing."""
+        """The highest id in the run folders: when the counter cannot be trusted."""
         best = 0
         for place in RUN_PLACES:
             try:
@@ -221,6 +221,16 @@ class Root:
                         best = num
         return best
 
+    def _stamp(self) -> str:
+        """When ``runs/`` and ``tmp/`` last changed, saved with the counter."""
+        times = []
+        for folder in (self.runs, self.tmp):
+            try:
+                times.append(str(folder.stat().st_mtime_ns))
+            except FileNotFoundError:
+                times.append("-")
+        return " ".join(times)
+
     def allocate(
         self,
         *,
@@ -232,20 +242,29 @@ class Root:
         """Give a new run its id and an empty folder.
 
         The id comes from ``.exman/counter`` under the root's lock, so this
-        costs the same with 10 runs or a million. A root without a counter
-        (made by exman 0.1.9) continues from its highest id.
+        costs the same with 10 runs or a million. When the counter is missing
+        (a root made by exman 0.1.9), damaged, or older than the last change
+        of ``runs/`` or ``tmp/``, the highest id in the folders is taken into
+        account too, so an id is never given twice.
         """
         if name is not None and name != "":
             check_name(name, "run name")
         counter = self.state / "counter"
         with self.lock():  # type: ignore[attr-defined]
             try:
-                last = int(counter.read_text().strip() or 0)
+                lines = counter.read_text().split("\n")
+                last, stamp = int(lines[0].strip() or 0), lines[1:2]
             except FileNotFoundError:
                 self.state.mkdir(exist_ok=True)
-                last = self._scan_max_id()
+                last, stamp = 0, []
             except ValueError:  # a damaged counter: the folders know better
-                last = self._scan_max_id()
+                last, stamp = 0, []
+            if stamp != [self._stamp()]:
+                # no counter (a root of exman 0.1.9), a damaged one, or runs/
+                # or tmp/ changed since it was written (exman 0.1.9 on the same
+                # root, a process killed before it wrote the counter, a run
+                # moved to fails/): the folders know better
+                last = max(last, self._scan_max_id())
             num = last + 1
             while True:
                 time = now or datetime.datetime.now()
@@ -258,7 +277,7 @@ class Root:
                     break
                 except FileExistsError:  # a foreign writer took this id
                     num += 1
-            atomic_write(counter, f"{num}\n")
+            atomic_write(counter, f"{num}\n{self._stamp()}\n")
         return RunPlace(num, folder, parent / folder, time.replace(microsecond=0), tmp)
 
     # -- links -------------------------------------------------------------
