@@ -211,7 +211,7 @@ def _index_orphans(root: Root, ids: Iterable[int]) -> dict[int, pathlib.Path]:
     found: dict[int, pathlib.Path] = {}
     if want and root.index.is_dir():
         for entry in root.index.iterdir():
-            num = run_id(entry.name)
+            num = run_id(entry.name.removesuffix(".yaml"))
             if num in want and entry.is_symlink():
                 found[num] = entry
     return found
@@ -379,7 +379,8 @@ def gc(
         or os.path.dirname(os.path.realpath(link)) in gone
     ]
     for link in sorted(dangling):
-        report._add(report.done, run_id(link.name), link, f"link {_rel(root, link)}")
+        num = run_id(link.name.removesuffix(".yaml"))
+        report._add(report.done, num, link, f"link {_rel(root, link)}")
     empty = _empty_mark_dirs(root, {os.path.abspath(p) for p in dangling})
     for folder in empty:
         report._add(report.done, None, folder, f"empty folder {_rel(root, folder)}/")

@@ -105,6 +105,7 @@ def parse_ids(specs: Iterable[str | int] | str | int) -> list[int]:
                 raise ExmanError(f"run id {spec} is negative")
             ids[spec] = None
             continue
+        spec = re.sub(r"\s*-\s*", "-", spec)  # "3 - 7" is one range
         parts = [p for p in re.split(r"[,\s]+", spec) if p]
         if not parts:
             raise ExmanError(f"empty run id {spec!r}: give ids like 3, 3-7 or 3,5")
