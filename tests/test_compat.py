@@ -1,0 +1,156 @@
+"""Roots made by exman 0.1.9 keep working, and new runs read like old ones."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import configargparse
+import pytest
+import yaml
+
+import exman
+
+#: (place, id, name suffix) of the runs in the old root; 5 was deleted
+OLD_RUNS = [
+    ("runs", 1, ""),
+    ("runs", 2, "-named"),
+    ("fails", 3, ""),
+    ("tmp", 4, ""),
+    ("fails", 6, ""),
+    ("runs", 7, "-best"),
+]
+
+
+def old_params(place: str, folder: str, num: int) -> str:
+    """params.yaml as exman 0.1.9 wrote it: yaml.dump of the arguments with
+    the root as ``<place>/<folder>``, then the time and the id."""
+    args = {
+        "config_file": None,
+        "git_dirty": False,
+        "lr": 0.01 * num,
+        "model": "vit",
+        "name": folder.split("-", 7)[7] if folder.count("-") > 6 else None,
+        "root": f"{place}/{folder}",
+        "tmp": place == "tmp",
+    }
+    return (
+        yaml.dump(args, default_flow_style=False)
+        + f"time: '2020-01-0{num}T10:00:00'\nid: {num}\n"
+    )
+
+
+@pytest.fixture
+def old_root(tmp_path: Path) -> Path:
+    """A root as exman 0.1.9 left it: no .exman, runs up to id 7."""
+    root = tmp_path / "exman"
+    for sub in ("runs", "index", "marked", "fails", "tmp"):
+        (root / sub).mkdir(parents=True)
+    (root / "lock").touch()
+    for place, num, suffix in OLD_RUNS:
+        folder = f"{num:06d}-2020-01-0{num}-10-00-00{suffix}"
+        (root / place / folder).mkdir()
+        (root / place / folder / "params.yaml").write_text(
+            old_params(place, folder, num)
+        )
+        if place == "runs":
+            (root / "index" / f"{folder}.yaml").symlink_to(
+                f"../runs/{folder}/params.yaml"
+            )
+        if place == "fails":
+            (root / place / folder / "traceback.txt").write_text("Traceback\n")
+    (root / "marked" / "best").mkdir()
+    best = "000007-2020-01-07-10-00-00-best"
+    (root / "marked" / "best" / best).symlink_to(f"../../runs/{best}")
+    return root
+
+
+def make_parser(root: Path) -> exman.ExParser:
+    parser = exman.ExParser(root=root)
+    parser.add_argument("--lr", type=float, default=0.1)
+    parser.add_argument("--model", default="resnet")
+    return parser
+
+
+def snapshot(root: Path) -> dict[str, str]:
+    return {
+        os.path.relpath(os.path.join(folder, f), root): (
+            os.readlink(os.path.join(folder, f))
+            if os.path.islink(os.path.join(folder, f))
+            else Path(folder, f).read_text()
+        )
+        for folder, dirs, files in os.walk(root)
+        for f in files + [d for d in dirs if os.path.islink(os.path.join(folder, d))]
+    }
+
+
+def test_an_old_root_continues_with_the_next_id(old_root: Path) -> None:
+    before = snapshot(old_root)
+    ns = make_parser(old_root).parse_args([])
+    assert exman.Run(ns.root).id == 8
+    assert ns.root.name.startswith("000008-")
+    assert (old_root / ".exman" / "counter").read_text().split()[0] == "8"
+    after = snapshot(old_root)
+    # everything that was there is untouched
+    assert {k: v for k, v in after.items() if k in before} == before
+    assert len(list((old_root / "index").iterdir())) == 4
+    assert exman.Run(make_parser(old_root).parse_args(["--tmp"]).root).id == 9
+
+
+def test_old_runs_read_as_runs(old_root: Path) -> None:
+    store = exman.Root(old_root)
+    assert store.exists()
+    assert sorted(exman.Run(p).id for p in store.iter_runs()) == [1, 2, 3, 4, 6, 7]
+    failed = exman.Run(store.find(3))
+    assert failed.path.parent == old_root / "fails"
+    # no run.json: exman 0.1.9 did not record how a run ended
+    assert failed.status == "unknown"
+    assert failed.record() == {}
+    assert exman.Run(store.find(7)).params["lr"] == pytest.approx(0.07)
+
+
+def test_config_restores_an_old_run(old_root: Path) -> None:
+    old = old_root / "runs" / "000002-2020-01-02-10-00-00-named" / "params.yaml"
+    ns = make_parser(old_root).parse_args(["--config", str(old)])
+    assert (ns.lr, ns.model) == (0.02, "vit")
+    assert ns.name is None
+    assert ns.root.parent == old_root / "runs"
+
+
+def test_a_new_run_is_written_as_0_1_9_wrote_it(old_root: Path) -> None:
+    ns = make_parser(old_root).parse_args(["--lr", "0.08", "--model", "vit"])
+    new = (ns.root / "params.yaml").read_text()
+    old = (old_root / "runs" / "000001-2020-01-01-10-00-00" / "params.yaml").read_text()
+    new_keys = [line.split(":")[0] for line in new.splitlines()]
+    old_keys = [line.split(":")[0] for line in old.splitlines()]
+    assert new_keys == old_keys
+    assert new.startswith("config_file: null\ngit_dirty: false\nlr: 0.08\n")
+    assert f"\nroot: runs/{ns.root.name}\ntmp: false\ntime: '" in new
+    assert new.endswith("'\nid: 8\n")
+
+
+def test_0_1_9s_index_can_read_new_runs(old_root: Path) -> None:
+    """exman 0.1.9's Index read every index file with configargparse's YAML
+    parser: new runs must go through it as the old ones do."""
+    make_parser(old_root).parse_args(["--name", "new one"])
+    reader = configargparse.YAMLConfigFileParser()
+    rows = []
+    for link in sorted((old_root / "index").iterdir()):
+        with open(link) as f:
+            rows.append(reader.parse(f))
+    assert [row["id"] for row in rows] == ["1", "2", "7", "8"]
+    assert rows[-1]["name"] == "new one"
+    assert set(rows[-1]) >= {"lr", "model", "root", "time", "id"}
+    assert (rows[0]["lr"], rows[-1]["lr"]) == ("0.01", "0.1")
+
+
+def test_0_1_9_on_the_same_root_afterwards(old_root: Path) -> None:
+    """An old exman still in use on a shared root scans for the highest id;
+    a run it makes after ours must not get its id given again."""
+    make_parser(old_root).parse_args([])
+    folder = "000009-2020-01-09-10-00-00-from-old-exman"
+    (old_root / "runs" / folder).mkdir()
+    (old_root / "runs" / folder / "params.yaml").write_text(
+        old_params("runs", folder, 9)
+    )
+    assert exman.Run(make_parser(old_root).parse_args([]).root).id == 10
