@@ -207,7 +207,8 @@ def format_details(d: RunDetails) -> str:
     out += [f"  {k!s:<{width}}  {_value(v)}" for k, v in params.items()]
     out.append("")
     out.append(f"files ({len(d.files) + d.more_files}):")
-    out += [f"  {p}  {_size(s)}" for p, s in d.files]
+    width = max((len(p) for p, _ in d.files), default=0)
+    out += [f"  {p:<{width}}  {_size(s):>8}" for p, s in d.files]
     if d.more_files:
         out.append(f"  … and {d.more_files} more")
     if d.traceback:
@@ -218,7 +219,8 @@ def format_details(d: RunDetails) -> str:
             out.append(f"  … {len(lines) - len(cut)} lines before")
         out += ["  " + x for x in cut]
     elif d.log_tail:
-        out += ["", f"{LOG_FILE} (last {len(d.log_tail)} lines):"]
+        last = "line" if len(d.log_tail) == 1 else f"{len(d.log_tail)} lines"
+        out += ["", f"{LOG_FILE} (last {last}):"]
         out += ["  " + x for x in d.log_tail]
     for problem in d.problems:
         out.append(f"warning: {problem}")

@@ -1,0 +1,278 @@
+"""The runs of a root as a table: ``exman ls``.
+
+:func:`ls` returns the DataFrame to show (the rows and columns asked for);
+:func:`render` writes it as a rich table, CSV or JSON. pandas and rich are
+imported inside the functions: importing this module costs nothing.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import math
+import os
+import pathlib
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from .selection import find_root
+from .store import ExmanError, Root, StrPath
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["FORMATS", "META_COLUMNS", "STATUSES", "ls", "render"]
+
+FORMATS = ("table", "csv", "json")
+STATUSES = ("completed", "failed", "interrupted", "running", "crashed", "unknown")
+#: columns that describe a run rather than parametrise it
+META_COLUMNS = frozenset(
+    {
+        "id",
+        "time",
+        "root",
+        "status",
+        "started",
+        "finished",
+        "duration",
+        "host",
+        "pid",
+        "error",
+        "reason",
+        "exit_code",
+        "commit",
+        "dirty",
+        # exman's own flags: how a run was made, not what it computed
+        "tmp",
+        "git_dirty",
+        "config",
+        "config_file",
+    }
+)
+#: always shown by default, around the parameters that differ
+LEADING = ("id",)
+TRAILING = ("status", "time")
+
+
+def _cell_key(value: Any) -> str:
+    """A hashable stand-in for a cell (lists are not hashable; NaN != NaN)."""
+    if isinstance(value, float) and math.isnan(value):
+        return "nan"
+    return repr(value)
+
+
+def _varying(df: pd.DataFrame, columns: Sequence[str]) -> list[str]:
+    if len(df) < 2:
+        return list(columns)
+    return [c for c in columns if df[c].map(_cell_key).nunique(dropna=False) > 1]
+
+
+def _split(value: str | Sequence[str] | None) -> list[str]:
+    if value is None:
+        return []
+    items = value.split(",") if isinstance(value, str) else list(value)
+    return [item.strip() for item in items if item.strip()]
+
+
+def _check_columns(df: pd.DataFrame, names: Sequence[str], what: str) -> None:
+    unknown = [name for name in names if name not in df.columns]
+    if unknown:
+        raise ExmanError(
+            f"{what}: no column {', '.join(map(repr, unknown))}; "
+            f"the columns are {', '.join(map(str, df.columns))}"
+        )
+
+
+def ls(
+    root: StrPath | Root,
+    *,
+    query: str | None = None,
+    sort: str | Sequence[str] | None = None,
+    columns: str | Sequence[str] | None = None,
+    marked: str | None = None,
+    failed: bool = False,
+    tmp: bool = False,
+    status: str | Sequence[str] | None = None,
+    all_columns: bool = False,
+) -> pd.DataFrame:
+    """The runs of a root, filtered, sorted and cut to the columns to show.
+
+    :param query: a pandas query on the columns: ``"lr > 0.01 and model == 'b'"``.
+    :param sort: columns to sort by, ``-`` in front for descending
+        (``"-lr,id"``); default: by id.
+    :param columns: the columns to show (``"lr,model"``); default: ``id``,
+        the parameters that differ between the runs listed (all of them for
+        one run), ``status`` and ``time``.
+    :param marked: only the runs marked under this key (``Index.info(key)``).
+    :param failed: include the failed runs (in ``fails/``).
+    :param tmp: include the tmp runs.
+    :param status: only runs with this status (or these, ``"running,crashed"``).
+    :param all_columns: every column.
+    :raises ExmanError: an unknown column, status or mark key, or a query
+        that pandas refuses; the message says which and lists the choices.
+    """
+    from .index import Index
+
+    root = root if isinstance(root, Root) else find_root(root)
+    if marked is not None:
+        folder = root.mark_dir(marked)
+        if not folder.is_dir():
+            keys = sorted(p.name for p in root.marked.iterdir() if p.is_dir())
+            raise ExmanError(
+                f"no runs are marked {marked!r} ({folder} does not exist); "
+                f"keys: {', '.join(keys) or 'none yet (exman mark KEY ID)'}"
+            )
+    df = Index(root).info(marked, failed=failed, tmp=tmp)
+    wanted = _split(status)
+    if wanted:
+        bad = [s for s in wanted if s not in STATUSES]
+        if bad:
+            raise ExmanError(
+                f"--status {', '.join(bad)}: use one of {', '.join(STATUSES)}"
+            )
+        has = "status" in df.columns
+        df = df[df["status"].isin(wanted)] if has else df.iloc[0:0]
+    if query:
+        try:
+            df = df.query(query)
+        except Exception as e:  # pandas raises a dozen kinds for a bad query
+            raise ExmanError(
+                f"--query {query!r}: {type(e).__name__}: {e}; "
+                f"the columns are {', '.join(map(str, df.columns))}"
+            ) from None
+    order = _split(sort)
+    if order:
+        names = [name.lstrip("-") for name in order]
+        _check_columns(df, names, "--sort")
+        try:
+            df = df.sort_values(
+                names,
+                ascending=[not name.startswith("-") for name in order],
+                kind="stable",
+            )
+        except TypeError as e:
+            raise ExmanError(f"--sort {','.join(order)}: {e}") from None
+    shown = _split(columns)
+    if shown:
+        _check_columns(df, shown, "--columns")
+    elif all_columns:
+        shown = list(df.columns)
+    else:
+        params = [c for c in df.columns if c not in META_COLUMNS]
+        shown = [c for c in LEADING if c in df.columns]
+        shown += _varying(df, params)
+        shown += [c for c in TRAILING if c in df.columns]
+    return df.loc[:, shown].reset_index(drop=True)
+
+
+# -- output ---------------------------------------------------------------------
+def _plain(value: Any, root: Root | None = None) -> Any:
+    """A cell as a JSON value."""
+    if value is None:
+        return None
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, pathlib.PurePath):
+        if root is not None and value.is_absolute():
+            try:
+                return value.relative_to(root.path).as_posix()
+            except ValueError:
+                return str(value)
+        return str(value)
+    if isinstance(value, (datetime.datetime, datetime.date)):
+        text = value.isoformat()
+        return "" if text == "NaT" else text
+    if isinstance(value, (list, tuple)):
+        return [_plain(v, root) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _plain(v, root) for k, v in value.items()}
+    if hasattr(value, "item") and type(value).__module__ == "numpy":
+        return _plain(value.item(), root)
+    if type(value).__name__ in ("NaTType", "NAType"):
+        return None
+    if isinstance(value, (bool, int, float, str)):
+        return value
+    return str(value)
+
+
+def _text(value: Any, root: Root | None) -> str:
+    value = _plain(value, root)
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    if isinstance(value, str):
+        return value.replace("T", " ", 1) if _looks_like_time(value) else value
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _looks_like_time(text: str) -> bool:
+    return len(text) >= 19 and text[4] == "-" and text[10] == "T" and text[13] == ":"
+
+
+STATUS_STYLE = {
+    "completed": "green",
+    "failed": "red",
+    "crashed": "red",
+    "interrupted": "yellow",
+    "running": "cyan",
+}
+
+
+def render(df: pd.DataFrame, format: str = "table", *, root: Root | None = None) -> str:
+    """``df`` as text: a rich table for people, ``csv`` or ``json`` for scripts.
+
+    :param root: paths under it are written relative to it.
+    :raises ExmanError: an unknown format.
+    """
+    if format not in FORMATS:
+        raise ExmanError(f"format {format!r}: use one of {', '.join(FORMATS)}")
+    columns = [str(c) for c in df.columns]
+    rows = [[_plain(v, root) for v in row] for row in df.itertuples(index=False)]
+    if format == "json":
+        records = [dict(zip(columns, row)) for row in rows]
+        return json.dumps(records, ensure_ascii=False, indent=1)
+    if format == "csv":
+        import csv
+        import io
+
+        buf = io.StringIO()
+        writer = csv.writer(buf, lineterminator="\n")
+        writer.writerow(columns)
+        for row in rows:
+            writer.writerow(
+                json.dumps(v, ensure_ascii=False) if isinstance(v, (list, dict)) else v
+                for v in row
+            )
+        return buf.getvalue().rstrip("\n")
+    return _table(columns, [[_text(v, root) for v in row] for row in rows])
+
+
+def _table(columns: list[str], rows: list[list[str]]) -> str:
+    import io
+
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for name in columns:
+        table.add_column(name, justify="right" if name == "id" else "left")
+    styles = STATUS_STYLE if "status" in columns else {}
+    at = columns.index("status") if styles else -1
+    for row in rows:
+        table.add_row(*row, style=styles.get(row[at]) if at >= 0 else None)
+    buf = io.StringIO()
+    width = max(80, os.get_terminal_size().columns) if _tty() else 10_000
+    Console(file=buf, width=width, force_terminal=_tty(), soft_wrap=False).print(table)
+    return "\n".join(line.rstrip() for line in buf.getvalue().splitlines())
+
+
+def _tty() -> bool:
+    import sys
+
+    try:
+        return sys.stdout.isatty() and os.get_terminal_size().columns > 0
+    except (OSError, ValueError):
+        return False

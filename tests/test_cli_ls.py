@@ -1,0 +1,158 @@
+"""``exman ls``: the runs of a real root as a table, CSV or JSON."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import pytest
+
+import exman
+from exman import manage
+from exman.cli import main
+from exman.store import ExmanError
+
+pytest.importorskip("exman.index")
+
+
+def make_runs(root: Path, *argvs: Sequence[str], fail: Sequence[int] = ()) -> None:
+    parser = exman.ExParser(root=root)
+    parser.add_argument("--lr", type=float, default=0.1)
+    parser.add_argument("--model", default="a")
+    parser.add_argument("--layers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--seed", type=int, default=0)
+    for i, argv in enumerate(argvs):
+        ns = parser.parse_args(list(argv))
+        if i in fail:
+            with pytest.raises(ValueError), ns.safe_experiment:
+                raise ValueError("asked to fail")
+        else:
+            with ns.safe_experiment:
+                pass
+
+
+@pytest.fixture
+def root(root: Path) -> Path:
+    """Runs 1-4 in runs/ (seed always 0), 5 failed, 6 in tmp/."""
+    make_runs(
+        root,
+        ["--lr", "0.01"],
+        ["--lr", "0.1", "--model", "b"],
+        ["--lr", "0.5", "--model", "b", "--layers", "3"],
+        ["--lr", "0.05", "--name", "ünï code"],
+        ["--lr", "9"],
+        ["--tmp"],
+        fail=[4],
+    )
+    return root
+
+
+Ls = Callable[..., tuple[int, str, str]]
+
+
+@pytest.fixture
+def ls(root: Path, capsys: pytest.CaptureFixture[str]) -> Ls:
+    def call(*argv: str) -> tuple[int, str, str]:
+        capsys.readouterr()
+        code = main(["--root", str(root), "ls", *argv])
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return call
+
+
+def records(ls: Ls, *argv: str) -> list[dict[str, object]]:
+    code, out, err = ls(*argv, "--format", "json")
+    assert code == 0, err
+    data: list[dict[str, object]] = json.loads(out)
+    return data
+
+
+def test_table_shows_the_columns_that_differ(ls: Ls) -> None:
+    code, out, _ = ls()
+    assert code == 0
+    header = out.splitlines()[0].split()
+    assert header[0] == "id" and header[-2:] == ["status", "time"]
+    assert {"lr", "model", "layers", "name"} <= set(header)
+    assert "seed" not in header and "root" not in header  # the same everywhere
+    lines = out.splitlines()[1:]
+    assert [line.split()[0] for line in lines] == ["1", "2", "3", "4"]
+    assert "ünï code" in out and "[3]" in out
+
+
+def test_one_run_shows_all_its_parameters(ls: Ls) -> None:
+    header = ls("--query", "id == 2")[1].splitlines()[0].split()
+    assert {"lr", "model", "layers", "seed"} <= set(header)
+
+
+def test_query_sort_columns(ls: Ls) -> None:
+    rows = records(ls, "--query", "lr > 0.01 and model == 'b'", "--sort=-lr")
+    assert [r["id"] for r in rows] == [3, 2]
+    rows = records(ls, "--columns", "id,lr,layers", "--sort", "model,-lr")
+    assert [list(r) for r in rows] == [["id", "lr", "layers"]] * 4
+    assert [r["id"] for r in rows] == [4, 1, 3, 2]
+    assert rows[2]["layers"] == [3]
+
+
+def test_failed_tmp_and_status(ls: Ls) -> None:
+    assert 5 not in [r["id"] for r in records(ls)]
+    failed = records(ls, "--failed", "--status", "failed")
+    assert [r["id"] for r in failed] == [5]
+    assert 6 in [r["id"] for r in records(ls, "--tmp")]
+    assert records(ls, "--status", "running,crashed") == []
+
+
+def test_marked(ls: Ls, root: Path) -> None:
+    manage.mark(root, "best/lr", [2, 4])
+    assert [r["id"] for r in records(ls, "--marked", "best")] == [2, 4]
+    assert [r["id"] for r in records(ls, "--marked", "best/lr")] == [2, 4]
+    code, _, err = ls("--marked", "nothing")
+    assert code == 2 and "keys: best" in err
+    code, _, err = ls("--marked", "../x")
+    assert code == 2 and "mark key" in err
+
+
+def test_csv(ls: Ls) -> None:
+    code, out, _ = ls("--format", "csv", "--columns", "id,lr,layers,name")
+    assert code == 0
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert [r["id"] for r in rows] == ["1", "2", "3", "4"]
+    assert rows[2]["layers"] == "[3]" and rows[3]["name"] == "ünï code"
+
+
+def test_json_paths_and_times(ls: Ls) -> None:
+    rows = records(ls, "--columns", "id,root,time")
+    assert str(rows[0]["root"]).startswith("runs/000001-")
+    assert str(rows[0]["time"])[:2] == "20" and "T" in str(rows[0]["time"])
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--query", "lr >"], "--query"),
+        (["--query", "nosuch > 1"], "the columns are"),
+        (["--sort", "nosuch"], "no column 'nosuch'"),
+        (["--columns", "id,nosuch"], "no column 'nosuch'"),
+        (["--status", "runing"], "use one of"),
+    ],
+)
+def test_bad_options_say_what_is_valid(ls: Ls, argv: list[str], message: str) -> None:
+    code, out, err = ls(*argv)
+    assert code == 2 and out == ""
+    assert message in err and "Traceback" not in err
+
+
+def test_empty_listing(ls: Ls) -> None:
+    code, out, err = ls("--query", "lr > 100")
+    assert code == 0 and out == "" and "no runs" in err
+    assert records(ls, "--query", "lr > 100") == []
+
+
+def test_library_ls(root: Path) -> None:
+    df = manage.ls(root, query="model == 'b'", columns=["id", "lr"])
+    assert list(df.columns) == ["id", "lr"] and list(df["id"]) == [2, 3]
+    with pytest.raises(ExmanError):
+        manage.ls(root, sort="nosuch")
