@@ -45,6 +45,11 @@ NEVER_RESTORED = frozenset(
     }
 )
 
+#: what exman itself puts in params.yaml and the namespace of every run
+RESERVED_DESTS = frozenset({"root", "time", "id", "safe_experiment"})
+#: a longer --name would not fit in a folder name (255 bytes) with id and time
+MAX_NAME_BYTES = 200
+
 _TRUE = ("true", "t", "yes", "y", "on", "1")
 _FALSE = ("false", "f", "no", "n", "off", "0")
 
@@ -256,8 +261,17 @@ class ExParser(configargparse.ArgumentParser):
 
         A volatile value is saved in params.yaml but never restored from it
         (a job id, a path that differs per machine).
+
+        :raises ValueError: the argument's dest is one that exman sets for
+            every run (root, time, id, safe_experiment).
         """
         action = super().add_argument(*args, **kwargs)
+        if action.dest in RESERVED_DESTS:
+            raise ValueError(
+                f"the argument dest {action.dest!r} is exman's: every run sets "
+                f"{action.dest!r} in its params.yaml and namespace; give the "
+                f"argument another dest, e.g. dest='{action.dest}_'"
+            )
         if volatile:
             self._volatile.add(action.dest)
         return action
@@ -360,6 +374,11 @@ class ExParser(configargparse.ArgumentParser):
                 check_name(ns.name, "--name")
             except ExmanError as e:
                 self.error(str(e))
+            if len(os.fsencode(ns.name)) > MAX_NAME_BYTES:
+                self.error(
+                    f"--name is too long: {len(os.fsencode(ns.name))} bytes, "
+                    f"at most {MAX_NAME_BYTES} fit in a folder name"
+                )
         state = self._git_state(ns)
         for setter in self.setters:
             setter(ns)

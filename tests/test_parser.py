@@ -232,6 +232,25 @@ def test_exman_root_in_a_subprocess(
     assert not (tmp_path / "exman").exists()
 
 
+@pytest.mark.parametrize(
+    ("flags", "dest"),
+    [
+        (["--root"], "root"),
+        (["--time"], "time"),
+        (["-i", "--id"], "id"),
+        (["--run-dir"], "root"),
+        (["--safe-experiment"], "safe_experiment"),
+    ],
+)
+def test_exmans_own_keys_cannot_be_arguments(
+    root: Path, flags: list[str], dest: str
+) -> None:
+    parser = exman.ExParser(root=root)
+    kwargs = {"dest": dest} if flags == ["--run-dir"] else {}
+    with pytest.raises(ValueError, match=f"dest {dest!r} is exman's"):
+        parser.add_argument(*flags, **kwargs)
+
+
 # -- validators and setters ---------------------------------------------------
 @pytest.mark.parametrize("answer", [False, 0, "", [], "raise"])
 def test_a_validator_refuses_before_any_folder(root: Path, answer: object) -> None:
@@ -405,6 +424,24 @@ def test_names_that_leave_the_folder_are_refused(
     assert repr(name) in err
     assert "refused" in err
     assert tree(tmp_path) == before
+
+
+@pytest.mark.parametrize("name", ["x" * 201, "ü" * 101])
+def test_a_name_too_long_for_a_folder_is_refused(
+    root: Path, name: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exc:
+        make_parser(root).parse_args(["--name", name])
+    assert exc.value.code == 2
+    assert "--name is too long" in capsys.readouterr().err
+    assert not root.exists()
+
+
+@pytest.mark.parametrize("name", ["x" * 200, "ü" * 100])
+def test_the_longest_name_fits(root: Path, name: str) -> None:
+    ns = make_parser(root, zfill=10).parse_args(["--name", name])
+    assert ns.root.name.endswith(name)
+    assert (root / "index" / f"{ns.root.name}.yaml").is_symlink()
 
 
 def test_a_refused_name_exits_2_in_a_real_process(
