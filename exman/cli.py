@@ -1,27 +1,39 @@
-"""The ``exman`` command: a thin layer over :mod:`exman.manage`.
+"""The ``exman`` command: its parser, its help and :func:`main`.
 
-Each subcommand parses its arguments, calls the library function of the
-same name, prints what it did, and maps the outcome to an exit code.
+Each subcommand is a function in :mod:`exman.commands` that calls the
+library function of the same name (:mod:`exman.manage`), prints what it did
+and returns the exit code.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import textwrap
 from collections.abc import Sequence
-from typing import Callable
 
 from . import __version__
-from .manage import Report, delete, gc, mark, restore, unmark
+from .commands import (
+    OK,
+    PARTIAL,
+    USAGE,
+    Command,
+    cmd_delete,
+    cmd_gc,
+    cmd_ls,
+    cmd_mark,
+    cmd_rerun,
+    cmd_restore,
+    cmd_show,
+    cmd_unmark,
+    err,
+)
 from .params import ParamsError
-from .selection import ROOT_ENV, find_root, format_ids
-from .store import ExmanError, Root, RunNotFound
+from .selection import ROOT_ENV, find_root
+from .store import ExmanError, RunNotFound
 
 __all__ = ["EXIT_CODES", "build_parser", "main", "subcommands"]
 
-OK, PARTIAL, USAGE = 0, 1, 2
 EXIT_CODES = {
     OK: "done: every run asked for was found and handled",
     PARTIAL: "some ids were not found or could not be handled (each is "
@@ -67,131 +79,7 @@ class _Formatter(argparse.RawDescriptionHelpFormatter):
         super().__init__(prog, max_help_position=32, width=88)
 
 
-def _err(message: str) -> None:
-    print(f"exman: {message}", file=sys.stderr)
-
-
-# -- commands -----------------------------------------------------------------------
-def _report(report: Report) -> int:
-    prefix = "would remove " if report.dry_run else ""
-    for change in report.done:
-        print(prefix + change.message)
-    for change in report.unchanged:
-        _err(f"note: {change.message}")
-    for change in report.refused:
-        _err(f"refused: {change.message}")
-    if report.missing:
-        many = len(report.missing) > 1
-        _err(
-            f"run{'s' if many else ''} {format_ids(report.missing)} "
-            f"{'were' if many else 'was'} not found in {report.root.path}"
-        )
-    return OK if report.ok else PARTIAL
-
-
-def cmd_mark(args: argparse.Namespace, root: Root) -> int:
-    return _report(mark(root, args.key, args.ids))
-
-
-def cmd_unmark(args: argparse.Namespace, root: Root) -> int:
-    return _report(unmark(root, args.key, args.ids))
-
-
-def _confirm(root: Root, args: argparse.Namespace) -> bool:
-    from .selection import select
-
-    sel = select(root, args.ids)
-    if not sel.found or args.yes:
-        return True
-    question = (
-        f"delete {len(sel.found)} run folder(s) ({format_ids(sel.found)}) in "
-        f"{root.path} and every link to them, for good? [y/N] "
-    )
-    stdin = sys.stdin
-    if stdin is None or not stdin.isatty():
-        _err(
-            "error: delete --all removes run folders for good and stdin is not "
-            "a terminal to ask: pass --yes to confirm"
-        )
-        return False
-    sys.stderr.write(question)
-    sys.stderr.flush()
-    answer = stdin.readline().strip().lower()
-    if answer not in ("y", "yes"):
-        _err("nothing deleted")
-        return False
-    return True
-
-
-def cmd_delete(args: argparse.Namespace, root: Root) -> int:
-    if args.all and not _confirm(root, args):
-        return USAGE
-    return _report(delete(root, args.ids, all=args.all))
-
-
-def cmd_restore(args: argparse.Namespace, root: Root) -> int:
-    return _report(restore(root, args.ids))
-
-
-def cmd_gc(args: argparse.Namespace, root: Root) -> int:
-    report = gc(root, older_than=args.older_than, dry_run=args.dry_run)
-    if not report.done:
-        _err("nothing to remove")
-    return _report(report)
-
-
-def cmd_show(args: argparse.Namespace, root: Root) -> int:
-    from .show import format_details, show
-
-    details = show(root, args.id, lines=args.lines)
-    if args.format == "json":
-        print(json.dumps(details.to_json(), ensure_ascii=False, indent=1, default=str))
-    else:
-        print(format_details(details))
-    return OK
-
-
-def cmd_rerun(args: argparse.Namespace, root: Root) -> int:
-    from .rerun import rerun
-
-    plan = rerun(root, args.id, args.extra, dry_run=True)
-    for warning in plan.warnings:
-        _err(f"warning: {warning}")
-    if args.dry_run:
-        print(plan.shell())
-        return OK
-    _err(f"re-running run {plan.id}: {plan.shell()}")
-    code = plan.run()
-    made = f"as run {format_ids(plan.new_runs)}" if plan.new_runs else "(no new run)"
-    _err(f"re-ran run {plan.id} {made}: exit code {code}")
-    return code
-
-
-def cmd_ls(args: argparse.Namespace, root: Root) -> int:
-    from .listing import ls, render
-
-    df = ls(
-        root,
-        query=args.query,
-        sort=args.sort,
-        columns=args.columns,
-        marked=args.marked,
-        failed=args.failed,
-        tmp=args.tmp,
-        status=args.status,
-        all_columns=args.all_columns,
-    )
-    if args.format == "table" and len(df) == 0:
-        _err(f"no runs to list in {root.path}")
-        return OK
-    print(render(df, args.format, root=root))
-    return OK
-
-
 # -- the parser ---------------------------------------------------------------------
-Command = Callable[[argparse.Namespace, Root], int]
-
-
 def _add(
     sub: argparse._SubParsersAction[argparse.ArgumentParser],
     name: str,
@@ -442,14 +330,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         func: Command = args.func
         return func(args, root)
     except RunNotFound as e:
-        _err(str(e))
+        err(str(e))
         return PARTIAL
     except (ExmanError, ParamsError) as e:
-        _err(f"error: {e}")
+        err(f"error: {e}")
         return USAGE
     except OSError as e:
-        _err(f"error: {e}")
+        err(f"error: {e}")
         return PARTIAL
     except KeyboardInterrupt:
-        _err("interrupted")
+        err("interrupted")
         return 130

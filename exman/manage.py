@@ -1,10 +1,11 @@
-"""Managing the runs of a root: mark, unmark, delete, restore, gc.
+"""The library behind the ``exman`` command: one function per subcommand.
 
-Each function here is one ``exman`` subcommand; it changes the tree only
-through :class:`~exman.store.Root`, prints nothing and returns a
-:class:`Report` of what it did, what was already so, what it refused and
-which ids it did not find. ``show``, ``rerun`` and ``ls`` live in their own
-modules and are imported here, so that this module is the whole surface.
+``mark``, ``unmark``, ``delete`` and ``restore`` are here; ``gc``, ``show``,
+``rerun``, ``ls`` and the root and id helpers live in their own modules and
+are imported here, so that this module is the whole surface. Each function
+changes the tree only through :class:`~exman.store.Root`, prints nothing,
+and returns what it did (a :class:`~exman.report.Report` for the commands
+that change runs).
 
 .. code-block:: python
 
@@ -17,15 +18,14 @@ modules and are imported here, so that this module is the whole surface.
 
 from __future__ import annotations
 
-import datetime
 import os
 import pathlib
-import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from typing import Union
 
+from .gc import gc, parse_age
 from .listing import ls
+from .report import Change, Report, as_root
 from .rerun import Rerun, rerun
 from .run import Run
 from .selection import (
@@ -66,51 +66,6 @@ Ids = Union[Iterable[Union[str, int]], str, int]
 RootLike = Union[StrPath, Root]
 
 
-@dataclass(frozen=True)
-class Change:
-    """One thing a command did (or would do, or refused): a run or a path."""
-
-    id: int | None
-    path: pathlib.Path
-    message: str
-
-
-@dataclass
-class Report:
-    """What a command did.
-
-    ``done``: changes made (or, with ``dry_run``, that would be made);
-    ``unchanged``: runs already in the state asked for; ``refused``: runs
-    found that cannot be handled, with the reason; ``missing``: ids with no
-    run in the root.
-    """
-
-    root: Root
-    done: list[Change] = field(default_factory=list)
-    unchanged: list[Change] = field(default_factory=list)
-    refused: list[Change] = field(default_factory=list)
-    missing: list[int] = field(default_factory=list)
-    dry_run: bool = False
-
-    @property
-    def ok(self) -> bool:
-        """Every id was found and handled."""
-        return not self.missing and not self.refused
-
-    def _add(
-        self, bucket: list[Change], num: int | None, path: StrPath, msg: str
-    ) -> None:
-        bucket.append(Change(num, pathlib.Path(path), msg))
-
-
-def _root(root: RootLike) -> Root:
-    return root if isinstance(root, Root) else find_root(root)
-
-
-def _rel(root: Root, path: StrPath) -> str:
-    return os.path.relpath(path, root.path)
-
-
 def _mark_dir(root: Root, key: StrPath) -> pathlib.Path:
     """The folder of ``key``, refusing keys that pass through a link.
 
@@ -124,7 +79,7 @@ def _mark_dir(root: Root, key: StrPath) -> pathlib.Path:
         if path.is_symlink() or (path.exists() and not path.is_dir()):
             raise ExmanError(
                 f"mark key {os.fspath(key)!r} is refused: "
-                f"{_rel(root, path)} is a run link, not a key folder"
+                f"{os.path.relpath(path, root.path)} is a run link, not a key folder"
             )
     return folder
 
@@ -139,7 +94,7 @@ def mark(root: RootLike, key: StrPath, ids: Ids) -> Report:
     :raises ExmanError: the key is absolute, contains ``..`` or passes
         through a run link; an id cannot be parsed.
     """
-    root = _root(root)
+    root = as_root(root)
     folder = _mark_dir(root, key)
     sel = select(root, ids)
     report = Report(root, missing=sel.missing)
@@ -147,17 +102,17 @@ def mark(root: RootLike, key: StrPath, ids: Ids) -> Report:
         link = folder / path.name
         if os.path.lexists(link):
             if os.path.realpath(link) == os.path.realpath(path):
-                report._add(report.unchanged, num, link, f"run {num} is already marked")
+                report.add("unchanged", num, link, f"run {num} is already marked")
                 continue
-            report._add(
-                report.refused,
+            report.add(
+                "refused",
                 num,
                 link,
-                f"{_rel(root, link)} exists and is not run {num}",
+                f"{report.rel(link)} exists and is not run {num}",
             )
             continue
         link = root.link_mark(key, path.name, place=sel.place(num))
-        report._add(report.done, num, link, f"marked run {num}: {_rel(root, link)}")
+        report.add("done", num, link, f"marked run {num}: {report.rel(link)}")
     return report
 
 
@@ -169,7 +124,7 @@ def unmark(root: RootLike, key: StrPath, ids: Ids) -> Report:
 
     :raises ExmanError: bad key or id.
     """
-    root = _root(root)
+    root = as_root(root)
     folder = _mark_dir(root, key)
     wanted = parse_ids(ids)
     links: dict[int, pathlib.Path] = {}
@@ -184,10 +139,10 @@ def unmark(root: RootLike, key: StrPath, ids: Ids) -> Report:
     for num in wanted:
         if num in links:
             root.unlink_mark(key, links[num].name)
-            report._add(report.done, num, links[num], f"unmarked run {num}")
+            report.add("done", num, links[num], f"unmarked run {num}")
         elif num in existing:
-            report._add(
-                report.unchanged,
+            report.add(
+                "unchanged",
                 num,
                 existing[num],
                 f"run {num} is not marked {os.fspath(key)!r}",
@@ -224,53 +179,63 @@ def delete(root: RootLike, ids: Ids, *, all: bool = False) -> Report:
     0.1.9) and :func:`restore` puts the runs back. A run in ``fails/`` or
     ``tmp/`` is not in the index: nothing to do (reported as unchanged).
     With ``all`` the folders are deleted wherever they are, with their index
-    link and every mark link to them; mark folders left empty go too.
+    link and every mark link to them; mark folders left empty go too. A run
+    that is still running is refused.
 
     :param all: delete the run folders and every link to them.
     :raises ExmanError: an id cannot be parsed.
     """
-    root = _root(root)
+    root = as_root(root)
     sel = select(root, ids)
     report = Report(root)
     marks = _links_by_name(root) if all else {}
     for num, path in sel.found.items():
         place = sel.place(num)
-        if all:
+        if all and Run(path).status == "running":
+            record = Run(path).record()
+            report.add(
+                "refused",
+                num,
+                path,
+                f"run {num} is still running (pid {record.get('pid')} on "
+                f"{record.get('host')}): stop it before deleting its folder",
+            )
+        elif all:
             links = [root.index_link(path.name), *marks.get(path.name, [])]
             gone = [link for link in links if root.unlink(link)]
             for link in gone:
                 if link.parent != root.index:
                     root.prune_marks(link.parent)
             root.remove_run(path)
-            report._add(
-                report.done,
+            report.add(
+                "done",
                 num,
                 path,
-                f"deleted run {num}: {_rel(root, path)} and {len(gone)} link(s)",
+                f"deleted run {num}: {report.rel(path)} and {len(gone)} link(s)",
             )
         elif place != "runs":
-            report._add(
-                report.unchanged,
+            report.add(
+                "unchanged",
                 num,
                 path,
                 f"run {num} is in {place}/, not in the index "
                 f"(delete --all {num} removes its folder)",
             )
         elif root.unlink_index(path.name):
-            report._add(
-                report.done,
+            report.add(
+                "done",
                 num,
                 path,
                 f"removed run {num} from the index (restore {num} puts it back)",
             )
         else:
-            report._add(report.unchanged, num, path, f"run {num} is not in the index")
+            report.add("unchanged", num, path, f"run {num} is not in the index")
     orphans = _index_orphans(root, sel.missing)
     for num in sel.missing:
         if num in orphans:
             root.unlink(orphans[num])
-            report._add(
-                report.done, num, orphans[num], f"removed the index link of run {num}"
+            report.add(
+                "done", num, orphans[num], f"removed the index link of run {num}"
             )
         else:
             report.missing.append(num)
@@ -285,124 +250,21 @@ def restore(root: RootLike, ids: Ids) -> Report:
 
     :raises ExmanError: an id cannot be parsed.
     """
-    root = _root(root)
+    root = as_root(root)
     sel: Selection = select(root, ids)
     report = Report(root, missing=sel.missing)
     for num, path in sel.found.items():
         place = sel.place(num)
         if place != "runs":
-            report._add(
-                report.refused,
+            report.add(
+                "refused",
                 num,
                 path,
                 f"run {num} is in {place}/: only runs in runs/ can be in the index",
             )
         elif os.path.lexists(root.index_link(path.name)):
-            report._add(report.unchanged, num, path, f"run {num} is already indexed")
+            report.add("unchanged", num, path, f"run {num} is already indexed")
         else:
             link = root.link_index(path.name)
-            report._add(report.done, num, link, f"restored run {num} to the index")
+            report.add("done", num, link, f"restored run {num} to the index")
     return report
-
-
-# -- gc ---------------------------------------------------------------------------
-_AGE = re.compile(r"^\s*(\d+(?:\.\d*)?)\s*([smhdw]?)\s*$")
-_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-
-
-def parse_age(value: str | float | datetime.timedelta) -> datetime.timedelta:
-    """``"90s"``, ``"30m"``, ``"12h"``, ``"7d"``, ``"2w"`` or seconds.
-
-    :raises ExmanError: any other text.
-    """
-    if isinstance(value, datetime.timedelta):
-        return value
-    if isinstance(value, (int, float)):
-        return datetime.timedelta(seconds=value)
-    m = _AGE.match(value)
-    if m is None:
-        raise ExmanError(
-            f"age {value!r} is not understood: write 90s, 30m, 12h, 7d or 2w"
-        )
-    return datetime.timedelta(seconds=float(m.group(1)) * _UNITS[m.group(2)])
-
-
-def _ended(run: Run) -> datetime.datetime:
-    """When a run last did something: finished, else started, else its folder."""
-    record = run.record()
-    for key in ("finished", "started"):
-        try:
-            return datetime.datetime.fromisoformat(str(record[key])).astimezone()
-        except (KeyError, TypeError, ValueError):
-            continue
-    stamp = run.path.stat().st_mtime
-    return datetime.datetime.fromtimestamp(stamp).astimezone()
-
-
-def gc(
-    root: RootLike,
-    *,
-    older_than: str | float | datetime.timedelta | None = None,
-    dry_run: bool = False,
-) -> Report:
-    """Remove tmp runs, dangling links and empty mark folders.
-
-    :param older_than: only tmp runs that ended longer ago than this
-        (``"7d"``, seconds or a timedelta); default: every tmp run. Runs still
-        running are kept.
-    :param dry_run: change nothing; ``done`` lists what would go.
-    :raises ExmanError: ``older_than`` is not understood.
-    """
-    root = _root(root)
-    age = None if older_than is None else parse_age(older_than)
-    now = datetime.datetime.now().astimezone()
-    report = Report(root, dry_run=dry_run)
-    going: list[pathlib.Path] = []
-    for path in sorted(root.iter_runs(["tmp"])):
-        run = Run(path)
-        if run.status == "running":
-            report._add(report.unchanged, run.id, path, f"tmp run {run.id} is running")
-            continue
-        if age is not None and now - _ended(run) < age:
-            continue
-        going.append(path)
-        report._add(report.done, run.id, path, f"tmp run {run.id}: {_rel(root, path)}")
-    gone = {os.path.realpath(path) for path in going}
-    links = [p for p in root.index.glob("*") if p.is_symlink()]
-    links += list(root.mark_links())
-    dangling = [
-        link
-        for link in links
-        if not os.path.exists(link)
-        or os.path.realpath(link) in gone
-        # an index link points at params.yaml inside the run folder
-        or os.path.dirname(os.path.realpath(link)) in gone
-    ]
-    for link in sorted(dangling):
-        num = run_id(link.name.removesuffix(".yaml"))
-        report._add(report.done, num, link, f"link {_rel(root, link)}")
-    empty = _empty_mark_dirs(root, {os.path.abspath(p) for p in dangling})
-    for folder in empty:
-        report._add(report.done, None, folder, f"empty folder {_rel(root, folder)}/")
-    if not dry_run:
-        for link in dangling:
-            root.unlink(link)
-        for path in going:
-            root.remove_run(path)
-        for folder in empty:
-            root.prune_marks(folder)
-    return report
-
-
-def _empty_mark_dirs(root: Root, removed: set[str]) -> list[pathlib.Path]:
-    """Folders under ``marked/`` that are empty once ``removed`` links are gone."""
-    empty: set[str] = set()
-    out: list[pathlib.Path] = []
-    for folder, dirs, files in os.walk(root.marked, topdown=False):
-        if os.path.abspath(folder) == os.path.abspath(root.marked):
-            continue
-        children = [os.path.abspath(os.path.join(folder, n)) for n in (*dirs, *files)]
-        if all(c in removed or c in empty for c in children):
-            empty.add(os.path.abspath(folder))
-            out.append(pathlib.Path(folder))
-    return out

@@ -254,6 +254,14 @@ def test_delete_all_removes_folders_and_every_link(
     assert make_runs(root, [])[0].name.startswith("000006-")
 
 
+def test_delete_all_refuses_a_running_run(root: Path) -> None:
+    running = make_runs(root, [], finish=False)[0]
+    report = manage.delete(root, [1], all=True)
+    assert not report.ok and "still running" in report.refused[0].message
+    assert running.is_dir()
+    assert manage.delete(root, [1]).ok  # out of the index is fine
+
+
 def test_delete_removes_an_index_link_whose_folder_is_gone(
     runs: list[Path], root: Path
 ) -> None:

@@ -1,0 +1,156 @@
+"""The subcommands of ``exman``: print what a library call did, return a code.
+
+Each ``cmd_<name>(args, root)`` calls the function ``<name>`` of
+:mod:`exman.manage` with the parsed options as keyword arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Callable
+
+from .manage import Report, delete, gc, mark, restore, unmark
+from .selection import format_ids, select
+from .store import Root
+
+__all__ = [
+    "OK",
+    "PARTIAL",
+    "USAGE",
+    "Command",
+    "cmd_delete",
+    "cmd_gc",
+    "cmd_ls",
+    "cmd_mark",
+    "cmd_rerun",
+    "cmd_restore",
+    "cmd_show",
+    "cmd_unmark",
+    "err",
+]
+
+#: exit codes (see ``exman --help``)
+OK, PARTIAL, USAGE = 0, 1, 2
+
+Command = Callable[[argparse.Namespace, Root], int]
+
+
+def err(message: str) -> None:
+    """Print ``exman: message`` on stderr."""
+    print(f"exman: {message}", file=sys.stderr)
+
+
+def _report(report: Report) -> int:
+    prefix = "would remove " if report.dry_run else ""
+    for change in report.done:
+        print(prefix + change.message)
+    for change in report.unchanged:
+        err(f"note: {change.message}")
+    for change in report.refused:
+        err(f"refused: {change.message}")
+    if report.missing:
+        many = len(report.missing) > 1
+        err(
+            f"run{'s' if many else ''} {format_ids(report.missing)} "
+            f"{'were' if many else 'was'} not found in {report.root.path}"
+        )
+    return OK if report.ok else PARTIAL
+
+
+def cmd_mark(args: argparse.Namespace, root: Root) -> int:
+    return _report(mark(root, args.key, args.ids))
+
+
+def cmd_unmark(args: argparse.Namespace, root: Root) -> int:
+    return _report(unmark(root, args.key, args.ids))
+
+
+def _confirm(root: Root, args: argparse.Namespace) -> bool:
+    sel = select(root, args.ids)
+    if not sel.found or args.yes:
+        return True
+    question = (
+        f"delete {len(sel.found)} run folder(s) ({format_ids(sel.found)}) in "
+        f"{root.path} and every link to them, for good? [y/N] "
+    )
+    stdin = sys.stdin
+    if stdin is None or not stdin.isatty():
+        err(
+            "error: delete --all removes run folders for good and stdin is not "
+            "a terminal to ask: pass --yes to confirm"
+        )
+        return False
+    sys.stderr.write(question)
+    sys.stderr.flush()
+    answer = stdin.readline().strip().lower()
+    if answer not in ("y", "yes"):
+        err("nothing deleted")
+        return False
+    return True
+
+
+def cmd_delete(args: argparse.Namespace, root: Root) -> int:
+    if args.all and not _confirm(root, args):
+        return USAGE
+    return _report(delete(root, args.ids, all=args.all))
+
+
+def cmd_restore(args: argparse.Namespace, root: Root) -> int:
+    return _report(restore(root, args.ids))
+
+
+def cmd_gc(args: argparse.Namespace, root: Root) -> int:
+    report = gc(root, older_than=args.older_than, dry_run=args.dry_run)
+    if not report.done:
+        err("nothing to remove")
+    return _report(report)
+
+
+def cmd_show(args: argparse.Namespace, root: Root) -> int:
+    from .show import format_details, show
+
+    details = show(root, args.id, lines=args.lines)
+    if args.format == "json":
+        print(json.dumps(details.to_json(), ensure_ascii=False, indent=1, default=str))
+    else:
+        print(format_details(details))
+    return OK
+
+
+def cmd_rerun(args: argparse.Namespace, root: Root) -> int:
+    from .rerun import rerun
+
+    plan = rerun(root, args.id, args.extra, dry_run=True)
+    for warning in plan.warnings:
+        err(f"warning: {warning}")
+    if args.dry_run:
+        print(plan.shell())
+        return OK
+    err(f"re-running run {plan.id}: {plan.shell()}")
+    code = plan.run()
+    made = f"as run {format_ids(plan.new_runs)}" if plan.new_runs else "(no new run)"
+    err(f"re-ran run {plan.id} {made}: exit code {code}")
+    return code
+
+
+def cmd_ls(args: argparse.Namespace, root: Root) -> int:
+    from .listing import ls, render
+
+    df = ls(
+        root,
+        query=args.query,
+        sort=args.sort,
+        columns=args.columns,
+        marked=args.marked,
+        failed=args.failed,
+        tmp=args.tmp,
+        status=args.status,
+        all_columns=args.all_columns,
+    )
+    if args.format == "table" and len(df) == 0:
+        err(f"no runs to list in {root.path}")
+        return OK
+    print(render(df, args.format, root=root))
+    return OK

@@ -1,0 +1,120 @@
+"""Cleaning a root: ``exman gc``.
+
+Removes tmp runs (all, or those that ended longer ago than an age), links
+whose run folder is gone, and mark folders left empty. Runs still running
+are kept.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import pathlib
+import re
+
+from .report import Report, as_root
+from .run import Run
+from .store import ExmanError, Root, StrPath, run_id
+
+__all__ = ["gc", "parse_age"]
+
+_AGE = re.compile(r"^\s*(\d+(?:\.\d*)?)\s*([smhdw]?)\s*$")
+_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_age(value: str | float | datetime.timedelta) -> datetime.timedelta:
+    """``"90s"``, ``"30m"``, ``"12h"``, ``"7d"``, ``"2w"`` or seconds.
+
+    :raises ExmanError: any other text.
+    """
+    if isinstance(value, datetime.timedelta):
+        return value
+    if isinstance(value, (int, float)):
+        return datetime.timedelta(seconds=value)
+    m = _AGE.match(value)
+    if m is None:
+        raise ExmanError(
+            f"age {value!r} is not understood: write 90s, 30m, 12h, 7d or 2w"
+        )
+    return datetime.timedelta(seconds=float(m.group(1)) * _UNITS[m.group(2)])
+
+
+def _ended(run: Run) -> datetime.datetime:
+    """When a run last did something: finished, else started, else its folder."""
+    record = run.record()
+    for key in ("finished", "started"):
+        try:
+            return datetime.datetime.fromisoformat(str(record[key])).astimezone()
+        except (KeyError, TypeError, ValueError):
+            continue
+    stamp = run.path.stat().st_mtime
+    return datetime.datetime.fromtimestamp(stamp).astimezone()
+
+
+def gc(
+    root: StrPath | Root,
+    *,
+    older_than: str | float | datetime.timedelta | None = None,
+    dry_run: bool = False,
+) -> Report:
+    """Remove tmp runs, dangling links and empty mark folders.
+
+    :param older_than: only tmp runs that ended longer ago than this
+        (``"7d"``, seconds or a timedelta); default: every tmp run. Runs still
+        running are kept.
+    :param dry_run: change nothing; ``done`` lists what would go.
+    :raises ExmanError: ``older_than`` is not understood.
+    """
+    root = as_root(root)
+    age = None if older_than is None else parse_age(older_than)
+    now = datetime.datetime.now().astimezone()
+    report = Report(root, dry_run=dry_run)
+    going: list[pathlib.Path] = []
+    for path in sorted(root.iter_runs(["tmp"])):
+        run = Run(path)
+        if run.status == "running":
+            report.add("unchanged", run.id, path, f"tmp run {run.id} is running")
+            continue
+        if age is not None and now - _ended(run) < age:
+            continue
+        going.append(path)
+        report.add("done", run.id, path, f"tmp run {run.id}: {report.rel(path)}")
+    gone = {os.path.realpath(path) for path in going}
+    links = [p for p in root.index.glob("*") if p.is_symlink()]
+    links += list(root.mark_links())
+    dangling = [
+        link
+        for link in links
+        if not os.path.exists(link)
+        or os.path.realpath(link) in gone
+        # an index link points at params.yaml inside the run folder
+        or os.path.dirname(os.path.realpath(link)) in gone
+    ]
+    for link in sorted(dangling):
+        num = run_id(link.name.removesuffix(".yaml"))
+        report.add("done", num, link, f"link {report.rel(link)}")
+    empty = _empty_mark_dirs(root, {os.path.abspath(p) for p in dangling})
+    for folder in empty:
+        report.add("done", None, folder, f"empty folder {report.rel(folder)}/")
+    if not dry_run:
+        for link in dangling:
+            root.unlink(link)
+        for path in going:
+            root.remove_run(path)
+        for folder in empty:
+            root.prune_marks(folder)
+    return report
+
+
+def _empty_mark_dirs(root: Root, removed: set[str]) -> list[pathlib.Path]:
+    """Folders under ``marked/`` that are empty once ``removed`` links are gone."""
+    empty: set[str] = set()
+    out: list[pathlib.Path] = []
+    for folder, dirs, files in os.walk(root.marked, topdown=False):
+        if os.path.abspath(folder) == os.path.abspath(root.marked):
+            continue
+        children = [os.path.abspath(os.path.join(folder, n)) for n in (*dirs, *files)]
+        if all(c in removed or c in empty for c in children):
+            empty.add(os.path.abspath(folder))
+            out.append(pathlib.Path(folder))
+    return out
