@@ -10,8 +10,8 @@ from __future__ import annotations
 import datetime
 import json
 import math
-import os
 import pathlib
+import shutil
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -264,8 +264,14 @@ def _table(columns: list[str], rows: list[list[str]]) -> str:
     for row in rows:
         table.add_row(*row, style=styles.get(row[at]) if at >= 0 else None)
     buf = io.StringIO()
-    width = max(80, os.get_terminal_size().columns) if _tty() else 10_000
-    Console(file=buf, width=width, force_terminal=_tty(), soft_wrap=False).print(table)
+    tty = _tty()
+    console = Console(file=buf, width=10_000, force_terminal=tty)
+    natural = console.measure(table).maximum
+    # never squeeze cells to "…": a table wider than the terminal wraps (or
+    # scrolls in `less -S`), and a pipe gets whole lines for grep and awk
+    if tty:
+        console.width = max(shutil.get_terminal_size((100, 24)).columns, natural)
+    console.print(table, soft_wrap=False)
     return "\n".join(line.rstrip() for line in buf.getvalue().splitlines())
 
 
@@ -273,6 +279,6 @@ def _tty() -> bool:
     import sys
 
     try:
-        return sys.stdout.isatty() and os.get_terminal_size().columns > 0
-    except (OSError, ValueError):
+        return sys.stdout.isatty()
+    except (AttributeError, ValueError):  # replaced or closed stdout
         return False
