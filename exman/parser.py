@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import glob
+import json
 import os
 import pathlib
 import sys
@@ -344,8 +345,19 @@ class ExParser(configargparse.ArgumentParser):
                 # store_true/store_false/store_const: the flag is given exactly
                 # when the saved value is the one it stores
                 items[key] = "true" if value == action.const else "false"
+            elif isinstance(value, (list, dict)) and not _takes_list(action):
+                if (
+                    isinstance(value, list)
+                    and len(value) == 1
+                    and getattr(action, "nargs", None) == 1
+                ):
+                    # configargparse gives lists only to nargs > 1
+                    items[key] = _text(value[0])
+                else:
+                    # one value that is a structure (type=json.loads): as JSON
+                    items[key] = json.dumps(value, ensure_ascii=False, default=str)
             elif isinstance(value, list):
-                items[key] = ["None" if v is None else str(v) for v in value]
+                items[key] = [_text(v) for v in value]
             elif isinstance(value, bool):
                 items[key] = "true" if value else "false"
             else:
@@ -457,6 +469,23 @@ class ExParser(configargparse.ArgumentParser):
         if not hasattr(ns, "run"):  # unless the script has an argument "run"
             ns.run = run
         return ns
+
+
+def _takes_list(action: argparse.Action | None) -> bool:
+    """Whether configargparse can give ``action`` a list of values."""
+    if action is None or isinstance(action, argparse._AppendAction):
+        return True
+    nargs = action.nargs
+    return nargs in ("+", "*") or (isinstance(nargs, int) and nargs > 1)
+
+
+def _text(value: Any) -> str:
+    """One item of a saved list as the command line would give it."""
+    if value is None:
+        return "None"
+    if isinstance(value, (list, dict)):
+        return json.dumps(value, ensure_ascii=False, default=str)
+    return str(value)
 
 
 def _validate(validator: _Validator, ns: argparse.Namespace) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import math
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,11 @@ def make_parser(root: Path, **kwargs: Any) -> exman.ExParser:
     parser.add_argument("--learning-rate", dest="lr", type=float, default=0.1)
     parser.add_argument("--choice", choices=["a", "b c", "ü;"], default="a")
     parser.add_argument("--job", default="none", volatile=True)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--one", nargs=1, default=["a"])
+    parser.add_argument("--pair", type=float, nargs=2, default=[0.0, 1.0])
+    parser.add_argument("--json", type=json.loads, default={})
+    parser.add_argument("--jsons", type=json.loads, nargs="*", default=[])
     return parser
 
 
@@ -93,6 +99,8 @@ STRINGS = [
 
 AWKWARD_LIST = ["a b", "c;d", "ü", "null", "1", "", "x=-y"]
 
+JSON_VALUE = {"a": [1, True, None], "b": "ü"}
+
 CASES: list[tuple[list[str], str, Any]] = [
     *[([f"--s={s}"], "s", s) for s in STRINGS],
     (["--i", "0"], "i", 0),
@@ -126,6 +134,13 @@ CASES: list[tuple[list[str], str, Any]] = [
     (["--learning-rate", "0.001"], "lr", 0.001),
     (["--choice", "b c"], "choice", "b c"),
     (["--choice", "ü;"], "choice", "ü;"),
+    (["--batch-size", "64"], "batch_size", 64),
+    (["--one", "b c"], "one", ["b c"]),
+    (["--pair", "0.5", "2"], "pair", [0.5, 2.0]),
+    (["--json", '{"a": [1, true, null], "b": "ü"}'], "json", JSON_VALUE),
+    (["--json", '[1, "x"]'], "json", [1, "x"]),
+    (["--json", "[5]"], "json", [5]),
+    (["--jsons", '{"k": 1}', "[2]", "3"], "jsons", [{"k": 1}, [2], 3]),
 ]
 
 
