@@ -39,6 +39,10 @@ def make_parser(root: Path, **kwargs: Any) -> exman.ExParser:
     parser.add_argument("--choice", choices=["a", "b c", "ü;"], default="a")
     parser.add_argument("--job", default="none", volatile=True)
     parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--tag", action="append")
+    parser.add_argument(
+        "--shuffle", action=argparse.BooleanOptionalAction, default=True
+    )
     parser.add_argument("--one", nargs=1, default=["a"])
     parser.add_argument("--pair", type=float, nargs=2, default=[0.0, 1.0])
     parser.add_argument("--json", type=json.loads, default={})
@@ -135,6 +139,8 @@ CASES: list[tuple[list[str], str, Any]] = [
     (["--choice", "b c"], "choice", "b c"),
     (["--choice", "ü;"], "choice", "ü;"),
     (["--batch-size", "64"], "batch_size", 64),
+    (["--tag", "a b", "--tag=-c"], "tag", ["a b", "-c"]),
+    (["--no-shuffle"], "shuffle", False),
     (["--one", "b c"], "one", ["b c"]),
     (["--pair", "0.5", "2"], "pair", [0.5, 2.0]),
     (["--json", '{"a": [1, true, null], "b": "ü"}'], "json", JSON_VALUE),

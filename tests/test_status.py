@@ -160,6 +160,21 @@ def test_sigterm_inside_safe_experiment(
     assert "ready" in (folder / "log.txt").read_text()
 
 
+def test_ctrl_c_is_interrupted(
+    make_script: Callable[..., Path], tmp_path: Path
+) -> None:
+    # a terminal's Ctrl-C even if the test runner inherited SIGINT ignored
+    body = "import signal; signal.signal(signal.SIGINT, signal.default_int_handler)"
+    proc = start_and_wait_ready(make_script(f"    {body}\n{SLEEPER}"))
+    proc.send_signal(signal.SIGINT)
+    proc.communicate(timeout=30)
+    assert proc.returncode in (130, -signal.SIGINT)
+    folder = the_run(tmp_path / "exman")
+    rec = record(folder)
+    assert (rec["status"], rec["exit_code"]) == ("interrupted", 130)
+    assert "KeyboardInterrupt" in (folder / "traceback.txt").read_text()
+
+
 def test_sigkill_reads_as_crashed(
     make_script: Callable[..., Path], tmp_path: Path
 ) -> None:
