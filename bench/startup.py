@@ -1,0 +1,417 @@
+"""How fast a run starts, and whether creating one slows down as a root grows.
+
+1. Startup: the wall time of ``python main.py --lr 0.1`` for a script that
+   builds an ExParser, adds a few arguments and parses, against the same
+   script with plain argparse, with argparse plus the imports exman cannot
+   do without (configargparse, yaml, filelock: the floor), and with exman
+   0.1.9. Targets: exman <= 1.3x the floor; exman >= 5x faster than 0.1.9.
+2. Run creation: ``ExParser(root=...).parse_args([...])`` timed in one
+   process, in an empty root and in a root of 100,000 runs (built by hand).
+   Target: the ratio stays below 1.2. exman 0.1.9 is measured the same way
+   at 0 and 10,000 runs, and the one-time scan that a root made by 0.1.9
+   (no id counter yet) costs exman is shown.
+
+Run ``python bench/startup.py`` (``--quick`` for a 10,000-run root and fewer
+repetitions); the exit code is 1 when a target is missed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import pathlib
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+
+from _common import (
+    PYTHON,
+    Summary,
+    Targets,
+    child_env,
+    dev_python,
+    header,
+    interleaved,
+    make_root,
+    ms,
+    orig_python,
+    run_wall,
+    scratch,
+)
+
+ARGUMENTS = """\
+parser.add_argument("--lr", type=float, default=0.01)
+parser.add_argument("--epochs", type=int, default=10)
+parser.add_argument("--model", default="mlp")
+parser.add_argument("--seed", type=int, default=0)
+args = parser.parse_args()
+"""
+
+#: the measured scripts; ``{root}`` is filled in for the exman ones
+SCRIPTS = {
+    "argparse": "import argparse\n\nparser = argparse.ArgumentParser()\n",
+    "floor": (
+        "import argparse\n\nimport configargparse  # noqa: F401\n"
+        "import filelock  # noqa: F401\nimport yaml  # noqa: F401\n\n"
+        "parser = argparse.ArgumentParser()\n"
+    ),
+    "exman": "import exman\n\nparser = exman.ExParser(root={root!r})\n",
+}
+
+#: times run creation inside one process; works with every exman version
+CREATE_WORKER = """\
+import contextlib
+import json
+import os
+import sys
+import time
+
+import exman
+
+with open(sys.argv[1]) as f:
+    spec = json.load(f)
+
+
+def create(root):
+    parser = exman.ExParser(root=root)
+    parser.add_argument("--lr", type=float, default=0.01)
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--model", default="mlp")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.parse_args(["--lr", "0.1"])
+
+
+steps = spec["steps"]
+times = {step["label"]: [] for step in steps}
+# exman 0.1.9 prints the params of every run
+with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):
+    for rnd in range(spec["warmup"] + spec["reps"]):
+        shift = rnd % len(steps) if spec["rotate"] else 0
+        for step in steps[shift:] + steps[:shift]:
+            if step["drop_counter"]:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(os.path.join(step["root"], ".exman", "counter"))
+            start = time.perf_counter()
+            create(step["root"])
+            elapsed = time.perf_counter() - start
+            if rnd >= spec["warmup"]:
+                times[step["label"]].append(elapsed)
+with open(spec["out"], "w") as f:
+    json.dump(times, f)
+"""
+
+IMPORT_LINE = re.compile(r"^import time:\s+(\d+)\s+\|\s+(\d+)\s+\|( *)(\S+)\s*$")
+
+
+# -- 1. startup ------------------------------------------------------------------
+def write_scripts(work: pathlib.Path) -> dict[str, pathlib.Path]:
+    """The measured main.py files, one folder each."""
+    texts = {
+        "argparse": SCRIPTS["argparse"],
+        "floor": SCRIPTS["floor"],
+        "exman": SCRIPTS["exman"].format(root=str(work / "root-exman")),
+        "exman 0.1.9": SCRIPTS["exman"].format(root=str(work / "root-0.1.9")),
+    }
+    paths = {}
+    for i, (name, text) in enumerate(texts.items()):
+        folder = work / f"script{i}"
+        folder.mkdir()
+        paths[name] = folder / "main.py"
+        paths[name].write_text(text + ARGUMENTS)
+    return paths
+
+
+def imports(
+    python: str, script: pathlib.Path, runs: int = 5
+) -> list[tuple[str, int, int, int]]:
+    """(module, self us, cumulative us, depth) of each import of the script.
+
+    Each time is the least of ``runs`` runs of ``python -X importtime``: one
+    run alone is at the mercy of whatever else the machine does.
+    """
+    best: dict[str, list[int]] = {}
+    for _ in range(runs):
+        done = subprocess.run(
+            [python, "-X", "importtime", str(script), "--lr", "0.1"],
+            cwd=script.parent,
+            env=child_env(),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            check=True,
+        )
+        for line in done.stderr.splitlines():
+            m = IMPORT_LINE.match(line)
+            if not m:
+                continue
+            own, total = int(m.group(1)), int(m.group(2))
+            depth = (len(m.group(3)) - 1) // 2
+            seen = best.setdefault(m.group(4), [own, total, depth])
+            seen[0], seen[1] = min(seen[0], own), min(seen[1], total)
+    return [(name, own, total, depth) for name, (own, total, depth) in best.items()]
+
+
+def report_imports(python: str, scripts: dict[str, pathlib.Path]) -> None:
+    """The biggest imports of exman's parse path, and what it adds to the floor."""
+    ours = imports(python, scripts["exman"])
+    floor = {name for name, *_ in imports(python, scripts["floor"])}
+    print(
+        "\nbiggest imports of the exman script (python -X importtime, least of 5 runs):"
+    )
+    print(f"  {'cumulative':>10}  {'self':>8}  module")
+    for name, own, total, depth in sorted(ours, key=lambda r: -r[2])[:10]:
+        print(f"  {total / 1000:7.2f} ms  {own / 1000:5.2f} ms  {'  ' * depth}{name}")
+    extra = [r for r in ours if r[0] not in floor]
+    extra_self = sum(r[1] for r in extra)
+    print(
+        f"modules the floor does not import: {len(extra)}, "
+        f"{extra_self / 1000:.2f} ms of their own import time; largest:"
+    )
+    for name, own, _total, _depth in sorted(extra, key=lambda r: -r[1])[:10]:
+        print(f"  {own / 1000:5.2f} ms  {name}")
+
+
+def startup(
+    work: pathlib.Path, reps: int, dev: str, orig: str | None, targets: Targets
+) -> None:
+    print(f"== 1. startup: python main.py --lr 0.1, {reps} interleaved runs each")
+    work.mkdir()
+    scripts = write_scripts(work)
+    pythons = {name: dev for name in scripts}
+    if orig is None:
+        del scripts["exman 0.1.9"]
+    else:
+        pythons["exman 0.1.9"] = orig
+
+    def runner(name: str) -> float:
+        script = scripts[name]
+        return run_wall([pythons[name], str(script), "--lr", "0.1"], cwd=script.parent)
+
+    times = interleaved(
+        {name: functools.partial(runner, name) for name in scripts}, reps
+    )
+    stats = {name: Summary.of(t) for name, t in times.items()}
+    floor = stats["floor"]
+    print(f"  {'':12}  {'median':>11}  {'min':>11}  x floor (median / min)")
+    for name, s in stats.items():
+        print(
+            f"  {name:12}  {ms(s.median)}  {ms(s.min)}  "
+            f"{s.median / floor.median:5.2f} / {s.min / floor.min:5.2f}"
+        )
+    ours = stats["exman"]
+    targets.check(
+        "startup: exman / floor (argparse + configargparse, yaml, filelock)",
+        ours,
+        floor,
+        1.3,
+        at_most=True,
+    )
+    if "exman 0.1.9" in stats:
+        targets.check(
+            "startup: exman 0.1.9 / exman",
+            stats["exman 0.1.9"],
+            ours,
+            5,
+            at_most=False,
+        )
+    report_imports(dev, scripts)
+
+
+# -- 2. run creation ---------------------------------------------------------------
+def create_times(
+    python: str,
+    work: pathlib.Path,
+    steps: list[dict[str, object]],
+    reps: int,
+    *,
+    warmup: int = 1,
+    rotate: bool = True,
+) -> dict[str, Summary]:
+    """Run the creation worker with ``python`` and summarise its timings."""
+    worker = work / "create_runs.py"
+    if not worker.exists():
+        worker.write_text(CREATE_WORKER)
+    spec_file, out = work / "spec.json", work / "times.json"
+    spec = {
+        "steps": steps,
+        "reps": reps,
+        "warmup": warmup,
+        "rotate": rotate,
+        "out": str(out),
+    }
+    spec_file.write_text(json.dumps(spec))
+    subprocess.run(
+        [python, str(worker), str(spec_file)], cwd=work, env=child_env(), check=True
+    )
+    with open(out) as f:
+        times: dict[str, list[float]] = json.load(f)
+    return {label: Summary.of(t) for label, t in times.items()}
+
+
+def step(
+    label: str, root: pathlib.Path, drop_counter: bool = False
+) -> dict[str, object]:
+    return {"label": label, "root": str(root), "drop_counter": drop_counter}
+
+
+def build(path: pathlib.Path, n: int, *, counter: bool) -> None:
+    start = time.perf_counter()
+    make_root(path, n, counter=counter)
+    kind = "with" if counter else "without"
+    took = time.perf_counter() - start
+    print(f"  built a root of {n:,} runs {kind} id counter in {took:.1f} s")
+
+
+def creation(
+    work: pathlib.Path,
+    dev: str,
+    runs: int,
+    orig_runs: int,
+    reps: int,
+    orig_reps: int,
+    orig: str | None,
+    targets: Targets,
+) -> None:
+    print("\n== 2. run creation in one process: ExParser(root=...).parse_args([...])")
+    big = work / "big"
+    build(big, runs, counter=True)
+    full = f"{runs:,}-run root"
+    stats = create_times(
+        dev,
+        work,
+        [step("empty root", work / "empty"), step(full, big)],
+        reps,
+    )
+    for label, s in stats.items():
+        print(f"  exman,       {label:16}  {s}")
+    targets.check(
+        f"creation: exman in a {full} / in an empty root",
+        stats[full],
+        stats["empty root"],
+        1.2,
+        at_most=True,
+    )
+
+    # a root made by 0.1.9 has no counter: the first run scans the folders once
+    scan = create_times(
+        dev,
+        work,
+        [step("first run", big, drop_counter=True), step("next run", big)],
+        3,
+        warmup=0,
+        rotate=False,
+    )
+    first, after = scan["first run"], scan["next run"]
+    print(
+        f"  exman, {full} without counter (made by 0.1.9): first run "
+        f"{ms(first.median).strip()} (one-time scan), next run "
+        f"{ms(after.median).strip()}; {first.median / after.median:.1f}x"
+    )
+
+    if orig is None:
+        return
+    old = work / "old"
+    build(old, orig_runs, counter=False)
+    label = f"{orig_runs:,}-run root"
+    orig_stats = create_times(
+        orig,
+        work,
+        [step("empty root", work / "old-empty"), step(label, old)],
+        orig_reps,
+    )
+    for name, s in orig_stats.items():
+        print(f"  exman 0.1.9, {name:16}  {s}")
+    ratio = orig_stats[label].median / orig_stats["empty root"].median
+    print(
+        f"  exman 0.1.9: {label} / empty root = {ratio:.1f}x (it scans every run "
+        "folder for the next id)"
+    )
+    print(
+        f"  exman 0.1.9 in a {label} / exman in a {full}: "
+        f"{orig_stats[label].median / stats[full].median:.1f}x"
+    )
+
+
+# -- command line -------------------------------------------------------------------
+def parse(argv: Sequence[str]) -> argparse.Namespace:
+    cli = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    cli.add_argument(
+        "--quick",
+        action="store_true",
+        help="a 10,000-run root and fewer repetitions (about a minute)",
+    )
+    cli.add_argument(
+        "--runs", type=int, help="runs in the big root (default 100,000; quick 10,000)"
+    )
+    cli.add_argument(
+        "--orig-runs",
+        type=int,
+        default=10_000,
+        help="runs in the root exman 0.1.9 is timed in (default 10,000)",
+    )
+    cli.add_argument("--reps", type=int, help="startup runs per variant (30; quick 10)")
+    cli.add_argument(
+        "--no-orig",
+        action="store_true",
+        help="skip exman 0.1.9 (it is installed from PyPI on first use)",
+    )
+    cli.add_argument(
+        "--system",
+        action="store_true",
+        help="time this tree's exman with the running interpreter, not in "
+        "bench/.venv-exman-dev (whatever its site-packages load at startup "
+        "then counts for exman, not for 0.1.9)",
+    )
+    cli.add_argument(
+        "--only",
+        choices=("startup", "creation"),
+        help="run one of the two benchmarks",
+    )
+    args = cli.parse_args(argv)
+    for flag in ("runs", "orig_runs", "reps"):
+        value = getattr(args, flag)
+        if value is not None and value < 1:
+            cli.error(f"--{flag.replace('_', '-')} must be at least 1, not {value}")
+    if args.runs is None:
+        args.runs = 10_000 if args.quick else 100_000
+    if args.reps is None:
+        args.reps = 10 if args.quick else 30
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = parse(argv)
+    header("exman startup and run creation", "bench/startup.py", argv)
+    dev = PYTHON if args.system else dev_python()
+    orig = None if args.no_orig else orig_python()
+    targets = Targets()
+    with scratch("exman-bench-") as work:
+        if args.only in (None, "startup"):
+            startup(work / "startup", args.reps, dev, orig, targets)
+        if args.only in (None, "creation"):
+            create_reps = 50 if args.quick else 200
+            orig_reps = 15 if args.quick else 40
+            (work / "creation").mkdir()
+            creation(
+                work / "creation",
+                dev,
+                args.runs,
+                args.orig_runs,
+                create_reps,
+                orig_reps,
+                orig,
+                targets,
+            )
+    targets.summary()
+    return 1 if targets.failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
