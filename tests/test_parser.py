@@ -172,6 +172,27 @@ def test_parse_args_creates_the_run_folder(root: Path) -> None:
     assert time.strftime("%Y-%m-%d-%H-%M-%S") == match.group(2)
 
 
+def test_the_documented_signature(root: Path, tmp_path: Path) -> None:
+    defaults = tmp_path / "defaults.yaml"
+    defaults.write_text("model: vit\n")
+    parser = exman.ExParser(
+        description="description of the script",
+        root=root,
+        zfill=4,
+        automark=("model",),
+        default_config_files=[defaults],
+        git=None,
+        git_assert_clean=False,
+    )
+    parser.add_argument("--model", default="resnet")
+    ns = parser.parse_args([])
+    assert ns.model == "vit"
+    assert ns.root.name.startswith("0001-")
+    assert (root / "marked" / "model" / "vit" / ns.root.name).is_symlink()
+    assert "commit" not in exman.Run(ns.root).params
+    assert parser.description == "description of the script"
+
+
 def test_the_index_links_the_params_relatively(root: Path) -> None:
     ns = make_parser(root).parse_args([])
     link = root / "index" / f"{ns.root.name}.yaml"
