@@ -16,7 +16,10 @@ import shutil
 import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Union
+from typing import TYPE_CHECKING, Union
+
+if TYPE_CHECKING:
+    from .lock import FileLock
 
 __all__ = [
     "DIR_TIME_FORMAT",
@@ -199,9 +202,9 @@ class Root:
             (self.path / sub).mkdir(parents=True, exist_ok=True)
         return self
 
-    def lock(self, timeout: float = -1) -> object:
-        """The root's file lock (a context manager)."""
-        from filelock import FileLock
+    def lock(self, timeout: float = -1) -> FileLock:
+        """The root's file lock (a context manager; see :mod:`exman.lock`)."""
+        from .lock import FileLock
 
         return FileLock(str(self.lock_path), timeout=timeout)
 
@@ -250,7 +253,7 @@ class Root:
         if name is not None and name != "":
             check_name(name, "run name")
         counter = self.state / "counter"
-        with self.lock():  # type: ignore[attr-defined]
+        with self.lock():
             try:
                 lines = counter.read_text().split("\n")
                 last, stamp = int(lines[0].strip() or 0), lines[1:2]

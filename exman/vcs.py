@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
-import subprocess
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from .store import ExmanError, StrPath
+
+if TYPE_CHECKING:
+    import subprocess
 
 __all__ = ["GitError", "GitState", "git_state"]
 
@@ -25,6 +28,8 @@ class GitState:
 
 
 def _git(repo: StrPath, *args: str) -> subprocess.CompletedProcess[str]:
+    import subprocess  # only when git is asked for: not on every run's start
+
     try:
         return subprocess.run(
             ["git", "-C", os.fspath(repo), *args],
