@@ -241,6 +241,14 @@ def test_exman_root_overrides_the_root_in_code(
     assert make_parser(root).parse_args([]).root.parent == root / "runs"
 
 
+def test_exman_root_alone_is_enough(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("EXMAN_ROOT", str(tmp_path / "env root"))
+    ns = exman.ExParser().parse_args([])
+    assert ns.root.parent == tmp_path / "env root" / "runs"
+
+
 def test_exman_root_in_a_subprocess(
     make_script: Callable[..., Path],
     run: Callable[..., Any],
