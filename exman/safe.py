@@ -16,6 +16,7 @@ import pathlib
 import signal
 import sys
 import threading
+import traceback
 from collections.abc import Sequence
 from types import TracebackType
 from typing import IO, Any, Callable
@@ -168,11 +169,11 @@ def moved(run: Run, new: Run) -> None:
             _active[new.path] = new
 
 
+# traceback is imported with this module on purpose: importing it while an
+# uncaught Ctrl-C is being reported makes Python exit with 1, not die of SIGINT
 def _format(
     etype: type[BaseException], value: BaseException, tb: TracebackType | None
 ) -> str:
-    import traceback
-
     return "".join(traceback.format_exception(etype, value, tb))
 
 
