@@ -4,55 +4,49 @@ from __future__ import annotations
 
 import argparse
 import glob
-import json
 import os
 import pathlib
 import sys
 from collections.abc import Iterable, Sequence
-from typing import IO, Any, Callable, NamedTuple
+from typing import Any, Callable, NamedTuple
 
 import configargparse
 
+from .config import (
+    NEVER_RESTORED,
+    SWEEP_PARAMS_ENV,
+    ConfigFile,
+    config_items,
+    optional,
+    str2bool,
+    sweep_args,
+)
 from .metrics import set_current
-from .params import PARAMS_FILE, ParamsError, dump_params, load_yaml
+from .params import PARAMS_FILE, dump_params
 from .run import DIFF_FILE, Run, command_record, sweep_record
 from .safe import SafeExperiment, track
 from .store import ExmanError, Root, StrPath, atomic_write, check_name
 from .vcs import GitError, GitState, git_state
 
-__all__ = ["ArgumentError", "ExParser", "optional", "simpleroot", "str2bool"]
+__all__ = [
+    "ROOT_ENV",
+    "SWEEP_PARAMS_ENV",
+    "ArgumentError",
+    "ExParser",
+    "optional",
+    "simpleroot",
+    "str2bool",
+]
 
 #: raised by a failing validator (the same class as argparse's)
 ArgumentError = argparse.ArgumentError
 
 ROOT_ENV = "EXMAN_ROOT"
-#: a JSON mapping of parameter values, set by ``exman sweep`` for each task;
-#: applied as a ``--config`` file would be, below the command line
-SWEEP_PARAMS_ENV = "EXMAN_SWEEP_PARAMS"
 DEFAULT_FOLDER = "exman"
-#: exman's own flags and keys: saved in params.yaml, never restored by --config
-NEVER_RESTORED = frozenset(
-    {
-        "tmp",
-        "name",
-        "config",
-        "config_file",
-        "git_dirty",
-        "root",
-        "time",
-        "id",
-        "commit",
-        "dirty",
-    }
-)
-
 #: what exman itself puts in params.yaml and the namespace of every run
 RESERVED_DESTS = frozenset({"root", "time", "id", "safe_experiment"})
 #: a longer --name would not fit in a folder name (255 bytes) with id and time
 MAX_NAME_BYTES = 200
-
-_TRUE = ("true", "t", "yes", "y", "on", "1")
-_FALSE = ("false", "f", "no", "n", "off", "0")
 
 
 def simpleroot(file: StrPath) -> pathlib.Path:
@@ -63,84 +57,9 @@ def simpleroot(file: StrPath) -> pathlib.Path:
     return pathlib.Path(os.path.dirname(os.path.abspath(file))) / DEFAULT_FOLDER
 
 
-def str2bool(value: str | bool, default: bool | None = None) -> bool:
-    """``type=bool`` done right: true/false, yes/no, on/off, t/f, y/n, 1/0.
-
-    :raises argparse.ArgumentTypeError: any other value, unless ``default``
-        is given, which is then returned.
-    """
-    if isinstance(value, bool):
-        return value
-    low = value.strip().lower()
-    if low in _TRUE:
-        return True
-    if low in _FALSE:
-        return False
-    if default is None:
-        raise argparse.ArgumentTypeError(
-            f"invalid bool value {value!r}: use one of {', '.join(_TRUE + _FALSE)}"
-        )
-    return default
-
-
-class optional:
-    """``type=exman.optional(int)``: like ``int``, but ``None``/``null`` give None.
-
-    Use it for arguments whose default is None, so that ``--config`` can
-    restore a None.
-    """
-
-    def __init__(self, type: Callable[[str], Any]) -> None:
-        self.type = type
-        self.__name__ = f"optional({getattr(type, '__name__', repr(type))})"
-
-    def __call__(self, value: Any) -> Any:
-        if value is None or (
-            isinstance(value, str) and value.lower() in ("none", "null")
-        ):
-            return None
-        return self.type(value)
-
-    def __repr__(self) -> str:
-        return self.__name__
-
-
 class _Validator(NamedTuple):
     call: Callable[[argparse.Namespace], Any]
     message: str
-
-
-class _ConfigFile(configargparse.ConfigFileParser):
-    """Reads params.yaml / config files for an :class:`ExParser`.
-
-    Safe loader only; errors name the file and line; exman's own keys and
-    volatile arguments are not restored from ``--config``; a saved None is
-    restored only where the argument can take it.
-    """
-
-    def __init__(self, owner: ExParser) -> None:
-        self.owner = owner
-
-    def get_syntax_description(self) -> str:
-        return (
-            "Config files are YAML mappings ('key: value'), like a run's params.yaml."
-        )
-
-    def parse(self, stream: IO[str]) -> dict[str, Any]:
-        name = getattr(stream, "name", "<config>")
-        try:
-            data = load_yaml(stream.read(), name)
-        except ParamsError as e:
-            raise configargparse.ConfigFileParserException(str(e)) from None
-        if data is None:
-            return {}
-        if not isinstance(data, dict):
-            raise configargparse.ConfigFileParserException(
-                f"{name}: expected 'key: value' pairs, found a {type(data).__name__}"
-            )
-        return self.owner._config_items(
-            data, restoring=not self.owner._is_default(name)
-        )
 
 
 class ExParser(configargparse.ArgumentParser):
@@ -181,7 +100,7 @@ class ExParser(configargparse.ArgumentParser):
     ) -> None:
         self._volatile: set[str] = set()
         self._default_files = [os.fspath(f) for f in default_config_files]
-        kwargs.setdefault("config_file_parser_class", _ConfigFile(self))
+        kwargs.setdefault("config_file_parser_class", ConfigFile(self))
         kwargs.setdefault("ignore_unknown_config_file_keys", True)
         kwargs.setdefault(
             "config_arg_help_message",
@@ -316,53 +235,9 @@ class ExParser(configargparse.ArgumentParser):
                     return True
         return False
 
-    def _action(self, key: str) -> argparse.Action | None:
-        for action in self._actions:
-            if key in self.get_possible_config_keys(action):
-                return action
-        return None
-
     def _config_items(self, data: dict[Any, Any], *, restoring: bool) -> dict[str, Any]:
-        """Turn a YAML mapping into the strings and lists configargparse wants."""
         skip = NEVER_RESTORED | self._volatile if restoring else NEVER_RESTORED
-        items: dict[str, Any] = {}
-        for key, value in data.items():
-            key = str(key)
-            if key in skip:
-                continue
-            if value is None:
-                # None is the default already, or only an optional() type takes it
-                action = self._action(key)
-                if (
-                    action is not None
-                    and isinstance(action.type, optional)
-                    and action.default is not None
-                ):
-                    items[key] = "None"
-                continue
-            action = self._action(key)
-            if isinstance(action, argparse._StoreConstAction):
-                # store_true/store_false/store_const: the flag is given exactly
-                # when the saved value is the one it stores
-                items[key] = "true" if value == action.const else "false"
-            elif isinstance(value, (list, dict)) and not _takes_list(action):
-                if (
-                    isinstance(value, list)
-                    and len(value) == 1
-                    and getattr(action, "nargs", None) == 1
-                ):
-                    # configargparse gives lists only to nargs > 1
-                    items[key] = _text(value[0])
-                else:
-                    # one value that is a structure (type=json.loads): as JSON
-                    items[key] = json.dumps(value, ensure_ascii=False, default=str)
-            elif isinstance(value, list):
-                items[key] = [_text(v) for v in value]
-            elif isinstance(value, bool):
-                items[key] = "true" if value else "false"
-            else:
-                items[key] = str(value)
-        return items
+        return config_items(self, data, skip=skip)
 
     # -- parsing -------------------------------------------------------------------
     def parse_args(
@@ -380,7 +255,7 @@ class ExParser(configargparse.ArgumentParser):
         """
         arglist = None if args is None else list(args)
         given = sys.argv[1:] if arglist is None else arglist
-        ns = super().parse_args(self._sweep_args() + given, namespace, **kwargs)
+        ns = super().parse_args(sweep_args(self) + given, namespace, **kwargs)
         if ns.name:
             try:
                 check_name(ns.name, "--name")
@@ -397,29 +272,6 @@ class ExParser(configargparse.ArgumentParser):
         for validator in self.validators:
             _validate(validator, ns)
         return self._create_run(ns, state, arglist)
-
-    def _sweep_args(self) -> list[str]:
-        """Command-line arguments for the values a sweep task passes in."""
-        text = os.environ.get(SWEEP_PARAMS_ENV)
-        if not text:
-            return []
-        import json
-
-        try:
-            data = json.loads(text)
-        except ValueError as e:
-            self.error(f"{SWEEP_PARAMS_ENV} is not valid JSON: {e}")
-        if not isinstance(data, dict):
-            self.error(f"{SWEEP_PARAMS_ENV} must be a JSON object of parameters")
-        extra: list[str] = []
-        for key, value in self._config_items(data, restoring=False).items():
-            action = self._action(key)
-            if action is None:
-                self.error(
-                    f"the sweep sets {key!r}, which is not an argument of this script"
-                )
-            extra += self.convert_item_to_command_line_arg(action, key, value)
-        return extra
 
     def _git_state(self, ns: argparse.Namespace) -> GitState | None:
         if self.git is None:
@@ -469,23 +321,6 @@ class ExParser(configargparse.ArgumentParser):
         if not hasattr(ns, "run"):  # unless the script has an argument "run"
             ns.run = run
         return ns
-
-
-def _takes_list(action: argparse.Action | None) -> bool:
-    """Whether configargparse can give ``action`` a list of values."""
-    if action is None or isinstance(action, argparse._AppendAction):
-        return True
-    nargs = action.nargs
-    return nargs in ("+", "*") or (isinstance(nargs, int) and nargs > 1)
-
-
-def _text(value: Any) -> str:
-    """One item of a saved list as the command line would give it."""
-    if value is None:
-        return "None"
-    if isinstance(value, (list, dict)):
-        return json.dumps(value, ensure_ascii=False, default=str)
-    return str(value)
 
 
 def _validate(validator: _Validator, ns: argparse.Namespace) -> None:

@@ -294,7 +294,7 @@ class SafeExperiment:
 
     def _ask(self, question: str) -> bool:
         """Ask yes/no on a terminal, 10 s at most; the default otherwise."""
-        from .parser import str2bool
+        from .config import str2bool
 
         stream = sys.stdin
         if stream is None or not stream.isatty():
