@@ -1,0 +1,138 @@
+"""Task claims: a launcher holds a task while it runs it.
+
+A run folder appears only once the script has parsed its arguments; until
+then, and after its launcher is killed, nothing in ``runs/`` says the task is
+taken. A claim closes that gap: ``root/.exman/tasks/<key>.json`` says which
+launcher (and which child process) runs the task. Claims are taken under a
+file lock, so two launchers on the same root never start the same task at
+once. A claim whose processes are gone is stale and ignored; deleting the
+folder loses nothing but that protection.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import time
+from collections.abc import Collection
+from typing import Any
+
+from ..run import hostname, pid_alive, process_start
+from ..store import STATE_DIR, Root, atomic_write
+
+__all__ = ["Claims"]
+
+TASKS_DIR = "tasks"
+
+
+class Claims:
+    """The task claims of a root.
+
+    :param root: the root whose ``.exman/tasks/`` holds the claims.
+    """
+
+    def __init__(self, root: Root) -> None:
+        self.root = root
+        self.dir = root.path / STATE_DIR / TASKS_DIR
+
+    def _file(self, key: str) -> pathlib.Path:
+        return self.dir / f"{key}.json"
+
+    def _read(self, path: pathlib.Path) -> dict[str, Any] | None:
+        try:
+            with open(path, "rb") as f:
+                data = json.load(f)
+        except (OSError, ValueError):
+            return None
+        return data if isinstance(data, dict) else None
+
+    def _lock(self) -> Any:
+        from filelock import FileLock
+
+        return FileLock(str(self.dir / "lock"))
+
+    def held(self, keys: Collection[str] | None = None) -> set[str]:
+        """The keys (among ``keys``) that a live launcher is running."""
+        try:
+            names = os.listdir(self.dir)
+        except FileNotFoundError:
+            return set()
+        out = set()
+        for name in names:
+            key = name[: -len(".json")]
+            if not name.endswith(".json") or (keys is not None and key not in keys):
+                continue
+            record = self._read(self.dir / name)
+            if record is not None and alive(record):
+                out.add(key)
+        return out
+
+    def acquire(self, key: str, *, since: float, **info: Any) -> str | None:
+        """Take task ``key`` for this process.
+
+        :param since: when the caller looked at the runs (``time.time()``): a
+            task that another launcher finished after that is not taken again.
+        :param info: recorded in the claim (sweep name, task number).
+        :returns: None when taken, else why not: ``"running"`` (a live
+            launcher holds it) or ``"completed"``/``"failed"`` (finished by
+            another launcher since ``since``).
+        """
+        self.dir.mkdir(parents=True, exist_ok=True)
+        path = self._file(key)
+        with self._lock():
+            record = self._read(path)
+            if record is not None:
+                if alive(record):
+                    return "running"
+                ended = record.get("ended")
+                state = record.get("state")
+                finished = isinstance(ended, (int, float)) and ended >= since
+                if finished and state in ("completed", "failed"):
+                    return str(state)
+            pid = os.getpid()
+            record = {
+                "state": "running",
+                "host": hostname(),
+                "pid": pid,
+                "pid_start": process_start(pid),
+                "child": None,
+                "child_start": None,
+                "started": time.time(),
+                "ended": None,
+                **info,
+            }
+            atomic_write(path, json.dumps(record) + "\n")
+        return None
+
+    def started(self, key: str, pid: int) -> None:
+        """Record the process that runs task ``key`` (it may outlive us)."""
+        path = self._file(key)
+        record = self._read(path)
+        if record is None or record.get("pid") != os.getpid():
+            return
+        record.update(child=pid, child_start=process_start(pid))
+        atomic_write(path, json.dumps(record) + "\n")
+
+    def release(self, key: str, state: str) -> None:
+        """Let go of task ``key``, which ended in ``state``."""
+        path = self._file(key)
+        with self._lock():
+            record = self._read(path)
+            if record is None or record.get("pid") != os.getpid():
+                return  # not ours (any more)
+            record.update(state=state, ended=time.time())
+            atomic_write(path, json.dumps(record) + "\n")
+
+
+def alive(record: dict[str, Any]) -> bool:
+    """Whether the launcher or the child process of a claim still runs."""
+    if record.get("state") != "running":
+        return False
+    if record.get("host") != hostname():
+        return True  # cannot look at another host's processes
+    for pid_key, start_key in (("pid", "pid_start"), ("child", "child_start")):
+        pid = record.get(pid_key)
+        if isinstance(pid, int) and pid_alive(pid, record.get(start_key)):
+            return True
+    return False

@@ -1,0 +1,222 @@
+"""The ``exman sweep`` subcommand: options, and printing what :func:`sweep` returns.
+
+``add_parser(subparsers)`` adds it to the ``exman`` command; ``run(args)``
+executes it. ``python -m exman.sweep SPEC ...`` runs it alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from typing import IO, Any
+
+from ..store import ExmanError
+from .launchers.base import LAUNCHERS
+from .summary import SweepSummary
+
+__all__ = ["add_parser", "main", "print_dry_run", "print_status", "run"]
+
+DESCRIPTION = """\
+Run the tasks of a sweep spec (a YAML or JSON file: command, grid, configs,
+random, repeat) that the root does not hold a completed run of yet. Failed
+tasks run again only with --retry-failed; interrupted and crashed ones run
+again by default. Exit code: 0 when no task of the selection is failed,
+1 otherwise, 2 for a wrong spec or option, 128+N when stopped by signal N.
+"""
+
+
+def configure(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Add the options of ``exman sweep`` to ``parser``."""
+    parser.add_argument("spec", help="the sweep spec file (YAML or JSON)")
+    parser.add_argument(
+        "-j",
+        "--jobs",
+        type=int,
+        metavar="N",
+        help="tasks run at once (default: 1, or one per GPU slot)",
+    )
+    show = parser.add_mutually_exclusive_group()
+    show.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the command line of each task that would run, run nothing",
+    )
+    show.add_argument(
+        "--status",
+        action="store_true",
+        help="print the state of every task (from the root alone), run nothing",
+    )
+    parser.add_argument(
+        "--index", type=int, metavar="I", help="only task I (e.g. $SLURM_ARRAY_TASK_ID)"
+    )
+    parser.add_argument(
+        "--shard",
+        metavar="K/N",
+        help="only the tasks whose number is K modulo N (K from 0 to N-1)",
+    )
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="run completed and failed tasks again (not the running ones)",
+    )
+    parser.add_argument(
+        "--retry-failed", action="store_true", help="run failed tasks again"
+    )
+    parser.add_argument(
+        "--fail-fast",
+        action="store_true",
+        help="start no new task after the first failure",
+    )
+    parser.add_argument(
+        "--max-failures",
+        type=int,
+        metavar="N",
+        help="start no new task after N failures",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        metavar="SECONDS",
+        help="stop a task after SECONDS and record it as failed",
+    )
+    parser.add_argument(
+        "--gpus",
+        metavar="IDS",
+        help="GPU ids, e.g. 0,1: each task gets one in CUDA_VISIBLE_DEVICES",
+    )
+    parser.add_argument(
+        "--per-gpu",
+        type=int,
+        default=1,
+        metavar="N",
+        help="tasks that share one GPU (default: 1)",
+    )
+    parser.add_argument(
+        "--grace",
+        type=float,
+        default=5.0,
+        metavar="SECONDS",
+        help="time a stopped task gets to record itself before SIGKILL (default: 5)",
+    )
+    parser.add_argument(
+        "--backend",
+        choices=sorted(LAUNCHERS),
+        default="local",
+        help="where the tasks run (default: local)",
+    )
+    parser.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        help="no progress display, only the summary at the end",
+    )
+    return parser
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Add ``sweep`` to the subcommands of the ``exman`` command."""
+    parser = subparsers.add_parser(
+        "sweep",
+        help="run a grid, random search or repetitions of a script",
+        description=DESCRIPTION,
+    )
+    configure(parser)
+    parser.set_defaults(func=run, handler=run)
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    """Execute ``exman sweep`` with parsed ``args``; returns the exit code."""
+    from . import sweep
+
+    try:
+        summary = sweep(
+            args.spec,
+            jobs=args.jobs,
+            dry_run=args.dry_run,
+            index=args.index,
+            shard=args.shard,
+            force=args.force,
+            retry_failed=args.retry_failed,
+            fail_fast=args.fail_fast,
+            max_failures=args.max_failures,
+            timeout=args.timeout,
+            gpus=args.gpus,
+            per_gpu=args.per_gpu,
+            status=args.status,
+            backend=args.backend,
+            grace=args.grace,
+            progress=not args.quiet,
+        )
+    except ExmanError as e:
+        print(f"exman sweep: {e}", file=sys.stderr)
+        return 2
+    if args.status:
+        print_status(summary)
+        return 0
+    if args.dry_run:
+        print_dry_run(summary)
+        return 0
+    if args.quiet:
+        print(summary.text())
+    return summary.exit_code
+
+
+def print_status(summary: SweepSummary, out: IO[str] | None = None) -> None:
+    """The table of ``--status``: every selected task, its state and run."""
+    out = out if out is not None else sys.stdout
+    print(f"sweep {summary.name}  root {summary.root}", file=out)
+    chosen = set(summary.selected)
+    rows = [("task", "state", "run", "key", "params")]
+    for state in summary.states:
+        if state.task.index not in chosen:
+            continue
+        run = state.run
+        params = " ".join(f"{k}={v}" for k, v in state.task.params.items())
+        rows.append(
+            (
+                str(state.task.index),
+                state.state,
+                "" if run is None else str(run.id),
+                state.task.key,
+                params,
+            )
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    for row in rows:
+        cells = [row[0].rjust(widths[0])] + [
+            c.ljust(w) for c, w in zip(row[1:4], widths[1:])
+        ]
+        print("  ".join([*cells, row[4]]).rstrip(), file=out)
+    counts = summary.counts()
+    print(
+        f"{len(summary.selected)} tasks: "
+        + ", ".join(f"{n} {s}" for s, n in counts.items() if n),
+        file=out,
+    )
+
+
+def print_dry_run(summary: SweepSummary, out: IO[str] | None = None) -> None:
+    """The lines of ``--dry-run``: one shell command per task that would run."""
+    out = out if out is not None else sys.stdout
+    skipped = ", ".join(f"{n} {why}" for why, n in summary.skipped.items() if n)
+    cwd = summary.spec.parent if summary.spec is not None else "."
+    print(
+        f"# sweep {summary.name}: {len(summary.planned)} of {len(summary.states)} "
+        f"tasks would run" + (f" (skipped: {skipped})" if skipped else ""),
+        file=out,
+    )
+    print(f"# run these lines in {cwd}", file=out)
+    for state, line in zip(summary.planned, summary.commands):
+        print(f"# task {state.task.index} ({state.state})", file=out)
+        print(line, file=out)
+    for note in summary.notes:
+        print(f"# note: {note}", file=out)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m exman.sweep SPEC ...``: the subcommand on its own."""
+    parser = argparse.ArgumentParser(prog="exman sweep", description=DESCRIPTION)
+    configure(parser)
+    return run(parser.parse_args(argv))

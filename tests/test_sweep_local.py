@@ -1,0 +1,482 @@
+"""exman sweep, local launcher: real processes running a real ExParser script."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+import exman
+from exman.run import Run
+from exman.store import Root
+from exman.sweep import SpecError, sweep
+from exman.sweep.claims import Claims
+from exman.sweep.cli import main as sweep_main
+
+EXTRA = """\
+parser.add_argument("--seed", type=int, default=0)
+parser.add_argument("--sleep", type=float, default=0.0)
+parser.add_argument("--child", action="store_true")
+parser.add_argument("--ignore_int", action="store_true")
+"""
+
+BODY = """\
+import json, os, pathlib, signal, subprocess, time
+with args.safe_experiment:
+    if args.ignore_int:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    mine = [os.getpid()]
+    if args.child:
+        mine.append(subprocess.Popen(["sleep", "60"]).pid)
+    pids = os.environ.get("SWEEP_TEST_PIDS")
+    if pids:
+        pathlib.Path(pids, str(os.getpid())).write_text(json.dumps(mine))
+    seen = {"lr": args.lr, "model": args.model, "layers": args.layers,
+            "wd": args.wd, "flag": args.flag, "seed": args.seed,
+            "gpu": os.environ.get("CUDA_VISIBLE_DEVICES")}
+    (args.root / "seen.json").write_text(json.dumps(seen))
+    print("task output", args.lr)
+    time.sleep(args.sleep * float(os.environ.get("SWEEP_TEST_SCALE", "1")))
+    if args.fail == "raise":
+        raise ValueError("asked to fail")
+    if args.fail == "exit":
+        sys.exit(3)
+"""
+
+PYTHON = shlex.quote(sys.executable)
+
+
+@pytest.fixture
+def script(make_script: Callable[..., Path]) -> Path:
+    return make_script(BODY, extra=EXTRA)
+
+
+@pytest.fixture
+def pids(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A folder where every task writes the pids of its processes."""
+    folder = tmp_path / "pids"
+    folder.mkdir()
+    monkeypatch.setenv("SWEEP_TEST_PIDS", str(folder))
+    return folder
+
+
+def write_spec(folder: Path, name: str = "sweep.yaml", **data: Any) -> Path:
+    data.setdefault("command", f"{PYTHON} main.py --epochs 2")
+    path = folder / name
+    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def all_runs(root: Path) -> list[dict[str, Any]]:
+    """The run.json of every run in runs/ and fails/, with its place."""
+    out = []
+    for place in ("runs", "fails"):
+        for folder in sorted((root / place).glob("0*")):
+            record = Run(folder).record()
+            record["place"] = place
+            record["path"] = folder
+            out.append(record)
+    return out
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat[stat.rfind(")") + 2] != "Z"
+    except OSError:
+        return False
+
+
+def task_pids(folder: Path) -> list[int]:
+    return [p for f in folder.iterdir() for p in json.loads(f.read_text())]
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 30.0) -> None:
+    end = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > end:
+            raise AssertionError("timed out waiting")
+        time.sleep(0.05)
+
+
+# -- the basics ------------------------------------------------------------------------
+def test_grid_times_repeat_runs_every_task_once(script: Path, root: Path) -> None:
+    spec = write_spec(
+        script.parent,
+        grid={"lr": [0.1, 0.01], "model": ["resnet", "vit"]},
+        repeat=2,
+    )
+    summary = sweep(spec, jobs=2)
+    assert summary.exit_code == 0, summary.text()
+    assert summary.result_counts() == {"completed": 8, "failed": 0, "interrupted": 0}
+    runs = all_runs(root)
+    assert len(runs) == 8 and all(r["status"] == "completed" for r in runs)
+    assert sorted(r["sweep"]["task"] for r in runs) == list(range(8))
+    assert {r["sweep"]["name"] for r in runs} == {"sweep"}
+    by_task = {r["sweep"]["task"]: r for r in runs}
+    for state in summary.states:
+        record = by_task[state.task.index]
+        assert record["sweep"]["key"] == state.task.key
+        seen = json.loads((record["path"] / "seen.json").read_text())
+        assert {k: seen[k] for k in state.task.params} == state.task.params
+        params = exman.Run(record["path"]).params
+        assert params["epochs"] == 2  # from the command
+    # each task's output is in its log and, through safe_experiment, in log.txt
+    logs = sorted((root / ".exman" / "sweeps" / "sweep" / "logs").iterdir())
+    assert len(logs) == 8 and "task output" in logs[0].read_text()
+    assert "task output" in (runs[0]["path"] / "log.txt").read_text()
+
+
+def test_values_reach_the_script_with_config_typing(script: Path, root: Path) -> None:
+    spec = write_spec(
+        script.parent,
+        configs=[
+            {"flag": True, "layers": [3, 4], "wd": None},
+            {"flag": False, "layers": [5], "wd": 0.5},
+        ],
+    )
+    summary = sweep(spec, jobs=2)
+    assert summary.exit_code == 0, summary.text()
+    seen = sorted(
+        (json.loads((r["path"] / "seen.json").read_text()) for r in all_runs(root)),
+        key=lambda s: s["layers"],
+    )
+    assert [(s["flag"], s["layers"], s["wd"]) for s in seen] == [
+        (True, [3, 4], None),
+        (False, [5], 0.5),
+    ]
+
+
+def test_done_tasks_are_skipped_and_new_ones_run(script: Path, root: Path) -> None:
+    spec = write_spec(script.parent, grid={"lr": [0.1, 0.2]}, repeat=2)
+    assert sweep(spec, jobs=2).exit_code == 0
+    again = sweep(spec, jobs=2)
+    assert again.results == [] and again.exit_code == 0
+    assert again.skipped == {"completed": 4}
+    assert "nothing to run" in again.text()
+    write_spec(script.parent, grid={"lr": [0.1, 0.2, 0.3]}, repeat=2)
+    grown = sweep(spec, jobs=2)
+    assert sorted(r.task.params["lr"] for r in grown.results) == [0.3, 0.3]
+    assert grown.skipped == {"completed": 4}
+    forced = sweep(spec, jobs=2, force=True)
+    assert len(forced.results) == 6
+    keys = Counter(r["sweep"]["key"] for r in all_runs(root))
+    assert sorted(keys.values()) == [2] * 6
+
+
+def test_failing_tasks_land_in_fails_and_wait_for_retry(
+    script: Path, root: Path
+) -> None:
+    spec = write_spec(script.parent, grid={"fail": ["", "raise", "exit"]})
+    summary = sweep(spec, jobs=2)
+    assert summary.exit_code == 1
+    assert summary.result_counts() == {"completed": 1, "failed": 2, "interrupted": 0}
+    failed = {r.task.params["fail"]: r for r in summary.failures}
+    assert failed["raise"].reason == "ValueError: asked to fail"
+    assert failed["exit"].reason == "exit code 3"
+    for result in failed.values():
+        assert result.run is not None and result.run.path.parent == root / "fails"
+        assert (result.run.path / "traceback.txt").exists()
+        assert Run(result.run.path).status == "failed"
+    assert len(list((root / "index").iterdir())) == 1
+    assert "failed task 1 (run" in summary.text()
+
+    again = sweep(spec, jobs=2)
+    assert again.results == [] and again.skipped == {"completed": 1, "failed": 2}
+    assert again.exit_code == 1  # the selection still holds failed tasks
+    assert "--retry-failed" in again.text()
+    retried = sweep(spec, jobs=2, retry_failed=True)
+    assert sorted(r.task.index for r in retried.results) == [1, 2]
+
+
+def test_fail_fast_starts_nothing_after_a_failure(script: Path, root: Path) -> None:
+    spec = write_spec(script.parent, grid={"fail": ["raise"], "lr": [1, 2, 3, 4]})
+    summary = sweep(spec, jobs=1, fail_fast=True)
+    assert len(summary.results) == 1 and summary.not_started == 3
+    assert summary.exit_code == 1
+    limited = sweep(spec, jobs=1, max_failures=2, retry_failed=True)
+    assert len(limited.results) == 2
+
+
+def test_an_unknown_parameter_fails_with_the_scripts_message(
+    script: Path, root: Path
+) -> None:
+    spec = write_spec(script.parent, grid={"lrr": [0.1]})
+    summary = sweep(spec)
+    assert summary.exit_code == 1
+    (result,) = summary.results
+    assert result.run is None
+    assert result.reason is not None and "'lrr'" in result.reason
+    assert "not an argument" in result.reason
+
+
+def test_a_command_that_cannot_start_fails(tmp_path: Path) -> None:
+    spec = write_spec(tmp_path, command="./no-such-program", grid={"a": [1]})
+    summary = sweep(spec)
+    assert summary.exit_code == 1
+    assert "cannot start" in (summary.results[0].reason or "")
+
+
+def test_a_script_that_records_no_run_is_not_done(tmp_path: Path) -> None:
+    (tmp_path / "plain.py").write_text("pass\n")
+    spec = write_spec(tmp_path, command=f"{PYTHON} plain.py", grid={"a": [1]})
+    summary = sweep(spec)
+    assert summary.exit_code == 1
+    assert "recorded no run" in (summary.results[0].reason or "")
+
+
+def test_dry_run_lines_run_the_task_in_a_shell(script: Path, root: Path) -> None:
+    values = ["two words", "it's", 'say "hi"', "a;b", "échelle ✓", "../.."]
+    spec = write_spec(script.parent, grid={"model": values})
+    dry = sweep(spec, dry_run=True)
+    assert len(dry.commands) == len(values) and not root.exists()
+    line = dry.commands[3]
+    subprocess.run(
+        ["sh", "-c", line], cwd=script.parent, check=True, capture_output=True
+    )
+    (run,) = all_runs(root)
+    assert exman.Run(run["path"]).params["model"] == "a;b"
+    status = sweep(spec, status=True)
+    assert [s.state for s in status.states] == ["pending"] * 3 + ["completed"] + [
+        "pending"
+    ] * 2
+    rest = sweep(spec, jobs=2)
+    assert sorted(r.task.index for r in rest.results) == [0, 1, 2, 4, 5]
+    models = sorted(exman.Run(r["path"]).params["model"] for r in all_runs(root))
+    assert models == sorted(values)
+
+
+def test_index_runs_exactly_one_task(script: Path, root: Path) -> None:
+    spec = write_spec(script.parent, grid={"lr": [0.1, 0.2, 0.3]})
+    summary = sweep(spec, index=1)
+    assert [r.task.index for r in summary.results] == [1]
+    assert summary.selected == [1]
+    assert sweep(spec, index=1).results == []
+
+
+def test_shards_run_disjoint_shares_that_cover_the_sweep(
+    script: Path, root: Path
+) -> None:
+    spec = write_spec(script.parent, grid={"lr": [0.1, 0.2, 0.3], "model": ["a", "b"]})
+    first = sweep(spec, shard="0/2", jobs=2)
+    second = sweep(spec, shard=(1, 2), jobs=2)
+    a = {r.task.index for r in first.results}
+    b = {r.task.index for r in second.results}
+    assert a.isdisjoint(b) and a | b == set(range(6))
+    assert first.exit_code == second.exit_code == 0
+    assert len(all_runs(root)) == 6
+
+
+def test_status_reads_the_root_alone(script: Path, root: Path) -> None:
+    spec = write_spec(script.parent, grid={"fail": ["", "raise"], "lr": [1, 2]})
+    assert sweep(spec, status=True).counts()["pending"] == 4
+    sweep(spec, jobs=2)
+    status = sweep(spec, status=True)
+    assert status.counts() == {
+        "pending": 0,
+        "running": 0,
+        "completed": 2,
+        "failed": 2,
+        "interrupted": 0,
+    }
+    assert status.results == []
+
+
+def test_gpu_slots_share_out_cuda_visible_devices(script: Path, root: Path) -> None:
+    spec = write_spec(
+        script.parent,
+        grid={"lr": [1, 2, 3, 4, 5, 6]},
+        command=f"{PYTHON} main.py --sleep 0.3",
+    )
+    summary = sweep(spec, gpus="0,1", per_gpu=2)
+    assert summary.exit_code == 0
+    gpus = Counter(
+        json.loads((r["path"] / "seen.json").read_text())["gpu"] for r in all_runs(root)
+    )
+    assert set(gpus) == {"0", "1"} and sum(gpus.values()) == 6
+
+
+def test_timeout_fails_the_task_and_kills_its_group(
+    script: Path, root: Path, pids: Path
+) -> None:
+    spec = write_spec(
+        script.parent,
+        command=f"{PYTHON} main.py --sleep 60 --child",
+        grid={"lr": [0.1]},
+    )
+    start = time.monotonic()
+    summary = sweep(spec, timeout=1, grace=1)
+    assert time.monotonic() - start < 30
+    (result,) = summary.results
+    assert result.status == "failed" and result.timed_out
+    assert result.reason == "timeout: stopped after 1 s"
+    assert result.run is not None and result.run.path.parent == root / "fails"
+    record = Run(result.run.path).record()
+    assert record["status"] == "failed" and record["reason"] == result.reason
+    assert "timeout" in (result.run.path / "traceback.txt").read_text()
+    assert not (root / "index").exists() or not list((root / "index").iterdir())
+    wait_for(lambda: not any(alive(p) for p in task_pids(pids)), 10)
+    assert sweep(spec).results == []  # failed: not retried by default
+
+
+def test_exman_sweep_command_line(script: Path, root: Path, capsys: Any) -> None:
+    spec = write_spec(script.parent, grid={"lr": [0.1, 0.2]})
+    assert sweep_main([str(spec), "-j", "2", "-q"]) == 0
+    out = capsys.readouterr().out
+    assert "ran 2 tasks" in out
+    assert sweep_main([str(spec), "--status"]) == 0
+    out = capsys.readouterr().out
+    assert "2 tasks: 2 completed" in out and "lr=0.1" in out
+    assert sweep_main([str(spec), "--dry-run", "--force"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("EXMAN_SWEEP_PARAMS=") == 2
+    assert sweep_main([str(spec)]) == 0
+    assert "nothing to run" in capsys.readouterr().out
+    assert sweep_main([str(spec), "--shard", "2/2"]) == 2
+    assert "numbered from 0" in capsys.readouterr().err
+    bad = write_spec(script.parent, "bad.yaml", grid={"lr": [1]}, colour="red")
+    assert sweep_main([str(bad)]) == 2
+    assert "bad.yaml: unknown key 'colour'" in capsys.readouterr().err
+
+
+def test_a_spec_error_is_raised_before_anything_runs(tmp_path: Path) -> None:
+    spec = write_spec(tmp_path, command=f"{PYTHON} main.py --lr 1", grid={"lr": [1]})
+    with pytest.raises(SpecError, match="lr"):
+        sweep(spec)
+    assert not (tmp_path / "exman").exists()
+
+
+# -- signals: Ctrl-C, SIGTERM, SIGKILL -------------------------------------------------
+def launch(spec: Path, *args: str) -> subprocess.Popen[str]:
+    """``exman sweep`` as its own process group, as a terminal would start it."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "exman.sweep", str(spec), *args],
+        cwd=spec.parent,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_stops_every_child_and_the_sweep_resumes(
+    script: Path,
+    root: Path,
+    pids: Path,
+    signum: int,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    spec = write_spec(
+        script.parent,
+        command=f"{PYTHON} main.py --child",
+        grid={"sleep": [0.0, 30.0, 30.1, 0.01, 0.02]},
+    )
+    proc = launch(spec, "-j", "2", "--grace", "3")
+    try:
+        # task 0 ends at once; tasks 1 and 2 sleep: then the pool is full
+        wait_for(lambda: len(list(pids.iterdir())) >= 3)
+        wait_for(lambda: any(r["status"] == "completed" for r in all_runs(root)))
+        os.kill(proc.pid, signum)
+        out, _ = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 128 + signum, out
+    assert "run the same command again to resume" in out
+    wait_for(lambda: not any(alive(p) for p in task_pids(pids)), 10)
+    statuses = Counter(r["status"] for r in all_runs(root))
+    assert statuses == {"completed": 1, "interrupted": 2}, out
+    assert all(r["place"] == "runs" for r in all_runs(root))
+
+    monkeypatch.setenv("SWEEP_TEST_SCALE", "0")  # no more sleeping
+    resumed = sweep(spec, jobs=2)
+    # the interrupted tasks run again, the completed one does not
+    assert sorted(r.task.index for r in resumed.results) == [1, 2, 3, 4]
+    assert resumed.skipped == {"completed": 1}
+
+
+def test_a_child_that_ignores_sigint_is_killed_after_the_grace(
+    script: Path, root: Path, pids: Path
+) -> None:
+    spec = write_spec(
+        script.parent,
+        command=f"{PYTHON} main.py --child --ignore_int --sleep 60",
+        grid={"lr": [0.1]},
+    )
+    proc = launch(spec, "--grace", "1")
+    try:
+        wait_for(lambda: len(list(pids.iterdir())) >= 1)
+        time.sleep(0.2)
+        os.kill(proc.pid, signal.SIGINT)
+        out, _ = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130, out
+    assert "killed after 1 s" in out
+    wait_for(lambda: not any(alive(p) for p in task_pids(pids)), 10)
+    (run,) = all_runs(root)
+    assert run["status"] == "interrupted" and "SIGINT" in run["reason"]
+
+
+def test_sigkill_of_the_launcher_loses_no_task_and_runs_none_twice(
+    script: Path, root: Path, pids: Path
+) -> None:
+    spec = write_spec(
+        script.parent,
+        command=f"{PYTHON} main.py --sleep 1.5",
+        grid={"lr": [1, 2, 3, 4, 5, 6]},
+    )
+    proc = launch(spec, "-j", "2")
+    try:
+        wait_for(lambda: any(r["status"] == "completed" for r in all_runs(root)))
+        wait_for(lambda: sum(r["status"] == "running" for r in all_runs(root)) >= 1)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    held = Claims(Root(root)).held()  # tasks whose process outlived the launcher
+    assert held, "the test must kill the launcher while tasks run"
+    # the orphans go on; the resumed sweep must not start their tasks again
+    resumed = sweep(spec, jobs=2)
+    assert resumed.exit_code == 0, resumed.text()
+    assert not held & {r.task.key for r in resumed.results}
+    wait_for(lambda: not Claims(Root(root)).held(), 30)
+    final = sweep(spec, jobs=2)
+    assert final.exit_code == 0
+    assert final.counts()["completed"] == 6
+    keys = Counter(r["sweep"]["key"] for r in all_runs(root))
+    assert len(keys) == 6 and set(keys.values()) == {1}, keys
+    assert all(r["status"] == "completed" for r in all_runs(root))
+
+
+def test_two_launchers_at_once_share_the_work(script: Path, root: Path) -> None:
+    spec = write_spec(
+        script.parent,
+        command=f"{PYTHON} main.py --sleep 0.3",
+        grid={"lr": [1, 2, 3, 4, 5, 6]},
+    )
+    first = launch(spec, "-j", "2", "-q")
+    second = launch(spec, "-j", "2", "-q")
+    out1, _ = first.communicate(timeout=60)
+    out2, _ = second.communicate(timeout=60)
+    assert first.returncode == second.returncode == 0, out1 + out2
+    keys = Counter(r["sweep"]["key"] for r in all_runs(root))
+    assert len(keys) == 6 and set(keys.values()) == {1}, out1 + out2
