@@ -1,0 +1,430 @@
+"""Index: every run of a root as a typed pandas DataFrame.
+
+.. code-block:: python
+
+    import exman
+    index = exman.Index(exman.simpleroot("/path/to/main.py"))
+    df = index.info()                   # the runs in index/
+    best = index.info("best/lr")        # the runs marked under marked/best/lr
+    everything = index.info(failed=True, tmp=True)
+    one = index.row(42)                 # run 42 as a Series, wherever it is
+
+Signature: ``Index(root, *, cache=True)``; ``Index.info(source=None, *,
+failed=False, tmp=False) -> DataFrame``; ``Index.row(id) -> Series``.
+
+Rows: one per run, sorted by ``id``. ``info()`` takes the runs linked in
+``index/``; ``info("a/b")`` the runs linked anywhere below ``marked/a/b``
+(marks made by ``automark`` or by ``exman mark``), and raises
+:class:`MarkNotFound` (a ``KeyError``) when nothing was ever marked so.
+``failed=True`` adds the runs in ``fails/``, ``tmp=True`` those in ``tmp/``
+(their ``root`` tells where each run is). A run that cannot be read (a
+dangling link, no or invalid ``params.yaml``, an unsafe YAML tag, a
+non-UTF-8 byte) is left out with one :class:`SkippedRunWarning` naming it.
+
+Columns: ``id`` first, then every parameter, in the order of ``params.yaml``
+(keys that appear only in later runs come after), then ``status``,
+``started``, ``finished``, ``duration``, ``host`` and ``error``. A run
+column whose name a parameter already uses is called ``run_<name>``.
+
+Types. The values of ``params.yaml`` are typed by YAML already (int, float,
+bool, str, list, dict, None); each column is built from those Python values
+by pandas, and nothing is guessed from strings:
+
+* ints -> int64; ints and floats -> float64; ints or floats with missing
+  values -> float64 with NaN; bools -> bool (object, with None, when some
+  runs lack the value); strings -> pandas' string dtype (NaN where
+  missing); lists stay lists and dicts stay dicts (object); a key that is
+  null in every run is kept as a column of None; a run without a key that
+  others have (a parameter added later) gets None/NaN there.
+* ``id`` -> int64; ``time`` (``%Y-%m-%dT%H:%M:%S``, local time, as written
+  in params.yaml) -> naive datetime64; ``root`` -> the absolute
+  ``pathlib.Path`` of the run folder, where it is now (``fails/...`` for a
+  failed run).
+* ``status`` -> completed, failed, interrupted, running, crashed (the
+  record says running but its process is gone from this host) or unknown
+  (no run.json: a run made by exman 0.1.9). It is worked out at every call,
+  never cached. ``started``/``finished`` -> datetime64 in UTC
+  (tz-aware: runs may come from hosts in different time zones; use
+  ``.dt.tz_convert(...)`` for local times). ``duration`` -> float64 seconds.
+  ``host`` -> the machine that ran it. ``error`` -> the last line of
+  ``traceback.txt`` (or the recorded reason, like ``exit code 3``) for a
+  failed or interrupted run, else missing.
+
+Speed: the parsed runs are cached under ``.exman/cache/`` (see
+:mod:`exman.cache`); a load on an unchanged root reads one file and stats
+each run folder. ``Index(root, cache=False)`` reads every run again.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import pathlib
+import warnings
+from typing import TYPE_CHECKING, Any
+
+from .cache import CacheFile, SkippedRunWarning, Table, read_runs
+from .params import PARAMS_FILE, TIME_FORMAT
+from .run import effective_status
+from .store import ExmanError, Root, RunNotFound, StrPath, run_id
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["Index", "MarkNotFound", "SkippedRunWarning"]
+
+RUN_COLUMNS = ("status", "started", "finished", "duration", "host", "error")
+PLACES = ("runs", "fails", "tmp")
+_FOREIGN = ""  # the place of a run folder outside runs/, fails/ and tmp/
+
+
+class MarkNotFound(ExmanError, KeyError):
+    """No runs were ever marked under this key."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+# a run as a source names it: (place, folder name) or (_FOREIGN, folder path)
+Ref = tuple[str, str]
+
+
+class Index:
+    """The runs of an exman root, as pandas DataFrames.
+
+    :param root: the root folder (the one holding ``runs/`` and ``index/``).
+    :param cache: keep what was read under ``.exman/cache/`` and reuse it
+        while the run folders do not change; False reads every run again and
+        leaves the cache alone.
+    :raises ExmanError: ``root`` is not an exman root.
+    """
+
+    def __init__(self, root: StrPath, *, cache: bool = True) -> None:
+        self.root = Root(root)
+        self.cache = cache
+        if not self.root.exists():
+            raise ExmanError(
+                f"{self.root.path} is not an exman root: it has no runs/ and "
+                "index/ folders. Pass the folder given to ExParser(root=...)"
+            )
+
+    def __repr__(self) -> str:
+        return f"Index({str(self.root.path)!r})"
+
+    # -- the public calls -------------------------------------------------------
+    def info(
+        self,
+        source: StrPath | None = None,
+        *,
+        failed: bool = False,
+        tmp: bool = False,
+        njobs: int | None = None,
+    ) -> pd.DataFrame:
+        """The runs as a DataFrame: one row per run, sorted by id.
+
+        :param source: None for the runs in ``index/``; a mark key such as
+            ``"best"`` or ``"lr/0.1"`` for the runs marked under it, at any
+            depth below.
+        :param failed: also the runs in ``fails/``.
+        :param tmp: also the runs in ``tmp/`` (made with ``--tmp``).
+        :param njobs: ignored (kept for code written for exman 0.1.9).
+        :raises MarkNotFound: (a ``KeyError``) no mark ``source``.
+        :raises ExmanError: ``source`` is an absolute path or has ``..``.
+        """
+        if njobs is not None:
+            warnings.warn(
+                "Index.info(njobs=...) is ignored: loading is fast without it",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+        load = _Load(self.root, self.cache)
+        if source is None:
+            load.add_index()
+        else:
+            load.add_marks(source)
+        if failed:
+            load.add_place("fails")
+        if tmp:
+            load.add_place("tmp")
+        return _frame(load.run())
+
+    def row(self, num: int) -> pd.Series:
+        """Run ``num`` (in ``runs/``, ``fails/`` or ``tmp/``) as a Series.
+
+        :raises RunNotFound: no run has this id, or it cannot be read (a
+            :class:`SkippedRunWarning` says why).
+        """
+        folder = self.root.find(num)
+        load = _Load(self.root, self.cache)
+        load.add(folder.parent.name, folder.name, str(folder))
+        frame = _frame(load.run())
+        if not len(frame):
+            raise RunNotFound(f"run {num} in {folder} cannot be read")
+        return frame.iloc[0]
+
+
+class _Load:
+    """One load: collects the runs that sources name, then reads them."""
+
+    def __init__(self, root: Root, cache: bool) -> None:
+        self.root = root
+        self.cache = cache
+        self.refs: dict[str, dict[str, str]] = {}  # place -> name -> via (link)
+        self.full: set[str] = set()
+        self.files: dict[str, tuple[CacheFile, Table, dict[str, Any]]] = {}
+        self.index_map: dict[str, Any] | None = None
+
+    def add(self, place: str, name: str, via: str) -> None:
+        self.refs.setdefault(place, {}).setdefault(name, via)
+
+    def cached(self, place: str) -> tuple[CacheFile, Table, dict[str, Any]]:
+        if place not in self.files:
+            cache = CacheFile(self.root, place, enabled=self.cache and bool(place))
+            self.files[place] = (cache, *cache.read())
+        return self.files[place]
+
+    # -- sources ------------------------------------------------------------------
+    def add_place(self, place: str) -> None:
+        """Every run folder in ``place`` (``fails`` or ``tmp``)."""
+        self.full.add(place)
+        self.refs.setdefault(place, {})
+        try:
+            entries = os.scandir(self.root.path / place)
+        except FileNotFoundError:
+            return
+        with entries:
+            for entry in entries:
+                if run_id(entry.name) is not None and entry.is_dir():
+                    self.add(place, entry.name, "")
+
+    def add_index(self) -> None:
+        """The runs linked in ``index/``.
+
+        ``index/<name>.yaml`` links to ``../runs/<name>/params.yaml``; only a
+        link not met before (by name and inode, remembered in the cache) is
+        read to check that.
+        """
+        self.full.add("runs")
+        self.refs.setdefault("runs", {})
+        index = str(self.root.index)
+        names: list[str] = []
+        inos: list[int] = []
+        with os.scandir(index) as entries:
+            for entry in entries:
+                if entry.name.endswith(".yaml"):
+                    names.append(entry.name)
+                    inos.append(entry.inode())
+        _, _, extra = self.cached("runs")
+        known = extra.get("index")
+        if not isinstance(known, dict) or set(known) != {"names", "inos", "targets"}:
+            known = {"names": [], "inos": [], "targets": []}
+        if names == known["names"] and inos == known["inos"]:
+            targets = known["targets"]
+            self.index_map = known
+        else:
+            old = dict(zip(known["names"], zip(known["inos"], known["targets"])))
+            targets = []
+            for name, ino in zip(names, inos):
+                seen = old.get(name)
+                if seen is not None and seen[0] == ino:
+                    targets.append(seen[1])
+                else:
+                    targets.append(self._index_target(os.path.join(index, name)))
+            self.index_map = {"names": names, "inos": inos, "targets": targets}
+        runs = self.refs["runs"]
+        for name, target in zip(names, targets):
+            if target is None:  # the usual link
+                runs.setdefault(name[: -len(".yaml")], f"index/{name}")
+            elif isinstance(target, list) and len(target) == 2:
+                self.add(str(target[0]), str(target[1]), f"index/{name}")
+            else:
+                _warn(f"skipped index/{name}: not a link to a run's {PARAMS_FILE}")
+
+    def _index_target(self, link: str) -> list[str] | bool | None:
+        """None for the usual link, ``[place, name]`` for another, else False."""
+        name = os.path.basename(link)[: -len(".yaml")]
+        try:
+            target = os.readlink(link)
+        except OSError:
+            return False
+        if target == f"../runs/{name}/{PARAMS_FILE}":
+            return None
+        path = os.path.normpath(os.path.join(os.path.dirname(link), target))
+        if os.path.basename(path) != PARAMS_FILE:
+            return False
+        return list(self._where(os.path.dirname(path)))
+
+    def _where(self, folder: str) -> tuple[str, str]:
+        """``(place, name)`` of a run folder; ``("", folder)`` outside the root."""
+        parent, name = os.path.split(folder)
+        for place in PLACES:
+            if parent == str(self.root.path / place):
+                return place, name
+        return _FOREIGN, folder
+
+    def add_marks(self, key: StrPath) -> None:
+        """The runs linked anywhere below ``marked/<key>``.
+
+        :raises MarkNotFound: no such mark.
+        """
+        top = str(self.root.mark_dir(key))
+        if not os.path.lexists(top):
+            raise MarkNotFound(
+                f"no runs are marked {os.fspath(key)!r} in {self.root.path} "
+                f"({top} does not exist)"
+            )
+        marked = str(self.root.marked)
+        stack: list[str] = []
+        if os.path.islink(top):
+            self._add_mark(top, marked)
+        elif os.path.isdir(top):
+            stack.append(top)
+        while stack:
+            with os.scandir(stack.pop()) as entries:
+                for entry in entries:
+                    if entry.is_symlink():
+                        self._add_mark(entry.path, marked)
+                    elif entry.is_dir(follow_symlinks=False):
+                        stack.append(entry.path)
+
+    def _add_mark(self, link: str, marked: str) -> None:
+        try:
+            target = os.readlink(link)
+        except OSError:
+            return
+        folder = os.path.normpath(os.path.join(os.path.dirname(link), target))
+        place, name = self._where(folder)
+        self.add(place, name, "marked/" + os.path.relpath(link, marked))
+
+    # -- reading ---------------------------------------------------------------------
+    def run(self) -> list[tuple[str, Table]]:
+        """Read the runs: ``(folder of their place, rows)`` per place."""
+        parts: list[tuple[str, Table]] = []
+        for place in sorted(self.refs, key=lambda p: (p not in PLACES, p)):
+            refs = self.refs[place]
+            if place == _FOREIGN:
+                for path in refs:
+                    parent, name = os.path.split(path)
+                    off = CacheFile(self.root, "", enabled=False)
+                    loaded = read_runs(parent, [name], off, Table(), full=True)
+                    self._missing(parent, loaded.missing, {name: refs[path]})
+                    parts.append((parent, loaded.rows))
+                continue
+            cache, stored, extra = self.cached(place)
+            folder = str(self.root.path / place)
+            loaded = read_runs(
+                folder,
+                list(refs),
+                cache,
+                stored,
+                full=place in self.full,
+                label=f"{place}/",
+            )
+            old_map = extra.get("index")
+            if (
+                place == "runs"
+                and self.index_map is not None
+                and self.index_map is not old_map
+                and self.index_map != old_map
+            ):
+                extra = {**extra, "index": self.index_map}
+            if loaded.store is not stored or extra is not self.files[place][2]:
+                cache.write(loaded.store, extra)
+            self._missing(folder, loaded.missing, refs)
+            parts.append((folder, loaded.rows))
+        return parts
+
+    def _missing(self, folder: str, names: list[str], via: dict[str, str]) -> None:
+        for name in names:
+            link = via.get(name)
+            # a link that is gone by now: the run was deleted during the load
+            if link and os.path.lexists(self.root.path / link):
+                _warn(f"skipped run {name}: {link} points to a missing folder")
+
+
+def _warn(message: str) -> None:
+    warnings.warn(f"exman: {message}", SkippedRunWarning, stacklevel=4)
+
+
+# -- the frame ------------------------------------------------------------------
+def _frame(parts: list[tuple[str, Table]]) -> pd.DataFrame:
+    """One DataFrame from the rows of every place, typed and sorted by id."""
+    import numpy as np
+    import pandas as pd
+
+    parts = [(folder, rows) for folder, rows in parts if len(rows)]
+    table = Table.concat([rows for _, rows in parts]) if parts else Table()
+    n = len(table)
+    paths: list[pathlib.Path] = []
+    for folder, rows in parts:
+        # with_name on a sibling is the cheapest public way to many Paths
+        template = pathlib.Path(folder, "_")
+        paths += [template.with_name(name) for name in rows.names]
+    ids = np.asarray(table.params.get("id", []), dtype=np.int64)
+    order = np.argsort(ids, kind="stable")
+    ordered = bool(n < 2 or (ids[1:] >= ids[:-1]).all())
+    keys = [k for k in table.keys(order.tolist()) if k != "id"]
+    for key in ("time", "root"):
+        if key not in keys:
+            keys.append(key)
+    data: dict[str, Any] = {"id": ids}
+    for key in keys:
+        if key == "root":
+            data[key] = pd.Series(paths, dtype=object)
+        elif key == "time":
+            data[key] = _times(table.params.get(key, [None] * n))
+        else:
+            data[key] = pd.Series(table.params.get(key, [None] * n), dtype=None)
+    record = table.record
+    for column in RUN_COLUMNS:
+        name = f"run_{column}" if column in data else column
+        if column == "status":
+            data[name] = pd.Series(_statuses(record), dtype=None)
+        elif column in ("started", "finished"):
+            data[name] = _utc(record[column])
+        elif column == "duration":
+            data[name] = pd.Series(record[column], dtype="float64")
+        else:
+            data[name] = pd.Series(record[column], dtype=None)
+    frame = pd.DataFrame(data)
+    if not ordered:
+        frame = frame.take(order).reset_index(drop=True)
+    return frame
+
+
+def _statuses(record: dict[str, list[Any]]) -> list[str]:
+    out = []
+    for i, status in enumerate(record["status"]):
+        if status == "running":
+            status = effective_status(
+                {
+                    "status": status,
+                    "host": record["host"][i],
+                    "pid": record["pid"][i],
+                    "pid_start": record["pid_start"][i],
+                }
+            )
+        out.append(status or "unknown")
+    return out
+
+
+def _times(values: list[Any]) -> pd.Series:
+    """``time`` of params.yaml as naive datetime64 (NaT where unreadable)."""
+    import pandas as pd
+
+    if not all(type(v) is str for v in values):
+        values = [
+            v if isinstance(v, (str, datetime.datetime)) else None for v in values
+        ]
+    return pd.Series(pd.to_datetime(values, format=TIME_FORMAT, errors="coerce"))
+
+
+def _utc(values: list[Any]) -> pd.Series:
+    """ISO 8601 times with UTC offsets as tz-aware datetime64 in UTC."""
+    import pandas as pd
+
+    if int(pd.__version__.split(".")[0]) >= 2:
+        times = pd.to_datetime(values, utc=True, format="ISO8601", errors="coerce")
+    else:  # pragma: no cover - pandas 1.x reads ISO 8601 without being told
+        times = pd.to_datetime(values, utc=True, errors="coerce")
+    return pd.Series(times)
