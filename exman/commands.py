@@ -136,19 +136,26 @@ def cmd_rerun(args: argparse.Namespace, root: Root) -> int:
 
 
 def cmd_ls(args: argparse.Namespace, root: Root) -> int:
+    import warnings
+
     from .listing import ls, render
 
-    df = ls(
-        root,
-        query=args.query,
-        sort=args.sort,
-        columns=args.columns,
-        marked=args.marked,
-        failed=args.failed,
-        tmp=args.tmp,
-        status=args.status,
-        all_columns=args.all_columns,
-    )
+    # a run that cannot be read is left out with a warning: say which, once
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        df = ls(
+            root,
+            query=args.query,
+            sort=args.sort,
+            columns=args.columns,
+            marked=args.marked,
+            failed=args.failed,
+            tmp=args.tmp,
+            status=args.status,
+            all_columns=args.all_columns,
+        )
+    for warning in caught:
+        err(f"warning: {warning.message}")
     if args.format == "table" and len(df) == 0:
         err(f"no runs to list in {root.path}")
         return OK

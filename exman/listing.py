@@ -102,7 +102,8 @@ def ls(
         (``"-lr,id"``); default: by id.
     :param columns: the columns to show (``"lr,model"``); default: ``id``,
         the parameters that differ between the runs listed (all of them for
-        one run), ``status`` and ``time``.
+        one run), ``status``, ``time`` and, when a run listed failed,
+        ``error``.
     :param marked: only the runs marked under this key (``Index.info(key)``).
     :param failed: include the failed runs (in ``fails/``).
     :param tmp: include the tmp runs.
@@ -162,6 +163,8 @@ def ls(
         shown = [c for c in LEADING if c in df.columns]
         shown += _varying(df, params)
         shown += [c for c in TRAILING if c in df.columns]
+        if "error" in df.columns and df["error"].notna().any():
+            shown.append("error")  # why the failed runs listed failed
     return df.loc[:, shown].reset_index(drop=True)
 
 

@@ -15,8 +15,6 @@ from exman import manage
 from exman.cli import main
 from exman.store import ExmanError
 
-pytest.importorskip("exman.index")
-
 
 def make_runs(root: Path, *argvs: Sequence[str], fail: Sequence[int] = ()) -> None:
     parser = exman.ExParser(root=root)
@@ -101,6 +99,7 @@ def test_failed_tmp_and_status(ls: Ls) -> None:
     assert 5 not in [r["id"] for r in records(ls)]
     failed = records(ls, "--failed", "--status", "failed")
     assert [r["id"] for r in failed] == [5]
+    assert failed[0]["error"] == "ValueError: asked to fail"
     assert 6 in [r["id"] for r in records(ls, "--tmp")]
     assert records(ls, "--status", "running,crashed") == []
 
@@ -113,6 +112,33 @@ def test_marked(ls: Ls, root: Path) -> None:
     assert code == 2 and "keys: best" in err
     code, _, err = ls("--marked", "../x")
     assert code == 2 and "mark key" in err
+
+
+def test_marks_of_the_command_are_seen_by_index_info(
+    root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["--root", str(root), "mark", "best/lr", "2", "3", "5"]) == 0
+    assert main(["--root", str(root), "mark", "best", "1"]) == 0
+    index = exman.Index(root)
+    assert list(index.info("best/lr")["id"]) == [2, 3, 5]
+    assert list(index.info("best")["id"]) == [1, 2, 3, 5]
+    assert main(["--root", str(root), "unmark", "best/lr", "3"]) == 0
+    assert list(index.info("best/lr")["id"]) == [2, 5]
+    assert main(["--root", str(root), "delete", "2"]) == 0
+    assert 2 not in list(index.info()["id"])
+    assert main(["--root", str(root), "restore", "2"]) == 0
+    assert 2 in list(index.info()["id"])
+    assert main(["--root", str(root), "delete", "--all", "--yes", "2"]) == 0
+    assert list(index.info("best/lr")["id"]) == [5]
+
+
+def test_unreadable_run_is_a_warning(ls: Ls, root: Path) -> None:
+    broken = next((root / "runs").glob("000002-*"))
+    (broken / "params.yaml").write_text("lr: [unclosed\n")
+    code, out, err = ls("--format", "json")
+    assert code == 0
+    assert [r["id"] for r in json.loads(out)] == [1, 3, 4]
+    assert "warning:" in err and broken.name in err
 
 
 def test_csv(ls: Ls) -> None:
