@@ -11,6 +11,7 @@ import argparse
 import sys
 import textwrap
 from collections.abc import Sequence
+from typing import Callable
 
 from . import __version__
 from .commands import (
@@ -25,6 +26,7 @@ from .commands import (
     cmd_rerun,
     cmd_restore,
     cmd_show,
+    cmd_sweep,
     cmd_unmark,
     err,
 )
@@ -280,6 +282,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--dry-run", action="store_true", help="list what would go, remove nothing"
     )
+
+    # the sweep spec names its root: this command needs none from here
+    from .sweep.cli import add_parser as add_sweep
+
+    p = add_sweep(sub)
+    p.formatter_class = _Formatter
+    p.epilog = (
+        "examples:\n  exman sweep sweep.yaml --dry-run\n"
+        "  exman sweep sweep.yaml -j 4\n  exman sweep sweep.yaml --status"
+    )
+    p.set_defaults(func=None, standalone=cmd_sweep)
     return parser
 
 
@@ -326,9 +339,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if split is not None:
         args.extra = [*args.extra, *split[1]]
     try:
-        root = find_root(args.root)
+        standalone: Callable[[argparse.Namespace], int] | None = getattr(
+            args, "standalone", None
+        )
+        if standalone is not None:
+            return standalone(args)
         func: Command = args.func
-        return func(args, root)
+        return func(args, find_root(args.root))
     except RunNotFound as e:
         err(str(e))
         return PARTIAL

@@ -27,6 +27,7 @@ __all__ = [
     "cmd_rerun",
     "cmd_restore",
     "cmd_show",
+    "cmd_sweep",
     "cmd_unmark",
     "err",
 ]
@@ -161,3 +162,10 @@ def cmd_ls(args: argparse.Namespace, root: Root) -> int:
         return OK
     print(render(df, args.format, root=root))
     return OK
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    """``exman sweep``: the spec names its root, none is looked for here."""
+    from .sweep.cli import run
+
+    return run(args)
