@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -373,6 +374,46 @@ def test_show_old_run_and_broken_params(runs: list[Path], root: Path) -> None:
     assert "exman 0.1.9" in format_details(d)
     with pytest.raises(exman.RunNotFound, match="run 99"):
         manage.show(root, 99)
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="needs the git command")
+def test_show_the_git_commit(
+    tmp_path: Path, root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", os.devnull)
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path))
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / "train.py").write_text("print(1)\n")
+    for argv in (
+        ["init", "-q"],
+        ["add", "train.py"],
+        [
+            "-c",
+            "user.name=T",
+            "-c",
+            "user.email=t@example.com",
+            "commit",
+            "-q",
+            "-m",
+            "first",
+        ],
+    ):
+        subprocess.run(["git", "-C", str(repo), *argv], check=True)
+    head = subprocess.run(
+        ["git", "-C", str(repo), "rev-parse", "HEAD"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    (repo / "train.py").write_text("print(2)\n")
+    ns = exman.ExParser(root=root, git=repo).parse_args([])
+    with ns.safe_experiment:
+        pass
+    text = format_details(manage.show(root, 1))
+    assert f"git       {head} (dirty: see changes.diff)" in text
+    assert "changes.diff" in text
 
 
 def test_tail_reads_from_the_end(tmp_path: Path) -> None:
