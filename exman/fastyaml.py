@@ -60,6 +60,11 @@ class _Loader(_SafeLoader):
     """The safe loader whose resolver remembers its answers in ``memo``."""
 
     memo: dict[str, str]
+    # Path resolvers are never registered here, so the resolver's path
+    # bookkeeping, called around every node, has nothing to do: C callables
+    # that ignore their arguments are much cheaper than the Python no-ops.
+    descend_resolver: Any = {}.get
+    ascend_resolver: Any = tuple
 
     def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
         if kind is ScalarNode and implicit[0]:
@@ -72,33 +77,40 @@ class _Loader(_SafeLoader):
         return super().resolve(kind, value, implicit)
 
 
+def _scalar(node: ScalarNode) -> Any:
+    tag, value = node.tag, node.value
+    if tag == _STR:
+        return value
+    if tag == _NULL:
+        return None
+    if tag == _INT and _PLAIN_INT(value):
+        return int(value)
+    if tag == _FLOAT and _PLAIN_FLOAT(value):
+        return float(value)
+    if tag == _BOOL:
+        flag = _BOOLS.get(value.lower())
+        if flag is not None:
+            return flag
+    raise _Other
+
+
 def _build(node: Node, depth: int) -> Any:
-    tag = node.tag
     if type(node) is ScalarNode:
-        value = node.value
-        if tag == _STR:
-            return value
-        if tag == _NULL:
-            return None
-        if tag == _INT and _PLAIN_INT(value):
-            return int(value)
-        if tag == _FLOAT and _PLAIN_FLOAT(value):
-            return float(value)
-        if tag == _BOOL:
-            flag = _BOOLS.get(value.lower())
-            if flag is not None:
-                return flag
-        raise _Other
+        return _scalar(node)
     if depth > _MAX_DEPTH:
         raise _Other
-    if type(node) is MappingNode and tag == _MAP:
+    if type(node) is MappingNode and node.tag == _MAP:
         mapping = {}
         for key_node, value_node in node.value:
             if type(key_node) is not ScalarNode or key_node.tag not in _KEY_TAGS:
                 raise _Other
-            mapping[_build(key_node, depth)] = _build(value_node, depth + 1)
+            key = key_node.value if key_node.tag == _STR else _scalar(key_node)
+            if type(value_node) is ScalarNode and value_node.tag == _STR:
+                mapping[key] = value_node.value
+            else:
+                mapping[key] = _build(value_node, depth + 1)
         return mapping
-    if type(node) is SequenceNode and tag == _SEQ:
+    if type(node) is SequenceNode and node.tag == _SEQ:
         return [_build(item, depth + 1) for item in node.value]
     raise _Other
 

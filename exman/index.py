@@ -63,8 +63,9 @@ import pathlib
 import warnings
 from typing import TYPE_CHECKING, Any
 
-from .cache import CacheFile, SkippedRunWarning, Table, read_runs
+from .cache import CacheFile, Clock, SkippedRunWarning, read_runs
 from .params import PARAMS_FILE, TIME_FORMAT
+from .rows import Table
 from .run import effective_status
 from .store import ExmanError, Root, RunNotFound, StrPath, run_id
 
@@ -169,17 +170,18 @@ class _Load:
     def __init__(self, root: Root, cache: bool) -> None:
         self.root = root
         self.cache = cache
-        self.refs: dict[str, dict[str, str]] = {}  # place -> name -> via (link)
+        self.clock = Clock(root, enabled=cache)
+        self.refs: dict[str, dict[str, str]] = {}  # place -> name -> link to it
         self.full: set[str] = set()
         self.files: dict[str, tuple[CacheFile, Table, dict[str, Any]]] = {}
-        self.index_map: dict[str, Any] | None = None
+        self.extra: dict[str, dict[str, Any]] = {}  # place -> extras to store
 
     def add(self, place: str, name: str, via: str) -> None:
         self.refs.setdefault(place, {}).setdefault(name, via)
 
     def cached(self, place: str) -> tuple[CacheFile, Table, dict[str, Any]]:
         if place not in self.files:
-            cache = CacheFile(self.root, place, enabled=self.cache and bool(place))
+            cache = CacheFile(self.root, place, enabled=self.cache)
             self.files[place] = (cache, *cache.read())
         return self.files[place]
 
@@ -200,28 +202,35 @@ class _Load:
     def add_index(self) -> None:
         """The runs linked in ``index/``.
 
-        ``index/<name>.yaml`` links to ``../runs/<name>/params.yaml``; only a
-        link not met before (by name and inode, remembered in the cache) is
-        read to check that.
+        ``index/<name>.yaml`` links to ``../runs/<name>/params.yaml``: only a
+        link not met before (by name and inode) is read to check that. The
+        listing itself is reused while the folder's inode and ctime stay.
         """
         self.full.add("runs")
         self.refs.setdefault("runs", {})
         index = str(self.root.index)
-        names: list[str] = []
-        inos: list[int] = []
-        with os.scandir(index) as entries:
-            for entry in entries:
-                if entry.name.endswith(".yaml"):
-                    names.append(entry.name)
-                    inos.append(entry.inode())
         _, _, extra = self.cached("runs")
         known = extra.get("index")
-        if not isinstance(known, dict) or set(known) != {"names", "inos", "targets"}:
-            known = {"names": [], "inos": [], "targets": []}
-        if names == known["names"] and inos == known["inos"]:
-            targets = known["targets"]
-            self.index_map = known
-        else:
+        if not (
+            isinstance(known, dict)
+            and isinstance(known.get("dir"), list)
+            and isinstance(known.get("names"), list)
+            and isinstance(known.get("inos"), list)
+            and isinstance(known.get("targets"), list)
+            and len(known["names"]) == len(known["inos"]) == len(known["targets"])
+        ):
+            known = {"dir": [], "names": [], "inos": [], "targets": []}
+        st = os.stat(index)
+        if known["dir"] != [st.st_ino, st.st_ctime_ns]:
+            self.clock()  # before the folder is examined: see exman.cache
+            st = os.stat(index)
+            names: list[str] = []
+            inos: list[int] = []
+            with os.scandir(index) as entries:
+                for entry in entries:
+                    if entry.name.endswith(".yaml"):
+                        names.append(entry.name)
+                        inos.append(entry.inode())
             old = dict(zip(known["names"], zip(known["inos"], known["targets"])))
             targets = []
             for name, ino in zip(names, inos):
@@ -230,9 +239,11 @@ class _Load:
                     targets.append(seen[1])
                 else:
                     targets.append(self._index_target(os.path.join(index, name)))
-            self.index_map = {"names": names, "inos": inos, "targets": targets}
+            stamp = [st.st_ino, self.clock.trusted(st.st_ctime_ns)]
+            known = {"dir": stamp, "names": names, "inos": inos, "targets": targets}
+            self.extra["runs"] = {**extra, "index": known}
         runs = self.refs["runs"]
-        for name, target in zip(names, targets):
+        for name, target in zip(known["names"], known["targets"]):
             if target is None:  # the usual link
                 runs.setdefault(name[: -len(".yaml")], f"index/{name}")
             elif isinstance(target, list) and len(target) == 2:
@@ -300,38 +311,32 @@ class _Load:
     def run(self) -> list[tuple[str, Table]]:
         """Read the runs: ``(folder of their place, rows)`` per place."""
         parts: list[tuple[str, Table]] = []
-        for place in sorted(self.refs, key=lambda p: (p not in PLACES, p)):
-            refs = self.refs[place]
-            if place == _FOREIGN:
-                for path in refs:
-                    parent, name = os.path.split(path)
-                    off = CacheFile(self.root, "", enabled=False)
-                    loaded = read_runs(parent, [name], off, Table(), full=True)
-                    self._missing(parent, loaded.missing, {name: refs[path]})
-                    parts.append((parent, loaded.rows))
+        for place in PLACES:
+            if place not in self.refs:
                 continue
+            refs = self.refs[place]
             cache, stored, extra = self.cached(place)
             folder = str(self.root.path / place)
             loaded = read_runs(
                 folder,
                 list(refs),
-                cache,
                 stored,
+                self.clock,
                 full=place in self.full,
                 label=f"{place}/",
             )
-            old_map = extra.get("index")
-            if (
-                place == "runs"
-                and self.index_map is not None
-                and self.index_map is not old_map
-                and self.index_map != old_map
-            ):
-                extra = {**extra, "index": self.index_map}
-            if loaded.store is not stored or extra is not self.files[place][2]:
-                cache.write(loaded.store, extra)
+            if loaded.store is not stored or place in self.extra:
+                cache.write(loaded.store, self.extra.get(place, extra))
             self._missing(folder, loaded.missing, refs)
             parts.append((folder, loaded.rows))
+        for path, via in self.refs.get(_FOREIGN, {}).items():
+            parent, name = os.path.split(path)
+            off = Clock(self.root, enabled=False)
+            loaded = read_runs(
+                parent, [name], Table(), off, full=True, label=f"{parent}/"
+            )
+            self._missing(parent, loaded.missing, {name: via})
+            parts.append((parent, loaded.rows))
         return parts
 
     def _missing(self, folder: str, names: list[str], via: dict[str, str]) -> None:
@@ -346,7 +351,7 @@ def _warn(message: str) -> None:
     warnings.warn(f"exman: {message}", SkippedRunWarning, stacklevel=4)
 
 
-# -- the frame ------------------------------------------------------------------
+# -- the frame ----------------------------------------------------------------
 def _frame(parts: list[tuple[str, Table]]) -> pd.DataFrame:
     """One DataFrame from the rows of every place, typed and sorted by id."""
     import numpy as np
@@ -420,11 +425,12 @@ def _times(values: list[Any]) -> pd.Series:
 
 
 def _utc(values: list[Any]) -> pd.Series:
-    """ISO 8601 times with UTC offsets as tz-aware datetime64 in UTC."""
+    """Microseconds since the epoch as tz-aware datetime64 in UTC."""
+    import numpy as np
     import pandas as pd
 
-    if int(pd.__version__.split(".")[0]) >= 2:
-        times = pd.to_datetime(values, utc=True, format="ISO8601", errors="coerce")
-    else:  # pragma: no cover - pandas 1.x reads ISO 8601 without being told
-        times = pd.to_datetime(values, utc=True, errors="coerce")
-    return pd.Series(times)
+    nat = np.iinfo(np.int64).min
+    micros = np.fromiter(
+        (nat if v is None else v for v in values), dtype=np.int64, count=len(values)
+    )
+    return pd.Series(pd.DatetimeIndex(micros.view("datetime64[us]")).tz_localize("UTC"))

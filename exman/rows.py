@@ -1,0 +1,356 @@
+"""How a run folder becomes a row, and :class:`Table`: many rows as columns.
+
+A row is what :class:`exman.Index` shows of a run: the values of its
+``params.yaml`` (typed by YAML: nothing is guessed from strings), a few
+fields of its ``run.json`` and, for a run that failed or was interrupted,
+the last line of its ``traceback.txt``. A run that cannot be used (no or
+invalid ``params.yaml``, an unsafe tag, no integer ``id``, which exman
+writes last) gives a reason instead.
+"""
+
+from __future__ import annotations
+
+import array
+import datetime
+import json
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .fastyaml import load_document
+from .params import PARAMS_FILE
+from .run import RUN_FILE, TRACEBACK_FILE
+
+__all__ = ["RECORD_FIELDS", "RowBuilder", "Table", "read_run"]
+
+#: what is kept of run.json; ``started``/``finished`` as microseconds since
+#: the epoch (UTC), ``error`` the last line of the traceback
+RECORD_FIELDS = (
+    "status",
+    "started",
+    "finished",
+    "duration",
+    "host",
+    "pid",
+    "pid_start",
+    "error",
+)
+#: a file larger than this is refused, not read
+MAX_FILE = 16 << 20
+_BUF = 1 << 16
+# O_NONBLOCK: a FIFO planted as params.yaml must not hang the load
+_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NONBLOCK", 0)
+_ERROR_STATUSES = frozenset({"failed", "interrupted"})
+_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
+
+
+# -- one run folder -----------------------------------------------------------
+def _read(path: str, dir_fd: int | None) -> bytes:
+    fd = os.open(path, _OPEN_FLAGS, dir_fd=dir_fd)
+    try:
+        data = os.read(fd, _BUF)
+        if len(data) < _BUF:
+            return data
+        chunks = [data]
+        size = len(data)
+        while data:
+            data = os.read(fd, _BUF)
+            chunks.append(data)
+            size += len(data)
+            if size > MAX_FILE:
+                raise OSError(f"larger than {MAX_FILE >> 20} MiB")
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def _last_line(data: bytes) -> str | None:
+    text = data[-8192:].decode("utf-8", errors="replace")
+    for line in reversed(text.splitlines()):
+        if line.strip():
+            return line.strip()
+    return None
+
+
+def _why(e: BaseException) -> str:
+    mark = getattr(e, "problem_mark", None)
+    problem = getattr(e, "problem", None)
+    if mark is not None and problem:
+        return f"{problem} (line {mark.line + 1})"
+    text = str(e).strip().splitlines()
+    return text[0] if text else type(e).__name__
+
+
+def _as(value: Any, types: tuple[type, ...]) -> Any:
+    return value if isinstance(value, types) and not isinstance(value, bool) else None
+
+
+def _epoch_us(value: Any) -> int | None:
+    """An ISO 8601 time (local when it has no offset) as µs since the epoch."""
+    if not isinstance(value, str):
+        return None
+    try:
+        when = datetime.datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    if when.tzinfo is None:
+        when = when.astimezone()
+    delta = when - _EPOCH
+    return (delta.days * 86400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def read_run(
+    folder: str, dir_fd: int | None, memo: dict[str, str]
+) -> tuple[dict[str, Any] | None, dict[str, Any], str | None]:
+    """Parse the run in ``folder`` (relative to ``dir_fd`` when given).
+
+    :returns: ``(params, record, problem)``. ``params`` is None when the run
+        cannot be used (``problem`` says why); otherwise ``problem`` is set
+        when its run.json is damaged (the run is kept, its status unknown).
+    """
+    try:
+        raw = _read(f"{folder}/{PARAMS_FILE}", dir_fd)
+    except FileNotFoundError:
+        return None, {}, f"no {PARAMS_FILE}"
+    except OSError as e:
+        return None, {}, f"cannot read {PARAMS_FILE}: {e.strerror or e}"
+    try:
+        params = load_document(raw, memo)
+    except Exception as e:  # any failure of the YAML loader is a bad file
+        return None, {}, f"invalid {PARAMS_FILE}: {_why(e)}"
+    if not isinstance(params, dict):
+        what = "empty" if params is None else f"a {type(params).__name__}"
+        return None, {}, f"{PARAMS_FILE} is {what}, not 'key: value' pairs"
+    num = params.get("id")
+    if type(num) is not int or not -(2**63) <= num < 2**63:
+        return None, {}, f"{PARAMS_FILE} has no integer id (a half-written file?)"
+    if not all(type(k) is str for k in params):
+        params = {str(k): v for k, v in params.items()}
+    problem = None
+    try:
+        data: Any = json.loads(_read(f"{folder}/{RUN_FILE}", dir_fd))
+        if not isinstance(data, dict):
+            raise ValueError("not a JSON object")
+    except FileNotFoundError:
+        data = None  # a run made by exman 0.1.9
+    except (OSError, ValueError) as e:
+        data = {"status": "unknown"}
+        problem = f"unreadable {RUN_FILE} ({_why(e)}): its status is unknown"
+    record: dict[str, Any] = {}
+    if data is not None:
+        record = {
+            "status": _as(data.get("status"), (str,)),
+            "started": _epoch_us(data.get("started")),
+            "finished": _epoch_us(data.get("finished")),
+            "duration": _as(data.get("duration"), (int, float)),
+            "host": _as(data.get("host"), (str,)),
+            "pid": _as(data.get("pid"), (int,)),
+            "pid_start": _as(data.get("pid_start"), (int,)),
+        }
+    if data is None or record["status"] in _ERROR_STATUSES:
+        try:
+            record["error"] = _last_line(_read(f"{folder}/{TRACEBACK_FILE}", dir_fd))
+        except OSError:
+            record["error"] = _as((data or {}).get("reason"), (str,))
+    return params, record, problem
+
+
+# -- many rows ----------------------------------------------------------------
+def _int64s(values: list[int]) -> bytes:
+    return array.array("q", values).tobytes()
+
+
+def _from_int64s(data: Any, n: int) -> list[int] | None:
+    if not isinstance(data, bytes) or len(data) != 8 * n:
+        return None
+    values = array.array("q")
+    values.frombytes(data)
+    return values.tolist()
+
+
+@dataclass
+class Table:
+    """Runs of one place as columns, one row per run folder.
+
+    ``params`` holds one list per parameter key (None where a run has no
+    such key or a null value); ``schemas`` the distinct key tuples and
+    ``schema`` the one of each row, so that a key present with null values
+    only is still known. ``root`` is not stored: it is where the folder is.
+    ``ctimes`` holds -1 for a row that must be read again.
+    """
+
+    names: list[str] = field(default_factory=list)
+    inos: list[int] = field(default_factory=list)
+    ctimes: list[int] = field(default_factory=list)
+    schemas: list[tuple[str, ...]] = field(default_factory=list)
+    schema: list[int] = field(default_factory=list)
+    params: dict[str, list[Any]] = field(default_factory=dict)
+    record: dict[str, list[Any]] = field(
+        default_factory=lambda: {f: [] for f in RECORD_FIELDS}
+    )
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def take(self, positions: Sequence[int]) -> Table:
+        """The rows at ``positions``, in that order."""
+        if len(positions) == len(self) and all(i == p for i, p in enumerate(positions)):
+            return self
+        used = sorted({self.schema[p] for p in positions})
+        remap = {old: new for new, old in enumerate(used)}
+        schemas = [self.schemas[s] for s in used]
+        keys = {k for s in schemas for k in s}
+        return Table(
+            names=[self.names[p] for p in positions],
+            inos=[self.inos[p] for p in positions],
+            ctimes=[self.ctimes[p] for p in positions],
+            schemas=schemas,
+            schema=[remap[self.schema[p]] for p in positions],
+            params={
+                k: [col[p] for p in positions]
+                for k, col in self.params.items()
+                if k in keys
+            },
+            record={k: [col[p] for p in positions] for k, col in self.record.items()},
+        )
+
+    @staticmethod
+    def concat(tables: Sequence[Table]) -> Table:
+        """The rows of ``tables`` one after the other."""
+        tables = [t for t in tables if len(t)]
+        if len(tables) == 1:
+            return tables[0]
+        out = Table()
+        for t in tables:
+            n = len(out)
+            remap = []
+            for s in t.schemas:
+                if s not in out.schemas:
+                    out.schemas.append(s)
+                remap.append(out.schemas.index(s))
+            out.schema += [remap[s] for s in t.schema]
+            for k, col in t.params.items():
+                if k not in out.params:
+                    out.params[k] = [None] * n
+                out.params[k] += col
+            out.names += t.names
+            out.inos += t.inos
+            out.ctimes += t.ctimes
+            for k in RECORD_FIELDS:
+                out.record[k] += t.record[k]
+            for col in out.params.values():
+                if len(col) < len(out.names):
+                    col += [None] * (len(out.names) - len(col))
+        return out
+
+    def keys(self, order: Iterable[int] | None = None) -> list[str]:
+        """Every parameter key, as first met going through rows in ``order``."""
+        keys: dict[str, None] = {}
+        seen: set[int] = set()
+        for p in range(len(self)) if order is None else order:
+            s = self.schema[p]
+            if s not in seen:
+                seen.add(s)
+                keys.update(dict.fromkeys(self.schemas[s]))
+                if len(seen) == len(self.schemas):
+                    break
+        return list(keys)
+
+    # -- (de)serialisation ----------------------------------------------------
+    def to_plain(self) -> dict[str, Any]:
+        return {
+            "names": self.names,
+            "inos": _int64s(self.inos),
+            "ctimes": _int64s(self.ctimes),
+            "schemas": [list(s) for s in self.schemas],
+            "schema": _int64s(self.schema),
+            "params": self.params,
+            "record": self.record,
+        }
+
+    @classmethod
+    def from_plain(cls, data: Any) -> Table | None:
+        """The table stored as ``data``, or None if it is not a valid one."""
+        try:
+            names, schemas = data["names"], data["schemas"]
+            params, record = data["params"], data["record"]
+            if not isinstance(names, list) or not isinstance(schemas, list):
+                return None
+            n = len(names)
+            inos = _from_int64s(data["inos"], n)
+            ctimes = _from_int64s(data["ctimes"], n)
+            schema = _from_int64s(data["schema"], n)
+            columns = [*params.values(), *record.values()]
+        except (TypeError, KeyError, AttributeError):
+            return None
+        if (
+            inos is None
+            or ctimes is None
+            or schema is None
+            or not all(isinstance(col, list) and len(col) == n for col in columns)
+            or set(record) != set(RECORD_FIELDS)
+            or not all(isinstance(s, list) for s in schemas)
+            or not all(type(x) is str for x in names)
+            or (n and not 0 <= min(schema) <= max(schema) < len(schemas))
+        ):
+            return None
+        keys = {k for s in schemas for k in s}
+        if not all(type(k) is str for k in keys) or not set(params) <= keys:
+            return None
+        return cls(
+            names, inos, ctimes, [tuple(s) for s in schemas], schema, params, record
+        )
+
+
+class RowBuilder:
+    """Collects parsed runs into a :class:`Table`, one row at a time."""
+
+    def __init__(self) -> None:
+        self.table = Table()
+        self._schemas: dict[tuple[str, ...], int] = {}
+        self._strings: dict[str, str] = {}
+
+    def add(
+        self,
+        name: str,
+        ino: int,
+        ctime: int,
+        params: dict[str, Any],
+        record: dict[str, Any],
+    ) -> None:
+        t = self.table
+        n = len(t.names)
+        keys = tuple(params)
+        num = self._schemas.get(keys)
+        if num is None:
+            num = self._schemas[keys] = len(t.schemas)
+            t.schemas.append(keys)
+        t.schema.append(num)
+        strings = self._strings
+        for key, value in params.items():
+            if key == "root":
+                continue
+            if type(value) is str:
+                value = strings.setdefault(value, value)
+            col = t.params.get(key)
+            if col is None:
+                col = t.params[key] = [None] * n
+            elif len(col) < n:
+                col += [None] * (n - len(col))
+            col.append(value)
+        for key in RECORD_FIELDS:
+            value = record.get(key)
+            if type(value) is str:
+                value = strings.setdefault(value, value)
+            t.record[key].append(value)
+        t.names.append(name)
+        t.inos.append(ino)
+        t.ctimes.append(ctime)
+
+    def finish(self) -> Table:
+        n = len(self.table.names)
+        for col in self.table.params.values():
+            if len(col) < n:
+                col += [None] * (n - len(col))
+        return self.table

@@ -1,0 +1,363 @@
+"""The cache of Index: reused while nothing changed, never stale, never trusted
+blindly (damaged or tampered caches are rebuilt, nothing in them runs)."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import pickle
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from _index_runs import make_run
+
+import exman.rows
+from exman import cache
+from exman.index import Index, SkippedRunWarning
+from exman.run import Run
+from exman.store import Root
+
+
+@pytest.fixture
+def trusting(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Runs written a moment ago count as old enough to be cached as verified
+    (else every run a test just made is read again by the next load)."""
+    monkeypatch.setattr(cache, "RACY_NS", -(10**15))
+
+
+class Parses:
+    """Counts (and optionally forbids) the YAML parses of params.yaml."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.count = 0
+        self.allowed = True
+        real = exman.rows.load_document
+
+        def counting(data: Any, memo: Any = None) -> Any:
+            assert self.allowed, "params.yaml parsed again"
+            self.count += 1
+            return real(data, memo)
+
+        monkeypatch.setattr(exman.rows, "load_document", counting)
+
+    def reset(self) -> int:
+        count, self.count = self.count, 0
+        return count
+
+
+@pytest.fixture
+def parses(monkeypatch: pytest.MonkeyPatch) -> Parses:
+    return Parses(monkeypatch)
+
+
+@pytest.fixture
+def root(tmp_path: pathlib.Path) -> pathlib.Path:
+    root = tmp_path / "exman"
+    for i in range(5):
+        make_run(root, {"lr": i / 10, "model": "mlp", "layers": [i]}, mark=f"m/{i % 2}")
+    return root
+
+
+def cache_files(root: pathlib.Path) -> list[str]:
+    folder = root / ".exman" / "cache"
+    return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
+
+
+# -- reuse --------------------------------------------------------------------
+@pytest.mark.usefixtures("trusting")
+def test_a_second_load_parses_nothing(root: pathlib.Path, parses: Parses) -> None:
+    first = Index(root).info()
+    assert parses.reset() == 5
+    assert cache_files(root) == ["runs.pickle"]
+    parses.allowed = False
+    second = Index(root).info()
+    assert second.equals(first)
+    assert Index(root).info("m/1").lr.tolist() == [0.1, 0.3]
+
+
+@pytest.mark.usefixtures("trusting")
+def test_a_new_process_parses_nothing(root: pathlib.Path) -> None:
+    Index(root).info()
+    code = (
+        "import sys, exman.rows\n"
+        "def refuse(*a, **k): raise SystemExit('params.yaml parsed again')\n"
+        "exman.rows.load_document = refuse\n"
+        "from exman.index import Index\n"
+        f"df = Index({str(root)!r}).info()\n"
+        "assert df.lr.tolist() == [0.0, 0.1, 0.2, 0.3, 0.4], df\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.usefixtures("trusting")
+def test_results_equal_with_and_without_the_cache(root: pathlib.Path) -> None:
+    make_run(root, {"lr": 1.0, "new": "x"}, status="failed")
+    make_run(root, {"lr": 2.0, "opt": {"a": [1]}}, tmp=True)
+    for kwargs in ({}, {"failed": True, "tmp": True}):
+        fresh = Index(root, cache=False).info(**kwargs)
+        Index(root).info(**kwargs)
+        assert Index(root).info(**kwargs).equals(fresh)
+    for key in ("m", "m/0"):
+        assert Index(root).info(key).equals(Index(root, cache=False).info(key))
+
+
+def test_no_cache_means_no_cache(root: pathlib.Path) -> None:
+    Index(root, cache=False).info(failed=True, tmp=True)
+    assert cache_files(root) == []
+
+
+def test_just_written_runs_are_read_again(root: pathlib.Path, parses: Parses) -> None:
+    """Without the trusting fixture: runs changed within RACY_NS of the load
+    are not trusted, so the next load reads them."""
+    Index(root).info()
+    assert parses.reset() == 5
+    Index(root).info()
+    assert parses.reset() == 5
+
+
+# -- staleness: every change between two loads is seen ------------------------
+@pytest.mark.usefixtures("trusting")
+def test_created_runs_appear(root: pathlib.Path, parses: Parses) -> None:
+    Index(root).info()
+    parses.reset()
+    make_run(root, {"lr": 9.0})
+    assert Index(root).info().lr.tolist()[-1] == 9.0
+    assert parses.reset() == 1
+
+
+@pytest.mark.usefixtures("trusting")
+def test_deleted_runs_disappear(root: pathlib.Path) -> None:
+    from exman import manage
+
+    Index(root).info()
+    manage.delete(root, [2])  # the index link only
+    assert Index(root).info().id.tolist() == [1, 3, 4, 5]
+    manage.delete(root, [3], all=True)  # the folder too
+    assert Index(root).info().id.tolist() == [1, 4, 5]
+    assert Index(root).info("m/0").id.tolist() == [1, 5]
+
+
+@pytest.mark.usefixtures("trusting")
+def test_a_folder_deleted_under_its_link_warns(root: pathlib.Path) -> None:
+    Index(root).info()
+    folder = Root(root).find(4)
+    shutil.rmtree(folder)
+    with pytest.warns(SkippedRunWarning, match=folder.name):
+        assert Index(root).info().id.tolist() == [1, 2, 3, 5]
+
+
+@pytest.mark.usefixtures("trusting")
+def test_marked_runs_appear(root: pathlib.Path) -> None:
+    Index(root).info("m")
+    Root(root).link_mark("m/new", Root(root).find(2).name)
+    assert Index(root).info("m/new").id.tolist() == [2]
+    assert Index(root).info("m").id.tolist() == [1, 2, 3, 4, 5]
+
+
+@pytest.mark.usefixtures("trusting")
+def test_failed_runs_move(root: pathlib.Path) -> None:
+    Index(root).info()
+    Index(root).info(failed=True)
+    failed = make_run(root, {"lr": 7.0}, status="failed")
+    assert 7.0 not in Index(root).info().lr.tolist()
+    df = Index(root).info(failed=True)
+    assert df.lr.tolist()[-1] == 7.0 and df.root.tolist()[-1] == failed
+    assert df.error.tolist()[-1] == "ValueError: asked to fail"
+
+
+@pytest.mark.usefixtures("trusting")
+def test_a_run_that_finishes_between_loads(tmp_path: pathlib.Path) -> None:
+    root = tmp_path / "exman"
+    folder = make_run(root, {"a": 1}, status="running")
+    time.sleep(0.02)  # a later tick of the file system's clock
+    assert Index(root).info().status.tolist() == ["running"]
+    time.sleep(0.02)
+    Run(folder).finish("completed", exit_code=0)
+    df = Index(root).info()
+    assert df.status.tolist() == ["completed"] and df.finished.notna().all()
+
+
+def test_a_run_that_finishes_at_once_after_a_load(tmp_path: pathlib.Path) -> None:
+    """No pause: the change may fall in the tick of the cached ctime; the
+    race rule (runs changed shortly before they were read are not trusted)
+    keeps the load right."""
+    root = tmp_path / "exman"
+    folder = make_run(root, {"a": 1}, status="running")
+    assert Index(root).info().status.tolist() == ["running"]
+    Run(folder).finish("completed", exit_code=0)
+    assert Index(root).info().status.tolist() == ["completed"]
+
+
+def test_a_run_json_rewritten_during_a_load(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = tmp_path / "exman"
+    folder = make_run(root, {"a": 1}, status="running")
+    real = exman.rows.read_run
+    done = []
+
+    def finishing(*args: Any, **kwargs: Any) -> Any:
+        out = real(*args, **kwargs)
+        if not done:
+            done.append(Run(folder).finish("completed", exit_code=0))
+        return out
+
+    monkeypatch.setattr(exman.cache, "read_run", finishing)
+    assert Index(root).info().status.tolist() == ["running"]
+    assert Index(root).info().status.tolist() == ["completed"]
+
+
+def test_runs_created_during_a_load(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = tmp_path / "exman"
+    for i in range(3):
+        make_run(root, {"a": i})
+    real = exman.rows.read_run
+    made: list[pathlib.Path] = []
+
+    def creating(*args: Any, **kwargs: Any) -> Any:
+        if len(made) < 2:
+            made.append(make_run(root, {"a": 10 + len(made)}))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(exman.cache, "read_run", creating)
+    first = Index(root).info().a.tolist()
+    assert first[:3] == [0, 1, 2]
+    monkeypatch.setattr(exman.cache, "read_run", real)
+    assert Index(root).info().a.tolist() == [0, 1, 2, 10, 11]
+    assert Index(root).info().a.tolist() == [0, 1, 2, 10, 11]
+
+
+@pytest.mark.usefixtures("trusting")
+def test_a_re_pointed_index_link_is_followed(root: pathlib.Path) -> None:
+    Index(root).info()
+    other = make_run(root, {"lr": 5.0}, tmp=True)
+    name = Root(root).find(3).name
+    link = root / "index" / f"{name}.yaml"
+    tmp_link = root / "index" / "new.tmp"
+    os.symlink(f"../tmp/{other.name}/params.yaml", tmp_link)
+    os.replace(tmp_link, link)
+    assert Index(root).info().lr.tolist() == [0.0, 0.1, 0.3, 0.4, 5.0]
+
+
+@pytest.mark.usefixtures("trusting")
+def test_marks_then_everything(root: pathlib.Path, parses: Parses) -> None:
+    """A load of a mark caches what it read; the full load reads the rest."""
+    assert Index(root).info("m/1").id.tolist() == [2, 4]
+    assert parses.reset() == 2
+    assert Index(root).info().id.tolist() == [1, 2, 3, 4, 5]
+    assert parses.reset() == 3
+    assert Index(root).info("m/0").id.tolist() == [1, 3, 5]
+    assert parses.reset() == 0
+
+
+@pytest.mark.usefixtures("trusting")
+def test_a_run_edited_in_place_needs_cache_false(root: pathlib.Path) -> None:
+    """The documented limit: exman never edits a file in place; if a person
+    does, cache=False (or deleting .exman/cache) reads it again."""
+    Index(root).info()
+    params = Root(root).find(1) / "params.yaml"
+    with open(params, "r+") as f:
+        text = f.read().replace("model: mlp", "model: cnn")
+        f.seek(0)
+        f.write(text)
+    assert Index(root, cache=False).info().model.tolist()[0] == "cnn"
+    shutil.rmtree(root / ".exman" / "cache")
+    assert Index(root).info().model.tolist()[0] == "cnn"
+
+
+# -- the cache file itself ----------------------------------------------------
+def _evil_body() -> bytes:
+    class Evil:
+        def __reduce__(self) -> Any:
+            return (os.system, ("touch executed",))
+
+    return pickle.dumps({"table": Evil(), "extra": {}}, protocol=4)
+
+
+DAMAGE = {
+    "garbage": lambda blob: b"\x00\xff" * 100,
+    "empty": lambda blob: b"",
+    "truncated": lambda blob: blob[: len(blob) // 2],
+    "a flipped byte": lambda blob: blob[:-20] + bytes([blob[-20] ^ 1]) + blob[-19:],
+    "another format": lambda blob: blob.replace(
+        b"exman-cache 1 ", b"exman-cache 9 ", 1
+    ),
+    "a global in the pickle": lambda blob: cache._header(_evil_body()) + _evil_body(),
+    "a wrong structure": lambda blob: (
+        cache._header(pickle.dumps({"table": {"names": 5}, "extra": {}}))
+        + pickle.dumps({"table": {"names": 5}, "extra": {}})
+    ),
+    "lengths that disagree": lambda blob: _shortened(blob),
+}
+
+
+def _shortened(blob: bytes) -> bytes:
+    data = pickle.loads(blob.partition(b"\n")[2])
+    data["table"]["names"] = data["table"]["names"][:-1]
+    body = pickle.dumps(data, protocol=4)
+    return cache._header(body) + body
+
+
+@pytest.mark.usefixtures("trusting")
+@pytest.mark.parametrize("how", list(DAMAGE))
+def test_a_damaged_cache_is_rebuilt(
+    root: pathlib.Path, how: str, parses: Parses, chdir_tmp: pathlib.Path
+) -> None:
+    expected = Index(root, cache=False).info()
+    Index(root).info()
+    path = root / ".exman" / "cache" / "runs.pickle"
+    path.write_bytes(DAMAGE[how](path.read_bytes()))
+    parses.reset()
+    assert Index(root).info().equals(expected)
+    assert parses.reset() == 5
+    assert not (chdir_tmp / "executed").exists()
+    assert Index(root).info().equals(expected)
+    assert parses.reset() == 0
+
+
+@pytest.mark.usefixtures("trusting")
+def test_a_deleted_cache_loses_nothing(root: pathlib.Path) -> None:
+    first = Index(root).info(failed=True)
+    shutil.rmtree(root / ".exman")
+    assert Index(root).info(failed=True).equals(first)
+
+
+@pytest.mark.usefixtures("trusting")
+def test_the_cache_forgets_deleted_runs(root: pathlib.Path) -> None:
+    from exman import manage
+
+    Index(root).info()
+    manage.delete(root, [1, 2, 3], all=True)
+    Index(root).info()
+    stored, _ = cache.CacheFile(Root(root), "runs").read()
+    assert len(stored) == 2
+
+
+def test_the_clock_decides_what_is_trusted(tmp_path: pathlib.Path) -> None:
+    root = Root(tmp_path / "exman").ensure()
+    clock = cache.Clock(root)
+    now = clock()
+    assert now is not None and abs(now - time.time_ns()) < 60 * 10**9
+    assert clock() == now  # read once per load
+    assert clock.trusted(now - cache.RACY_NS) == -1
+    assert clock.trusted(now - cache.RACY_NS - 1) == now - cache.RACY_NS - 1
+    assert clock.trusted(now + 10**12) == -1
+    assert cache.Clock(root, enabled=False).trusted(0) == -1
+    assert os.listdir(root.path / ".exman" / "cache") == []
+
+
+@pytest.fixture
+def chdir_tmp(tmp_path: pathlib.Path) -> Iterator[pathlib.Path]:
+    old = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        yield tmp_path
+    finally:
+        os.chdir(old)
