@@ -40,13 +40,14 @@ EXIT_CODES = {
     OK: "done: every run asked for was found and handled",
     PARTIAL: "some ids were not found or could not be handled (each is "
     "reported on stderr); the others were done. Also: a file operation failed",
-    USAGE: "nothing was done: a usage error, an invalid key, id, query or "
-    "column, not an exman root, or delete --all not confirmed",
+    USAGE: "nothing was done: a usage error; an invalid key, id, query or "
+    "column; not an exman root; a run that cannot be re-run; or delete --all "
+    "not confirmed",
     130: "interrupted (Ctrl-C)",
 }
 
 DESCRIPTION = """\
-Manage the runs of an exman root: list, show, mark, delete, re-run.
+Manage the runs of an exman root: list, show, mark, delete, re-run, sweep.
 
 The root is --root PATH, else the EXMAN_ROOT environment variable, else the
 current folder or its nearest parent that is an exman root (a folder with
@@ -72,7 +73,8 @@ def _epilog() -> str:
     )
     return (
         f"{EXAMPLES}\nexit codes:\n{codes}\n"
-        "  rerun exits with the exit code of the command it runs.\n"
+        "  rerun exits with the exit code of the command it runs; sweep has its\n"
+        "  own (exman sweep --help).\n"
     )
 
 
