@@ -1,14 +1,9 @@
 #!/usr/bin/env bash
-# Run the example script three times, then show what exman recorded.
+# Run a small sweep of the example script (examples/sweep.yaml: 2 learning
+# rates x 2 models x 2 seeds, 2 runs at a time), then list the runs.
+# Run it again: the sweep finds every task done and runs nothing.
 set -euo pipefail
 cd "$(dirname "$0")"
 
-python main.py --lr 0.1
-python main.py --lr 0.01 --model vit
-python main.py --lr 0.5 --epochs 5 --seed 1
-
-ls exman/index
-for f in exman/index/*.yaml; do
-    echo "== $f"
-    cat "$f"
-done
+exman sweep sweep.yaml -j 2
+exman --root exman ls

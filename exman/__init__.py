@@ -17,6 +17,7 @@ from .vcs import GitError
 
 if TYPE_CHECKING:
     from .index import Index
+    from .sweep import sweep
 
 __version__ = "0.2.0.dev0"
 
@@ -36,6 +37,7 @@ __all__ = [
     "result",
     "simpleroot",
     "str2bool",
+    "sweep",
 ]
 
 
@@ -45,4 +47,10 @@ def __getattr__(name: str) -> Any:
         from .index import Index
 
         return Index
+    if name == "sweep":
+        # the package exman.sweep, callable as the function exman.sweep.sweep:
+        # once imported, the package is what the attribute names anyway
+        import importlib
+
+        return importlib.import_module(".sweep", __name__)
     raise AttributeError(f"module 'exman' has no attribute {name!r}")

@@ -480,3 +480,41 @@ def test_two_launchers_at_once_share_the_work(script: Path, root: Path) -> None:
     assert first.returncode == second.returncode == 0, out1 + out2
     keys = Counter(r["sweep"]["key"] for r in all_runs(root))
     assert len(keys) == 6 and set(keys.values()) == {1}, out1 + out2
+
+
+# -- the Python surface and the display --------------------------------------------
+def test_exman_sweep_is_lazy_and_callable(script: Path, root: Path) -> None:
+    spec = write_spec(script.parent, grid={"lr": [0.1]})
+    code = (
+        "import sys, exman\n"
+        "assert 'exman.sweep' not in sys.modules, 'import exman loaded the sweep'\n"
+        f"print(exman.sweep({str(spec)!r}, status=True).counts()['pending'])\n"
+        "import exman.sweep.cli\n"  # now exman.sweep names the package
+        f"print(exman.sweep({str(spec)!r}).exit_code)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["1", "0"]
+
+
+def test_the_live_display_shows_counts_and_failures(script: Path, root: Path) -> None:
+    import io
+
+    from rich.console import Console
+
+    from exman.sweep.progress import LiveProgress
+    from exman.sweep.runner import Options, execute
+    from exman.sweep.spec import load_spec
+
+    spec = write_spec(script.parent, grid={"fail": ["", "raise"]})
+    progress = LiveProgress()
+    out = io.StringIO()
+    progress.console = Console(file=out, force_terminal=True, width=100)
+    summary = execute(load_spec(spec), Options(jobs=2), progress)
+    assert summary.exit_code == 1
+    text = out.getvalue()
+    assert "sweep sweep" in text and "1 done" in text and "1 failed" in text
+    assert "failed task 1 (run" in text
+    assert "ran 2 tasks" in text  # the summary follows the display

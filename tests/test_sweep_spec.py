@@ -395,3 +395,37 @@ def test_bad_shards_are_refused(text: str) -> None:
 
 def test_shard_parses() -> None:
     assert parse_shard("1/4") == (1, 4)
+
+
+# -- the documentation ------------------------------------------------------------
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+
+
+def yaml_blocks(page: Path) -> list[str]:
+    """The ``.. code-block:: yaml`` blocks of a reStructuredText page."""
+    blocks, current = [], None
+    for line in [*page.read_text(encoding="utf-8").splitlines(), ""]:
+        if line.strip() == ".. code-block:: yaml":
+            current = []
+            continue
+        if current is not None:
+            if line and not line.startswith(" "):
+                blocks.append(textwrap.dedent("\n".join(current)))
+                current = None
+            else:
+                current.append(line)
+    return blocks
+
+
+def test_the_specs_in_the_docs_expand(tmp_path: Path) -> None:
+    specs = [b for b in yaml_blocks(DOCS / "sweep.rst") if "command:" in b]
+    assert len(specs) >= 2
+    counts = [len(load_spec(write(tmp_path, text)).tasks()) for text in specs]
+    # the first sweep: 2 lr x 2 model x 2 seeds; the reference: (2 configs x 4
+    # grid points x 8 samples) x 3 repetitions
+    assert counts[:2] == [8, 2 * 4 * 8 * 3]
+
+
+def test_the_example_spec_expands() -> None:
+    spec = load_spec(DOCS.parent / "examples" / "sweep.yaml")
+    assert len(spec.tasks()) == 8

@@ -9,6 +9,8 @@ and runs the rest with a launcher (``local``: worker processes here).
 from __future__ import annotations
 
 import os
+import sys
+import types
 from collections.abc import Mapping, Sequence
 from typing import Any, Union
 
@@ -139,3 +141,18 @@ def _check(options: Options) -> None:
         raise ExmanError(f"timeout must be > 0 seconds, not {options.timeout}")
     if options.grace < 0:
         raise ExmanError(f"grace must be >= 0 seconds, not {options.grace}")
+
+
+class _CallableModule(types.ModuleType):
+    """``exman.sweep`` names this package, and calling it runs :func:`sweep`.
+
+    The package and the function share their name, and Python binds the
+    package to ``exman.sweep`` as soon as anything imports it: calling the
+    package keeps ``exman.sweep(...)`` working whichever it names.
+    """
+
+    def __call__(self, *args: Any, **kwargs: Any) -> SweepSummary:
+        return sweep(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

@@ -125,6 +125,8 @@ class PlainProgress(Progress):
 
     def begin(self, **kwargs: Any) -> None:
         super().begin(**kwargs)
+        if not self.planned:
+            return  # the summary says it all
         skipped = ", ".join(f"{n} {why}" for why, n in self.skipped.items() if n)
         self._print(
             f"sweep {self.name}: {self.total} tasks, {self.planned} to run "

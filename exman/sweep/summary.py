@@ -169,7 +169,11 @@ class SweepSummary:
                     f"{self.duration:.1f} s: {', '.join(parts)}"
                 )
             else:
-                lines.append(f"sweep {self.name}: nothing to run")
+                left = ", ".join(f"{n} {why}" for why, n in self.skipped.items() if n)
+                lines.append(
+                    f"sweep {self.name}: nothing to run"
+                    + (f" (skipped: {left})" if left else "")
+                )
             if self.interrupted is not None:
                 lines.append(
                     f"interrupted by {_signame(self.interrupted)}: run the same "
@@ -178,7 +182,7 @@ class SweepSummary:
             if self.not_started:
                 lines.append(f"{self.not_started} planned tasks were not started")
         skipped = [f"{n} {why}" for why, n in self.skipped.items() if n]
-        if skipped and self.mode == "run":
+        if skipped and self.mode == "run" and self.results:
             lines.append("skipped: " + ", ".join(skipped))
         counts = self.counts()
         scope = (
