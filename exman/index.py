@@ -48,7 +48,9 @@ by pandas, and nothing is guessed from strings:
   ``.dt.tz_convert(...)`` for local times). ``duration`` -> float64 seconds.
   ``host`` -> the machine that ran it. ``error`` -> the last line of
   ``traceback.txt`` (or the recorded reason, like ``exit code 3``) for a
-  failed or interrupted run, else missing.
+  failed or interrupted run, else missing. When some run was made by
+  ``exman sweep``: ``sweep`` (its name), ``task`` (the task number) and
+  ``task_key`` (the task's key), missing for the other runs.
 
 Speed: the parsed runs are cached under ``.exman/cache/`` (see
 :mod:`exman.cache`); a load on an unchanged root reads one file and stats
@@ -75,6 +77,8 @@ if TYPE_CHECKING:
 __all__ = ["Index", "MarkNotFound", "SkippedRunWarning"]
 
 RUN_COLUMNS = ("status", "started", "finished", "duration", "host", "error")
+#: the sweep task a run belongs to: columns only when some run has one
+SWEEP_COLUMNS = ("sweep", "task", "task_key")
 PLACES = ("runs", "fails", "tmp")
 _FOREIGN = ""  # the place of a run folder outside runs/, fails/ and tmp/
 
@@ -381,7 +385,10 @@ def _frame(parts: list[tuple[str, Table]]) -> pd.DataFrame:
         else:
             data[key] = pd.Series(table.params.get(key, [None] * n), dtype=None)
     record = table.record
-    for column in RUN_COLUMNS:
+    sweep_columns = (
+        SWEEP_COLUMNS if any(k is not None for k in record["task_key"]) else ()
+    )
+    for column in RUN_COLUMNS + sweep_columns:
         name = f"run_{column}" if column in data else column
         if column == "status":
             data[name] = pd.Series(_statuses(record), dtype=None)

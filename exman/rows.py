@@ -35,6 +35,9 @@ RECORD_FIELDS = (
     "pid",
     "pid_start",
     "error",
+    "sweep",
+    "task",
+    "task_key",
 )
 #: a file larger than this is refused, not read
 MAX_FILE = 16 << 20
@@ -148,6 +151,10 @@ def read_run(
             "pid": _as(data.get("pid"), (int,)),
             "pid_start": _as(data.get("pid_start"), (int,)),
         }
+        sweep = data.get("sweep") if isinstance(data.get("sweep"), dict) else {}
+        record["sweep"] = _as(sweep.get("name"), (str,))
+        record["task"] = _as(sweep.get("task"), (int,))
+        record["task_key"] = _as(sweep.get("key"), (str,))
     if data is None or record["status"] in _ERROR_STATUSES:
         try:
             record["error"] = _last_line(_read(f"{folder}/{TRACEBACK_FILE}", dir_fd))

@@ -518,3 +518,13 @@ def test_the_live_display_shows_counts_and_failures(script: Path, root: Path) ->
     assert "sweep sweep" in text and "1 done" in text and "1 failed" in text
     assert "failed task 1 (run" in text
     assert "ran 2 tasks" in text  # the summary follows the display
+
+
+def test_the_index_shows_sweep_task_and_key(script: Path, root: Path) -> None:
+    spec = write_spec(script.parent, grid={"lr": [0.1, 0.2], "fail": ["", "raise"]})
+    summary = sweep(spec, jobs=2)
+    df = exman.Index(root).info(failed=True)
+    assert list(df["sweep"]) == ["sweep"] * 4
+    by_task = {s.task.index: s.task.key for s in summary.states}
+    assert sorted(zip(df["task"], df["task_key"])) == sorted(by_task.items())
+    assert set(df.loc[df["task_key"] == by_task[1], "status"]) == {"failed"}
