@@ -12,17 +12,19 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 import yaml
+from _launcher_suite import LauncherSuite
 
 import exman
 from exman.run import Run
-from exman.store import Root
+from exman.store import ExmanError, Root
 from exman.sweep import SpecError, sweep
 from exman.sweep.claims import Claims
 from exman.sweep.cli import main as sweep_main
+from exman.sweep.launchers import get_launcher
 
 EXTRA = """\
 parser.add_argument("--seed", type=int, default=0)
@@ -528,3 +530,16 @@ def test_the_index_shows_sweep_task_and_key(script: Path, root: Path) -> None:
     by_task = {s.task.index: s.task.key for s in summary.states}
     assert sorted(zip(df["task"], df["task_key"])) == sorted(by_task.items())
     assert set(df.loc[df["task_key"] == by_task[1], "status"]) == {"failed"}
+
+
+# -- the launcher's contract (the suite every launcher passes) ----------------------
+class TestLocalLauncher(LauncherSuite):
+    backend = "local"
+    options: ClassVar[dict[str, Any]] = {"grace": 1.0}
+
+
+def test_an_unknown_launcher_names_the_known_ones() -> None:
+    with pytest.raises(ExmanError, match="known: local"):
+        get_launcher("nope")
+    with pytest.raises(ExmanError, match="launcher 'local'"):
+        get_launcher("local", colour="red")

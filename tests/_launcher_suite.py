@@ -1,0 +1,152 @@
+"""The tests every sweep launcher passes.
+
+A launcher's test module subclasses :class:`LauncherSuite` and sets
+``backend`` (its name in ``exman.sweep.launchers.LAUNCHERS``) and, if it
+needs them, ``options``. The tasks are small shell commands writing into
+``tmp_path``, which the launcher's workers must see (as they must see the
+root). Only the launcher's contract is tested here: events, exit codes,
+environment, logs, the number of tasks at once, timeouts, stopping.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pytest
+
+from exman.store import ExmanError
+from exman.sweep.launchers import (
+    Finished,
+    Launcher,
+    LaunchEvent,
+    LaunchTask,
+    Started,
+    get_launcher,
+)
+
+
+def shell_task(folder: Path, index: int, script: str) -> LaunchTask:
+    return LaunchTask(
+        index=index,
+        key=f"key{index}",
+        argv=["sh", "-c", script],
+        cwd=folder,
+        env={"SUITE_TASK": str(index)},
+        log=folder / f"task{index}.log",
+        params={"i": index},
+    )
+
+
+def finished(events: list[LaunchEvent]) -> dict[int, Finished]:
+    return {e.task.index: e for e in events if isinstance(e, Finished)}
+
+
+class LauncherSuite:
+    """Subclass with ``backend = "name"``; pytest collects the subclass."""
+
+    backend: ClassVar[str]
+    options: ClassVar[dict[str, Any]] = {}
+    #: seconds within which a task of ``true`` is expected to end
+    slack: ClassVar[float] = 30.0
+
+    def launcher(self) -> Launcher:
+        return get_launcher(self.backend, **self.options)
+
+    def test_every_task_ends_once_with_its_exit_code(self, tmp_path: Path) -> None:
+        tasks = [
+            shell_task(tmp_path, 0, "exit 0"),
+            shell_task(tmp_path, 1, "exit 3"),
+            shell_task(tmp_path, 2, "kill -9 $$"),
+            shell_task(tmp_path, 3, "true"),
+        ]
+        events = list(self.launcher().launch(tasks, jobs=2))
+        ends = [e for e in events if isinstance(e, Finished)]
+        assert sorted(e.task.index for e in ends) == [0, 1, 2, 3]
+        by = finished(events)
+        assert (by[0].status, by[0].exit_code) == ("completed", 0)
+        assert (by[1].status, by[1].exit_code) == ("failed", 3)
+        assert by[2].status == "failed"
+        assert by[2].reason is not None and "SIGKILL" in by[2].reason
+        for e in events:
+            if isinstance(e, Started):
+                assert e.task.index in by
+
+    def test_env_cwd_and_log_reach_the_task(self, tmp_path: Path) -> None:
+        task = shell_task(
+            tmp_path, 7, 'echo "out $SUITE_TASK"; echo err >&2; pwd > where'
+        )
+        events = list(self.launcher().launch([task]))
+        assert finished(events)[7].status == "completed"
+        log = task.log.read_text()
+        assert "out 7" in log and "err" in log
+        assert Path((tmp_path / "where").read_text().strip()) == tmp_path.resolve()
+
+    def test_no_more_than_jobs_tasks_at_once(self, tmp_path: Path) -> None:
+        tasks = [shell_task(tmp_path, i, "sleep 0.2") for i in range(6)]
+        running, most = 0, 0
+        for event in self.launcher().launch(tasks, jobs=2):
+            running += 1 if isinstance(event, Started) else -1
+            most = max(most, running)
+        assert most == 2
+
+    def test_tasks_are_taken_only_when_there_is_room(self, tmp_path: Path) -> None:
+        taken: list[int] = []
+
+        def source() -> Any:
+            for i in range(4):
+                taken.append(i)
+                yield shell_task(tmp_path, i, "true")
+
+        events = self.launcher().launch(source(), jobs=1)
+        first = next(events)
+        assert isinstance(first, Started) and taken == [0]
+        rest = list(events)
+        assert taken == [0, 1, 2, 3] and len(finished([first, *rest])) == 4
+
+    def test_a_task_past_its_timeout_fails(self, tmp_path: Path) -> None:
+        tasks = [shell_task(tmp_path, 0, "sleep 60"), shell_task(tmp_path, 1, "true")]
+        start = time.monotonic()
+        events = list(self.launcher().launch(tasks, jobs=2, timeout=0.5))
+        assert time.monotonic() - start < self.slack
+        by = finished(events)
+        assert by[0].status == "failed" and by[0].timed_out
+        assert by[0].reason == "timeout: stopped after 0.5 s"
+        assert by[1].status == "completed" and not by[1].timed_out
+
+    def test_stop_starts_no_new_task(self, tmp_path: Path) -> None:
+        tasks = [shell_task(tmp_path, i, "exit 1") for i in range(5)]
+        launcher = self.launcher()
+        events = []
+        for event in launcher.launch(tasks, jobs=1):
+            events.append(event)
+            if isinstance(event, Finished):
+                launcher.stop()
+        assert list(finished(events)) == [0]
+
+    def test_closing_the_events_stops_the_tasks(self, tmp_path: Path) -> None:
+        task = shell_task(tmp_path, 0, "sleep 1; touch too-late")
+        events = self.launcher().launch([task])
+        assert isinstance(next(events), Started)
+        events.close()
+        time.sleep(2)
+        assert not (tmp_path / "too-late").exists()
+
+    def test_gpu_slots(self, tmp_path: Path) -> None:
+        tasks = [
+            shell_task(tmp_path, i, 'echo "$CUDA_VISIBLE_DEVICES" > gpu$SUITE_TASK')
+            for i in range(4)
+        ]
+        events = list(self.launcher().launch(tasks, jobs=4, gpus=["0", "1"]))
+        assert len(finished(events)) == 4
+        gpus = [(tmp_path / f"gpu{i}").read_text().strip() for i in range(4)]
+        assert set(gpus) <= {"0", "1"}
+        assert {e.gpu for e in events if isinstance(e, Started)} <= {"0", "1"}
+
+    @pytest.mark.parametrize("options", [{"jobs": 0}, {"per_gpu": 0}, {"timeout": 0}])
+    def test_bad_options_are_refused(
+        self, tmp_path: Path, options: dict[str, Any]
+    ) -> None:
+        with pytest.raises(ExmanError):
+            list(self.launcher().launch([shell_task(tmp_path, 0, "true")], **options))
