@@ -543,3 +543,32 @@ def test_an_unknown_launcher_names_the_known_ones() -> None:
         get_launcher("nope")
     with pytest.raises(ExmanError, match="launcher 'local'"):
         get_launcher("local", colour="red")
+
+
+def test_claims_keep_a_task_from_starting_twice(tmp_path: Path) -> None:
+    claims = Claims(Root(tmp_path / "exman"))
+    before = time.time()
+    assert claims.acquire("k1", since=before, sweep="s", task=0) is None
+    assert claims.held() == {"k1"}
+    assert claims.acquire("k1", since=before) == "running"  # we are alive
+    claims.release("k1", "completed")
+    assert claims.held() == set()
+    assert sorted(p.name for p in claims.dir.glob("k1*")) == ["k1.ended"]
+    # finished after the caller looked at the runs: not again
+    assert claims.acquire("k1", since=before) == "completed"
+    # finished before: the caller's plan knows better (a deleted run, --force)
+    assert claims.acquire("k1", since=time.time() + 1) is None
+    # a claim whose processes are gone is stale
+    stale = claims.dir / "k2.json"
+    stale.write_text(
+        json.dumps(
+            {
+                "state": "running",
+                "host": os.uname().nodename,
+                "pid": 2**22 + 12345,
+                "pid_start": 1,
+            }
+        )
+    )
+    assert claims.held() == {"k1"}
+    assert claims.acquire("k2", since=before) is None

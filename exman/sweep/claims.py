@@ -3,7 +3,8 @@
 A run folder appears only once the script has parsed its arguments; until
 then, and after its launcher is killed, nothing in ``runs/`` says the task is
 taken. A claim closes that gap: ``root/.exman/tasks/<key>.json`` says which
-launcher (and which child process) runs the task. Claims are taken under a
+launcher (and which child process) runs the task; when the task ends it
+becomes ``<key>.ended``, which says how and when. Claims are taken under a
 file lock, so two launchers on the same root never start the same task at
 once. A claim whose processes are gone is stale and ignored; deleting the
 folder loses nothing but that protection.
@@ -24,6 +25,10 @@ from ..store import STATE_DIR, Root, atomic_write
 __all__ = ["Claims"]
 
 TASKS_DIR = "tasks"
+#: a claim being held; once released it becomes ``<key>.ended``, so that
+#: finding the live claims reads only those, however many tasks have ended
+HELD = ".json"
+ENDED = ".ended"
 
 
 class Claims:
@@ -37,7 +42,10 @@ class Claims:
         self.dir = root.path / STATE_DIR / TASKS_DIR
 
     def _file(self, key: str) -> pathlib.Path:
-        return self.dir / f"{key}.json"
+        return self.dir / f"{key}{HELD}"
+
+    def _ended_file(self, key: str) -> pathlib.Path:
+        return self.dir / f"{key}{ENDED}"
 
     def _read(self, path: pathlib.Path) -> dict[str, Any] | None:
         try:
@@ -60,8 +68,8 @@ class Claims:
             return set()
         out = set()
         for name in names:
-            key = name[: -len(".json")]
-            if not name.endswith(".json") or (keys is not None and key not in keys):
+            key = name[: -len(HELD)]
+            if not name.endswith(HELD) or (keys is not None and key not in keys):
                 continue
             record = self._read(self.dir / name)
             if record is not None and alive(record):
@@ -82,14 +90,14 @@ class Claims:
         path = self._file(key)
         with self._lock():
             record = self._read(path)
-            if record is not None:
-                if alive(record):
-                    return "running"
-                ended = record.get("ended")
-                state = record.get("state")
-                finished = isinstance(ended, (int, float)) and ended >= since
-                if finished and state in ("completed", "failed"):
-                    return str(state)
+            if record is not None and alive(record):
+                return "running"
+            ended = self._read(self._ended_file(key)) or {}
+            when = ended.get("ended")
+            state = ended.get("state")
+            finished = isinstance(when, (int, float)) and when >= since
+            if finished and state in ("completed", "failed"):
+                return str(state)
             pid = os.getpid()
             record = {
                 "state": "running",
@@ -122,7 +130,8 @@ class Claims:
             if record is None or record.get("pid") != os.getpid():
                 return  # not ours (any more)
             record.update(state=state, ended=time.time())
-            atomic_write(path, json.dumps(record) + "\n")
+            atomic_write(self._ended_file(key), json.dumps(record) + "\n")
+            path.unlink()
 
 
 def alive(record: dict[str, Any]) -> bool:
