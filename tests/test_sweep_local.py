@@ -572,3 +572,24 @@ def test_claims_keep_a_task_from_starting_twice(tmp_path: Path) -> None:
     )
     assert claims.held() == {"k1"}
     assert claims.acquire("k2", since=before) is None
+
+
+def test_a_failed_run_left_in_runs_is_moved_with_its_links(
+    make_script: Callable[..., Path], root: Path
+) -> None:
+    # no safe_experiment: the run records its failure but stays in runs/
+    script = make_script(
+        "if args.fail:\n    raise ValueError('plain failure')\n",
+        parser_kwargs=", automark=['lr']",
+    )
+    spec = write_spec(script.parent, grid={"lr": [0.1, 0.2], "fail": ["", "x"]})
+    summary = sweep(spec, jobs=2)
+    assert summary.result_counts() == {"completed": 2, "failed": 2, "interrupted": 0}
+    for result in summary.failures:
+        assert result.run is not None and result.run.path.parent == root / "fails"
+        assert result.reason == "ValueError: plain failure"
+    names = {r.run.path.name for r in summary.failures if r.run is not None}
+    links = [p for p in (root / "marked").rglob("*") if p.is_symlink()]
+    assert len(links) == 2 and not names & {p.name for p in links}
+    assert all(p.exists() for p in links)
+    assert len(list((root / "index").iterdir())) == 2
