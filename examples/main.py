@@ -1,7 +1,6 @@
 """A tiny "training" script: every run gets its own folder under examples/exman."""
 
 import math
-import pathlib
 import random
 
 import exman
@@ -16,12 +15,11 @@ args = parser.parse_args()
 with args.safe_experiment:
     rng = random.Random(args.seed)
     scale = 1.0 if args.model == "resnet" else 0.8
-    losses = []
+    loss = scale
     for epoch in range(1, args.epochs + 1):
-        # Deterministic fake loss: decays faster with a larger learning rate.
+        # A deterministic fake loss: it falls faster with a larger learning rate.
         loss = scale * math.exp(-args.lr * epoch * 5) + rng.random() * 0.01
-        losses.append(loss)
+        exman.log(step=epoch, loss=loss)  # one line of the run's metrics.jsonl
         print(f"epoch {epoch}: loss={loss:.4f}")
-    loss_file = pathlib.Path(args.root) / "loss.txt"
-    loss_file.write_text("".join(f"{x:.6f}\n" for x in losses))
+    exman.result(loss=loss)  # the run's final value, a column in the index
     print("run folder:", args.root)
