@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import datetime
 import gc
-import io
 import os
 import pickle
 import threading
@@ -53,8 +52,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from .rows import RowBuilder, Table, read_run
-from .store import STATE_DIR, Root, atomic_write
+from .rows import RowBuilder, Table, ctime_column, inode_column, read_run
+from .store import STATE_DIR, Root
 
 __all__ = ["RACY_NS", "CacheFile", "Clock", "Loaded", "SkippedRunWarning", "read_runs"]
 
@@ -93,8 +92,38 @@ def no_gc() -> Iterator[None]:
             gc.enable()
 
 
-def _header(body: bytes) -> bytes:
-    return b"exman-cache %d %d %08x\n" % (FORMAT, len(body), zlib.adler32(body))
+def _header(size: int, adler: int) -> bytes:
+    # fixed width: written first as a placeholder, then over it
+    return b"exman-cache %d %020d %08x\n" % (FORMAT, size, adler)
+
+
+class _Summed:
+    """A file seen through ``read``/``readline``/``write``, summing what passes.
+
+    The cache streams through it both ways, so that neither a load nor a
+    store holds the whole file in memory besides the table.
+    """
+
+    def __init__(self, file: Any) -> None:
+        self.file = file
+        self.size = 0
+        self.adler = zlib.adler32(b"")
+
+    def _count(self, data: bytes) -> bytes:
+        self.size += len(data)
+        self.adler = zlib.adler32(data, self.adler)
+        return data
+
+    def read(self, n: int = -1) -> bytes:
+        return self._count(self.file.read(n))
+
+    def readline(self) -> bytes:
+        return self._count(self.file.readline())
+
+    def write(self, data: bytes) -> int:
+        self._count(data)
+        written: int = self.file.write(data)
+        return written
 
 
 class CacheFile:
@@ -115,18 +144,15 @@ class CacheFile:
         if not self.enabled:
             return Table(), {}
         try:
-            with open(self.path, "rb") as f:
-                blob = f.read()
-        except OSError:
-            return Table(), {}
-        head, _, body = blob.partition(b"\n")
-        if head + b"\n" != _header(body):
-            return Table(), {}
-        try:
-            with no_gc():
-                data = _Unpickler(io.BytesIO(body)).load()
-            table = Table.from_plain(data["table"])
-            extra = data["extra"]
+            with open(self.path, "rb") as f, no_gc():
+                head = f.readline()
+                body = _Summed(f)
+                data = _Unpickler(body).load()
+                body.read()  # to the end: the sum covers the whole body
+                if head != _header(body.size, body.adler):
+                    return Table(), {}
+                table = Table.from_plain(data["table"])
+                extra = data["extra"]
         except Exception:  # a damaged cache is ignored, whatever is wrong with it
             return Table(), {}
         if table is None or not isinstance(extra, dict):
@@ -138,12 +164,21 @@ class CacheFile:
         the old cache (it only saves time)."""
         if not self.enabled:
             return
-        body = pickle.dumps({"table": table.to_plain(), "extra": extra}, protocol=4)
+        tmp = f"{self.path}.{os.getpid()}.{threading.get_ident()}.tmp"
         try:
             os.makedirs(self.folder, exist_ok=True)
-            atomic_write(self.path, _header(body) + body)
+            with open(tmp, "wb") as f:
+                f.write(_header(0, 0))
+                body = _Summed(f)
+                pickle.dump({"table": table.to_plain(), "extra": extra}, body, 4)
+                f.seek(0)
+                f.write(_header(body.size, body.adler))
+            os.replace(tmp, self.path)
         except OSError:
             pass
+        finally:
+            if os.path.lexists(tmp):
+                os.unlink(tmp)
 
 
 class Clock:
@@ -253,8 +288,8 @@ def _read_runs(
     full: bool,
     label: str,
 ) -> Loaded:
-    inos: list[int] = []
-    ctimes: list[int] = []
+    inos = inode_column()
+    ctimes = ctime_column()
     missing: list[str] = []
     stat = os.stat
     for name in names:  # the hot loop of a warm load: keep it bare
@@ -266,7 +301,7 @@ def _read_runs(
             )
         except OSError:
             missing.append(name)
-            inos.append(-1)
+            inos.append(0)
             ctimes.append(-1)
             continue
         inos.append(st.st_ino)

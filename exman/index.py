@@ -59,6 +59,7 @@ each run folder. ``Index(root, cache=False)`` reads every run again.
 
 from __future__ import annotations
 
+import array
 import datetime
 import os
 import pathlib
@@ -67,7 +68,7 @@ from typing import TYPE_CHECKING, Any
 
 from .cache import CacheFile, Clock, SkippedRunWarning, read_runs
 from .params import PARAMS_FILE, TIME_FORMAT
-from .rows import Table
+from .rows import Table, inode_column
 from .run import effective_status
 from .store import ExmanError, Root, RunNotFound, StrPath, run_id
 
@@ -175,13 +176,17 @@ class _Load:
         self.root = root
         self.cache = cache
         self.clock = Clock(root, enabled=cache)
-        self.refs: dict[str, dict[str, str]] = {}  # place -> name -> link to it
+        # place -> run name -> the link that names it ("" none, None the usual
+        # index/<name>.yaml: not spelled out for each of 100,000 runs)
+        self.refs: dict[str, dict[str, str | None]] = {}
         self.full: set[str] = set()
+        self.ordered: set[str] = set()  # places whose refs are in id order
         self.files: dict[str, tuple[CacheFile, Table, dict[str, Any]]] = {}
         self.extra: dict[str, dict[str, Any]] = {}  # place -> extras to store
 
     def add(self, place: str, name: str, via: str) -> None:
         self.refs.setdefault(place, {}).setdefault(name, via)
+        self.ordered.discard(place)
 
     def cached(self, place: str) -> tuple[CacheFile, Table, dict[str, Any]]:
         if place not in self.files:
@@ -204,67 +209,59 @@ class _Load:
                     self.add(place, entry.name, "")
 
     def add_index(self) -> None:
-        """The runs linked in ``index/``.
+        """The runs linked in ``index/``, in the order of their ids.
 
         ``index/<name>.yaml`` links to ``../runs/<name>/params.yaml``: only a
         link not met before (by name and inode) is read to check that. The
         listing itself is reused while the folder's inode and ctime stay.
         """
         self.full.add("runs")
-        self.refs.setdefault("runs", {})
+        self.ordered.add("runs")
+        runs = self.refs.setdefault("runs", {})
         index = str(self.root.index)
         _, _, extra = self.cached("runs")
-        known = extra.get("index")
-        if not (
-            isinstance(known, dict)
-            and isinstance(known.get("dir"), list)
-            and isinstance(known.get("names"), list)
-            and isinstance(known.get("inos"), list)
-            and isinstance(known.get("targets"), list)
-            and len(known["names"]) == len(known["inos"]) == len(known["targets"])
-        ):
-            known = {"dir": [], "names": [], "inos": [], "targets": []}
+        known = _index_map(extra.get("index"))
         st = os.stat(index)
         if known["dir"] != [st.st_ino, st.st_ctime_ns]:
             self.clock()  # before the folder is examined: see exman.cache
             st = os.stat(index)
-            names: list[str] = []
-            inos: list[int] = []
             with os.scandir(index) as entries:
-                for entry in entries:
-                    if entry.name.endswith(".yaml"):
-                        names.append(entry.name)
-                        inos.append(entry.inode())
-            old = dict(zip(known["names"], zip(known["inos"], known["targets"])))
+                found = sorted(
+                    (_order(e.name[: -len(".yaml")]), e.inode())
+                    for e in entries
+                    if e.name.endswith(".yaml")
+                )
+            old = dict(zip(known["stems"], zip(known["inos"], known["targets"])))
+            stems = [stem for (_, stem), _ in found]
+            inos = inode_column(ino for _, ino in found)
             targets = []
-            for name, ino in zip(names, inos):
-                seen = old.get(name)
+            for stem, ino in zip(stems, inos):
+                seen = old.get(stem)
                 if seen is not None and seen[0] == ino:
                     targets.append(seen[1])
                 else:
-                    targets.append(self._index_target(os.path.join(index, name)))
+                    targets.append(self._index_target(index, stem))
             stamp = [st.st_ino, self.clock.trusted(st.st_ctime_ns)]
-            known = {"dir": stamp, "names": names, "inos": inos, "targets": targets}
+            known = {"dir": stamp, "stems": stems, "inos": inos, "targets": targets}
             self.extra["runs"] = {**extra, "index": known}
-        runs = self.refs["runs"]
-        for name, target in zip(known["names"], known["targets"]):
+        for stem, target in zip(known["stems"], known["targets"]):
             if target is None:  # the usual link
-                runs.setdefault(name[: -len(".yaml")], f"index/{name}")
+                runs.setdefault(stem, None)
             elif isinstance(target, list) and len(target) == 2:
-                self.add(str(target[0]), str(target[1]), f"index/{name}")
+                self.add(str(target[0]), str(target[1]), f"index/{stem}.yaml")
             else:
-                _warn(f"skipped index/{name}: not a link to a run's {PARAMS_FILE}")
+                _warn(f"skipped index/{stem}.yaml: not a link to a run's {PARAMS_FILE}")
 
-    def _index_target(self, link: str) -> list[str] | bool | None:
+    def _index_target(self, index: str, stem: str) -> list[str] | bool | None:
         """None for the usual link, ``[place, name]`` for another, else False."""
-        name = os.path.basename(link)[: -len(".yaml")]
+        link = os.path.join(index, f"{stem}.yaml")
         try:
             target = os.readlink(link)
         except OSError:
             return False
-        if target == f"../runs/{name}/{PARAMS_FILE}":
+        if target == f"../runs/{stem}/{PARAMS_FILE}":
             return None
-        path = os.path.normpath(os.path.join(os.path.dirname(link), target))
+        path = os.path.normpath(os.path.join(index, target))
         if os.path.basename(path) != PARAMS_FILE:
             return False
         return list(self._where(os.path.dirname(path)))
@@ -319,18 +316,22 @@ class _Load:
             if place not in self.refs:
                 continue
             refs = self.refs[place]
+            names = list(refs) if place in self.ordered else sorted(refs, key=_order)
             cache, stored, extra = self.cached(place)
             folder = str(self.root.path / place)
             loaded = read_runs(
                 folder,
-                list(refs),
+                names,
                 stored,
                 self.clock,
                 full=place in self.full,
                 label=f"{place}/",
             )
             if loaded.store is not stored or place in self.extra:
-                cache.write(loaded.store, self.extra.get(place, extra))
+                extra = self.extra.get(place, extra)
+                if "index" in extra:
+                    extra = {**extra, "index": _shared(extra["index"], loaded.store)}
+                cache.write(loaded.store, extra)
             self._missing(folder, loaded.missing, refs)
             parts.append((folder, loaded.rows))
         for path, via in self.refs.get(_FOREIGN, {}).items():
@@ -341,14 +342,60 @@ class _Load:
             )
             self._missing(parent, loaded.missing, {name: via})
             parts.append((parent, loaded.rows))
+        self.files.clear()  # the frame can free the rows as it goes
         return parts
 
-    def _missing(self, folder: str, names: list[str], via: dict[str, str]) -> None:
+    def _missing(
+        self, folder: str, names: list[str], via: dict[str, str | None]
+    ) -> None:
         for name in names:
-            link = via.get(name)
+            link = via.get(name, "")
+            if link is None:
+                link = f"index/{name}.yaml"
             # a link that is gone by now: the run was deleted during the load
             if link and os.path.lexists(self.root.path / link):
                 _warn(f"skipped run {name}: {link} points to a missing folder")
+
+
+def _order(name: str) -> tuple[int, str]:
+    """Sort runs by id (names that are no run's come first)."""
+    num = run_id(name)
+    return (-1 if num is None else num), name
+
+
+def _index_map(known: Any) -> dict[str, Any]:
+    """The cached listing of index/, or an empty one if it is not valid.
+
+    ``stems``: the link names without ``.yaml``, in id order; ``inos``:
+    their inodes; ``targets``: None for the usual link, ``[place, name]``
+    for a link to another run folder, False for an entry that is none.
+    """
+    empty = {"dir": [], "stems": [], "inos": inode_column(), "targets": []}
+    if not isinstance(known, dict):
+        return empty
+    stems, targets, inos = known.get("stems"), known.get("targets"), known.get("inos")
+    if isinstance(inos, bytes) and len(inos) % 8 == 0:
+        inos = inode_column()
+        inos.frombytes(known["inos"])
+    if not (
+        isinstance(known.get("dir"), list)
+        and isinstance(stems, list)
+        and isinstance(targets, list)
+        and isinstance(inos, array.array)
+        and len(stems) == len(inos) == len(targets)
+        and all(type(s) is str for s in stems)
+    ):
+        return empty
+    return {"dir": known["dir"], "stems": stems, "inos": inos, "targets": targets}
+
+
+def _shared(known: dict[str, Any], table: Table) -> dict[str, Any]:
+    """``known`` to store, its names the very strings of ``table`` (so that
+    the pickle holds them once) and its inodes as bytes."""
+    same = {name: name for name in table.names}
+    stems = [same.get(stem, stem) for stem in known["stems"]]
+    inos = known["inos"]
+    return {**known, "stems": stems, "inos": bytes(inos)}
 
 
 def _warn(message: str) -> None:
@@ -357,21 +404,31 @@ def _warn(message: str) -> None:
 
 # -- the frame ----------------------------------------------------------------
 def _frame(parts: list[tuple[str, Table]]) -> pd.DataFrame:
-    """One DataFrame from the rows of every place, typed and sorted by id."""
+    """One DataFrame from the rows of every place, typed and sorted by id.
+
+    The table is consumed column by column (each list is dropped once it is
+    a Series) and nothing is copied afterwards, so that a load needs little
+    more memory than the frame it returns.
+    """
     import numpy as np
     import pandas as pd
 
-    parts = [(folder, rows) for folder, rows in parts if len(rows)]
+    parts[:] = [(folder, rows) for folder, rows in parts if len(rows)]
     table = Table.concat([rows for _, rows in parts]) if parts else Table()
+    folders = [folder for folder, rows in parts for _ in range(len(rows))]
+    parts.clear()  # the caller's list too: its tables go as columns are used
     n = len(table)
-    paths: list[pathlib.Path] = []
-    for folder, rows in parts:
-        # with_name on a sibling is the cheapest public way to many Paths
-        template = pathlib.Path(folder, "_")
-        paths += [template.with_name(name) for name in rows.names]
-    ids = np.asarray(table.params.get("id", []), dtype=np.int64)
+    ids = np.asarray(table.params.pop("id", []), dtype=np.int64)
     order = np.argsort(ids, kind="stable")
-    ordered = bool(n < 2 or (ids[1:] >= ids[:-1]).all())
+    if n < 2 or bool((ids[1:] >= ids[:-1]).all()):
+        index: list[int] | None = None
+    else:
+        index = order.tolist()
+        ids = ids[order]
+
+    def ordered(values: list[Any]) -> list[Any]:
+        return values if index is None else [values[i] for i in index]
+
     keys = [k for k in table.keys(order.tolist()) if k != "id"]
     for key in ("time", "root"):
         if key not in keys:
@@ -379,29 +436,39 @@ def _frame(parts: list[tuple[str, Table]]) -> pd.DataFrame:
     data: dict[str, Any] = {"id": ids}
     for key in keys:
         if key == "root":
-            data[key] = pd.Series(paths, dtype=object)
+            data[key] = pd.Series(_paths(ordered(folders), ordered(table.names)))
         elif key == "time":
-            data[key] = _times(table.params.get(key, [None] * n))
+            data[key] = _times(ordered(table.params.pop(key, [None] * n)))
         else:
-            data[key] = pd.Series(table.params.get(key, [None] * n), dtype=None)
+            data[key] = pd.Series(ordered(table.params.pop(key, [None] * n)))
+    del folders
     record = table.record
     sweep_columns = (
         SWEEP_COLUMNS if any(k is not None for k in record["task_key"]) else ()
     )
+    statuses = _statuses(record)
     for column in RUN_COLUMNS + sweep_columns:
         name = f"run_{column}" if column in data else column
         if column == "status":
-            data[name] = pd.Series(_statuses(record), dtype=None)
+            data[name] = pd.Series(ordered(statuses))
         elif column in ("started", "finished"):
-            data[name] = _utc(record[column])
+            data[name] = _utc(ordered(record[column]))
         elif column == "duration":
-            data[name] = pd.Series(record[column], dtype="float64")
+            data[name] = pd.Series(ordered(record[column]), dtype="float64")
         else:
-            data[name] = pd.Series(record[column], dtype=None)
-    frame = pd.DataFrame(data)
-    if not ordered:
-        frame = frame.take(order).reset_index(drop=True)
-    return frame
+            data[name] = pd.Series(ordered(record[column]))
+    del table, record
+    return pd.DataFrame(data, copy=False)
+
+
+def _paths(folders: list[str], names: list[str]) -> pd.Series:
+    """Absolute Paths of the run folders as an object Series."""
+    import pandas as pd
+
+    # with_name on a sibling: the cheapest public way to many Paths
+    templates = {folder: pathlib.Path(folder, "_") for folder in set(folders)}
+    paths = [templates[f].with_name(name) for f, name in zip(folders, names)]
+    return pd.Series(paths, dtype=object)
 
 
 def _statuses(record: dict[str, list[Any]]) -> list[str]:

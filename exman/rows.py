@@ -151,6 +151,8 @@ def read_run(
             "pid": _as(data.get("pid"), (int,)),
             "pid_start": _as(data.get("pid_start"), (int,)),
         }
+        if record["status"] != "running":  # only a running run's process matters
+            record["pid"] = record["pid_start"] = None
         sweep = data.get("sweep") if isinstance(data.get("sweep"), dict) else {}
         record["sweep"] = _as(sweep.get("name"), (str,))
         record["task"] = _as(sweep.get("task"), (int,))
@@ -164,16 +166,22 @@ def read_run(
 
 
 # -- many rows ----------------------------------------------------------------
-def _int64s(values: list[int]) -> bytes:
-    return array.array("q", values).tobytes()
+def inode_column(values: Iterable[int] = ()) -> array.array[int]:
+    """A compact column of inode numbers (unsigned 64-bit)."""
+    return array.array("Q", values)
 
 
-def _from_int64s(data: Any, n: int) -> list[int] | None:
+def ctime_column(values: Iterable[int] = ()) -> array.array[int]:
+    """A compact column of ``st_ctime_ns`` values (-1: to be read again)."""
+    return array.array("q", values)
+
+
+def _from_bytes(data: Any, n: int, typecode: str) -> array.array[int] | None:
     if not isinstance(data, bytes) or len(data) != 8 * n:
         return None
-    values = array.array("q")
+    values = array.array(typecode)
     values.frombytes(data)
-    return values.tolist()
+    return values
 
 
 @dataclass
@@ -188,8 +196,8 @@ class Table:
     """
 
     names: list[str] = field(default_factory=list)
-    inos: list[int] = field(default_factory=list)
-    ctimes: list[int] = field(default_factory=list)
+    inos: array.array[int] = field(default_factory=inode_column)
+    ctimes: array.array[int] = field(default_factory=ctime_column)
     schemas: list[tuple[str, ...]] = field(default_factory=list)
     schema: list[int] = field(default_factory=list)
     params: dict[str, list[Any]] = field(default_factory=dict)
@@ -210,8 +218,8 @@ class Table:
         keys = {k for s in schemas for k in s}
         return Table(
             names=[self.names[p] for p in positions],
-            inos=[self.inos[p] for p in positions],
-            ctimes=[self.ctimes[p] for p in positions],
+            inos=inode_column(self.inos[p] for p in positions),
+            ctimes=ctime_column(self.ctimes[p] for p in positions),
             schemas=schemas,
             schema=[remap[self.schema[p]] for p in positions],
             params={
@@ -268,10 +276,10 @@ class Table:
     def to_plain(self) -> dict[str, Any]:
         return {
             "names": self.names,
-            "inos": _int64s(self.inos),
-            "ctimes": _int64s(self.ctimes),
+            "inos": self.inos.tobytes(),
+            "ctimes": self.ctimes.tobytes(),
             "schemas": [list(s) for s in self.schemas],
-            "schema": _int64s(self.schema),
+            "schema": array.array("q", self.schema).tobytes(),
             "params": self.params,
             "record": self.record,
         }
@@ -285,28 +293,29 @@ class Table:
             if not isinstance(names, list) or not isinstance(schemas, list):
                 return None
             n = len(names)
-            inos = _from_int64s(data["inos"], n)
-            ctimes = _from_int64s(data["ctimes"], n)
-            schema = _from_int64s(data["schema"], n)
+            inos = _from_bytes(data["inos"], n, "Q")
+            times = _from_bytes(data["ctimes"], n, "q")
+            numbers = _from_bytes(data["schema"], n, "q")
             columns = [*params.values(), *record.values()]
         except (TypeError, KeyError, AttributeError):
             return None
         if (
             inos is None
-            or ctimes is None
-            or schema is None
+            or times is None
+            or numbers is None
             or not all(isinstance(col, list) and len(col) == n for col in columns)
             or set(record) != set(RECORD_FIELDS)
             or not all(isinstance(s, list) for s in schemas)
             or not all(type(x) is str for x in names)
-            or (n and not 0 <= min(schema) <= max(schema) < len(schemas))
+            or (n and not 0 <= min(numbers) <= max(numbers) < len(schemas))
         ):
             return None
         keys = {k for s in schemas for k in s}
         if not all(type(k) is str for k in keys) or not set(params) <= keys:
             return None
+        schema = numbers.tolist()
         return cls(
-            names, inos, ctimes, [tuple(s) for s in schemas], schema, params, record
+            names, inos, times, [tuple(s) for s in schemas], schema, params, record
         )
 
 

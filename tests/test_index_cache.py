@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 import time
+import zlib
 from collections.abc import Iterator
 from typing import Any
 
@@ -289,10 +290,9 @@ DAMAGE = {
     "another format": lambda blob: blob.replace(
         b"exman-cache 1 ", b"exman-cache 9 ", 1
     ),
-    "a global in the pickle": lambda blob: cache._header(_evil_body()) + _evil_body(),
-    "a wrong structure": lambda blob: (
-        cache._header(pickle.dumps({"table": {"names": 5}, "extra": {}}))
-        + pickle.dumps({"table": {"names": 5}, "extra": {}})
+    "a global in the pickle": lambda blob: _blob(_evil_body()),
+    "a wrong structure": lambda blob: _blob(
+        pickle.dumps({"table": {"names": 5}, "extra": {}})
     ),
     "lengths that disagree": lambda blob: _shortened(blob),
 }
@@ -301,8 +301,12 @@ DAMAGE = {
 def _shortened(blob: bytes) -> bytes:
     data = pickle.loads(blob.partition(b"\n")[2])
     data["table"]["names"] = data["table"]["names"][:-1]
-    body = pickle.dumps(data, protocol=4)
-    return cache._header(body) + body
+    return _blob(pickle.dumps(data, protocol=4))
+
+
+def _blob(body: bytes) -> bytes:
+    """A cache file with a valid header around ``body``."""
+    return cache._header(len(body), zlib.adler32(body)) + body
 
 
 @pytest.mark.usefixtures("trusting")
