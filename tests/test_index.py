@@ -8,8 +8,10 @@ import json
 import math
 import os
 import pathlib
+import re
 import subprocess
 import sys
+import textwrap
 import time
 from typing import Any
 
@@ -560,3 +562,23 @@ def test_run_json_fields_of_odd_types_are_ignored(tmp_path: pathlib.Path) -> Non
     df = Index(root).info()
     assert df.started.isna().all() and df.finished.isna().all()
     assert df.duration.isna().all() and values(df.host) == [None]
+
+
+def test_the_examples_in_the_docs_run(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    page = pathlib.Path(__file__).parent.parent / "docs" / "index_api.rst"
+    blocks = re.findall(
+        r"^\.\. code-block:: python\n\n((?:(?:    .*)?\n)+)", page.read_text(), re.M
+    )
+    assert len(blocks) >= 3
+    root = tmp_path / "exman"
+    for i, model in enumerate(["mlp", "cnn", "mlp"]):
+        make_run(root, {"lr": 0.1 * (i + 1), "model": model}, mark=f"model/{model}")
+    make_run(root, {"lr": 1.0, "model": "cnn"}, status="failed")
+    monkeypatch.chdir(tmp_path)
+    namespace: dict[str, Any] = {}
+    for block in blocks:
+        exec(textwrap.dedent(block), namespace)
+    assert namespace["best"]["lr"] == 0.1
+    assert namespace["failed"].status.tolist()[-1] == "failed"
