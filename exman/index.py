@@ -91,10 +91,6 @@ class MarkNotFound(ExmanError, KeyError):
         return str(self.args[0]) if self.args else ""
 
 
-# a run as a source names it: (place, folder name) or (_FOREIGN, folder path)
-Ref = tuple[str, str]
-
-
 class Index:
     """The runs of an exman root, as pandas DataFrames.
 

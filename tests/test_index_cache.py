@@ -107,6 +107,16 @@ def test_results_equal_with_and_without_the_cache(root: pathlib.Path) -> None:
         assert Index(root).info(key).equals(Index(root, cache=False).info(key))
 
 
+@pytest.mark.usefixtures("trusting")
+def test_without_dir_fd(root: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Systems whose os.stat/os.open take no dir_fd use whole paths."""
+    expected = Index(root, cache=False).info(failed=True)
+    monkeypatch.setattr(os, "supports_dir_fd", set())
+    for _ in range(2):
+        assert Index(root).info(failed=True).equals(expected)
+    assert Index(root, cache=False).info().equals(expected)
+
+
 def test_no_cache_means_no_cache(root: pathlib.Path) -> None:
     Index(root, cache=False).info(failed=True, tmp=True)
     assert cache_files(root) == []
