@@ -50,6 +50,8 @@ class LauncherSuite:
     options: ClassVar[dict[str, Any]] = {}
     #: seconds within which a task of ``true`` is expected to end
     slack: ClassVar[float] = 30.0
+    #: whether the launcher hands out ``gpus`` slots (else it must refuse them)
+    gpu_slots: ClassVar[bool] = True
 
     def launcher(self) -> Launcher:
         return get_launcher(self.backend, **self.options)
@@ -138,6 +140,11 @@ class LauncherSuite:
             shell_task(tmp_path, i, 'echo "$CUDA_VISIBLE_DEVICES" > gpu$SUITE_TASK')
             for i in range(4)
         ]
+        if not self.gpu_slots:  # the backend assigns GPUs itself
+            with pytest.raises(ExmanError, match="GPU"):
+                list(self.launcher().launch(tasks, jobs=4, gpus=["0", "1"]))
+            assert not list(tmp_path.glob("gpu*"))
+            return
         events = list(self.launcher().launch(tasks, jobs=4, gpus=["0", "1"]))
         assert len(finished(events)) == 4
         gpus = [(tmp_path / f"gpu{i}").read_text().strip() for i in range(4)]

@@ -52,6 +52,7 @@ def sweep(
     backend: str = "local",
     grace: float = 5.0,
     progress: bool = False,
+    address: str | None = None,
 ) -> SweepSummary:
     """Run the tasks of a sweep that are not done yet.
 
@@ -76,9 +77,11 @@ def sweep(
     :param per_gpu: tasks that share one GPU.
     :param status: run nothing; the summary's ``states`` hold every task's
         state.
-    :param backend: the launcher (``"local"``).
+    :param backend: the launcher (``"local"``, ``"ray"``).
     :param grace: seconds a stopped task gets before SIGKILL.
     :param progress: show the progress (live on a terminal, else lines).
+    :param address: the Ray cluster for ``backend="ray"`` (``"auto"``,
+        ``"host:port"``); it overrides ``address`` in the spec's ``ray:``.
     :returns: what ran and how it ended; ``exit_code`` is what the command
         line returns.
     :raises SpecError: the spec is wrong (the message names file and key).
@@ -100,6 +103,7 @@ def sweep(
         status=status,
         backend=backend,
         grace=grace,
+        launcher_options={} if address is None else {"address": address},
     )
     _check(options)
     show = progress and not (status or dry_run)
@@ -141,6 +145,8 @@ def _check(options: Options) -> None:
         raise ExmanError(f"timeout must be > 0 seconds, not {options.timeout}")
     if options.grace < 0:
         raise ExmanError(f"grace must be >= 0 seconds, not {options.grace}")
+    if "address" in options.launcher_options and options.backend != "ray":
+        raise ExmanError("an address is for the ray backend: add --backend ray")
 
 
 class _CallableModule(types.ModuleType):

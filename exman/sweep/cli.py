@@ -106,6 +106,12 @@ def configure(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         help="where the tasks run (default: local)",
     )
     parser.add_argument(
+        "--address",
+        metavar="ADDR",
+        help="with --backend ray: the cluster, auto or host:port (default: the "
+        "spec's ray: address, else RAY_ADDRESS, else a new local Ray instance)",
+    )
+    parser.add_argument(
         "-q",
         "--quiet",
         action="store_true",
@@ -148,6 +154,7 @@ def run(args: argparse.Namespace) -> int:
             backend=args.backend,
             grace=args.grace,
             progress=not args.quiet,
+            address=args.address,
         )
     except ExmanError as e:
         print(f"exman sweep: {e}", file=sys.stderr)

@@ -157,17 +157,23 @@ class _Sweep:
         launcher_options = dict(options.launcher_options)
         if options.backend == "local":
             launcher_options.setdefault("grace", options.grace)
+        elif options.backend == "ray":
+            launcher_options = {"grace": options.grace, **self.spec.ray}
+            launcher_options.update(options.launcher_options)
         launcher = get_launcher(options.backend, **launcher_options)
+        jobs = options.workers
+        if options.jobs is None and not options.gpus:
+            jobs = launcher.default_jobs() or jobs
         self.progress.begin(
             name=self.spec.name,
             total=len(summary.states),
             planned=summary.planned,
             skipped=summary.skipped,
-            jobs=options.workers,
+            jobs=jobs,
         )
         events = launcher.launch(
             self._tasks(),
-            jobs=options.workers,
+            jobs=jobs,
             timeout=options.timeout,
             gpus=options.gpus,
             per_gpu=options.per_gpu,

@@ -26,6 +26,7 @@ from ..params import ParamsError, load_yaml
 from ..parser import ROOT_ENV, SWEEP_PARAMS_ENV
 from ..run import SWEEP_ENV
 from ..store import ExmanError, check_name
+from .launchers.ray_options import check_options as _ray_options
 
 __all__ = [
     "DISTRIBUTIONS",
@@ -52,6 +53,7 @@ SPEC_KEYS = (
     "on_task_end",
     "on_sweep_end",
     "webhook",
+    "ray",
 )
 RANDOM_KEYS = ("samples", "seed", "space")
 #: the distributions of ``random.space``, with the form of their argument
@@ -133,6 +135,8 @@ class Spec:
     on_task_end: str | None = None
     on_sweep_end: str | None = None
     webhook: str | None = None
+    #: the ``ray:`` section: what each task asks of a Ray cluster
+    ray: dict[str, Any] = field(default_factory=dict)
     #: remarks on the expansion (a random space smaller than the samples asked)
     notes: list[str] = field(default_factory=list)
     _tasks: list[Task] | None = field(default=None, repr=False)
@@ -232,6 +236,7 @@ class Spec:
             on_task_end=hooks["on_task_end"],
             on_sweep_end=hooks["on_sweep_end"],
             webhook=webhook,
+            ray=_ray_options(data.get("ray"), err),
         )
         spec._check_overlaps(err)
         return spec

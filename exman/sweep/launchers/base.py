@@ -122,10 +122,19 @@ class Launcher(abc.ABC):
         """Start no new task; the ones running finish normally."""
         self.stopping = True
 
+    def default_jobs(self) -> int | None:
+        """Tasks at once when the caller gives no ``jobs``; None: one (or
+        one per GPU slot). A cluster launcher asks its cluster.
+
+        :raises ExmanError: the backend cannot be reached.
+        """
+        return None
+
 
 #: name -> "module:class", imported only when used (heavy backends stay unloaded)
 LAUNCHERS: dict[str, str] = {
     "local": "exman.sweep.launchers.local:LocalLauncher",
+    "ray": "exman.sweep.launchers.ray:RayLauncher",
 }
 
 

@@ -1,0 +1,447 @@
+"""The Ray launcher: each task a Ray task on a cluster, with its own resources.
+
+``exman sweep SPEC --backend ray`` connects to a Ray cluster (``--address``,
+or ``address:`` in the spec's ``ray:`` section; ``auto`` finds the cluster of
+this machine; without one, ``RAY_ADDRESS``, else a new local Ray instance)
+and runs each task as a Ray task asking for the spec's ``cpus``, ``gpus``,
+``memory`` and custom ``resources``. The task runs its command on whichever
+node Ray picks (see :mod:`.ray_task`), so the root, the spec's folder and the
+command must be the same on every node, as with SLURM.
+
+At most ``jobs`` tasks are in flight: by default as many as the cluster's
+nodes have room for. Ctrl-C or SIGTERM cancels the running tasks: each gets
+SIGINT, then SIGKILL after ``grace`` seconds; a task whose worker does not
+answer in time has it killed by Ray, and the task's watchdog kills the
+command. A task whose worker or node dies is failed, with Ray's reason.
+
+ray is an optional dependency (``pip install 'exman[ray]'``), imported only
+when this launcher is built.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import os
+import signal
+import socket
+import threading
+import time
+from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from ...store import ExmanError
+from .base import Finished, Launcher, LaunchEvent, LaunchTask, Started
+from .ray_options import check_options
+from .ray_task import Outcome, run_task
+
+__all__ = ["RayLauncher"]
+
+INSTALL = "pip install 'exman[ray]'"
+#: how long the driver waits on Ray at a time: the delay before it sees a signal
+WAIT_INTERVAL = 0.2
+#: seconds a cancelled task gets beyond ``grace`` to report before Ray kills it
+CANCEL_MARGIN = 5.0
+#: seconds to wait for the tasks Ray was told to kill
+KILL_WAIT = 10.0
+#: seconds to find out whether a cluster address answers at all
+CONNECT_TIMEOUT = 5.0
+
+
+# -- the launcher --------------------------------------------------------------------
+@dataclass
+class _Flight:
+    task: LaunchTask
+    start: float
+
+
+class RayLauncher(Launcher):
+    """Runs each task as a Ray task.
+
+    :param address: the cluster: ``auto``, ``host:port`` or ``ray://…``;
+        None: ``RAY_ADDRESS``, else a local instance started for the sweep.
+    :param cpus: CPUs each task holds (fractions below 1 allowed).
+    :param gpus: GPUs each task holds; Ray sets ``CUDA_VISIBLE_DEVICES``.
+    :param memory: bytes of memory each task reserves (None: none).
+    :param resources: custom resources each task holds (``{"special": 1}``).
+    :param max_retries: times Ray runs a task again when its worker dies.
+    :param grace: seconds a stopped task (timeout, Ctrl-C) gets before
+        SIGKILL.
+    :raises ExmanError: ray is not installed, or an option is wrong.
+    """
+
+    name: ClassVar[str] = "ray"
+
+    def __init__(
+        self,
+        *,
+        address: str | None = None,
+        cpus: float = 1,
+        gpus: float = 0,
+        memory: int | str | None = None,
+        resources: Mapping[str, float] | None = None,
+        max_retries: int = 0,
+        grace: float = 5.0,
+    ) -> None:
+        super().__init__()
+        self.ray = _import_ray()
+        if grace < 0:
+            raise ExmanError(f"grace must be >= 0 seconds, not {grace!r}")
+        given = {
+            "address": address,
+            "cpus": cpus,
+            "gpus": gpus,
+            "memory": memory,
+            "resources": resources,
+            "max_retries": max_retries,
+        }
+        checked = check_options(
+            given, lambda key, problem: ExmanError(f"launcher 'ray': {key}: {problem}")
+        )
+        self.address: str | None = checked.get("address")
+        self.cpus: float = checked["cpus"]
+        self.gpus: float = checked["gpus"]
+        self.memory: int | None = checked.get("memory")
+        self.resources: dict[str, float] = checked.get("resources", {})
+        self.max_retries: int = checked["max_retries"]
+        self.grace = grace
+        self._signals: list[int] = []
+        self._owned = False
+        self._sigterm: Any = None
+
+    # -- the cluster ---------------------------------------------------------------
+    def needs(self) -> dict[str, float]:
+        """What one task holds, in Ray's resource names (amounts > 0)."""
+        need: dict[str, float] = {"CPU": self.cpus, "GPU": self.gpus}
+        if self.memory is not None:
+            need["memory"] = self.memory
+        need.update(self.resources)
+        return {k: v for k, v in need.items() if v > 0}
+
+    def default_jobs(self) -> int:
+        """As many tasks as the cluster's live nodes have room for at once.
+
+        :raises ExmanError: the cluster cannot be reached, or no node can run
+            a task.
+        """
+        self._connect(None)
+        need = self.needs()
+        room = 0
+        nodes = [n for n in self.ray.nodes() if n.get("Alive")]
+        for node in nodes:
+            have = node.get("Resources", {})
+            if need:
+                room += min(
+                    math.floor(have.get(k, 0) / v + 1e-9) for k, v in need.items()
+                )
+            else:
+                room += int(have.get("CPU", 1))
+        if room < 1:
+            self._disconnect()
+            seen = "; ".join(_describe(n.get("Resources", {})) for n in nodes)
+            raise ExmanError(
+                f"no node of the Ray cluster can run a task that asks for "
+                f"{_describe(need)} (the spec's ray: section); the nodes have: "
+                f"{seen or 'none'}. Ask for less, or give -j to wait for nodes "
+                "that the cluster adds on demand"
+            )
+        return room
+
+    def _connect(self, jobs: int | None) -> None:
+        ray = self.ray
+        if ray.is_initialized():
+            return  # the caller's connection: used, and left open
+        address = self.address or os.environ.get("RAY_ADDRESS") or None
+        kwargs: dict[str, Any] = {
+            "log_to_driver": False,
+            "logging_level": logging.WARNING,
+        }
+        if address is None:
+            cpus = os.cpu_count() or 1
+            if jobs is not None:
+                cpus = max(cpus, math.ceil(jobs * self.cpus))
+            kwargs.update(include_dashboard=False, num_cpus=cpus)
+        else:
+            _check_reachable(address)
+        main = threading.current_thread() is threading.main_thread()
+        # a local instance installs a SIGTERM handler that outlives it
+        self._sigterm = signal.getsignal(signal.SIGTERM) if main else None
+        try:
+            ray.init(address=address, **kwargs)
+        except (ConnectionError, RuntimeError, ValueError) as e:
+            where = f"at {address!r}" if address else "(a new local instance)"
+            raise ExmanError(
+                f"cannot connect to the Ray cluster {where}: {e}"
+            ) from None
+        self._owned = True
+
+    def _disconnect(self) -> None:
+        if not self._owned:
+            return
+        self._owned = False
+        self.ray.shutdown()
+        if self._sigterm is not None:
+            signal.signal(signal.SIGTERM, self._sigterm)
+            self._sigterm = None
+
+    def _task_options(self) -> dict[str, Any]:
+        options: dict[str, Any] = {
+            "num_cpus": self.cpus,
+            "num_gpus": self.gpus,
+            "max_retries": self.max_retries,
+            "retry_exceptions": False,
+        }
+        if self.memory is not None:
+            options["memory"] = self.memory
+        if self.resources:
+            options["resources"] = dict(self.resources)
+        return options
+
+    # -- running -------------------------------------------------------------------
+    def launch(
+        self,
+        tasks: Iterable[LaunchTask],
+        *,
+        jobs: int = 1,
+        timeout: float | None = None,
+        gpus: Sequence[str] | None = None,
+        per_gpu: int = 1,
+    ) -> Generator[LaunchEvent, None, None]:
+        """Run ``tasks`` on the cluster, ``jobs`` at most in flight.
+
+        :raises ExmanError: ``jobs`` or ``per_gpu`` below 1, a timeout <= 0,
+            GPU ids (Ray assigns GPUs: ask with ``gpus:`` in ``ray:``), or
+            the cluster cannot be reached.
+        """
+        if jobs < 1:
+            raise ExmanError(f"jobs must be >= 1, not {jobs}")
+        if per_gpu < 1:
+            raise ExmanError(f"per_gpu must be >= 1, not {per_gpu}")
+        if timeout is not None and timeout <= 0:
+            raise ExmanError(f"timeout must be > 0 seconds, not {timeout}")
+        if gpus:
+            raise ExmanError(
+                "the ray launcher takes no GPU ids (--gpus): Ray gives each task "
+                "its GPUs; ask for them with gpus: N in the spec's ray: section"
+            )
+        self.stopping = False
+        self.interrupted = None
+        self._signals = []
+        ray = self.ray
+        self._connect(jobs)
+        remote = ray.remote(**self._task_options())(run_task)
+        flying: dict[Any, _Flight] = {}
+        source = iter(tasks)
+        exhausted = False
+        try:
+            with _catch_signals(self._on_signal):
+                while True:
+                    if self._signals:
+                        yield from self._interrupt(flying)
+                        flying.clear()
+                        return
+                    while not (exhausted or self.stopping or self._signals) and (
+                        len(flying) < jobs
+                    ):
+                        task = next(source, None)
+                        if task is None:
+                            exhausted = True
+                            break
+                        ref = remote.options(name=f"exman task {task.index}").remote(
+                            task, timeout, self.grace
+                        )
+                        flying[ref] = _Flight(task, time.monotonic())
+                        yield Started(task)
+                    if not flying:
+                        if self._signals:
+                            continue
+                        return
+                    ready, _ = ray.wait(
+                        list(flying), num_returns=1, timeout=WAIT_INTERVAL
+                    )
+                    for ref in ready:
+                        yield self._finished(flying.pop(ref), ref, timeout)
+        finally:
+            try:
+                if flying:  # closed early, or an error: leave nothing behind
+                    self._stop_all(flying)
+            finally:
+                self._disconnect()
+
+    def _finished(self, flight: _Flight, ref: Any, timeout: float | None) -> Finished:
+        task = flight.task
+        try:
+            outcome: Outcome = self.ray.get(ref)
+        except self.ray.exceptions.RayError as e:
+            reason = f"ray: {_failure(self.ray, e)}"
+            _note(task, reason)
+            duration = round(time.monotonic() - flight.start, 3)
+            return Finished(task, "failed", None, duration, reason=reason)
+        code = outcome.exit_code
+        if outcome.error is not None or code is None:
+            return Finished(task, "failed", None, 0.0, reason=outcome.error)
+        if outcome.timed_out:
+            return Finished(
+                task,
+                "failed",
+                code,
+                outcome.duration,
+                reason=f"timeout: stopped after {timeout:g} s",
+                timed_out=True,
+            )
+        if code == 0:
+            return Finished(task, "completed", 0, outcome.duration)
+        killed = f"killed by {_signame(-code)}" if code < 0 else None
+        return Finished(task, "failed", code, outcome.duration, reason=killed)
+
+    # -- stopping ------------------------------------------------------------------
+    def _on_signal(self, signum: int, frame: object) -> None:
+        self._signals.append(signum)
+
+    def _interrupt(self, flying: dict[Any, _Flight]) -> Iterator[Finished]:
+        self.interrupted = self._signals[0]
+        name = _signame(self.interrupted)
+        ends = self._stop_all(flying)
+        for ref, flight in flying.items():
+            outcome, forced = ends[ref]
+            duration = round(time.monotonic() - flight.start, 3)
+            code = outcome.exit_code if outcome is not None else None
+            if outcome is not None and code == 0 and not outcome.interrupted:
+                yield Finished(flight.task, "completed", 0, outcome.duration)
+                continue
+            reason = f"interrupted ({name} to the sweep)"
+            if forced or (outcome is not None and outcome.killed):
+                reason += f", killed after {self.grace:g} s"
+            yield Finished(flight.task, "interrupted", code, duration, reason=reason)
+
+    def _stop_all(
+        self, flying: dict[Any, _Flight]
+    ) -> dict[Any, tuple[Outcome | None, bool]]:
+        """Cancel every task; Ray kills those still there after ``grace``.
+
+        :returns: ``ref -> (outcome, killed by Ray)``; the outcome is None
+            when the task reported none (it had not started, or was killed).
+        """
+        ray = self.ray
+        for ref in flying:
+            with contextlib.suppress(Exception):  # finished meanwhile
+                ray.cancel(ref)
+        seen = len(self._signals)
+        deadline = time.monotonic() + self.grace + CANCEL_MARGIN
+        ends: dict[Any, tuple[Outcome | None, bool]] = {}
+        pending = list(flying)
+        while pending:
+            left = deadline - time.monotonic()
+            if left <= 0 or len(self._signals) > seen:  # a second Ctrl-C: now
+                break
+            ready, pending = ray.wait(
+                pending, num_returns=len(pending), timeout=min(WAIT_INTERVAL, left)
+            )
+            for ref in ready:
+                ends[ref] = (self._outcome(ref), False)
+        for ref in pending:
+            with contextlib.suppress(Exception):
+                ray.cancel(ref, force=True)
+        if pending:
+            with contextlib.suppress(Exception):
+                ray.wait(pending, num_returns=len(pending), timeout=KILL_WAIT)
+        for ref in pending:
+            ends[ref] = (None, True)
+        return ends
+
+    def _outcome(self, ref: Any) -> Outcome | None:
+        try:
+            outcome: Outcome = self.ray.get(ref, timeout=0)
+        except Exception:  # cancelled before it started, or its worker died
+            return None
+        return outcome
+
+
+def _import_ray() -> Any:
+    try:
+        import ray
+    except ImportError:
+        raise ExmanError(f"ray is not installed: {INSTALL}") from None
+    return ray
+
+
+def _check_reachable(address: str) -> None:
+    """Fail at once for an address nobody answers at (ray.init retries for long)."""
+    if address == "auto" or address.startswith("local"):
+        return
+    host_port = address.split("://", 1)[-1]
+    host, _, port_text = host_port.rpartition(":")
+    if not host or not port_text.isdigit():
+        raise ExmanError(
+            f"the Ray address {address!r} is not auto, host:port or ray://host:port"
+        )
+    try:
+        with socket.create_connection((host, int(port_text)), CONNECT_TIMEOUT):
+            pass
+    except OSError as e:
+        raise ExmanError(
+            f"cannot reach the Ray cluster at {address!r}: {e.strerror or e}; is "
+            "it running (ray start --head), and is the address the head's?"
+        ) from None
+
+
+def _failure(ray: Any, error: BaseException) -> str:
+    ex = ray.exceptions
+    if isinstance(error, ex.TaskCancelledError):
+        what = "task cancelled"
+    elif isinstance(error, ex.OutOfMemoryError):
+        what = "worker killed by Ray's memory monitor (out of memory)"
+    elif isinstance(error, (ex.NodeDiedError, ex.LocalRayletDiedError)):
+        what = "node died"
+    elif isinstance(error, ex.WorkerCrashedError):
+        what = "worker died"
+    else:
+        what = type(error).__name__
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    detail = lines[0] if lines else ""
+    if len(detail) > 200:
+        detail = detail[:199] + "…"
+    return f"{what} ({detail})" if detail else what
+
+
+def _note(task: LaunchTask, text: str) -> None:
+    try:
+        with open(task.log, "ab") as log:
+            log.write(f"exman sweep: {text}\n".encode("utf-8", "replace"))
+    except OSError:
+        pass  # the reason is in the summary anyway
+
+
+def _describe(resources: Mapping[str, Any]) -> str:
+    shown = []
+    for name, amount in sorted(resources.items()):
+        if name.startswith("node:") or name == "object_store_memory":
+            continue
+        if name == "memory":
+            shown.append(f"memory={amount / 2**30:.1f}G")
+        else:
+            shown.append(f"{name}={amount:g}")
+    return ", ".join(shown) or "nothing"
+
+
+def _signame(signum: int) -> str:
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"
+
+
+@contextlib.contextmanager
+def _catch_signals(handler: Any) -> Iterator[None]:
+    """Route SIGINT and SIGTERM to ``handler`` (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
