@@ -5,9 +5,11 @@ from __future__ import annotations
 from .base import (
     LAUNCHERS,
     Finished,
+    JobState,
     Launcher,
     LaunchEvent,
     LaunchTask,
+    Queued,
     Started,
     get_launcher,
 )
@@ -15,9 +17,11 @@ from .base import (
 __all__ = [
     "LAUNCHERS",
     "Finished",
+    "JobState",
     "LaunchEvent",
     "LaunchTask",
     "Launcher",
+    "Queued",
     "Started",
     "get_launcher",
 ]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import abc
 import importlib
 import pathlib
-from collections.abc import Generator, Iterable, Sequence
+from collections.abc import Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Union
 
@@ -20,9 +20,11 @@ from ...store import ExmanError
 __all__ = [
     "LAUNCHERS",
     "Finished",
+    "JobState",
     "LaunchEvent",
     "LaunchTask",
     "Launcher",
+    "Queued",
     "Started",
     "get_launcher",
 ]
@@ -77,7 +79,36 @@ class Finished:
     timed_out: bool = False
 
 
-LaunchEvent = Union[Started, Finished]
+@dataclass(frozen=True)
+class Queued:
+    """A scheduler took a task: ``job`` is its id there (``"1234_5"``).
+
+    From :meth:`Launcher.submit`, ``job`` is None for a task that could
+    not be submitted, and ``reason`` says why.
+    """
+
+    task: LaunchTask
+    job: str | None
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class JobState:
+    """What became of a task submitted earlier (see :meth:`Launcher.query`).
+
+    :param state: ``queued``, ``running``, ``completed`` or ``failed``.
+    :param reason: why it waits, or why it failed (``"SLURM TIMEOUT: …"``).
+    :param timed_out: stopped from outside — the timeout, the scheduler's
+        time limit, memory limit or cancellation — while it ran.
+    """
+
+    state: str
+    reason: str | None = None
+    exit_code: int | None = None
+    timed_out: bool = False
+
+
+LaunchEvent = Union[Started, Finished, Queued]
 
 
 class Launcher(abc.ABC):
@@ -89,6 +120,11 @@ class Launcher(abc.ABC):
 
     #: the name in :data:`LAUNCHERS`
     name: ClassVar[str]
+    #: :meth:`launch` takes a task only when there is room for it; else it
+    #: takes them all at once and hands them to a scheduler (``Queued``)
+    lazy: ClassVar[bool] = True
+    #: :meth:`submit` can hand tasks to a scheduler and return at once
+    detaches: ClassVar[bool] = False
 
     def __init__(self) -> None:
         self.stopping = False
@@ -122,6 +158,35 @@ class Launcher(abc.ABC):
         """Start no new task; the ones running finish normally."""
         self.stopping = True
 
+    def submit(
+        self,
+        tasks: Sequence[LaunchTask],
+        *,
+        jobs: int | None = None,
+        timeout: float | None = None,
+    ) -> list[Queued]:
+        """Hand ``tasks`` to a scheduler and return: one :class:`Queued` each.
+
+        The tasks run after this process has gone; :meth:`query` (from any
+        process) tells what became of them.
+
+        :param jobs: at most this many at once (None: as the scheduler sees fit).
+        :raises ExmanError: this launcher cannot detach, or nothing could be
+            submitted.
+        """
+        raise ExmanError(
+            f"the {self.name} launcher runs tasks only while it waits for them"
+        )
+
+    def query(self, jobs: Mapping[str, pathlib.Path]) -> dict[str, JobState]:
+        """The state of submitted tasks: job id -> the task's log. One batched
+        question to the scheduler, never one per task.
+
+        :raises ExmanError: this launcher cannot detach, or the scheduler
+            cannot be asked.
+        """
+        raise ExmanError(f"the {self.name} launcher submits no jobs to ask about")
+
     def default_jobs(self) -> int | None:
         """Tasks at once when the caller gives no ``jobs``; None: one (or
         one per GPU slot). A cluster launcher asks its cluster.
@@ -135,6 +200,7 @@ class Launcher(abc.ABC):
 LAUNCHERS: dict[str, str] = {
     "local": "exman.sweep.launchers.local:LocalLauncher",
     "ray": "exman.sweep.launchers.ray:RayLauncher",
+    "slurm": "exman.sweep.launchers.slurm:SlurmLauncher",
 }
 
 

@@ -1,0 +1,214 @@
+"""What SLURM says of a set of jobs, in one question: ``sacct``, else ``squeue``.
+
+:func:`scheduler_states` asks ``sacct`` once about every array involved
+(never once per task) and ``squeue`` once about the arrays that ``sacct``
+does not know yet (accounting lags behind the controller by a moment).
+SLURM reports the elements of an array that have not started as ranges
+(``12_[3-9%2]``) or as the array itself (``12``); an element that is in no
+line of an array it knows was cancelled before it started.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from ...store import ExmanError
+
+__all__ = ["SchedulerState", "parse_lines", "scheduler_states", "split_job"]
+
+#: seconds a sacct or squeue call may take
+COMMAND_TIMEOUT = 60.0
+QUEUED = {
+    "PENDING",
+    "REQUEUED",
+    "REQUEUE_FED",
+    "REQUEUE_HOLD",
+    "RESV_DEL_HOLD",
+    "SPECIAL_EXIT",
+}
+RUNNING = {
+    "RUNNING",
+    "COMPLETING",
+    "CONFIGURING",
+    "STAGE_OUT",
+    "SIGNALING",
+    "RESIZING",
+    "SUSPENDED",
+    "STOPPED",
+}
+#: the end states that are the scheduler's doing, with what they mean
+FAILURES = {
+    "TIMEOUT": "time limit reached",
+    "OUT_OF_MEMORY": "out of memory",
+    "NODE_FAIL": "node failure",
+    "CANCELLED": "cancelled",
+    "PREEMPTED": "preempted",
+    "BOOT_FAIL": "node boot failure",
+    "DEADLINE": "deadline reached",
+    "REVOKED": "revoked",
+    "FAILED": "the job failed",
+}
+_NOT_STARTED = "SLURM CANCELLED: cancelled before it started"
+_ID = re.compile(r"(\d+)(?:_(\d+|\[([0-9,\-]+)(?:%\d+)?\]))?")
+
+
+@dataclass(frozen=True)
+class SchedulerState:
+    """What the scheduler says of one job.
+
+    :param state: ``queued``, ``running``, ``completed`` or ``failed``.
+    :param slurm: SLURM's own word (``TIMEOUT``, ``CANCELLED by 1000``).
+    :param reason: why it waits (``Priority``) or why it failed.
+    :param exit_code: the job's exit code, when it has one.
+    """
+
+    state: str
+    slurm: str
+    reason: str | None = None
+    exit_code: int | None = None
+
+
+@dataclass
+class _Array:
+    """What the lines of one array (or plain job) say."""
+
+    elements: dict[int, SchedulerState] = field(default_factory=dict)
+    ranges: list[tuple[set[int], SchedulerState]] = field(default_factory=list)
+    whole: SchedulerState | None = None
+
+    def get(self, index: int | None) -> SchedulerState | None:
+        if index is None:
+            return self.whole
+        if index in self.elements:
+            return self.elements[index]
+        for indices, state in self.ranges:
+            if index in indices:
+                return state
+        return self.whole
+
+
+def split_job(job: str) -> tuple[str, int | None]:
+    """``"12_3"`` -> ``("12", 3)``; ``"12"`` -> ``("12", None)``."""
+    head, _, index = job.partition("_")
+    return head, int(index) if index else None
+
+
+def _indices(text: str) -> set[int]:
+    out: set[int] = set()
+    for part in text.split(","):
+        low, _, high = part.partition("-")
+        if low:
+            out.update(range(int(low), int(high or low) + 1))
+    return out
+
+
+def _state(words: str, code: str, reason: str) -> SchedulerState:
+    slurm = words.strip()
+    name = slurm.split(" ")[0].rstrip("+")
+    exit_code: int | None = None
+    head = code.split(":")[0]
+    if head.isdigit():
+        exit_code = int(head)
+    why = reason.strip() or None
+    if why == "None":
+        why = None
+    if name in QUEUED:
+        return SchedulerState("queued", slurm, why, exit_code)
+    if name in RUNNING:
+        return SchedulerState("running", slurm, why, exit_code)
+    if name == "COMPLETED":
+        return SchedulerState("completed", slurm, None, exit_code)
+    meaning = FAILURES.get(name, "ended")
+    return SchedulerState("failed", slurm, f"SLURM {slurm}: {meaning}", exit_code)
+
+
+def parse_lines(lines: Iterable[str]) -> dict[str, _Array]:
+    """``JobID|State|ExitCode|Reason`` lines (sacct ``-P``) by array id."""
+    arrays: dict[str, _Array] = {}
+    for line in lines:
+        fields = line.split("|")
+        if len(fields) < 2 or not fields[0].strip():
+            continue
+        match = _ID.fullmatch(fields[0].strip())
+        if match is None:
+            continue  # a job step (12_3.batch), or something new
+        array_id, element, ranges = match.groups()
+        fields += [""] * (4 - len(fields))
+        state = _state(fields[1], fields[2], fields[3])
+        array = arrays.setdefault(array_id, _Array())
+        if ranges is not None:
+            array.ranges.append((_indices(ranges), state))
+        elif element is not None:
+            array.elements[int(element)] = state
+        else:
+            array.whole = state
+    return arrays
+
+
+def _run(argv: Sequence[str]) -> list[str]:
+    try:
+        done = subprocess.run(
+            argv,
+            capture_output=True,
+            text=True,
+            timeout=COMMAND_TIMEOUT,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise ExmanError(f"cannot ask SLURM ({argv[0]}): {e}") from None
+    if done.returncode != 0:
+        message = done.stderr.strip() or f"exit code {done.returncode}"
+        raise ExmanError(f"{argv[0]} failed: {message}")
+    return done.stdout.splitlines()
+
+
+def scheduler_states(jobs: Iterable[str]) -> dict[str, SchedulerState]:
+    """The state of each job (``"12_3"`` or ``"12"``): one sacct call, and at
+    most one squeue call for the arrays sacct does not know yet.
+
+    A job that neither knows is reported failed: SLURM has no record of it.
+
+    :raises ExmanError: sacct cannot be run or fails (no accounting?).
+    """
+    wanted = {job: split_job(job) for job in jobs}
+    if not wanted:
+        return {}
+    ids = sorted({array for array, _ in wanted.values()}, key=int)
+    fields = "JobID,State,ExitCode,Reason"
+    arrays = parse_lines(
+        _run(["sacct", "-n", "-P", "-X", "-o", fields, "-j", ",".join(ids)])
+    )
+    out: dict[str, SchedulerState] = {}
+    for job, (array_id, index) in wanted.items():
+        array = arrays.get(array_id)
+        state = array.get(index) if array is not None else None
+        if state is not None:
+            out[job] = state
+    unsure = sorted({wanted[job][0] for job in wanted if job not in out}, key=int)
+    live: dict[str, _Array] = {}
+    if unsure:
+        # the controller itself, for what accounting does not show (yet)
+        try:
+            lines = _run(
+                ["squeue", "-h", "-t", "all", "-o", "%i|%T||%r", "-j", ",".join(unsure)]
+            )
+        except ExmanError:
+            lines = []  # squeue refuses ids it has forgotten: nothing to add
+        live = parse_lines(lines)
+    for job, (array_id, index) in wanted.items():
+        if job in out:
+            continue
+        state = live[array_id].get(index) if array_id in live else None
+        if state is None and array_id in arrays:
+            # SLURM knows the array but not this element: it left the
+            # array while pending
+            state = SchedulerState("failed", "CANCELLED", _NOT_STARTED)
+        if state is None:
+            state = SchedulerState(
+                "failed", "UNKNOWN", f"SLURM has no record of job {job}"
+            )
+        out[job] = state
+    return out

@@ -1,0 +1,264 @@
+"""What one element of a SLURM job array does: run its task's command.
+
+submitit unpickles a :class:`TaskCall` on the node and calls it. The call
+runs the task's command as the local launcher does (its own process group,
+output appended to the task's log, the sweep's variables added to the
+environment, the same timeout) and keeps a small record next to the log,
+``<log stem>.job.json``: the job, when the command started and how it ended.
+The launcher reads these records to see tasks start and end without asking
+the scheduler; it asks the scheduler only about the tasks that have none.
+
+Signals from SLURM: SIGTERM (time limit, ``scancel``, preemption) is passed
+on to the command, which records itself as stopped; the launcher then learns
+from the scheduler why. The warning before the time limit (SIGUSR2, sent by
+``--signal``) is left to submitit when the task may be requeued
+(:class:`RequeueableTaskCall`: submitit requeues the job, up to a bound);
+otherwise it is only noted in the log, and the time limit takes its course.
+
+This module imports submitit only inside :meth:`RequeueableTaskCall.checkpoint`,
+which runs on the node, where submitit is running it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import pathlib
+import shlex
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from ...run import hostname, now_iso
+from ...store import atomic_write
+from .base import LaunchTask
+
+__all__ = ["RequeueableTaskCall", "TaskCall", "job_id", "marker_path", "read_marker"]
+
+#: how often the call looks at its command (and at the timeout)
+POLL_INTERVAL = 0.05
+
+
+def marker_path(log: pathlib.Path) -> pathlib.Path:
+    """The record a task's job keeps next to the task's log."""
+    return log.with_name(log.stem + ".job.json")
+
+
+def read_marker(log: pathlib.Path) -> dict[str, Any] | None:
+    """The record of the job that last ran the task with this log, if any."""
+    try:
+        with open(marker_path(log), "rb") as f:
+            data = json.load(f)
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def job_id() -> str | None:
+    """This job's id as submitit names it: ``<array>_<index>``, or ``<job>``."""
+    array, index = (
+        os.environ.get("SLURM_ARRAY_JOB_ID"),
+        os.environ.get("SLURM_ARRAY_TASK_ID"),
+    )
+    if array and index:
+        return f"{array}_{index}"
+    return os.environ.get("SLURM_JOB_ID")
+
+
+class TaskCall:
+    """Runs one task in a job; what submitit pickles for each array element.
+
+    :param task: the task.
+    :param timeout: seconds before the command gets SIGTERM (as locally).
+    :param grace: seconds a stopped command gets before SIGKILL.
+    """
+
+    requeue = False
+
+    def __init__(
+        self, task: LaunchTask, *, timeout: float | None, grace: float
+    ) -> None:
+        self.task = task
+        self.timeout = timeout
+        self.grace = grace
+        self.attempt = 0
+
+    def __call__(self) -> int | None:
+        """Run the command; returns its exit code (None: it could not start)."""
+        self.attempt += 1
+        return _Run(self).run()
+
+
+class RequeueableTaskCall(TaskCall):
+    """A :class:`TaskCall` that submitit requeues at the time limit or preemption."""
+
+    requeue = True
+
+    def checkpoint(self) -> Any:
+        """Run the task again from the start (the script resumes itself, if it can).
+
+        Called by submitit on the node when SLURM warns of the time limit.
+        """
+        from submitit.helpers import DelayedSubmission
+
+        return DelayedSubmission(self)
+
+
+class _Run:
+    """One attempt at a task inside a job."""
+
+    def __init__(self, call: TaskCall) -> None:
+        self.call = call
+        self.task = call.task
+        self.record: dict[str, Any] = {
+            "job": job_id(),
+            "host": hostname(),
+            "pid": os.getpid(),
+            "attempt": call.attempt,
+            "status": "running",
+            "started": time.time(),
+            "ended": None,
+            "exit_code": None,
+            "reason": None,
+            "signal": None,
+            "timed_out": False,
+        }
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def save(self) -> None:
+        atomic_write(marker_path(self.task.log), json.dumps(self.record) + "\n")
+
+    def end(self, status: str, code: int | None, reason: str | None) -> None:
+        self.record.update(status=status, exit_code=code, reason=reason)
+        self.record["ended"] = time.time()
+        self.save()
+
+    def run(self) -> int | None:
+        task = self.task
+        self.save()
+        with open(task.log, "ab") as log, self._signals():
+            head = f"== {now_iso()} task {task.index} ({task.key}) in SLURM job "
+            head += f"{self.record['job']} on {self.record['host']}"
+            if self.call.attempt > 1:
+                head += f" (attempt {self.call.attempt})"
+            log.write((head + ": " + shlex.join(task.argv)).encode("utf-8", "replace"))
+            log.write(b"\n")
+            log.flush()
+            env = dict(os.environ)
+            env.update(task.env)
+            env.setdefault("PYTHONUNBUFFERED", "1")
+            try:
+                self.proc = subprocess.Popen(
+                    task.argv,
+                    cwd=task.cwd,
+                    env=env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            except OSError as e:
+                reason = f"cannot start {task.argv[0]!r}: {e.strerror or e}"
+                log.write(f"exman sweep: {reason}\n".encode("utf-8", "replace"))
+                self.end("failed", None, reason)
+                return None
+            try:
+                code = self._wait()
+            except BaseException as e:
+                # submitit's answer to SIGUSR2: SystemExit once it has requeued
+                # the job, an error once the task may not be requeued again
+                self._stop(signal.SIGTERM)
+                if isinstance(e, SystemExit):
+                    self.end("requeued", None, "requeued by submitit")
+                else:
+                    self.end("failed", None, f"not requeued again: {e}")
+                raise
+            finally:
+                _killpg(self.proc.pid, signal.SIGKILL)  # what the command left
+        self.end(*self._outcome(code))
+        return code
+
+    def _outcome(self, code: int) -> tuple[str, int, str | None]:
+        if self.record["timed_out"]:
+            return "failed", code, f"timeout: stopped after {self.call.timeout:g} s"
+        if self.record["signal"] is not None:
+            return "failed", code, f"stopped by {self.record['signal']} from SLURM"
+        if code == 0:
+            return "completed", 0, None
+        if code < 0:
+            return "failed", code, f"killed by {_signame(-code)}"
+        return "failed", code, None
+
+    def _wait(self) -> int:
+        proc = self.proc
+        assert proc is not None
+        timeout = self.call.timeout
+        deadline = time.monotonic() + timeout if timeout is not None else None
+        while True:
+            try:
+                return proc.wait(POLL_INTERVAL)
+            except subprocess.TimeoutExpired:
+                pass
+            if deadline is not None and time.monotonic() >= deadline:
+                self.record["timed_out"] = True
+                self.save()
+                return self._stop(signal.SIGTERM)
+
+    def _stop(self, signum: int) -> int:
+        """``signum`` to the command's group, SIGKILL after the grace period."""
+        proc = self.proc
+        assert proc is not None
+        _killpg(proc.pid, signum)
+        try:
+            return proc.wait(self.call.grace)
+        except subprocess.TimeoutExpired:
+            _killpg(proc.pid, signal.SIGKILL)
+            return proc.wait()
+
+    # -- signals from SLURM ------------------------------------------------------
+    def _on_term(self, signum: int, frame: object) -> None:
+        self.record["signal"] = _signame(signum)
+        self.save()
+        if self.proc is not None:
+            _killpg(self.proc.pid, signum)
+
+    def _on_warning(self, signum: int, frame: object) -> None:
+        with contextlib.suppress(OSError), open(self.task.log, "ab") as log:
+            log.write(
+                f"exman sweep: {_signame(signum)} from SLURM: the time limit is "
+                "near (the task is not requeued: slurm.requeue is false)\n".encode()
+            )
+
+    @contextlib.contextmanager
+    def _signals(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        handlers = {signal.SIGTERM: self._on_term}
+        if not self.call.requeue:
+            handlers[signal.SIGUSR2] = self._on_warning
+        old = {s: signal.signal(s, h) for s, h in handlers.items()}
+        try:
+            yield
+        finally:
+            for s, h in old.items():
+                if h is not None:
+                    signal.signal(s, h)
+
+
+def _killpg(pid: int, signum: int) -> None:
+    try:
+        os.killpg(pid, signum)
+    except (ProcessLookupError, PermissionError):
+        pass  # the group is gone already
+
+
+def _signame(signum: int) -> str:
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"
