@@ -7,9 +7,13 @@ inode and ``st_ctime_ns``. The run folders stay the truth: deleting the
 cache loses nothing, and a missing, damaged or stale cache is rebuilt.
 
 **Staleness.** Everything exman writes into a run folder (``params.yaml``,
-``run.json`` when the run starts and when it ends, ``traceback.txt``) is a
-file created or renamed into place, and a run moved to ``fails/`` is a new
-entry there: each of these changes the folder's ctime. A load ``stat``\\ s
+``run.json`` when the run starts and when it ends, ``traceback.txt``,
+``results.json``) is a file created or renamed into place, and a run moved
+to ``fails/`` is a new entry there: each of these changes the folder's
+ctime. Lines appended to ``metrics.jsonl`` do not, so the last metric
+values of a run whose record says ``running`` are read again at every load
+(see :mod:`exman.index`); its end rewrites ``run.json``, after which the
+cached values are final. A load ``stat``\\ s
 every run folder it returns and reads the run again when the inode or the
 ctime differ from the cached ones. The runs are chosen from the current
 listing of ``index/``, ``marked/``, ``fails/`` or ``tmp/``, never from the
@@ -58,7 +62,7 @@ from .store import STATE_DIR, Root
 __all__ = ["RACY_NS", "CacheFile", "Clock", "Loaded", "SkippedRunWarning", "read_runs"]
 
 #: bump whenever what is stored, or how a run is read, changes
-FORMAT = 1
+FORMAT = 2
 CACHE_DIR = "cache"
 #: a folder changed less than this before it was read is read again next time
 RACY_NS = 2_000_000_000
@@ -357,7 +361,7 @@ def _parse(
             vanished.append(name)
             continue
         folder = name if dir_fd is not None else os.path.join(place_dir, name)
-        params, record, problem = read_run(folder, dir_fd, memo)
+        params, record, outcome, problem = read_run(folder, dir_fd, memo)
         if problem is not None:
             warnings.warn(
                 f"exman: skipped run {label}{name}: {problem}"
@@ -369,5 +373,5 @@ def _parse(
         if params is None:
             continue
         ctime = -1 if problem is not None else clock.trusted(st.st_ctime_ns)
-        builder.add(name, st.st_ino, ctime, params, record)
+        builder.add(name, st.st_ino, ctime, params, record, outcome)
     return builder.finish(), vanished

@@ -8,9 +8,15 @@
     best = index.info("best/lr")        # the runs marked under marked/best/lr
     everything = index.info(failed=True, tmp=True)
     one = index.row(42)                 # run 42 as a Series, wherever it is
+    curves = index.metrics("loss")      # id, step, time, loss: every record
+    table = index.aggregate(over="seed")  # count, loss_mean, loss_std per config
 
 Signature: ``Index(root, *, cache=True)``; ``Index.info(source=None, *,
-failed=False, tmp=False) -> DataFrame``; ``Index.row(id) -> Series``.
+failed=False, tmp=False) -> DataFrame``; ``Index.row(id) -> Series``;
+``Index.metrics(names=None, *, source=None, failed=False, tmp=False)``
+(every logged record, long format) and ``Index.aggregate(over="seed", *,
+results=None, source=None, status="completed")`` (mean and std of the
+results over repetitions): see :mod:`exman.analysis`.
 
 Rows: one per run, sorted by ``id``. ``info()`` takes the runs linked in
 ``index/``; ``info("a/b")`` the runs linked anywhere below ``marked/a/b``
@@ -22,9 +28,16 @@ dangling link, no or invalid ``params.yaml``, an unsafe YAML tag, a
 non-UTF-8 byte) is left out with one :class:`SkippedRunWarning` naming it.
 
 Columns: ``id`` first, then every parameter, in the order of ``params.yaml``
-(keys that appear only in later runs come after), then ``status``,
-``started``, ``finished``, ``duration``, ``host`` and ``error``. A run
-column whose name a parameter already uses is called ``run_<name>``.
+(keys that appear only in later runs come after), then the outcome of the
+runs, then ``status``, ``started``, ``finished``, ``duration``, ``host`` and
+``error``. A run column whose name a parameter already uses is called
+``run_<name>``. The outcome: one column per value of the runs'
+``results.json`` (see :func:`exman.result`) and, for each metric logged
+with :func:`exman.log` that has no result of the same name, its last
+value (found in the last few KiB of ``metrics.jsonl``: see
+:mod:`exman.outcome`), typed like the parameters, in the order first met.
+An outcome name that a parameter or a run column already uses (only a
+file written by hand can have one) is called ``result_<name>``.
 
 Types. The values of ``params.yaml`` are typed by YAML already (int, float,
 bool, str, list, dict, None); each column is built from those Python values
@@ -64,9 +77,12 @@ import datetime
 import os
 import pathlib
 import warnings
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from .analysis import Columns, aggregate_frame, metrics_frame
 from .cache import CacheFile, Clock, SkippedRunWarning, read_runs
+from .outcome import DamagedMetricsWarning, read_outcome
 from .params import PARAMS_FILE, TIME_FORMAT
 from .rows import Table, inode_column
 from .run import effective_status
@@ -75,7 +91,7 @@ from .store import ExmanError, Root, RunNotFound, StrPath, run_id
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["Index", "MarkNotFound", "SkippedRunWarning"]
+__all__ = ["DamagedMetricsWarning", "Index", "MarkNotFound", "SkippedRunWarning"]
 
 RUN_COLUMNS = ("status", "started", "finished", "duration", "host", "error")
 #: the sweep task a run belongs to: columns only when some run has one
@@ -139,6 +155,73 @@ class Index:
                 DeprecationWarning,
                 stacklevel=2,
             )
+        return self._load(source, failed=failed, tmp=tmp)[0]
+
+    def metrics(
+        self,
+        names: str | Sequence[str] | None = None,
+        *,
+        source: StrPath | None = None,
+        failed: bool = False,
+        tmp: bool = False,
+    ) -> pd.DataFrame:
+        """Every record the runs logged with :func:`exman.log`, one row each.
+
+        A long DataFrame: ``id``, ``step``, ``time`` (datetime64, UTC), then
+        one column per metric, in the order first logged; the runs in id
+        order, the records of each in the order of its ``metrics.jsonl``.
+        A line cut short by a crash is left out; lines that are no JSON
+        object are skipped with a :class:`DamagedMetricsWarning`.
+
+        :param names: the metric(s) to keep; records with none of them are
+            left out. None: every metric.
+        :param source: the runs, as in :meth:`info`.
+        :param failed: also the runs in ``fails/``.
+        :param tmp: also the runs in ``tmp/``.
+        :raises ExmanError: a name in ``names`` was logged by none of the runs.
+        :raises MarkNotFound: no mark ``source``.
+        """
+        frame = self.info(source, failed=failed, tmp=tmp)
+        runs = list(zip(frame["id"].tolist(), frame["root"].tolist()))
+        del frame
+        return metrics_frame(runs, names)
+
+    def aggregate(
+        self,
+        over: str | Sequence[str] = "seed",
+        *,
+        results: str | Sequence[str] | None = None,
+        source: StrPath | None = None,
+        status: str | Sequence[str] | None = "completed",
+    ) -> pd.DataFrame:
+        """Results over repetitions: runs grouped by every parameter but ``over``.
+
+        One row per group, in the order of the group's first run: the
+        group's parameters, ``count`` (its runs), and ``<result>_mean`` and
+        ``<result>_std`` (the sample standard deviation, NaN for one run) of
+        each result; missing values are skipped. exman's own parameters
+        (``name``, ``tmp``, ``config_file``, ``commit``…) group nothing; a
+        list or dict parameter groups by its value; runs without a
+        parameter form their own group.
+
+        :param over: the parameter(s) that differ between the repetitions.
+        :param results: the result column(s) to aggregate; None: every
+            result column whose values are numbers.
+        :param source: the runs, as in :meth:`info`.
+        :param status: only the runs with this status (or one of these);
+            None: every run. A run that did not complete has no final result.
+        :raises ExmanError: ``over`` is not a parameter, or a result named
+            in ``results`` is missing or not a number.
+        :raises MarkNotFound: no mark ``source``.
+        """
+        frame, columns = self._load(source)
+        return aggregate_frame(
+            frame, columns, over=over, results=results, status=status
+        )
+
+    def _load(
+        self, source: StrPath | None, *, failed: bool = False, tmp: bool = False
+    ) -> tuple[pd.DataFrame, Columns]:
         load = _Load(self.root, self.cache)
         if source is None:
             load.add_index()
@@ -159,7 +242,7 @@ class Index:
         folder = self.root.find(num)
         load = _Load(self.root, self.cache)
         load.add(folder.parent.name, folder.name, str(folder))
-        frame = _frame(load.run())
+        frame = _frame(load.run())[0]
         if not len(frame):
             raise RunNotFound(f"run {num} in {folder} cannot be read")
         return frame.iloc[0]
@@ -329,6 +412,7 @@ class _Load:
                     extra = {**extra, "index": _shared(extra["index"], loaded.store)}
                 cache.write(loaded.store, extra)
             self._missing(folder, loaded.missing, refs)
+            _refresh_running(folder, loaded.rows)
             parts.append((folder, loaded.rows))
         for path, via in self.refs.get(_FOREIGN, {}).items():
             parent, name = os.path.split(path)
@@ -394,13 +478,28 @@ def _shared(known: dict[str, Any], table: Table) -> dict[str, Any]:
     return {**known, "stems": stems, "inos": bytes(inos)}
 
 
+def _refresh_running(folder: str, rows: Table) -> None:
+    """Read the outcome of running runs again: metrics.jsonl grows by appends,
+    which leave the folder's ctime (what the cache checks) as it was."""
+    for p, status in enumerate(rows.record["status"]):
+        if status != "running":
+            continue
+        outcome, _ = read_outcome(os.path.join(folder, rows.names[p]))
+        for key, col in rows.results.items():
+            col[p] = outcome.pop(key, None)
+        for key, value in outcome.items():
+            col = rows.results[key] = [None] * len(rows)
+            col[p] = value
+
+
 def _warn(message: str) -> None:
     warnings.warn(f"exman: {message}", SkippedRunWarning, stacklevel=4)
 
 
 # -- the frame ----------------------------------------------------------------
-def _frame(parts: list[tuple[str, Table]]) -> pd.DataFrame:
-    """One DataFrame from the rows of every place, typed and sorted by id.
+def _frame(parts: list[tuple[str, Table]]) -> tuple[pd.DataFrame, Columns]:
+    """One DataFrame from the rows of every place, typed and sorted by id,
+    and what its columns are.
 
     The table is consumed column by column (each list is dropped once it is
     a Series) and nothing is copied afterwards, so that a load needs little
@@ -438,13 +537,20 @@ def _frame(parts: list[tuple[str, Table]]) -> pd.DataFrame:
         else:
             data[key] = pd.Series(ordered(table.params.pop(key, [None] * n)))
     del folders
+    params = [k for k in data if k not in ("id", "time", "root")]
     record = table.record
     sweep_columns = (
         SWEEP_COLUMNS if any(k is not None for k in record["task_key"]) else ()
     )
+    run_names = {c: f"run_{c}" if c in data else c for c in RUN_COLUMNS + sweep_columns}
+    taken = set(data) | set(run_names) | set(run_names.values())
+    results = []
+    for key in _first_met(table.results, order):
+        name = f"result_{key}" if key in taken else key
+        data[name] = pd.Series(ordered(table.results.pop(key)))
+        results.append(name)
     statuses = _statuses(record)
-    for column in RUN_COLUMNS + sweep_columns:
-        name = f"run_{column}" if column in data else column
+    for column, name in run_names.items():
         if column == "status":
             data[name] = pd.Series(ordered(statuses))
         elif column in ("started", "finished"):
@@ -454,7 +560,24 @@ def _frame(parts: list[tuple[str, Table]]) -> pd.DataFrame:
         else:
             data[name] = pd.Series(ordered(record[column]))
     del table, record
-    return pd.DataFrame(data, copy=False)
+    columns = Columns(params, results, run_names["status"])
+    return pd.DataFrame(data, copy=False), columns
+
+
+def _first_met(columns: dict[str, list[Any]], order: Any) -> list[str]:
+    """The keys of ``columns`` by the first row (in id ``order``) with a value."""
+    if len(columns) < 2:
+        return list(columns)
+    found: list[str] = []
+    left = dict(columns)
+    for p in order.tolist():  # usually the first run has every key
+        for key, col in list(left.items()):
+            if col[p] is not None:
+                found.append(key)
+                del left[key]
+        if not left:
+            break
+    return found + list(left)
 
 
 def _paths(folders: list[str], names: list[str]) -> pd.Series:

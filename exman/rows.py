@@ -2,8 +2,10 @@
 
 A row is what :class:`exman.Index` shows of a run: the values of its
 ``params.yaml`` (typed by YAML: nothing is guessed from strings), a few
-fields of its ``run.json`` and, for a run that failed or was interrupted,
-the last line of its ``traceback.txt``. A run that cannot be used (no or
+fields of its ``run.json``, for a run that failed or was interrupted the
+last line of its ``traceback.txt``, and its outcome: the values of its
+``results.json`` and the last value of each other metric of its
+``metrics.jsonl`` (see :mod:`exman.outcome`). A run that cannot be used (no or
 invalid ``params.yaml``, an unsafe tag, no integer ``id``, which exman
 writes last) gives a reason instead.
 """
@@ -19,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .fastyaml import load_document
+from .outcome import read_outcome
 from .params import PARAMS_FILE
 from .run import RUN_FILE, TRACEBACK_FILE
 
@@ -103,31 +106,33 @@ def _epoch_us(value: Any) -> int | None:
     return (delta.days * 86400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
-def read_run(
-    folder: str, dir_fd: int | None, memo: dict[str, str]
-) -> tuple[dict[str, Any] | None, dict[str, Any], str | None]:
+Parsed = tuple[dict[str, Any] | None, dict[str, Any], dict[str, Any], str | None]
+
+
+def read_run(folder: str, dir_fd: int | None, memo: dict[str, str]) -> Parsed:
     """Parse the run in ``folder`` (relative to ``dir_fd`` when given).
 
-    :returns: ``(params, record, problem)``. ``params`` is None when the run
-        cannot be used (``problem`` says why); otherwise ``problem`` is set
-        when its run.json is damaged (the run is kept, its status unknown).
+    :returns: ``(params, record, outcome, problem)``. ``params`` is None
+        when the run cannot be used (``problem`` says why); otherwise
+        ``problem`` is set when its run.json or results.json is damaged
+        (the run is kept, its status unknown or its results missing).
     """
     try:
         raw = _read(f"{folder}/{PARAMS_FILE}", dir_fd)
     except FileNotFoundError:
-        return None, {}, f"no {PARAMS_FILE}"
+        return None, {}, {}, f"no {PARAMS_FILE}"
     except OSError as e:
-        return None, {}, f"cannot read {PARAMS_FILE}: {e.strerror or e}"
+        return None, {}, {}, f"cannot read {PARAMS_FILE}: {e.strerror or e}"
     try:
         params = load_document(raw, memo)
     except Exception as e:  # any failure of the YAML loader is a bad file
-        return None, {}, f"invalid {PARAMS_FILE}: {_why(e)}"
+        return None, {}, {}, f"invalid {PARAMS_FILE}: {_why(e)}"
     if not isinstance(params, dict):
         what = "empty" if params is None else f"a {type(params).__name__}"
-        return None, {}, f"{PARAMS_FILE} is {what}, not 'key: value' pairs"
+        return None, {}, {}, f"{PARAMS_FILE} is {what}, not 'key: value' pairs"
     num = params.get("id")
     if type(num) is not int or not -(2**63) <= num < 2**63:
-        return None, {}, f"{PARAMS_FILE} has no integer id (a half-written file?)"
+        return None, {}, {}, f"{PARAMS_FILE} has no integer id (a half-written file?)"
     if not all(type(k) is str for k in params):
         params = {str(k): v for k, v in params.items()}
     problem = None
@@ -162,7 +167,10 @@ def read_run(
             record["error"] = _last_line(_read(f"{folder}/{TRACEBACK_FILE}", dir_fd))
         except OSError:
             record["error"] = _as((data or {}).get("reason"), (str,))
-    return params, record, problem
+    outcome, damaged = read_outcome(folder, dir_fd)
+    if damaged is not None:
+        problem = damaged if problem is None else f"{problem}; {damaged}"
+    return params, record, outcome, problem
 
 
 # -- many rows ----------------------------------------------------------------
@@ -192,7 +200,9 @@ class Table:
     such key or a null value); ``schemas`` the distinct key tuples and
     ``schema`` the one of each row, so that a key present with null values
     only is still known. ``root`` is not stored: it is where the folder is.
-    ``ctimes`` holds -1 for a row that must be read again.
+    ``ctimes`` holds -1 for a row that must be read again. ``results``
+    holds one list per outcome name (results and last metric values; None
+    where a run has none), in the order the names were first met.
     """
 
     names: list[str] = field(default_factory=list)
@@ -204,6 +214,7 @@ class Table:
     record: dict[str, list[Any]] = field(
         default_factory=lambda: {f: [] for f in RECORD_FIELDS}
     )
+    results: dict[str, list[Any]] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.names)
@@ -228,6 +239,7 @@ class Table:
                 if k in keys
             },
             record={k: [col[p] for p in positions] for k, col in self.record.items()},
+            results=_taken(self.results, positions),
         )
 
     @staticmethod
@@ -245,16 +257,17 @@ class Table:
                     out.schemas.append(s)
                 remap.append(out.schemas.index(s))
             out.schema += [remap[s] for s in t.schema]
-            for k, col in t.params.items():
-                if k not in out.params:
-                    out.params[k] = [None] * n
-                out.params[k] += col
+            for columns, more in ((out.params, t.params), (out.results, t.results)):
+                for k, col in more.items():
+                    if k not in columns:
+                        columns[k] = [None] * n
+                    columns[k] += col
             out.names += t.names
             out.inos += t.inos
             out.ctimes += t.ctimes
             for k in RECORD_FIELDS:
                 out.record[k] += t.record[k]
-            for col in out.params.values():
+            for col in [*out.params.values(), *out.results.values()]:
                 if len(col) < len(out.names):
                     col += [None] * (len(out.names) - len(col))
         return out
@@ -282,6 +295,7 @@ class Table:
             "schema": array.array("q", self.schema).tobytes(),
             "params": self.params,
             "record": self.record,
+            "results": self.results,
         }
 
     @classmethod
@@ -290,13 +304,14 @@ class Table:
         try:
             names, schemas = data["names"], data["schemas"]
             params, record = data["params"], data["record"]
+            results = data["results"]
             if not isinstance(names, list) or not isinstance(schemas, list):
                 return None
             n = len(names)
             inos = _from_bytes(data["inos"], n, "Q")
             times = _from_bytes(data["ctimes"], n, "q")
             numbers = _from_bytes(data["schema"], n, "q")
-            columns = [*params.values(), *record.values()]
+            columns = [*params.values(), *record.values(), *results.values()]
         except (TypeError, KeyError, AttributeError):
             return None
         if (
@@ -313,9 +328,18 @@ class Table:
         keys = {k for s in schemas for k in s}
         if not all(type(k) is str for k in keys) or not set(params) <= keys:
             return None
+        if not all(type(k) is str for k in results):
+            return None
         schema = numbers.tolist()
         return cls(
-            names, inos, times, [tuple(s) for s in schemas], schema, params, record
+            names,
+            inos,
+            times,
+            [tuple(s) for s in schemas],
+            schema,
+            params,
+            record,
+            results,
         )
 
 
@@ -334,6 +358,7 @@ class RowBuilder:
         ctime: int,
         params: dict[str, Any],
         record: dict[str, Any],
+        outcome: dict[str, Any] | None = None,
     ) -> None:
         t = self.table
         n = len(t.names)
@@ -360,13 +385,33 @@ class RowBuilder:
             if type(value) is str:
                 value = strings.setdefault(value, value)
             t.record[key].append(value)
+        if outcome:
+            for key, value in outcome.items():
+                col = t.results.get(key)
+                if col is None:
+                    col = t.results[key] = [None] * n
+                elif len(col) < n:
+                    col += [None] * (n - len(col))
+                col.append(value)
         t.names.append(name)
         t.inos.append(ino)
         t.ctimes.append(ctime)
 
     def finish(self) -> Table:
         n = len(self.table.names)
-        for col in self.table.params.values():
+        for col in [*self.table.params.values(), *self.table.results.values()]:
             if len(col) < n:
                 col += [None] * (n - len(col))
         return self.table
+
+
+def _taken(
+    columns: dict[str, list[Any]], positions: Sequence[int]
+) -> dict[str, list[Any]]:
+    """The cells at ``positions`` of each column that has a value there."""
+    out = {}
+    for key, col in columns.items():
+        cells = [col[p] for p in positions]
+        if any(v is not None for v in cells):
+            out[key] = cells
+    return out

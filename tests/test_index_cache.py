@@ -298,7 +298,7 @@ DAMAGE = {
     "truncated": lambda blob: blob[: len(blob) // 2],
     "a flipped byte": lambda blob: blob[:-20] + bytes([blob[-20] ^ 1]) + blob[-19:],
     "another format": lambda blob: blob.replace(
-        b"exman-cache 1 ", b"exman-cache 9 ", 1
+        b"exman-cache %d " % cache.FORMAT, b"exman-cache 999 ", 1
     ),
     "a global in the pickle": lambda blob: _blob(_evil_body()),
     "a wrong structure": lambda blob: _blob(

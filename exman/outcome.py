@@ -1,0 +1,191 @@
+"""What came out of a run, as the Index reads it back.
+
+A run's ``results.json`` (a JSON object of final values, written by
+:func:`exman.result`) and its ``metrics.jsonl`` (one JSON object per line,
+appended by :func:`exman.log`): see :mod:`exman.metrics` for the writing
+side. Nothing here imports pandas.
+
+The outcome of a run, one value per name, is its results, and for each
+metric that has no result of the same name, the last value logged. Only the
+end of ``metrics.jsonl`` is read for that (:data:`TAIL_BYTES`), so a load
+costs the same for a run that logged ten lines or ten million: a metric
+whose last record is further from the end than that is not found there
+(``Index.metrics()`` reads every line).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+from .metrics import METRICS_FILE, RESULTS_FILE
+
+__all__ = [
+    "TAIL_BYTES",
+    "DamagedMetricsWarning",
+    "Records",
+    "last_values",
+    "read_outcome",
+    "read_records",
+]
+
+#: how much of the end of metrics.jsonl gives the last value of each metric
+TAIL_BYTES = 8192
+#: a results.json larger than this is refused, not read
+MAX_RESULTS = 16 << 20
+#: the fields of every record that are no metric
+RECORD_KEYS = ("step", "time")
+# O_NONBLOCK: a FIFO planted in a run folder must not hang the load
+_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NONBLOCK", 0)
+
+
+class DamagedMetricsWarning(UserWarning):
+    """Lines of a run's metrics.jsonl that are not JSON objects were skipped."""
+
+
+def _open(path: str, dir_fd: int | None) -> int:
+    return os.open(path, _OPEN_FLAGS, dir_fd=dir_fd)
+
+
+def read_outcome(
+    folder: str, dir_fd: int | None = None
+) -> tuple[dict[str, Any], str | None]:
+    """The results of the run in ``folder`` and the last value of its metrics.
+
+    :param folder: the run folder (relative to ``dir_fd`` when given).
+    :returns: ``(values, problem)``: a result wins over a metric of the same
+        name; ``problem`` says what is wrong with a damaged results.json
+        (its values are then missing), else None.
+    """
+    values = _last_metrics(f"{folder}/{METRICS_FILE}", dir_fd)
+    results, problem = _results(f"{folder}/{RESULTS_FILE}", dir_fd)
+    if results:
+        values.update(results)
+    return values, problem
+
+
+def _results(path: str, dir_fd: int | None) -> tuple[dict[str, Any], str | None]:
+    try:
+        fd = _open(path, dir_fd)
+    except FileNotFoundError:
+        return {}, None  # the usual case: one failed open, nothing more
+    except OSError as e:
+        return {}, f"cannot read {RESULTS_FILE}: {e.strerror or e}"
+    try:
+        chunks = []
+        size = 0
+        while chunk := os.read(fd, 1 << 16):
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > MAX_RESULTS:
+                return {}, f"{RESULTS_FILE} is larger than {MAX_RESULTS >> 20} MiB"
+    except OSError as e:
+        return {}, f"cannot read {RESULTS_FILE}: {e.strerror or e}"
+    finally:
+        os.close(fd)
+    try:
+        data = json.loads(b"".join(chunks))
+    except ValueError as e:
+        return {}, f"unreadable {RESULTS_FILE} ({e})"
+    if not isinstance(data, dict):
+        return {}, f"{RESULTS_FILE} is not a JSON object"
+    return data, None
+
+
+def _last_metrics(path: str, dir_fd: int | None) -> dict[str, Any]:
+    try:
+        fd = _open(path, dir_fd)
+    except OSError:
+        return {}
+    try:
+        size = os.fstat(fd).st_size
+        start = max(0, size - TAIL_BYTES)
+        data = os.pread(fd, size - start, start)
+    except OSError:  # not a regular file (a FIFO), or gone
+        return {}
+    finally:
+        os.close(fd)
+    return last_values(data, whole=start == 0)
+
+
+def last_values(data: bytes, *, whole: bool = True) -> dict[str, Any]:
+    """The last value of each metric in the lines of ``data``.
+
+    :param whole: ``data`` starts at the start of the file; otherwise its
+        first line is a part of one and is skipped.
+    """
+    lines = data.split(b"\n")
+    if not whole:
+        del lines[0]
+    values: dict[str, Any] = {}
+    for record in _parse(lines)[0]:
+        values.update(record)
+    for key in RECORD_KEYS:
+        values.pop(key, None)
+    return values
+
+
+def _parse(lines: list[bytes]) -> tuple[list[dict[str, Any]], list[int]]:
+    """The records of ``lines`` and the numbers (from 0) of the bad ones.
+
+    The last element of ``lines`` is what follows the last newline: an
+    incomplete record when a process stopped in the middle of a write. It is
+    used when it parses and left out silently when it does not.
+    """
+    last = lines.pop() if lines else b""
+    kept = [line for line in lines if line.strip()]
+    try:
+        # one call of the C parser for the whole text: the common case
+        records = json.loads(b"[" + b",".join(kept) + b"]") if kept else []
+        bad: list[int] = []
+        if not all(type(r) is dict for r in records):
+            raise ValueError("a line is not a JSON object")
+    except ValueError:
+        records = []
+        bad = []
+        for number, line in enumerate(lines):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except ValueError:
+                record = None
+            if type(record) is dict:
+                records.append(record)
+            else:
+                bad.append(number)
+    if last.strip():
+        try:
+            record = json.loads(last)
+        except ValueError:
+            record = None
+        if type(record) is dict:
+            records.append(record)
+    return records, bad
+
+
+class Records:
+    """Every record of one ``metrics.jsonl``.
+
+    ``records``: the JSON objects, in the order of the file; ``bad``: the
+    line numbers (from 1) that were not JSON objects and were skipped.
+    """
+
+    def __init__(self, records: list[dict[str, Any]], bad: list[int]) -> None:
+        self.records = records
+        self.bad = bad
+
+
+def read_records(path: str | os.PathLike[str]) -> Records:
+    """Every record of the metrics file ``path``; none when it is missing.
+
+    :raises OSError: it exists but cannot be read.
+    """
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        return Records([], [])
+    records, bad = _parse(data.split(b"\n"))
+    return Records(records, [n + 1 for n in bad])
