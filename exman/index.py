@@ -543,7 +543,7 @@ def _frame(parts: list[tuple[str, Table]]) -> tuple[pd.DataFrame, Columns]:
         SWEEP_COLUMNS if any(k is not None for k in record["task_key"]) else ()
     )
     run_names = {c: f"run_{c}" if c in data else c for c in RUN_COLUMNS + sweep_columns}
-    taken = set(data) | set(run_names) | set(run_names.values())
+    taken = {*data, *RUN_COLUMNS, *SWEEP_COLUMNS, *run_names.values()}
     results = []
     for key in _first_met(table.results, order):
         name = f"result_{key}" if key in taken else key
