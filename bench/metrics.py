@@ -1,6 +1,6 @@
 """How much does ``exman.log`` cost, and how much does a crash lose?
 
-    python bench/metrics.py [--calls 100000] [--repeat 5]
+    python bench/metrics.py [--calls 100000] [--repeat 5] [--runs 100] [--steps 1000]
 
 1. Cost: N calls of ``exman.log(loss=..., acc=...)`` against the floor of
    writing the same JSON lines to a plain file (``json.dumps`` + ``write``
@@ -8,6 +8,11 @@
 2. Loss on a crash: a process logs one record every 10 ms and is killed
    with SIGKILL; the records on disk must cover all but (at most) the last
    second before the kill. Target: under 1 s lost.
+3. Reading them back: ``Index(root).metrics()`` on R runs of S records each
+   against the floor of ``json.loads`` per line and one ``pandas.DataFrame``
+   of the records (target: at most 1.5x the floor), and what the outcome
+   columns cost a cold ``Index(root).info()`` (no cache): the same root with
+   and without results.json and metrics.jsonl, reported per run.
 
 Each variant runs in a fresh process, interleaved, best of ``--repeat``:
 the ratio is what counts, never the absolute time.
@@ -25,6 +30,8 @@ import tempfile
 import textwrap
 import time
 from pathlib import Path
+
+from _common import make_root
 
 EXMAN = textwrap.dedent(
     """
@@ -69,11 +76,15 @@ CRASH = textwrap.dedent(
 )
 
 
-def timed(code: str, *argv: str) -> float:
+def last_line(code: str, *argv: str) -> str:
     out = subprocess.run(
         [sys.executable, "-c", code, *argv], capture_output=True, text=True, check=True
     )
-    return float(out.stdout.strip().splitlines()[-1])
+    return out.stdout.strip().splitlines()[-1]
+
+
+def timed(code: str, *argv: str) -> float:
+    return float(last_line(code, *argv))
 
 
 def cost(calls: int, repeat: int) -> float:
@@ -114,14 +125,112 @@ def crash_loss(seconds: float = 3.0) -> float:
     return lost
 
 
+#: argv: root, mode ("exman" or "floor"); prints the seconds and the rows
+READ = textwrap.dedent(
+    """
+    import json, os, sys, time
+    import pandas as pd
+    root, mode = sys.argv[1], sys.argv[2]
+    import exman
+    index = exman.Index(root)
+    runs = index.info()  # not counted: the same list of runs for both
+    t = time.perf_counter()
+    if mode == "exman":
+        frame = index.metrics()
+    else:
+        records, ids = [], []
+        for num, folder in zip(runs.id.tolist(), runs.root.tolist()):
+            with open(os.path.join(folder, "metrics.jsonl"), "rb") as f:
+                got = [json.loads(line) for line in f]
+            records += got
+            ids += [num] * len(got)
+        frame = pd.DataFrame(records)
+        frame.insert(0, "id", ids)
+    print(time.perf_counter() - t, len(frame))
+    """
+)
+
+#: argv: root; prints the seconds of a cold info()
+COLD = textwrap.dedent(
+    """
+    import os, shutil, sys, time
+    import pandas
+    shutil.rmtree(os.path.join(sys.argv[1], ".exman", "cache"), ignore_errors=True)
+    t = time.perf_counter()
+    import exman
+    exman.Index(sys.argv[1]).info()
+    print(time.perf_counter() - t)
+    """
+)
+
+
+def _outcome_root(path: Path, runs: int, steps: int, outcome: bool) -> Path:
+    root = make_root(path, runs, records=True)
+    if outcome:
+        start = time.time()
+        for folder in sorted((root / "runs").iterdir()):
+            lines = [
+                json.dumps(
+                    {
+                        "step": s,
+                        "time": round(start + s, 3),
+                        "loss": 1 / (s + 1),
+                        "acc": s / steps,
+                    }
+                )
+                for s in range(steps)
+            ]
+            (folder / "metrics.jsonl").write_text("\n".join(lines) + "\n")
+            (folder / "results.json").write_text(json.dumps({"loss": 1 / steps}))
+    return root
+
+
+def reading(runs: int, steps: int, repeat: int) -> float:
+    with tempfile.TemporaryDirectory() as tmp:
+        root = _outcome_root(Path(tmp, "root"), runs, steps, True)
+        best = {"exman": float("inf"), "floor": float("inf")}
+        for _ in range(repeat):
+            for mode in best:
+                seconds, rows = last_line(READ, str(root), mode).split()
+                assert int(rows) == runs * steps, rows
+                best[mode] = min(best[mode], float(seconds))
+        ratio = best["exman"] / best["floor"]
+        print(
+            f"Index.metrics() of {runs} runs x {steps} records: "
+            f"{best['exman']:.3f} s, json.loads per line + DataFrame "
+            f"{best['floor']:.3f} s, ratio {ratio:.2f} "
+            f"(target <= 1.5: {'PASS' if ratio <= 1.5 else 'FAIL'})"
+        )
+        cold = 20 * runs
+        plain = _outcome_root(Path(tmp, "plain"), cold, 0, False)
+        full = _outcome_root(Path(tmp, "full"), cold, steps, True)
+        times = {"without": float("inf"), "with": float("inf")}
+        for _ in range(repeat):
+            for mode, where in (("without", plain), ("with", full)):
+                times[mode] = min(times[mode], float(timed(COLD, str(where))))
+        extra = (times["with"] - times["without"]) / cold * 1e6
+        print(
+            f"cold Index.info() of {cold} runs: {times['without']:.3f} s without "
+            f"results and metrics, {times['with']:.3f} s with them "
+            f"({steps} records each): {extra:.0f} us more per run"
+        )
+    return ratio
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--runs", type=int, default=100)
+    parser.add_argument("--steps", type=int, default=1000)
     opts = parser.parse_args()
-    print(f"# python bench/metrics.py --calls {opts.calls} --repeat {opts.repeat}")
+    print(
+        f"# python bench/metrics.py --calls {opts.calls} --repeat {opts.repeat} "
+        f"--runs {opts.runs} --steps {opts.steps}"
+    )
     cost(opts.calls, opts.repeat)
     crash_loss()
+    reading(opts.runs, opts.steps, opts.repeat)
 
 
 if __name__ == "__main__":

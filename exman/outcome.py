@@ -115,36 +115,37 @@ def last_values(data: bytes, *, whole: bool = True) -> dict[str, Any]:
     :param whole: ``data`` starts at the start of the file; otherwise its
         first line is a part of one and is skipped.
     """
-    lines = data.split(b"\n")
     if not whole:
-        del lines[0]
+        data = data[data.find(b"\n") + 1 :] if b"\n" in data else b""
     values: dict[str, Any] = {}
-    for record in _parse(lines)[0]:
+    for record in _parse(data)[0]:
         values.update(record)
     for key in RECORD_KEYS:
         values.pop(key, None)
     return values
 
 
-def _parse(lines: list[bytes]) -> tuple[list[dict[str, Any]], list[int]]:
-    """The records of ``lines`` and the numbers (from 0) of the bad ones.
+def _parse(data: bytes) -> tuple[list[dict[str, Any]], list[int]]:
+    """The records of the lines of ``data`` and the numbers (from 0) of the
+    lines that are no JSON object.
 
-    The last element of ``lines`` is what follows the last newline: an
-    incomplete record when a process stopped in the middle of a write. It is
-    used when it parses and left out silently when it does not.
+    What follows the last newline is an incomplete record when a process
+    stopped in the middle of a write: it is used when it parses and left
+    out silently when it does not.
     """
-    last = lines.pop() if lines else b""
-    kept = [line for line in lines if line.strip()]
+    end = data.rfind(b"\n") + 1
+    data, last = data[:end], data[end:]
+    body = data.rstrip(b"\n")
     try:
         # one call of the C parser for the whole text: the common case
-        records = json.loads(b"[" + b",".join(kept) + b"]") if kept else []
+        records = json.loads(b"[" + body.replace(b"\n", b",") + b"]")
         bad: list[int] = []
         if not all(type(r) is dict for r in records):
             raise ValueError("a line is not a JSON object")
-    except ValueError:
+    except ValueError:  # an empty line, a damaged one: one line at a time
         records = []
         bad = []
-        for number, line in enumerate(lines):
+        for number, line in enumerate(data.split(b"\n")[:-1]):
             if not line.strip():
                 continue
             try:
@@ -187,5 +188,5 @@ def read_records(path: str | os.PathLike[str]) -> Records:
             data = f.read()
     except FileNotFoundError:
         return Records([], [])
-    records, bad = _parse(data.split(b"\n"))
+    records, bad = _parse(data)
     return Records(records, [n + 1 for n in bad])
