@@ -268,12 +268,34 @@ def current() -> Recorder:
 
 
 def log(step: int | None = None, **metrics: Any) -> None:
-    """Append ``metrics`` at ``step`` to the current run (see :meth:`Recorder.log`)."""
+    """Append one record of ``metrics`` to the current run's metrics.jsonl.
+
+    The record is written by a background thread within a second, and when
+    the process ends.
+
+    :param step: the step (an epoch, an iteration); by default one more
+        than the previous call's in this process, starting at 0.
+    :param metrics: the values (numbers, strings, lists…; numpy and torch
+        scalars and arrays become numbers and lists).
+    :raises NoCurrentRun: no run was created in this process and
+        ``EXMAN_RUN`` is not set.
+    :raises ExmanError: a name is a parameter of the run or a column exman
+        keeps (``id``, ``step``, ``status``…).
+    """
     current().log(step, **metrics)
 
 
 def result(**values: Any) -> dict[str, Any]:
-    """Set final values of the current run (see :meth:`Recorder.result`)."""
+    """Set final values of the current run in its results.json.
+
+    A later call updates the values of an earlier one.
+
+    :returns: all results of the run so far.
+    :raises NoCurrentRun: no run was created in this process and
+        ``EXMAN_RUN`` is not set.
+    :raises ExmanError: a name is a parameter of the run or a column exman
+        keeps.
+    """
     return current().result(**values)
 
 

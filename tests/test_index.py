@@ -22,6 +22,7 @@ from _index_runs import TRACEBACK, make_old_run, make_run
 
 import exman
 from exman.index import Index, MarkNotFound, SkippedRunWarning
+from exman.metrics import Recorder
 from exman.run import Run, process_start
 from exman.store import Root
 
@@ -573,8 +574,17 @@ def test_the_examples_in_the_docs_run(
     )
     assert len(blocks) >= 3
     root = tmp_path / "exman"
-    for i, model in enumerate(["mlp", "cnn", "mlp"]):
-        make_run(root, {"lr": 0.1 * (i + 1), "model": model}, mark=f"model/{model}")
+    for i, model in enumerate(["mlp", "cnn", "mlp"] * 2):
+        folder = make_run(
+            root,
+            {"lr": 0.1 * (i % 3 + 1), "model": model, "seed": i // 3},
+            mark=f"model/{model}",
+        )
+        recorder = Recorder(folder)
+        for step in range(3):
+            recorder.log(step, loss=1 / (i + step + 1))
+        recorder.close()
+        recorder.result(loss=1 / (i + 3))
     make_run(root, {"lr": 1.0, "model": "cnn"}, status="failed")
     monkeypatch.chdir(tmp_path)
     namespace: dict[str, Any] = {}
@@ -582,3 +592,5 @@ def test_the_examples_in_the_docs_run(
         exec(textwrap.dedent(block), namespace)
     assert namespace["best"]["lr"] == 0.1
     assert namespace["failed"].status.tolist()[-1] == "failed"
+    assert namespace["wide"].shape == (3, 6)
+    assert namespace["table"]["count"].tolist() == [2, 2, 2]
