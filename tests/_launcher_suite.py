@@ -5,7 +5,8 @@ A launcher's test module subclasses :class:`LauncherSuite` and sets
 needs them, ``options``. The tasks are small shell commands writing into
 ``tmp_path``, which the launcher's workers must see (as they must see the
 root). Only the launcher's contract is tested here: events, exit codes,
-environment, logs, the number of tasks at once, timeouts, stopping.
+environment, logs, the number of tasks at once, timeouts, stopping, and for
+a launcher that hands its tasks to a scheduler, submitting and asking later.
 """
 
 from __future__ import annotations
@@ -19,9 +20,11 @@ import pytest
 from exman.store import ExmanError
 from exman.sweep.launchers import (
     Finished,
+    JobState,
     Launcher,
     LaunchEvent,
     LaunchTask,
+    Queued,
     Started,
     get_launcher,
 )
@@ -89,7 +92,8 @@ class LauncherSuite:
         tasks = [shell_task(tmp_path, i, "sleep 0.2") for i in range(6)]
         running, most = 0, 0
         for event in self.launcher().launch(tasks, jobs=2):
-            running += 1 if isinstance(event, Started) else -1
+            if not isinstance(event, Queued):
+                running += 1 if isinstance(event, Started) else -1
             most = max(most, running)
         assert most == 2
 
@@ -101,9 +105,13 @@ class LauncherSuite:
                 taken.append(i)
                 yield shell_task(tmp_path, i, "true")
 
-        events = self.launcher().launch(source(), jobs=1)
+        launcher = self.launcher()
+        events = launcher.launch(source(), jobs=1)
         first = next(events)
-        assert isinstance(first, Started) and taken == [0]
+        if launcher.lazy:
+            assert isinstance(first, Started) and taken == [0]
+        else:  # a scheduler gets them all at once, and runs one at a time
+            assert isinstance(first, Queued) and taken == [0, 1, 2, 3]
         rest = list(events)
         assert taken == [0, 1, 2, 3] and len(finished([first, *rest])) == 4
 
@@ -118,19 +126,32 @@ class LauncherSuite:
         assert by[1].status == "completed" and not by[1].timed_out
 
     def test_stop_starts_no_new_task(self, tmp_path: Path) -> None:
-        tasks = [shell_task(tmp_path, i, "exit 1") for i in range(5)]
+        tasks = [shell_task(tmp_path, i, "sleep 0.5; exit 1") for i in range(5)]
         launcher = self.launcher()
         events = []
         for event in launcher.launch(tasks, jobs=1):
             events.append(event)
             if isinstance(event, Finished):
                 launcher.stop()
-        assert list(finished(events)) == [0]
+        ends = finished(events)
+        if launcher.lazy:
+            assert list(ends) == [0]
+            return
+        # the scheduler holds them all: the ones it has not started are
+        # cancelled (one may have started as the first ended)
+        started = [e.task.index for e in events if isinstance(e, Started)]
+        assert started[0] == 0 and len(started) <= 2
+        assert sorted(ends) == [0, 1, 2, 3, 4]
+        for i, end in ends.items():
+            assert end.status == ("failed" if i in started else "interrupted")
+        for i in set(ends) - set(started):
+            assert not tasks[i].log.exists()
 
     def test_closing_the_events_stops_the_tasks(self, tmp_path: Path) -> None:
         task = shell_task(tmp_path, 0, "sleep 1; touch too-late")
         events = self.launcher().launch([task])
-        assert isinstance(next(events), Started)
+        while not isinstance(next(events), Started):
+            pass  # Queued: a scheduler has it
         events.close()
         time.sleep(2)
         assert not (tmp_path / "too-late").exists()
@@ -150,6 +171,33 @@ class LauncherSuite:
         gpus = [(tmp_path / f"gpu{i}").read_text().strip() for i in range(4)]
         assert set(gpus) <= {"0", "1"}
         assert {e.gpu for e in events if isinstance(e, Started)} <= {"0", "1"}
+
+    def test_submit_returns_and_query_tells_later(self, tmp_path: Path) -> None:
+        tasks = [
+            shell_task(tmp_path, 0, 'echo "out $SUITE_TASK"'),
+            shell_task(tmp_path, 1, "exit 4"),
+        ]
+        launcher = self.launcher()
+        if not launcher.detaches:
+            with pytest.raises(ExmanError, match=launcher.name):
+                launcher.submit(tasks)
+            return
+        queued = launcher.submit(tasks, jobs=2)
+        assert [q.task.index for q in queued] == [0, 1]
+        jobs = {str(q.job): q.task.log for q in queued}
+        assert len(jobs) == 2 and None not in jobs
+        # another launcher (a later process) asks about them
+        states: dict[str, JobState] = {}
+        deadline = time.monotonic() + self.slack
+        while time.monotonic() < deadline:
+            states = self.launcher().query(jobs)
+            if all(s.state in ("completed", "failed") for s in states.values()):
+                break
+            time.sleep(0.2)
+        first, second = (states[str(q.job)] for q in queued)
+        assert first.state == "completed" and first.exit_code == 0
+        assert second.state == "failed" and second.exit_code == 4
+        assert "out 0" in tasks[0].log.read_text()
 
     @pytest.mark.parametrize("options", [{"jobs": 0}, {"per_gpu": 0}, {"timeout": 0}])
     def test_bad_options_are_refused(

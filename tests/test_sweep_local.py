@@ -291,6 +291,7 @@ def test_status_reads_the_root_alone(script: Path, root: Path) -> None:
     status = sweep(spec, status=True)
     assert status.counts() == {
         "pending": 0,
+        "queued": 0,
         "running": 0,
         "completed": 2,
         "failed": 2,

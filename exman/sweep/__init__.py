@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Union
 
 from ..store import ExmanError
+from .launchers.slurm_options import check_options as _slurm_options
 from .plan import parse_shard
 from .progress import make_progress
 from .runner import Options, execute
@@ -53,6 +54,8 @@ def sweep(
     grace: float = 5.0,
     progress: bool = False,
     address: str | None = None,
+    slurm: Mapping[str, Any] | None = None,
+    wait: bool = False,
 ) -> SweepSummary:
     """Run the tasks of a sweep that are not done yet.
 
@@ -77,11 +80,16 @@ def sweep(
     :param per_gpu: tasks that share one GPU.
     :param status: run nothing; the summary's ``states`` hold every task's
         state.
-    :param backend: the launcher (``"local"``, ``"ray"``).
+    :param backend: the launcher (``"local"``, ``"ray"``, ``"slurm"``).
     :param grace: seconds a stopped task gets before SIGKILL.
     :param progress: show the progress (live on a terminal, else lines).
     :param address: the Ray cluster for ``backend="ray"`` (``"auto"``,
         ``"host:port"``); it overrides ``address`` in the spec's ``ray:``.
+    :param slurm: options for ``backend="slurm"``, with the keys of the
+        spec's ``slurm:`` section (``partition``, ``time``…), over which they
+        take precedence.
+    :param wait: with ``backend="slurm"``, wait for the tasks (and show the
+        progress) instead of returning once they are submitted.
     :returns: what ran and how it ended; ``exit_code`` is what the command
         line returns.
     :raises SpecError: the spec is wrong (the message names file and key).
@@ -104,10 +112,21 @@ def sweep(
         backend=backend,
         grace=grace,
         launcher_options={} if address is None else {"address": address},
+        wait=wait,
     )
+    if slurm:
+        if backend != "slurm":
+            raise ExmanError(
+                "slurm options are for the slurm backend: add --backend slurm"
+            )
+        options.launcher_options.update(_slurm_options(slurm, _option_error))
     _check(options)
     show = progress and not (status or dry_run)
     return execute(spec, options, make_progress(show))
+
+
+def _option_error(key: str, problem: str) -> ExmanError:
+    return ExmanError(f"{key}: {problem}")
 
 
 def _spec(value: SpecLike) -> Spec:

@@ -8,6 +8,10 @@ becomes ``<key>.ended``, which says how and when. Claims are taken under a
 file lock, so two launchers on the same root never start the same task at
 once. A claim whose processes are gone is stale and ignored; deleting the
 folder loses nothing but that protection.
+
+A task handed to a scheduler (``exman sweep --backend slurm``) is held by
+its job instead (:meth:`Claims.assign`): the claim stands after the launcher
+exits, until the sweep learns that the job ended (:meth:`Claims.end`).
 """
 
 from __future__ import annotations
@@ -122,6 +126,40 @@ class Claims:
         record.update(child=pid, child_start=process_start(pid))
         atomic_write(path, json.dumps(record) + "\n")
 
+    def assign(self, key: str, **info: Any) -> None:
+        """Hand task ``key``, claimed by this process, to a scheduler job.
+
+        :param info: ``job`` (its id there) and ``backend``, recorded in the
+            claim, which then holds until :meth:`end`.
+        """
+        path = self._file(key)
+        with self._lock():
+            record = self._read(path)
+            if record is None or record.get("pid") != os.getpid():
+                return
+            record.update(info)
+            atomic_write(path, json.dumps(record) + "\n")
+
+    def jobs(self, keys: Collection[str] | None = None) -> dict[str, dict[str, Any]]:
+        """The claims (among ``keys``) held by scheduler jobs, by key."""
+        out = {}
+        for key in self.held(keys):
+            record = self._read(self._file(key))
+            if record is not None and record.get("job") is not None:
+                out[key] = record
+        return out
+
+    def end(self, key: str, state: str, **info: Any) -> None:
+        """End the claim on ``key`` whoever holds it: its job ended in ``state``."""
+        path = self._file(key)
+        with self._lock():
+            record = self._read(path)
+            if record is None:
+                return
+            record.update(state=state, ended=time.time(), **info)
+            atomic_write(self._ended_file(key), json.dumps(record) + "\n")
+            path.unlink()
+
     def release(self, key: str, state: str) -> None:
         """Let go of task ``key``, which ended in ``state``."""
         path = self._file(key)
@@ -138,6 +176,8 @@ def alive(record: dict[str, Any]) -> bool:
     """Whether the launcher or the child process of a claim still runs."""
     if record.get("state") != "running":
         return False
+    if record.get("job") is not None:
+        return True  # a scheduler's job: held until the sweep sees it end
     if record.get("host") != hostname():
         return True  # cannot look at another host's processes
     for pid_key, start_key in (("pid", "pid_start"), ("child", "child_start")):

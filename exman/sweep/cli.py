@@ -17,6 +17,18 @@ from .summary import SweepSummary
 
 __all__ = ["add_parser", "main", "print_dry_run", "print_status", "run"]
 
+#: the options of ``--backend slurm``, named as in the spec's ``slurm:``
+SLURM_FLAGS = (
+    "partition",
+    "time",
+    "cpus",
+    "mem",
+    "gpus_per_task",
+    "array_parallelism",
+    "max_array_size",
+    "requeue",
+)
+
 DESCRIPTION = """\
 Run the tasks of a sweep spec (a YAML or JSON file: command, grid, configs,
 random, repeat) that the root does not hold a completed run of yet. Failed
@@ -111,6 +123,43 @@ def configure(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         help="with --backend ray: the cluster, auto or host:port (default: the "
         "spec's ray: address, else RAY_ADDRESS, else a new local Ray instance)",
     )
+    slurm = parser.add_argument_group(
+        "with --backend slurm", "these options override the spec's slurm: section"
+    )
+    slurm.add_argument(
+        "--wait",
+        action="store_true",
+        help="wait for the tasks, with the progress display (default: submit "
+        "them, print the job ids and return)",
+    )
+    slurm.add_argument("--partition", metavar="NAME", help="the SLURM partition")
+    slurm.add_argument(
+        "--time", metavar="TIME", help="time limit of a task: minutes or [D-]HH:MM:SS"
+    )
+    slurm.add_argument("--cpus", type=int, metavar="N", help="CPUs for each task")
+    slurm.add_argument("--mem", metavar="SIZE", help="memory for each task, e.g. 4G")
+    slurm.add_argument(
+        "--gpus-per-task", type=int, metavar="N", help="GPUs for each task"
+    )
+    slurm.add_argument(
+        "--array-parallelism",
+        type=int,
+        metavar="N",
+        help="at most N tasks of each job array at once (its %%N throttle)",
+    )
+    slurm.add_argument(
+        "--max-array-size",
+        type=int,
+        metavar="N",
+        help="at most N tasks per job array (default: the cluster's MaxArraySize)",
+    )
+    slurm.add_argument(
+        "--requeue",
+        action="store_true",
+        default=None,
+        help="requeue a task that reaches its time limit or is preempted, up to "
+        "max_requeue times (needs --time)",
+    )
     parser.add_argument(
         "-q",
         "--quiet",
@@ -155,6 +204,8 @@ def run(args: argparse.Namespace) -> int:
             grace=args.grace,
             progress=not args.quiet,
             address=args.address,
+            slurm={k: v for k in SLURM_FLAGS if (v := getattr(args, k)) is not None},
+            wait=args.wait,
         )
     except ExmanError as e:
         print(f"exman sweep: {e}", file=sys.stderr)
@@ -175,27 +226,38 @@ def print_status(summary: SweepSummary, out: IO[str] | None = None) -> None:
     out = out if out is not None else sys.stdout
     print(f"sweep {summary.name}  root {summary.root}", file=out)
     chosen = set(summary.selected)
-    rows = [("task", "state", "run", "key", "params")]
+    jobs = any(s.job for s in summary.states)  # a column only when there are jobs
+    rows = [("task", "state", "run", *(["job"] if jobs else []), "key", "params")]
+    failed: list[str] = []
     for state in summary.states:
         if state.task.index not in chosen:
             continue
         run = state.run
         params = " ".join(f"{k}={v}" for k, v in state.task.params.items())
+        shown = state.state
+        if state.state == "queued" and state.reason:
+            shown += f" ({state.reason})"
+        if state.state == "failed" and run is None and state.reason:
+            failed.append(f"task {state.task.index}: {state.reason}")
         rows.append(
             (
                 str(state.task.index),
-                state.state,
+                shown,
                 "" if run is None else str(run.id),
+                *([state.job or ""] if jobs else []),
                 state.task.key,
                 params,
             )
         )
-    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    last = len(rows[0]) - 1  # params: as long as it is
+    widths = [max(len(r[i]) for r in rows) for i in range(last)]
     for row in rows:
         cells = [row[0].rjust(widths[0])] + [
-            c.ljust(w) for c, w in zip(row[1:4], widths[1:])
+            c.ljust(w) for c, w in zip(row[1:last], widths[1:])
         ]
-        print("  ".join([*cells, row[4]]).rstrip(), file=out)
+        print("  ".join([*cells, row[last]]).rstrip(), file=out)
+    for line in failed:  # no run tells why: the job's record does
+        print(line, file=out)
     counts = summary.counts()
     print(
         f"{len(summary.selected)} tasks: "

@@ -10,6 +10,8 @@ A task's state, from the runs with its key:
 * ``completed`` — one of them completed;
 * ``running`` — one is alive (or a launcher holds the task: see
   :mod:`exman.sweep.claims`);
+* ``queued`` — a scheduler's job holds the task and has not started it
+  (told apart from ``running`` by :mod:`exman.sweep.jobs`);
 * ``failed`` — one failed (the script raised or exited non-zero, or hit the
   sweep's timeout); re-run only with ``retry_failed`` or ``force``;
 * ``interrupted`` — stopped by Ctrl-C, or ``crashed`` (its process died
@@ -40,7 +42,7 @@ __all__ = [
     "select",
 ]
 
-STATES = ("pending", "running", "completed", "failed", "interrupted")
+STATES = ("pending", "queued", "running", "completed", "failed", "interrupted")
 #: where the runs of a sweep can be; ``tmp/`` runs are never done
 PLACES = ("runs", "fails")
 
@@ -64,6 +66,10 @@ class TaskState:
     task: Task
     state: str
     runs: list[RunInfo] = field(default_factory=list)
+    #: the scheduler's job that holds the task or last ran it
+    job: str | None = None
+    #: why it waits or failed, when no run says so (a job cancelled in the queue)
+    reason: str | None = None
 
     @property
     def run(self) -> RunInfo | None:
@@ -220,8 +226,8 @@ def select(
     run: list[TaskState] = []
     skipped: dict[str, list[TaskState]] = {}
     for s in chosen:
-        if s.state == "running":  # never twice at once, not even with force
-            reason = "running"
+        if s.state in ("running", "queued"):  # never twice, not even with force
+            reason = s.state
         elif force:
             reason = ""
         elif s.state == "completed":

@@ -23,13 +23,27 @@ from ..run import RUN_FILE, TRACEBACK_FILE, Run, effective_status, hostname, now
 from ..store import Root, atomic_write, run_id
 from .claims import Claims
 from .hooks import Hooks
-from .launchers.base import Finished, LaunchTask, Started, get_launcher
+from .launchers.base import (
+    Finished,
+    Launcher,
+    LaunchTask,
+    Queued,
+    Started,
+    get_launcher,
+)
 from .plan import PLACES, RunInfo, TaskState, plan, read_run, select, task_state
 from .progress import Progress
-from .spec import Spec
+from .spec import Spec, Task
 from .summary import SweepSummary, TaskResult
 
-__all__ = ["Options", "execute", "move_to_fails", "sweep_dir"]
+__all__ = [
+    "Options",
+    "execute",
+    "launch_task",
+    "make_launcher",
+    "move_to_fails",
+    "sweep_dir",
+]
 
 SWEEPS_DIR = "sweeps"
 
@@ -58,6 +72,8 @@ class Options:
     backend: str = "local"
     grace: float = 5.0
     launcher_options: dict[str, Any] = field(default_factory=dict)
+    #: with a launcher that detaches (slurm): wait for the tasks all the same
+    wait: bool = False
 
     @property
     def failure_limit(self) -> int | None:
@@ -76,8 +92,18 @@ def execute(spec: Spec, options: Options, progress: Progress) -> SweepSummary:
     """Plan the sweep, then show it (status, dry run) or run it."""
     root = Root(spec.root)
     tasks = spec.tasks()
+    refreshed = None
+    if (sweep_dir(root, spec.name) / "jobs").is_dir():
+        from .jobs import refresh
+
+        # what became of the tasks handed to a scheduler, before planning
+        refreshed = refresh(root, spec.name, {t.key for t in tasks})
     planned_at = time.time()
     states = plan(root, tasks)
+    if refreshed is not None:
+        from .jobs import overlay
+
+        overlay(states, refreshed)
     selection = select(
         states,
         index=options.index,
@@ -95,14 +121,49 @@ def execute(spec: Spec, options: Options, progress: Progress) -> SweepSummary:
         selected=chosen,
         planned=selection.run,
         skipped={why: len(s) for why, s in selection.skipped.items()},
-        notes=list(spec.notes),
+        notes=list(spec.notes) + (refreshed.notes if refreshed is not None else []),
     )
     if options.status:
         return summary
     if options.dry_run:
         summary.commands = [spec.shell_line(s.task) for s in selection.run]
         return summary
-    return _Sweep(spec, root, options, progress, summary, planned_at).run()
+    launcher = make_launcher(spec, options)
+    if launcher.detaches and not options.wait:
+        from .jobs import submit
+
+        summary.mode = "submit"
+        submit(spec, root, options, launcher, summary, planned_at)
+        progress.end(summary)
+        return summary
+    return _Sweep(spec, root, options, progress, summary, planned_at).run(launcher)
+
+
+def make_launcher(spec: Spec, options: Options) -> Launcher:
+    """The launcher of ``options.backend``, with the spec's section for it."""
+    launcher_options = dict(options.launcher_options)
+    if options.backend == "local":
+        launcher_options.setdefault("grace", options.grace)
+    elif options.backend == "ray":
+        launcher_options = {"grace": options.grace, **spec.ray}
+        launcher_options.update(options.launcher_options)
+    elif options.backend == "slurm":
+        launcher_options = {"grace": options.grace, **spec.slurm}
+        launcher_options.update(options.launcher_options)
+    return get_launcher(options.backend, **launcher_options)
+
+
+def launch_task(spec: Spec, task: Task, logs: pathlib.Path) -> LaunchTask:
+    """What a launcher needs to run ``task``; its output goes to a log in ``logs``."""
+    return LaunchTask(
+        index=task.index,
+        key=task.key,
+        argv=list(spec.argv),
+        cwd=spec.cwd,
+        env=spec.task_env(task),
+        log=logs / f"{task.index:05d}-{task.key}.log",
+        params=task.params,
+    )
 
 
 def _chosen(states: Sequence[TaskState], options: Options) -> list[int]:
@@ -149,20 +210,15 @@ class _Sweep:
         self.launched = 0
         self.refused = 0
         self.failures = 0
+        #: the keys of the tasks handed to a scheduler's jobs
+        self.queued: set[str] = set()
 
-    def run(self) -> SweepSummary:
+    def run(self, launcher: Launcher) -> SweepSummary:
         summary, options = self.summary, self.options
         start = time.monotonic()
         self._record(started=now_iso(), finished=None)
-        launcher_options = dict(options.launcher_options)
-        if options.backend == "local":
-            launcher_options.setdefault("grace", options.grace)
-        elif options.backend == "ray":
-            launcher_options = {"grace": options.grace, **self.spec.ray}
-            launcher_options.update(options.launcher_options)
-        launcher = get_launcher(options.backend, **launcher_options)
         jobs = options.workers
-        if options.jobs is None and not options.gpus:
+        if options.jobs is None and not options.gpus and summary.planned:
             jobs = launcher.default_jobs() or jobs
         self.progress.begin(
             name=self.spec.name,
@@ -189,10 +245,16 @@ class _Sweep:
                         )
                     elif isinstance(event, Finished):
                         self._finished(event, launcher)
+                    elif isinstance(event, Queued):
+                        self._queued(event, launcher)
                     for error in self.hooks.new_errors():
                         self.progress.note(f"hook failed: {error}")
         finally:
             summary.interrupted = launcher.interrupted
+            if launcher.interrupted is not None and self.queued:
+                summary.notes.append(
+                    "the submitted jobs go on: --status shows how they do"
+                )
             summary.not_started = max(
                 0, len(summary.planned) - self.launched - self.refused
             )
@@ -222,21 +284,36 @@ class _Sweep:
                 self.progress.refused(task, refused)
                 continue
             self.launched += 1
-            yield LaunchTask(
-                index=task.index,
-                key=task.key,
-                argv=list(self.spec.argv),
-                cwd=self.spec.cwd,
-                env=self.spec.task_env(task),
-                log=self.logs / f"{task.index:05d}-{task.key}.log",
-                params=task.params,
-            )
+            yield launch_task(self.spec, task, self.logs)
+
+    def _queued(self, event: Queued, launcher: Launcher) -> None:
+        """A scheduler holds the task: its claim and the sweep record name the job."""
+        from .jobs import JobBook, new_record
+
+        if event.job is None:
+            return
+        self.claims.assign(event.task.key, job=event.job, backend=launcher.name)
+        book = JobBook(self.root, self.spec.name)
+        book.write(event.task.key, new_record(event, launcher.name, self.finder.after))
+        self.summary.states[event.task.index].job = event.job
+        self.queued.add(event.task.key)
 
     # -- after a task ----------------------------------------------------------------
     def _finished(self, event: Finished, launcher: Any) -> None:
         state = self.summary.states[event.task.index]
         result = self._settle(event, state)
         self.claims.release(event.task.key, result.status)
+        if event.task.key in self.queued:
+            from .jobs import JobBook
+
+            JobBook(self.root, self.spec.name).update(
+                event.task.key,
+                state=result.status,
+                reason=result.reason,
+                exit_code=result.exit_code,
+                ended=now_iso(),
+                run=result.run_id,
+            )
         if result.run is not None:
             state.runs.append(result.run)
         state.state = task_state(state.runs)

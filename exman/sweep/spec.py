@@ -27,6 +27,7 @@ from ..parser import ROOT_ENV, SWEEP_PARAMS_ENV
 from ..run import SWEEP_ENV
 from ..store import ExmanError, check_name
 from .launchers.ray_options import check_options as _ray_options
+from .launchers.slurm_options import check_options as _slurm_options
 
 __all__ = [
     "DISTRIBUTIONS",
@@ -54,6 +55,7 @@ SPEC_KEYS = (
     "on_sweep_end",
     "webhook",
     "ray",
+    "slurm",
 )
 RANDOM_KEYS = ("samples", "seed", "space")
 #: the distributions of ``random.space``, with the form of their argument
@@ -137,6 +139,8 @@ class Spec:
     webhook: str | None = None
     #: the ``ray:`` section: what each task asks of a Ray cluster
     ray: dict[str, Any] = field(default_factory=dict)
+    #: the ``slurm:`` section: what each array element asks of SLURM
+    slurm: dict[str, Any] = field(default_factory=dict)
     #: remarks on the expansion (a random space smaller than the samples asked)
     notes: list[str] = field(default_factory=list)
     _tasks: list[Task] | None = field(default=None, repr=False)
@@ -237,6 +241,7 @@ class Spec:
             on_sweep_end=hooks["on_sweep_end"],
             webhook=webhook,
             ray=_ray_options(data.get("ray"), err),
+            slurm=_slurm_options(data.get("slurm"), err),
         )
         spec._check_overlaps(err)
         return spec

@@ -6,6 +6,7 @@ import json
 import pathlib
 import signal
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -95,7 +96,7 @@ class SweepSummary:
     name: str
     root: pathlib.Path
     spec: pathlib.Path | None
-    #: ``run``, ``status`` or ``dry-run``
+    #: ``run``, ``status``, ``dry-run`` or ``submit`` (handed to a scheduler)
     mode: str
     states: list[TaskState]
     #: the task numbers that ``index``/``shard`` kept
@@ -114,6 +115,8 @@ class SweepSummary:
     notes: list[str] = field(default_factory=list)
     #: the shell lines of the planned tasks (``dry-run``)
     commands: list[str] = field(default_factory=list)
+    #: task number -> the scheduler's job that now holds it (``submit``)
+    submitted: dict[int, str] = field(default_factory=dict)
 
     # -- counts ------------------------------------------------------------------
     def counts(self) -> dict[str, int]:
@@ -181,6 +184,23 @@ class SweepSummary:
                 )
             if self.not_started:
                 lines.append(f"{self.not_started} planned tasks were not started")
+        elif self.mode == "submit":
+            left = ", ".join(f"{n} {why}" for why, n in self.skipped.items() if n)
+            if self.submitted:
+                n = len(self.submitted)
+                lines.append(
+                    f"sweep {self.name}: submitted {n} task{'s' if n != 1 else ''}"
+                    f" as job{'s' if n != 1 else ''} "
+                    + job_ranges(self.submitted.values())
+                    + (f" (skipped: {left})" if left else "")
+                )
+                spec = self.spec if self.spec is not None else "SPEC"
+                lines.append(f"follow them with: exman sweep {spec} --status")
+            else:
+                lines.append(
+                    f"sweep {self.name}: nothing to submit"
+                    + (f" (skipped: {left})" if left else "")
+                )
         skipped = [f"{n} {why}" for why, n in self.skipped.items() if n]
         if skipped and self.mode == "run" and self.results:
             lines.append("skipped: " + ", ".join(skipped))
@@ -196,6 +216,8 @@ class SweepSummary:
         )
         if self.skipped.get("failed"):
             lines.append("failed tasks are not run again without --retry-failed")
+        if self.skipped.get("queued"):
+            lines.append("queued tasks were left alone: --status shows them")
         if self.skipped.get("running"):
             lines.append(
                 "tasks running elsewhere were left alone: run the sweep again "
@@ -250,6 +272,33 @@ class SweepSummary:
         for state, n in ran.items():
             env[f"EXMAN_SWEEP_RAN_{state.upper()}"] = str(n)
         return env
+
+
+def job_ranges(jobs: Iterable[str]) -> str:
+    """``12_0 12_1 12_2 13_0`` -> ``12_[0-2], 13_0``: job array elements in short."""
+    arrays: dict[str, list[int]] = {}
+    plain: list[str] = []
+    for job in jobs:
+        head, _, index = job.partition("_")
+        if index.isdigit():
+            arrays.setdefault(head, []).append(int(index))
+        else:
+            plain.append(job)
+    parts = list(plain)
+    for head, indices in arrays.items():
+        indices.sort()
+        spans: list[str] = []
+        start = prev = indices[0]
+        for i in [*indices[1:], None]:
+            if i is not None and i == prev + 1:
+                prev = i
+                continue
+            spans.append(str(start) if start == prev else f"{start}-{prev}")
+            if i is not None:
+                start = prev = i
+        one = len(spans) == 1 and "-" not in spans[0]
+        parts.append(f"{head}_{spans[0]}" if one else f"{head}_[{','.join(spans)}]")
+    return ", ".join(parts)
 
 
 def _signame(signum: int) -> str:

@@ -63,7 +63,8 @@ class _Watch:
     task: LaunchTask
     job: str
     started: bool = False
-    mtime: float = 0.0
+    #: what the record's file looked like when it was last read
+    seen: tuple[int, int, int] | None = None
     marker: dict[str, Any] | None = None
 
 
@@ -211,7 +212,7 @@ class SlurmLauncher(Launcher):
         """What became of submitted tasks (job id -> the task's log).
 
         The records next to the logs answer for the tasks that ended on their
-        own; one ``sacct`` (and at most one ``squeue``) for the others.
+        own; one ``squeue`` (and at most one ``sacct``) for the others.
 
         :raises ExmanError: SLURM cannot be asked.
         """
@@ -304,7 +305,7 @@ class SlurmLauncher(Launcher):
                 now = time.time()
                 for job, answer in said.items():
                     w = watch[job]
-                    self._read(w)
+                    self._read(w, again=True)
                     state = _combine(job, w.marker, answer)
                     if state.state in ("completed", "failed"):
                         if cancelled and not w.started and w.marker is None:
@@ -322,14 +323,19 @@ class SlurmLauncher(Launcher):
             if watch and not signals:
                 time.sleep(POLL_INTERVAL)
 
-    def _read(self, w: _Watch) -> None:
-        """Read the task's record again if it changed."""
+    def _read(self, w: _Watch, *, again: bool = False) -> None:
+        """Read the task's record if it changed (or ``again``, in any case).
+
+        File times are coarse: two writes in a row may leave the same time,
+        so the scheduler's answer is always checked against a fresh read.
+        """
         try:
-            mtime = marker_path(w.task.log).stat().st_mtime_ns
+            st = marker_path(w.task.log).stat()
         except OSError:
             return
-        if mtime != w.mtime:
-            w.mtime = mtime
+        seen = (st.st_ino, st.st_mtime_ns, st.st_size)
+        if again or seen != w.seen:
+            w.seen = seen
             w.marker = _marker(w.job, w.task.log)
 
 

@@ -1,11 +1,11 @@
-"""What SLURM says of a set of jobs, in one question: ``sacct``, else ``squeue``.
+"""What SLURM says of a set of jobs, in one question: ``squeue``, else ``sacct``.
 
-:func:`scheduler_states` asks ``sacct`` once about every array involved
-(never once per task) and ``squeue`` once about the arrays that ``sacct``
-does not know yet (accounting lags behind the controller by a moment).
-SLURM reports the elements of an array that have not started as ranges
-(``12_[3-9%2]``) or as the array itself (``12``); an element that is in no
-line of an array it knows was cancelled before it started.
+:func:`scheduler_states` asks the controller (``squeue``) once about every
+array involved — never once per task — and accounting (``sacct``) once about
+what the controller has forgotten. SLURM reports the elements of an array
+that have not started as ranges (``12_[3-9%2]``) or as the array itself
+(``12``); an element in no line of an array SLURM knows was cancelled before
+it started.
 """
 
 from __future__ import annotations
@@ -166,49 +166,61 @@ def _run(argv: Sequence[str]) -> list[str]:
 
 
 def scheduler_states(jobs: Iterable[str]) -> dict[str, SchedulerState]:
-    """The state of each job (``"12_3"`` or ``"12"``): one sacct call, and at
-    most one squeue call for the arrays sacct does not know yet.
+    """The state of each job (``"12_3"`` or ``"12"``): one squeue call, and at
+    most one sacct call for the jobs the controller has forgotten.
 
-    A job that neither knows is reported failed: SLURM has no record of it.
+    The controller (squeue) knows the jobs in the queue and those that ended
+    a few minutes ago (``MinJobAge``); accounting (sacct) knows the older
+    ones, but lags a few seconds behind. A job that neither knows is reported
+    failed: SLURM has no record of it.
 
-    :raises ExmanError: sacct cannot be run or fails (no accounting?).
+    :raises ExmanError: squeue or sacct cannot be run, or fails.
     """
     wanted = {job: split_job(job) for job in jobs}
     if not wanted:
         return {}
     ids = sorted({array for array, _ in wanted.values()}, key=int)
-    fields = "JobID,State,ExitCode,Reason"
-    arrays = parse_lines(
-        _run(["sacct", "-n", "-P", "-X", "-o", fields, "-j", ",".join(ids)])
-    )
-    out: dict[str, SchedulerState] = {}
+    live = parse_lines(_lines(["squeue", "-h", "-t", "all", "-o", "%i|%T||%r"], ids))
+    out = _resolve(wanted, live)
+    unsure = sorted({wanted[job][0] for job in wanted if job not in out}, key=int)
+    if unsure:
+        fields = "JobID,State,ExitCode,Reason"
+        known = parse_lines(_lines(["sacct", "-n", "-P", "-X", "-o", fields], unsure))
+        out.update(_resolve({j: wanted[j] for j in wanted if j not in out}, known))
+        known.update(live)
+    else:
+        known = live
+    for job, (array_id, _) in wanted.items():
+        if job in out:
+            continue
+        if array_id in known:
+            # SLURM knows the array but not this element: it left the array
+            # while pending
+            out[job] = SchedulerState("failed", "CANCELLED", _NOT_STARTED)
+        else:
+            out[job] = SchedulerState(
+                "failed", "UNKNOWN", f"SLURM has no record of job {job}"
+            )
+    return out
+
+
+def _resolve(
+    wanted: dict[str, tuple[str, int | None]], arrays: dict[str, _Array]
+) -> dict[str, SchedulerState]:
+    out = {}
     for job, (array_id, index) in wanted.items():
         array = arrays.get(array_id)
         state = array.get(index) if array is not None else None
         if state is not None:
             out[job] = state
-    unsure = sorted({wanted[job][0] for job in wanted if job not in out}, key=int)
-    live: dict[str, _Array] = {}
-    if unsure:
-        # the controller itself, for what accounting does not show (yet)
-        try:
-            lines = _run(
-                ["squeue", "-h", "-t", "all", "-o", "%i|%T||%r", "-j", ",".join(unsure)]
-            )
-        except ExmanError:
-            lines = []  # squeue refuses ids it has forgotten: nothing to add
-        live = parse_lines(lines)
-    for job, (array_id, index) in wanted.items():
-        if job in out:
-            continue
-        state = live[array_id].get(index) if array_id in live else None
-        if state is None and array_id in arrays:
-            # SLURM knows the array but not this element: it left the
-            # array while pending
-            state = SchedulerState("failed", "CANCELLED", _NOT_STARTED)
-        if state is None:
-            state = SchedulerState(
-                "failed", "UNKNOWN", f"SLURM has no record of job {job}"
-            )
-        out[job] = state
     return out
+
+
+def _lines(argv: Sequence[str], ids: Sequence[str]) -> list[str]:
+    """The output of ``argv -j ids``; none when SLURM knows none of the ids."""
+    try:
+        return _run([*argv, "-j", ",".join(ids)])
+    except ExmanError as e:
+        if "Invalid job id" in str(e):
+            return []
+        raise

@@ -33,7 +33,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from ...run import hostname, now_iso
+from ...run import hostname, now_iso, pid_alive, process_start
 from ...store import atomic_write
 from .base import LaunchTask
 
@@ -86,11 +86,19 @@ class TaskCall:
         self.timeout = timeout
         self.grace = grace
         self.attempt = 0
+        self._active: _Run | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_active": None}  # a running attempt stays here
 
     def __call__(self) -> int | None:
         """Run the command; returns its exit code (None: it could not start)."""
         self.attempt += 1
-        return _Run(self).run()
+        self._active = _Run(self)
+        try:
+            return self._active.run()
+        finally:
+            self._active = None
 
 
 class RequeueableTaskCall(TaskCall):
@@ -101,10 +109,14 @@ class RequeueableTaskCall(TaskCall):
     def checkpoint(self) -> Any:
         """Run the task again from the start (the script resumes itself, if it can).
 
-        Called by submitit on the node when SLURM warns of the time limit.
+        Called by submitit on the node when SLURM warns of the time limit,
+        before it requeues the job: the command gets SIGTERM (and records
+        itself as interrupted) while there is still time.
         """
         from submitit.helpers import DelayedSubmission
 
+        if self._active is not None:
+            self._active.requeue()
         return DelayedSubmission(self)
 
 
@@ -152,15 +164,16 @@ class _Run:
             env.update(task.env)
             env.setdefault("PYTHONUNBUFFERED", "1")
             try:
-                self.proc = subprocess.Popen(
-                    task.argv,
-                    cwd=task.cwd,
-                    env=env,
-                    stdin=subprocess.DEVNULL,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                )
+                with _warning_ignored():
+                    self.proc = subprocess.Popen(
+                        task.argv,
+                        cwd=task.cwd,
+                        env=env,
+                        stdin=subprocess.DEVNULL,
+                        stdout=log,
+                        stderr=subprocess.STDOUT,
+                        start_new_session=True,
+                    )
             except OSError as e:
                 reason = f"cannot start {task.argv[0]!r}: {e.strerror or e}"
                 log.write(f"exman sweep: {reason}\n".encode("utf-8", "replace"))
@@ -172,9 +185,8 @@ class _Run:
                 # submitit's answer to SIGUSR2: SystemExit once it has requeued
                 # the job, an error once the task may not be requeued again
                 self._stop(signal.SIGTERM)
-                if isinstance(e, SystemExit):
-                    self.end("requeued", None, "requeued by submitit")
-                else:
+                if not isinstance(e, SystemExit):  # SystemExit: requeued
+                    self.record["timed_out"] = True
                     self.end("failed", None, f"not requeued again: {e}")
                 raise
             finally:
@@ -207,6 +219,22 @@ class _Run:
                 self.record["timed_out"] = True
                 self.save()
                 return self._stop(signal.SIGTERM)
+
+    def requeue(self) -> None:
+        """Stop the command before the job is requeued.
+
+        This runs in a signal handler, maybe inside ``Popen.wait``: it waits
+        by looking at the process, not through ``Popen``.
+        """
+        proc = self.proc
+        if proc is not None and proc.returncode is None:
+            start = process_start(proc.pid)
+            _killpg(proc.pid, signal.SIGTERM)
+            deadline = time.monotonic() + self.call.grace
+            while pid_alive(proc.pid, start) and time.monotonic() < deadline:
+                time.sleep(POLL_INTERVAL)
+            _killpg(proc.pid, signal.SIGKILL)
+        self.end("requeued", None, "requeued by submitit")
 
     def _stop(self, signum: int) -> int:
         """``signum`` to the command's group, SIGKILL after the grace period."""
@@ -248,6 +276,25 @@ class _Run:
             for s, h in old.items():
                 if h is not None:
                     signal.signal(s, h)
+
+
+@contextlib.contextmanager
+def _warning_ignored() -> Iterator[None]:
+    """Start the command with SIGUSR2 ignored (it inherits that).
+
+    SLURM sends its time-limit warning to every process of the job step;
+    its default action would kill the command. A script that wants the
+    warning sets a handler of its own.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = signal.signal(signal.SIGUSR2, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        if old is not None:
+            signal.signal(signal.SIGUSR2, old)
 
 
 def _killpg(pid: int, signum: int) -> None:
