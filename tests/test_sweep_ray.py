@@ -101,6 +101,9 @@ class Cluster:
         for name in ("RAY_ADDRESS", "EXMAN_ROOT"):
             env.pop(name, None)
         env["RAY_USAGE_STATS_ENABLED"] = "0"
+        # no token: with RAY_AUTH_MODE unset, Ray would use ~/.ray/auth_token
+        # if one exists, and a driver given an address would not
+        env["RAY_AUTH_MODE"] = "disabled"
         where = ["--head", "--port", self.address.rsplit(":", 1)[1]] if head else []
         if not head:
             where = ["--address", self.address]
@@ -187,6 +190,15 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
             import shutil
 
             shutil.rmtree(own_temp, ignore_errors=True)
+
+
+@pytest.fixture(autouse=True)
+def _no_connection_left() -> Iterator[None]:
+    """Every launch ends the connection it made to the cluster."""
+    yield
+    ray = sys.modules.get("ray")
+    if ray is not None:
+        assert not ray.is_initialized(), "the launcher left its Ray connection open"
 
 
 # -- helpers -------------------------------------------------------------------------
@@ -484,6 +496,44 @@ def test_ctrl_c_cancels_every_task_and_the_sweep_resumes(
     resumed = sweep(spec, backend="ray", address=cluster.address)
     assert resumed.exit_code == 0, resumed.text()
     assert sorted(r.task.index for r in resumed.results) == [0, 1]
+
+
+@pytest.mark.slow
+def test_without_an_address_a_local_instance_runs_the_sweep(
+    script: Path, root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _require_ray()
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    # else a new instance makes a token in ~/.ray and sets RAY_AUTH_MODE here
+    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
+    temp = Path(tempfile.mkdtemp(prefix="exray-", dir="/tmp"))
+    monkeypatch.setenv("RAY_TMPDIR", str(temp))
+    sigterm = signal.getsignal(signal.SIGTERM)
+    spec = write_spec(script.parent, grid={"lr": [0.1, 0.2]})
+    try:
+        summary = sweep(spec, backend="ray", jobs=3)
+        assert summary.result_counts()["completed"] == 2, summary.text()
+        assert signal.getsignal(signal.SIGTERM) is sigterm
+        # the instance ends with the sweep
+        wait_for(lambda: not _processes_using(temp), 30)
+    finally:
+        import shutil
+
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+def _processes_using(folder: Path) -> list[int]:
+    """The processes whose command line names ``folder``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmdline = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if str(folder).encode() in cmdline:
+                found.append(int(entry.name))
+    return found
 
 
 # -- errors ------------------------------------------------------------------------

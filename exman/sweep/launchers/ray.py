@@ -21,6 +21,7 @@ when this launcher is built.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import math
 import os
@@ -60,8 +61,9 @@ class _Flight:
 class RayLauncher(Launcher):
     """Runs each task as a Ray task.
 
-    :param address: the cluster: ``auto``, ``host:port`` or ``ray://…``;
-        None: ``RAY_ADDRESS``, else a local instance started for the sweep.
+    :param address: the cluster: ``auto`` (this machine's), ``host:port``,
+        ``ray://…`` or ``local`` (a new instance, for this sweep only);
+        None: ``RAY_ADDRESS``, else ``local``.
     :param cpus: CPUs each task holds (fractions below 1 allowed).
     :param gpus: GPUs each task holds; Ray sets ``CUDA_VISIBLE_DEVICES``.
     :param memory: bytes of memory each task reserves (None: none).
@@ -153,12 +155,12 @@ class RayLauncher(Launcher):
         ray = self.ray
         if ray.is_initialized():
             return  # the caller's connection: used, and left open
-        address = self.address or os.environ.get("RAY_ADDRESS") or None
+        address = self.address or os.environ.get("RAY_ADDRESS") or "local"
         kwargs: dict[str, Any] = {
             "log_to_driver": False,
             "logging_level": logging.WARNING,
         }
-        if address is None:
+        if address == "local":  # a new instance, even if this machine has one
             cpus = os.cpu_count() or 1
             if jobs is not None:
                 cpus = max(cpus, math.ceil(jobs * self.cpus))
@@ -171,7 +173,7 @@ class RayLauncher(Launcher):
         try:
             ray.init(address=address, **kwargs)
         except (ConnectionError, RuntimeError, ValueError) as e:
-            where = f"at {address!r}" if address else "(a new local instance)"
+            where = f"at {address!r}" if address != "local" else "(a new instance)"
             raise ExmanError(
                 f"cannot connect to the Ray cluster {where}: {e}"
             ) from None
@@ -230,12 +232,16 @@ class RayLauncher(Launcher):
         self.interrupted = None
         self._signals = []
         ray = self.ray
-        self._connect(jobs)
-        remote = ray.remote(**self._task_options())(run_task)
-        flying: dict[Any, _Flight] = {}
         source = iter(tasks)
+        flying: dict[Any, _Flight] = {}
         exhausted = False
         try:
+            first = next(source, None)
+            if first is None:
+                return  # nothing to run: no cluster to reach
+            source = itertools.chain([first], source)
+            self._connect(jobs)
+            remote = ray.remote(**self._task_options())(run_task)
             with _catch_signals(self._on_signal):
                 while True:
                     if self._signals:
