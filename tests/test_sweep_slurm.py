@@ -13,6 +13,7 @@ import os
 import re
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -341,6 +342,38 @@ def wait_for(condition: Callable[[], bool], timeout: float = 60) -> None:
         time.sleep(0.1)
 
 
+@pytest.mark.slurm
+@pytest.mark.usefixtures("slurm_cluster")
+def test_ctrl_c_stops_the_waiting_not_the_jobs(
+    script: Path, root: Path, name: str
+) -> None:
+    spec = write_spec(
+        script.parent,
+        name=name,
+        command=f"{PYTHON} main.py --sleep 2",
+        grid={"lr": [1, 2]},
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "exman.sweep", str(spec), "--backend=slurm", "--wait"],
+        cwd=spec.parent,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        logs = root / ".exman" / "sweeps" / name / "logs"
+        wait_for(lambda: logs.is_dir() and task_output(logs) == 2)
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, out
+    assert "the submitted jobs go on" in out
+    status = wait_status(spec, ended)  # they ran to their end all the same
+    assert status.counts()["completed"] == 2, status.text()
+
+
 @pytest.mark.slow
 @pytest.mark.slurm
 @pytest.mark.usefixtures("slurm_cluster")
@@ -409,6 +442,8 @@ def test_slurm_options_are_checked_everywhere(tmp_path: Path, capsys: Any) -> No
     assert "slurm.time: '1:xx' is not a time" in capsys.readouterr().err
     assert sweep_main([str(spec), "--partition", "debug"]) == 2
     assert "add --backend slurm" in capsys.readouterr().err
+    with pytest.raises(ExmanError, match="slurm assigns the GPUs itself"):
+        sweep(spec, backend="slurm", gpus="0,1")
 
 
 @pytest.mark.parametrize(

@@ -237,7 +237,16 @@ def submit(
     summary: SweepSummary,
     planned_at: float,
 ) -> SweepSummary:
-    """Hand the planned tasks to ``launcher``'s scheduler, record the jobs, return."""
+    """Hand the planned tasks to ``launcher``'s scheduler, record the jobs, return.
+
+    :raises ExmanError: GPU slots are asked for (the scheduler hands out
+        GPUs), or nothing could be submitted.
+    """
+    if options.gpus:
+        raise ExmanError(
+            f"{launcher.name} assigns the GPUs itself: ask for them in the spec's "
+            f"{launcher.name}: section, not with --gpus"
+        )
     root.ensure()
     claims = Claims(root)
     book = JobBook(root, spec.name)
