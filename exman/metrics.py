@@ -8,7 +8,8 @@
   ``O_APPEND``, so several processes (DataLoader workers, distributed ranks)
   can log to the same run without mixing their lines.
 * ``exman.result(**values)`` merges final values into the run's
-  ``results.json`` (written atomically).
+  ``results.json`` (written atomically, the run folder locked with
+  ``flock`` meanwhile so that processes merging at once lose nothing).
 
 The current run is the last one this process created with ``parse_args()``;
 a child process finds it through the ``EXMAN_RUN`` environment variable,
@@ -18,13 +19,14 @@ which ``parse_args()`` sets to the run folder (children inherit it).
 from __future__ import annotations
 
 import atexit
+import contextlib
 import json
 import os
 import pathlib
 import sys
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from .store import ExmanError, StrPath, atomic_write
@@ -192,7 +194,7 @@ class Recorder:
             exman keeps.
         """
         self._check(values, "record the result")
-        with self._lock:
+        with self._lock, _locked(self.path):
             file = self.path / RESULTS_FILE
             try:
                 with open(file, encoding="utf-8") as f:
@@ -212,6 +214,27 @@ class Recorder:
         self._thread = None
         self._fd = None
         self._wake = threading.Event()
+
+
+@contextlib.contextmanager
+def _locked(folder: pathlib.Path) -> Iterator[None]:
+    """The run folder locked against other processes that merge results
+    (a read, a merge and a rename: two at once would lose one's values)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows: no lock
+        yield
+        return
+    try:
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:  # the folder is gone: the write will say so
+        yield
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 # -- the current run of this process ---------------------------------------------

@@ -118,6 +118,30 @@ def test_a_child_process_logs_to_the_run_through_the_environment(make_script, tm
     assert json.loads((run / "results.json").read_text()) == {"child_done": True}
 
 
+def test_results_of_many_processes_at_once_are_all_kept(make_script, tmp_path):
+    script = make_script(
+        """
+        import multiprocessing as mp
+
+        def work(i):
+            for j in range(20):
+                exman.result(**{f"w{i}_{j}": j})
+
+        if __name__ == "__main__":
+            procs = [mp.get_context("fork").Process(target=work, args=(i,))
+                     for i in range(4)]
+            for p in procs:
+                p.start()
+            for p in procs:
+                p.join()
+                assert p.exitcode == 0
+        """
+    )
+    run_python(script, check=True)
+    results = json.loads((newest_run(tmp_path / "exman") / "results.json").read_text())
+    assert results == {f"w{i}_{j}": j for i in range(4) for j in range(20)}
+
+
 def test_forked_workers_and_many_writers_do_not_corrupt_the_file(make_script, tmp_path):
     script = make_script(
         """
