@@ -22,11 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import logging
-import math
-import os
 import signal
-import socket
 import threading
 import time
 from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
@@ -35,6 +31,7 @@ from typing import Any, ClassVar
 
 from ...store import ExmanError
 from .base import Finished, Launcher, LaunchEvent, LaunchTask, Started
+from .ray_cluster import Connection
 from .ray_options import check_options
 from .ray_task import Outcome, run_task
 
@@ -47,8 +44,6 @@ WAIT_INTERVAL = 0.2
 CANCEL_MARGIN = 5.0
 #: seconds to wait for the tasks Ray was told to kill
 KILL_WAIT = 10.0
-#: seconds to find out whether a cluster address answers at all
-CONNECT_TIMEOUT = 5.0
 
 
 # -- the launcher --------------------------------------------------------------------
@@ -102,7 +97,7 @@ class RayLauncher(Launcher):
         checked = check_options(
             given, lambda key, problem: ExmanError(f"launcher 'ray': {key}: {problem}")
         )
-        self.address: str | None = checked.get("address")
+        self.cluster = Connection(self.ray, checked.get("address"))
         self.cpus: float = checked["cpus"]
         self.gpus: float = checked["gpus"]
         self.memory: int | None = checked.get("memory")
@@ -110,8 +105,6 @@ class RayLauncher(Launcher):
         self.max_retries: int = checked["max_retries"]
         self.grace = grace
         self._signals: list[int] = []
-        self._owned = False
-        self._sigterm: Any = None
 
     # -- the cluster ---------------------------------------------------------------
     def needs(self) -> dict[str, float]:
@@ -128,65 +121,12 @@ class RayLauncher(Launcher):
         :raises ExmanError: the cluster cannot be reached, or no node can run
             a task.
         """
-        self._connect(None)
-        need = self.needs()
-        room = 0
-        nodes = [n for n in self.ray.nodes() if n.get("Alive")]
-        for node in nodes:
-            have = node.get("Resources", {})
-            if need:
-                room += min(
-                    math.floor(have.get(k, 0) / v + 1e-9) for k, v in need.items()
-                )
-            else:
-                room += int(have.get("CPU", 1))
-        if room < 1:
-            self._disconnect()
-            seen = "; ".join(_describe(n.get("Resources", {})) for n in nodes)
-            raise ExmanError(
-                f"no node of the Ray cluster can run a task that asks for "
-                f"{_describe(need)} (the spec's ray: section); the nodes have: "
-                f"{seen or 'none'}. Ask for less, or give -j to wait for nodes "
-                "that the cluster adds on demand"
-            )
-        return room
-
-    def _connect(self, jobs: int | None) -> None:
-        ray = self.ray
-        if ray.is_initialized():
-            return  # the caller's connection: used, and left open
-        address = self.address or os.environ.get("RAY_ADDRESS") or "local"
-        kwargs: dict[str, Any] = {
-            "log_to_driver": False,
-            "logging_level": logging.WARNING,
-        }
-        if address == "local":  # a new instance, even if this machine has one
-            cpus = os.cpu_count() or 1
-            if jobs is not None:
-                cpus = max(cpus, math.ceil(jobs * self.cpus))
-            kwargs.update(include_dashboard=False, num_cpus=cpus)
-        else:
-            _check_reachable(address)
-        main = threading.current_thread() is threading.main_thread()
-        # a local instance installs a SIGTERM handler that outlives it
-        self._sigterm = signal.getsignal(signal.SIGTERM) if main else None
+        self.cluster.open()
         try:
-            ray.init(address=address, **kwargs)
-        except (ConnectionError, RuntimeError, ValueError) as e:
-            where = f"at {address!r}" if address != "local" else "(a new instance)"
-            raise ExmanError(
-                f"cannot connect to the Ray cluster {where}: {e}"
-            ) from None
-        self._owned = True
-
-    def _disconnect(self) -> None:
-        if not self._owned:
-            return
-        self._owned = False
-        self.ray.shutdown()
-        if self._sigterm is not None:
-            signal.signal(signal.SIGTERM, self._sigterm)
-            self._sigterm = None
+            return self.cluster.room(self.needs())
+        except ExmanError:
+            self.cluster.close()
+            raise
 
     def _task_options(self) -> dict[str, Any]:
         options: dict[str, Any] = {
@@ -240,7 +180,7 @@ class RayLauncher(Launcher):
             if first is None:
                 return  # nothing to run: no cluster to reach
             source = itertools.chain([first], source)
-            self._connect(jobs)
+            self.cluster.open(cpus=jobs * self.cpus)
             remote = ray.remote(**self._task_options())(run_task)
             with _catch_signals(self._on_signal):
                 while True:
@@ -274,7 +214,7 @@ class RayLauncher(Launcher):
                 if flying:  # closed early, or an error: leave nothing behind
                     self._stop_all(flying)
             finally:
-                self._disconnect()
+                self.cluster.close()
 
     def _finished(self, flight: _Flight, ref: Any, timeout: float | None) -> Finished:
         task = flight.task
@@ -373,26 +313,6 @@ def _import_ray() -> Any:
     return ray
 
 
-def _check_reachable(address: str) -> None:
-    """Fail at once for an address nobody answers at (ray.init retries for long)."""
-    if address == "auto" or address.startswith("local"):
-        return
-    host_port = address.split("://", 1)[-1]
-    host, _, port_text = host_port.rpartition(":")
-    if not host or not port_text.isdigit():
-        raise ExmanError(
-            f"the Ray address {address!r} is not auto, host:port or ray://host:port"
-        )
-    try:
-        with socket.create_connection((host, int(port_text)), CONNECT_TIMEOUT):
-            pass
-    except OSError as e:
-        raise ExmanError(
-            f"cannot reach the Ray cluster at {address!r}: {e.strerror or e}; is "
-            "it running (ray start --head), and is the address the head's?"
-        ) from None
-
-
 def _failure(ray: Any, error: BaseException) -> str:
     ex = ray.exceptions
     if isinstance(error, ex.TaskCancelledError):
@@ -418,18 +338,6 @@ def _note(task: LaunchTask, text: str) -> None:
             log.write(f"exman sweep: {text}\n".encode("utf-8", "replace"))
     except OSError:
         pass  # the reason is in the summary anyway
-
-
-def _describe(resources: Mapping[str, Any]) -> str:
-    shown = []
-    for name, amount in sorted(resources.items()):
-        if name.startswith("node:") or name == "object_store_memory":
-            continue
-        if name == "memory":
-            shown.append(f"memory={amount / 2**30:.1f}G")
-        else:
-            shown.append(f"{name}={amount:g}")
-    return ", ".join(shown) or "nothing"
 
 
 def _signame(signum: int) -> str:
