@@ -498,6 +498,22 @@ def test_ctrl_c_cancels_every_task_and_the_sweep_resumes(
     assert sorted(r.task.index for r in resumed.results) == [0, 1]
 
 
+def test_a_connection_the_caller_made_is_used_and_left_open(
+    cluster: Cluster, script: Path, root: Path
+) -> None:
+    import ray
+
+    ray.init(address=cluster.address, log_to_driver=False)
+    try:
+        spec = write_spec(script.parent, grid={"lr": [0.1]})
+        # no address: without the caller's connection it would start an instance
+        summary = sweep(spec, backend="ray")
+        assert summary.exit_code == 0, summary.text()
+        assert ray.is_initialized()
+    finally:
+        ray.shutdown()
+
+
 @pytest.mark.slow
 def test_without_an_address_a_local_instance_runs_the_sweep(
     script: Path, root: Path, monkeypatch: pytest.MonkeyPatch
