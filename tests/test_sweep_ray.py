@@ -364,7 +364,7 @@ def test_tasks_hold_the_resources_they_ask_for(
 ) -> None:
     spec = write_spec(
         script.parent,
-        command=f"{PYTHON} main.py --sleep 1",
+        command=f"{PYTHON} main.py --sleep 1.5",
         grid={"lr": [0.1, 0.2]},
         ray=section,
     )
