@@ -13,6 +13,7 @@ import shlex
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from .outcome import read_outcome
 from .params import ParamsError
 from .run import DIFF_FILE, LOG_FILE, TRACEBACK_FILE, Run
 from .selection import find_root, select
@@ -42,6 +43,8 @@ class RunDetails:
     params: dict[str, Any]
     #: run.json (``{}`` for a run made by exman 0.1.9)
     record: dict[str, Any]
+    #: results.json, then the last value of each metric without a result
+    outcome: dict[str, Any] = field(default_factory=dict)
     #: mark keys that link to the run
     marks: list[str] = field(default_factory=list)
     #: (path relative to the run folder, size in bytes)
@@ -122,6 +125,9 @@ def show(root: StrPath | Root, id: int | str, *, lines: int = 20) -> RunDetails:
         if link.name == path.name
     )
     files, more = _files(path)
+    outcome, problem = read_outcome(str(path))
+    if problem:
+        problems.append(problem)
     details = RunDetails(
         id=num,
         name=path.name,
@@ -131,6 +137,7 @@ def show(root: StrPath | Root, id: int | str, *, lines: int = 20) -> RunDetails:
         indexed=os.path.lexists(root.index_link(path.name)),
         params=params,
         record=run.record(),
+        outcome=outcome,
         marks=marks,
         files=files,
         more_files=more,
@@ -205,6 +212,10 @@ def format_details(d: RunDetails) -> str:
     out.append("parameters:" if params else "parameters: none")
     width = max((len(str(k)) for k in params), default=0)
     out += [f"  {k!s:<{width}}  {_value(v)}" for k, v in params.items()]
+    if d.outcome:
+        out += ["", "results:"]
+        width = max(len(str(k)) for k in d.outcome)
+        out += [f"  {k!s:<{width}}  {_value(v)}" for k, v in d.outcome.items()]
     out.append("")
     out.append(f"files ({len(d.files) + d.more_files}):")
     width = max((len(p) for p, _ in d.files), default=0)

@@ -257,6 +257,24 @@ def test_show(cli: Exman, runs: list[Path], root: Path) -> None:
     assert code == 1 and "run 77 not found" in err
 
 
+def test_show_gives_results_and_last_metrics(cli: Exman, root: Path) -> None:
+    parser = exman.ExParser(root=root)
+    parser.add_argument("--lr", type=float, default=0.1)
+    ns = parser.parse_args([])
+    with ns.safe_experiment:
+        for step in range(3):
+            ns.run.log(step=step, loss=1.0 / (step + 1), acc=0.5)
+        ns.run.result(acc=0.75)
+        exman.metrics.flush_all()
+    code, out, _ = cli("--root", str(root), "show", "1")
+    assert code == 0
+    results = out.split("results:\n", 1)[1].split("\n\n", 1)[0]
+    assert "acc   0.75" in results  # the result wins over the last logged value
+    assert "loss  0.333" in results  # a metric without a result: its last value
+    code, out, _ = cli("--root", str(root), "show", "1", "--format", "json")
+    assert json.loads(out)["outcome"] == {"loss": 1 / 3, "acc": 0.75}
+
+
 # -- rerun --------------------------------------------------------------------------
 def test_rerun_dry_run_prints_the_command(
     cli: Exman, runs: list[Path], root: Path
