@@ -438,6 +438,30 @@ def test_a_child_that_ignores_sigint_is_killed_after_the_grace(
     assert run["status"] == "interrupted" and "SIGINT" in run["reason"]
 
 
+def test_a_second_ctrl_c_kills_at_once(script: Path, root: Path, pids: Path) -> None:
+    spec = write_spec(
+        script.parent,
+        command=f"{PYTHON} main.py --ignore_int --sleep 60",
+        grid={"lr": [0.1]},
+    )
+    proc = launch(spec, "--grace", "30")
+    try:
+        wait_for(lambda: len(list(pids.iterdir())) >= 1)
+        time.sleep(0.2)
+        os.kill(proc.pid, signal.SIGINT)
+        time.sleep(0.5)
+        second = time.monotonic()
+        os.kill(proc.pid, signal.SIGINT)
+        out, _ = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    # far sooner than the 30 s grace: the second signal means "now"
+    assert time.monotonic() - second < 10, out
+    assert proc.returncode == 130, out
+    wait_for(lambda: not any(alive(p) for p in task_pids(pids)), 10)
+
+
 def test_sigkill_of_the_launcher_loses_no_task_and_runs_none_twice(
     script: Path, root: Path, pids: Path
 ) -> None:

@@ -245,7 +245,7 @@ class LocalLauncher(Launcher):
                         codes[id(proc)] = (code, False)
             left = deadline - time.monotonic()
             # a second Ctrl-C means: now
-            if len(codes) == len(running) or left <= 0 or len(self._signals) > seen + 1:
+            if len(codes) == len(running) or left <= 0 or len(self._signals) > seen:
                 break
             waiter.wait(left)
         for proc in running:
