@@ -25,7 +25,7 @@ from .metrics import set_current
 from .params import PARAMS_FILE, dump_params
 from .run import DIFF_FILE, Run, command_record, sweep_record
 from .safe import SafeExperiment, track
-from .store import ExmanError, Root, StrPath, atomic_write, check_name
+from .store import NO_VALUE, ExmanError, Root, StrPath, atomic_write, check_name
 from .vcs import GitError, GitState, git_state
 
 __all__ = [
@@ -309,7 +309,9 @@ class ExParser(configargparse.ArgumentParser):
         if not ns.tmp:
             links.append(store.link_index(place.name))
             if self.automark:
-                key = store.automark_key((m, getattr(ns, m, "")) for m in self.automark)
+                key = store.automark_key(
+                    (m, getattr(ns, m, NO_VALUE)) for m in self.automark
+                )
                 links.append(store.link_mark(key.as_posix(), place.name))
         if self.verbose:
             print(text, end="")

@@ -43,6 +43,10 @@ RUN_PLACES = ("runs", "tmp", "fails")
 STATE_DIR = ".exman"
 
 
+#: the value of an automark name that is not an argument (see Root.automark_key)
+NO_VALUE = object()
+
+
 class ExmanError(Exception):
     """Something exman was asked to do cannot be done; the message says why."""
 
@@ -313,10 +317,17 @@ class Root:
         return link
 
     def automark_key(self, pairs: Iterable[tuple[str, object]]) -> pathlib.Path:
-        """``a/<value>/b/<value>`` with every value made a safe folder name."""
+        """``a/<value>/b/<value>`` with every value made a safe folder name.
+
+        A pair whose value is :data:`NO_VALUE` gives its key alone: an
+        automark name that is not an argument is a constant folder (as in
+        exman 0.1.9: ``automark=["user", "constant"]``).
+        """
         parts: list[str] = []
         for key, value in pairs:
-            parts += [path_component(key), path_component(value)]
+            parts.append(path_component(key))
+            if value is not NO_VALUE:
+                parts.append(path_component(value))
         return pathlib.Path(*parts)
 
     # -- removing ----------------------------------------------------------

@@ -370,6 +370,17 @@ def test_automark_links_the_run(root: Path) -> None:
     assert (link / "params.yaml").is_file()
 
 
+def test_an_automark_name_that_is_no_argument_is_a_constant_folder(
+    root: Path,
+) -> None:
+    # exman 0.1.9's team example: automark=["user", "constant"]
+    ns = make_parser(root, automark=["model", "constant"]).parse_args(
+        ["--model", "vit"]
+    )
+    link = root / "marked" / "model" / "vit" / "constant" / ns.root.name
+    assert link.is_symlink() and link.resolve() == ns.root.resolve()
+
+
 @pytest.mark.parametrize(
     "value",
     [
