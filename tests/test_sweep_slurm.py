@@ -369,7 +369,7 @@ def test_ctrl_c_stops_the_waiting_not_the_jobs(
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 130, out
-    assert "the submitted jobs go on" in out
+    assert "stopped waiting (SIGINT): the submitted jobs go on" in out
     status = wait_status(spec, ended)  # they ran to their end all the same
     assert status.counts()["completed"] == 2, status.text()
 

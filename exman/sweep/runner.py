@@ -251,10 +251,6 @@ class _Sweep:
                         self.progress.note(f"hook failed: {error}")
         finally:
             summary.interrupted = launcher.interrupted
-            if launcher.interrupted is not None and self.queued:
-                summary.notes.append(
-                    "the submitted jobs go on: --status shows how they do"
-                )
             summary.not_started = max(
                 0, len(summary.planned) - self.launched - self.refused
             )
@@ -295,7 +291,9 @@ class _Sweep:
         self.claims.assign(event.task.key, job=event.job, backend=launcher.name)
         book = JobBook(self.root, self.spec.name)
         book.write(event.task.key, new_record(event, launcher.name, self.finder.after))
-        self.summary.states[event.task.index].job = event.job
+        state = self.summary.states[event.task.index]
+        state.state, state.job = "queued", event.job
+        self.summary.submitted[event.task.index] = event.job
         self.queued.add(event.task.key)
 
     # -- after a task ----------------------------------------------------------------

@@ -171,13 +171,23 @@ class SweepSummary:
                     f"{'s' if len(self.results) != 1 else ''} in "
                     f"{self.duration:.1f} s: {', '.join(parts)}"
                 )
+            elif self.submitted:  # waited for jobs, saw none end
+                lines.append(
+                    f"sweep {self.name}: submitted {len(self.submitted)} tasks as "
+                    f"jobs {job_ranges(self.submitted.values())}; none ended yet"
+                )
             else:
                 left = ", ".join(f"{n} {why}" for why, n in self.skipped.items() if n)
                 lines.append(
                     f"sweep {self.name}: nothing to run"
                     + (f" (skipped: {left})" if left else "")
                 )
-            if self.interrupted is not None:
+            if self.interrupted is not None and self.submitted:
+                lines.append(
+                    f"stopped waiting ({_signame(self.interrupted)}): the submitted "
+                    "jobs go on; --status shows how they do"
+                )
+            elif self.interrupted is not None:
                 lines.append(
                     f"interrupted by {_signame(self.interrupted)}: run the same "
                     "command again to resume"
