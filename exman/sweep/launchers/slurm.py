@@ -21,7 +21,6 @@ only when tasks are submitted.
 from __future__ import annotations
 
 import contextlib
-import getpass
 import os
 import pathlib
 import signal
@@ -35,14 +34,19 @@ from typing import Any, ClassVar
 from ...store import ExmanError
 from .base import Finished, JobState, Launcher, LaunchEvent, LaunchTask, Queued, Started
 from .slurm_options import SlurmOptions
-from .slurm_state import SchedulerState, scheduler_states
-from .slurm_task import RequeueableTaskCall, TaskCall, marker_path, read_marker
+from .slurm_state import (
+    cluster_limits,
+    combine,
+    run_command,
+    scheduler_states,
+    settled,
+    task_record,
+)
+from .slurm_task import RequeueableTaskCall, TaskCall, marker_path
 
-__all__ = ["SlurmLauncher", "cluster_limits"]
+__all__ = ["SlurmLauncher"]
 
 INSTALL = "pip install 'exman[slurm]'"
-#: SLURM's default MaxArraySize, when the cluster's cannot be read
-DEFAULT_MAX_ARRAY_SIZE = 1001
 #: how often :meth:`SlurmLauncher.launch` reads the task records
 POLL_INTERVAL = 0.2
 #: seconds between questions to SLURM while watching: from the first to the
@@ -123,7 +127,7 @@ class SlurmLauncher(Launcher):
         if self.options.partition is not None:
             argv += ["-p", self.options.partition]
         cpus = 0
-        for line in _output(argv):
+        for line in run_command(argv):
             total = line.strip().split("/")[-1]  # allocated/idle/other/total
             cpus += int(total) if total.isdigit() else 0
         return max(1, cpus // (self.options.cpus or 1))
@@ -216,10 +220,10 @@ class SlurmLauncher(Launcher):
 
         :raises ExmanError: SLURM cannot be asked.
         """
-        markers = {job: _marker(job, log) for job, log in jobs.items()}
-        ask = [job for job, marker in markers.items() if not _settled(marker)]
+        markers = {job: task_record(job, log) for job, log in jobs.items()}
+        ask = [job for job, marker in markers.items() if not settled(marker)]
         said = scheduler_states(ask) if ask else {}
-        return {job: _combine(job, markers[job], said.get(job)) for job in jobs}
+        return {job: combine(job, markers[job], said.get(job)) for job in jobs}
 
     # -- watching --------------------------------------------------------------------
     def launch(
@@ -291,9 +295,9 @@ class SlurmLauncher(Launcher):
                     events.append(
                         (w.marker.get("started") or 0.0, job, Started(w.task))
                     )
-                if _settled(w.marker):
+                if settled(w.marker):
                     assert w.marker is not None
-                    state = _combine(job, w.marker, None)
+                    state = combine(job, w.marker, None)
                     events.append((w.marker.get("ended") or 0.0, job, _end(w, state)))
                     ended.add(job)
             if time.monotonic() >= next_query:
@@ -306,7 +310,7 @@ class SlurmLauncher(Launcher):
                 for job, answer in said.items():
                     w = watch[job]
                     self._read(w, again=True)
-                    state = _combine(job, w.marker, answer)
+                    state = combine(job, w.marker, answer)
                     if state.state in ("completed", "failed"):
                         if cancelled and not w.started and w.marker is None:
                             state = JobState(
@@ -336,7 +340,7 @@ class SlurmLauncher(Launcher):
         seen = (st.st_ino, st.st_mtime_ns, st.st_size)
         if again or seen != w.seen:
             w.seen = seen
-            w.marker = _marker(w.job, w.task.log)
+            w.marker = task_record(w.job, w.task.log)
 
 
 # -- helpers ---------------------------------------------------------------------------
@@ -358,58 +362,6 @@ def _submitit() -> Any:
     return submitit
 
 
-def _marker(job: str, log: pathlib.Path) -> dict[str, Any] | None:
-    """The task's record, if it is this job's."""
-    marker = read_marker(log)
-    return marker if marker is not None and marker.get("job") == job else None
-
-
-def _settled(marker: dict[str, Any] | None) -> bool:
-    """The task ended on its own: its record says all, SLURM need not be asked."""
-    return (
-        marker is not None
-        and marker.get("status") in ("completed", "failed")
-        and not marker.get("signal")
-    )
-
-
-def _combine(
-    job: str, marker: dict[str, Any] | None, said: SchedulerState | None
-) -> JobState:
-    """A task's state from its record and what SLURM says of its job."""
-    if marker is not None and _settled(marker):
-        return JobState(
-            marker["status"],
-            marker.get("reason"),
-            marker.get("exit_code"),
-            bool(marker.get("timed_out")),
-        )
-    if said is None:
-        return JobState("running" if marker is not None else "queued")
-    if said.state in ("queued", "running"):
-        return JobState(said.state, said.reason)
-    if marker is None:  # the task never started
-        if said.state == "completed":
-            return JobState(
-                "failed",
-                f"SLURM job {job} ended without running the task: see its "
-                "output in the sweep's slurm/ folder",
-                said.exit_code,
-            )
-        reason = said.reason or f"SLURM {said.slurm}"
-        if "before it started" not in reason:
-            reason += " (before the task started)"
-        return JobState("failed", reason, said.exit_code)
-    if said.state == "completed":  # stopped by a signal, the job ended normally
-        return JobState(
-            "failed",
-            marker.get("reason") or f"SLURM job {job} ended while the task ran",
-            marker.get("exit_code"),
-            True,
-        )
-    return JobState("failed", said.reason, marker.get("exit_code"), True)
-
-
 def _end(w: _Watch, state: JobState) -> Finished:
     marker = w.marker or {}
     started, ended = marker.get("started"), marker.get("ended") or time.time()
@@ -427,41 +379,6 @@ def _scancel(jobs: Sequence[str], *, pending: bool = False) -> None:
     argv = ["scancel", *(["--state=PENDING"] if pending else []), *jobs]
     with contextlib.suppress(OSError, subprocess.SubprocessError):
         subprocess.run(argv, capture_output=True, timeout=60, check=False)
-
-
-def _output(argv: Sequence[str]) -> list[str]:
-    try:
-        done = subprocess.run(
-            argv, capture_output=True, text=True, timeout=60, check=False
-        )
-    except (OSError, subprocess.TimeoutExpired) as e:
-        raise ExmanError(f"cannot ask SLURM ({argv[0]}): {e}") from None
-    if done.returncode != 0:
-        message = done.stderr.strip() or f"exit code {done.returncode}"
-        raise ExmanError(f"{argv[0]} failed: {message}")
-    return done.stdout.splitlines()
-
-
-def cluster_limits() -> int:
-    """The most tasks one array may hold on this cluster.
-
-    ``MaxArraySize`` (``scontrol show config``; the indices are 0..N-1) and
-    the user's ``MaxSubmitJobs`` (``sacctmgr``; every element counts), when
-    they can be read; else SLURM's default, 1001.
-    """
-    size = DEFAULT_MAX_ARRAY_SIZE
-    with contextlib.suppress(ExmanError):
-        for line in _output(["scontrol", "show", "config"]):
-            key, _, value = line.partition("=")
-            if key.strip() == "MaxArraySize" and value.strip().isdigit():
-                size = int(value.strip())
-    with contextlib.suppress(ExmanError, KeyError, OSError):
-        user = getpass.getuser()
-        argv = ["sacctmgr", "-n", "-P", "show", "assoc", f"user={user}"]
-        for line in _output([*argv, "format=MaxSubmit"]):
-            if line.strip().isdigit():
-                size = min(size, int(line.strip()))
-    return max(1, size)
 
 
 @contextlib.contextmanager

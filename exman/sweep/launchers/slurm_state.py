@@ -5,22 +5,42 @@ array involved — never once per task — and accounting (``sacct``) once about
 what the controller has forgotten. SLURM reports the elements of an array
 that have not started as ranges (``12_[3-9%2]``) or as the array itself
 (``12``); an element in no line of an array SLURM knows was cancelled before
-it started.
+it started. :func:`combine` puts SLURM's word together with the record the
+task keeps next to its log (:mod:`.slurm_task`); :func:`cluster_limits`
+reads how many tasks one array may hold.
 """
 
 from __future__ import annotations
 
+import contextlib
+import getpass
+import pathlib
 import re
 import subprocess
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from ...store import ExmanError
+from .base import JobState
+from .slurm_task import read_marker
 
-__all__ = ["SchedulerState", "parse_lines", "scheduler_states", "split_job"]
+__all__ = [
+    "SchedulerState",
+    "cluster_limits",
+    "combine",
+    "parse_lines",
+    "run_command",
+    "scheduler_states",
+    "settled",
+    "split_job",
+    "task_record",
+]
 
-#: seconds a sacct or squeue call may take
+#: seconds a SLURM command may take
 COMMAND_TIMEOUT = 60.0
+#: SLURM's default MaxArraySize, when the cluster's cannot be read
+DEFAULT_MAX_ARRAY_SIZE = 1001
 QUEUED = {
     "PENDING",
     "REQUEUED",
@@ -148,23 +168,6 @@ def parse_lines(lines: Iterable[str]) -> dict[str, _Array]:
     return arrays
 
 
-def _run(argv: Sequence[str]) -> list[str]:
-    try:
-        done = subprocess.run(
-            argv,
-            capture_output=True,
-            text=True,
-            timeout=COMMAND_TIMEOUT,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired) as e:
-        raise ExmanError(f"cannot ask SLURM ({argv[0]}): {e}") from None
-    if done.returncode != 0:
-        message = done.stderr.strip() or f"exit code {done.returncode}"
-        raise ExmanError(f"{argv[0]} failed: {message}")
-    return done.stdout.splitlines()
-
-
 def scheduler_states(jobs: Iterable[str]) -> dict[str, SchedulerState]:
     """The state of each job (``"12_3"`` or ``"12"``): one squeue call, and at
     most one sacct call for the jobs the controller has forgotten.
@@ -219,8 +222,101 @@ def _resolve(
 def _lines(argv: Sequence[str], ids: Sequence[str]) -> list[str]:
     """The output of ``argv -j ids``; none when SLURM knows none of the ids."""
     try:
-        return _run([*argv, "-j", ",".join(ids)])
+        return run_command([*argv, "-j", ",".join(ids)])
     except ExmanError as e:
         if "Invalid job id" in str(e):
             return []
         raise
+
+
+# -- the task's record and SLURM's word ------------------------------------------------
+def task_record(job: str, log: pathlib.Path) -> dict[str, Any] | None:
+    """The task's record, if it is this job's."""
+    marker = read_marker(log)
+    return marker if marker is not None and marker.get("job") == job else None
+
+
+def settled(marker: dict[str, Any] | None) -> bool:
+    """The task ended on its own: its record says all, SLURM need not be asked."""
+    return (
+        marker is not None
+        and marker.get("status") in ("completed", "failed")
+        and not marker.get("signal")
+    )
+
+
+def combine(
+    job: str, marker: dict[str, Any] | None, said: SchedulerState | None
+) -> JobState:
+    """A task's state from its record and what SLURM says of its job."""
+    if marker is not None and settled(marker):
+        return JobState(
+            marker["status"],
+            marker.get("reason"),
+            marker.get("exit_code"),
+            bool(marker.get("timed_out")),
+        )
+    if said is None:
+        return JobState("running" if marker is not None else "queued")
+    if said.state in ("queued", "running"):
+        return JobState(said.state, said.reason)
+    if marker is None:  # the task never started
+        if said.state == "completed":
+            return JobState(
+                "failed",
+                f"SLURM job {job} ended without running the task: see its "
+                "output in the sweep's slurm/ folder",
+                said.exit_code,
+            )
+        reason = said.reason or f"SLURM {said.slurm}"
+        if "before it started" not in reason:
+            reason += " (before the task started)"
+        return JobState("failed", reason, said.exit_code)
+    if said.state == "completed":  # stopped by a signal, the job ended normally
+        return JobState(
+            "failed",
+            marker.get("reason") or f"SLURM job {job} ended while the task ran",
+            marker.get("exit_code"),
+            True,
+        )
+    return JobState("failed", said.reason, marker.get("exit_code"), True)
+
+
+# -- SLURM's commands ------------------------------------------------------------------
+def run_command(argv: Sequence[str]) -> list[str]:
+    """The lines a SLURM command prints.
+
+    :raises ExmanError: it cannot be run, or fails (with its message).
+    """
+    try:
+        done = subprocess.run(
+            argv, capture_output=True, text=True, timeout=COMMAND_TIMEOUT, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise ExmanError(f"cannot ask SLURM ({argv[0]}): {e}") from None
+    if done.returncode != 0:
+        message = done.stderr.strip() or f"exit code {done.returncode}"
+        raise ExmanError(f"{argv[0]} failed: {message}")
+    return done.stdout.splitlines()
+
+
+def cluster_limits() -> int:
+    """The most tasks one array may hold on this cluster.
+
+    ``MaxArraySize`` (``scontrol show config``; the indices are 0..N-1) and
+    the user's ``MaxSubmitJobs`` (``sacctmgr``; every element counts), when
+    they can be read; else SLURM's default, 1001.
+    """
+    size = DEFAULT_MAX_ARRAY_SIZE
+    with contextlib.suppress(ExmanError):
+        for line in run_command(["scontrol", "show", "config"]):
+            key, _, value = line.partition("=")
+            if key.strip() == "MaxArraySize" and value.strip().isdigit():
+                size = int(value.strip())
+    with contextlib.suppress(ExmanError, KeyError, OSError):
+        user = getpass.getuser()
+        argv = ["sacctmgr", "-n", "-P", "show", "assoc", f"user={user}"]
+        for line in run_command([*argv, "format=MaxSubmit"]):
+            if line.strip().isdigit():
+                size = min(size, int(line.strip()))
+    return max(1, size)
