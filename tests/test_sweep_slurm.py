@@ -297,6 +297,22 @@ def test_status_of_queued_and_cancelled_tasks_and_retry(
 
 @pytest.mark.slurm
 @pytest.mark.usefixtures("slurm_cluster")
+def test_what_sbatch_refuses_is_an_error_and_nothing_is_held(
+    script: Path, root: Path, name: str, capsys: Any
+) -> None:
+    spec = write_spec(script.parent, name=name, grid={"lr": [1, 2]})
+    argv = [str(spec), "--backend", "slurm", "--partition", "no-such-partition"]
+    assert sweep_main(argv) == 2
+    err = capsys.readouterr().err
+    assert "SLURM refused the job array" in err and "no-such-partition" in err
+    status = sweep(spec, status=True)
+    assert status.counts()["pending"] == 2 and not any(s.job for s in status.states)
+    summary = sweep(spec, backend="slurm", wait=True)  # the tasks are free
+    assert summary.result_counts()["completed"] == 2, summary.text()
+
+
+@pytest.mark.slurm
+@pytest.mark.usefixtures("slurm_cluster")
 def test_a_task_is_requeued_up_to_the_bound(
     script: Path, root: Path, name: str
 ) -> None:
