@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import os
 import selectors
-import shlex
 import signal
 import subprocess
 import threading
@@ -28,9 +27,9 @@ from collections.abc import Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from ...run import now_iso
 from ...store import ExmanError
 from .base import Finished, Launcher, LaunchEvent, LaunchTask, Started
+from .process import cannot_start, killpg, signame, spawn, task_env, write_header
 
 __all__ = ["LocalLauncher"]
 
@@ -155,28 +154,11 @@ class LocalLauncher(Launcher):
 
     # -- starting and ending ---------------------------------------------------------
     def _start(self, task: LaunchTask, gpu: str | None, timeout: float | None) -> _Proc:
-        env = dict(os.environ)
-        env.update(task.env)
-        # output reaches the log as it is written, and survives a SIGKILL
-        env.setdefault("PYTHONUNBUFFERED", "1")
-        if gpu is not None:
-            env["CUDA_VISIBLE_DEVICES"] = gpu
+        extra = {} if gpu is None else {"CUDA_VISIBLE_DEVICES": gpu}
+        note = "" if gpu is None else f"  [CUDA_VISIBLE_DEVICES={gpu}]"
         with open(task.log, "ab") as log:
-            head = f"== {now_iso()} task {task.index} ({task.key}): "
-            head += shlex.join(task.argv)
-            if gpu is not None:
-                head += f"  [CUDA_VISIBLE_DEVICES={gpu}]"
-            log.write(head.encode("utf-8", "replace") + b"\n")
-            log.flush()
-            popen = subprocess.Popen(
-                task.argv,
-                cwd=task.cwd,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+            write_header(log, task, note=note)
+            popen = spawn(task, log, task_env(task, **extra))
         start = time.monotonic()
         deadline = start + timeout if timeout is not None else None
         return _Proc(task, popen, start, deadline, gpu)
@@ -194,7 +176,7 @@ class LocalLauncher(Launcher):
             )
         if code == 0:
             return Finished(proc.task, "completed", 0, duration)
-        reason = f"killed by {_signame(-code)}" if code < 0 else None
+        reason = f"killed by {signame(-code)}" if code < 0 else None
         return Finished(proc.task, "failed", code, duration, reason=reason)
 
     def _next_wake(self, running: list[_Proc]) -> float | None:
@@ -212,7 +194,7 @@ class LocalLauncher(Launcher):
 
     def _interrupt(self, running: list[_Proc], waiter: _Waiter) -> Iterator[Finished]:
         self.interrupted = self._signals[0]
-        name = _signame(self.interrupted)
+        name = signame(self.interrupted)
         codes = self._stop_all(running, waiter, signal.SIGINT)
         for proc in running:
             code, killed = codes[id(proc)]
@@ -258,7 +240,7 @@ class LocalLauncher(Launcher):
 
 
 def _not_started(task: LaunchTask, error: OSError) -> Finished:
-    reason = f"cannot start {task.argv[0]!r}: {error.strerror or error}"
+    reason = cannot_start(task, error)
     try:
         with open(task.log, "ab") as log:
             log.write(f"exman sweep: {reason}\n".encode("utf-8", "replace"))
@@ -268,17 +250,7 @@ def _not_started(task: LaunchTask, error: OSError) -> Finished:
 
 
 def _killpg(proc: _Proc, signum: int) -> None:
-    try:
-        os.killpg(proc.popen.pid, signum)
-    except (ProcessLookupError, PermissionError):
-        pass  # the group is gone already
-
-
-def _signame(signum: int) -> str:
-    try:
-        return signal.Signals(signum).name
-    except ValueError:
-        return f"signal {signum}"
+    killpg(proc.popen.pid, signum)
 
 
 class _Waiter:

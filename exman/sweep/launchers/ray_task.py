@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shlex
 import signal
 import subprocess
 import sys
@@ -28,8 +27,9 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from ...run import hostname, now_iso
+from ...run import hostname
 from .base import LaunchTask
+from .process import cannot_start, killpg, spawn, task_env, write_header
 
 __all__ = ["Outcome", "run_task"]
 
@@ -119,34 +119,21 @@ def run_task(task: LaunchTask, timeout: float | None, grace: float) -> Outcome:
             ),
         )
     with log, _interruptible():
-        head = f"== {now_iso()} task {task.index} ({task.key}) on {node}: "
-        log.write((head + shlex.join(task.argv)).encode("utf-8", "replace") + b"\n")
-        log.flush()
-        env = dict(os.environ)
-        env.update(task.env)
-        env.setdefault("PYTHONUNBUFFERED", "1")
-        start = time.monotonic()
+        write_header(log, task, where=f" on {node}")
+        start_time = time.monotonic()
         try:
-            proc = subprocess.Popen(
-                task.argv,
-                cwd=task.cwd,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+            proc = spawn(task, log, task_env(task))
         except OSError as e:
-            reason = f"cannot start {task.argv[0]!r}: {e.strerror or e}"
+            reason = cannot_start(task, e)
             log.write(f"exman sweep: {reason} (on {node})\n".encode("utf-8", "replace"))
             return Outcome(None, 0.0, error=reason, node=node)
         watchdog = _watchdog(proc.pid)
         try:
-            return _wait(proc, start, timeout, grace, node)
+            return _wait(proc, start_time, timeout, grace, node)
         finally:
             # whatever the command left in its group would outlive it; the
             # watchdog ends with the group
-            _killpg(proc.pid, signal.SIGKILL)
+            killpg(proc.pid, signal.SIGKILL)
             if watchdog is not None:
                 watchdog.wait()
 
@@ -170,11 +157,11 @@ def _wait(
                 pass
             now = time.monotonic()
             if kill_at is not None and now >= kill_at:
-                _killpg(proc.pid, signal.SIGKILL)
+                killpg(proc.pid, signal.SIGKILL)
                 kill_at, killed = None, True
             elif deadline is not None and now >= deadline and not timed_out:
                 timed_out = True
-                _killpg(proc.pid, signal.SIGTERM)
+                killpg(proc.pid, signal.SIGTERM)
                 kill_at = now + grace
     except KeyboardInterrupt:  # ray.cancel: stop the command as Ctrl-C would
         code, killed = _stop(proc, grace)
@@ -191,11 +178,11 @@ def _wait(
 
 def _stop(proc: subprocess.Popen[bytes], grace: float) -> tuple[int, bool]:
     """SIGINT to the group, SIGKILL after ``grace``: ``(exit code, killed)``."""
-    _killpg(proc.pid, signal.SIGINT)
+    killpg(proc.pid, signal.SIGINT)
     try:
         return proc.wait(grace), False
     except (subprocess.TimeoutExpired, KeyboardInterrupt):
-        _killpg(proc.pid, signal.SIGKILL)
+        killpg(proc.pid, signal.SIGKILL)
         return proc.wait(), True
 
 
@@ -235,10 +222,3 @@ def _interruptible() -> Iterator[None]:
     finally:
         if old is not None:  # None: a handler set outside Python, kept
             signal.signal(signal.SIGINT, old)
-
-
-def _killpg(pid: int, signum: int) -> None:
-    try:
-        os.killpg(pid, signum)
-    except (ProcessLookupError, PermissionError):
-        pass  # the group is gone already

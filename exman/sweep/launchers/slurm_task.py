@@ -25,7 +25,6 @@ import contextlib
 import json
 import os
 import pathlib
-import shlex
 import signal
 import subprocess
 import threading
@@ -33,9 +32,10 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from ...run import hostname, now_iso, pid_alive, process_start
+from ...run import hostname, pid_alive, process_start
 from ...store import atomic_write
 from .base import LaunchTask
+from .process import cannot_start, killpg, signame, spawn, task_env, write_header
 
 __all__ = ["RequeueableTaskCall", "TaskCall", "job_id", "marker_path", "read_marker"]
 
@@ -153,29 +153,15 @@ class _Run:
         task = self.task
         self.save()
         with open(task.log, "ab") as log, self._signals():
-            head = f"== {now_iso()} task {task.index} ({task.key}) in SLURM job "
-            head += f"{self.record['job']} on {self.record['host']}"
+            where = f" in SLURM job {self.record['job']} on {self.record['host']}"
             if self.call.attempt > 1:
-                head += f" (attempt {self.call.attempt})"
-            log.write((head + ": " + shlex.join(task.argv)).encode("utf-8", "replace"))
-            log.write(b"\n")
-            log.flush()
-            env = dict(os.environ)
-            env.update(task.env)
-            env.setdefault("PYTHONUNBUFFERED", "1")
+                where += f" (attempt {self.call.attempt})"
+            write_header(log, task, where=where)
             try:
                 with _warning_ignored():
-                    self.proc = subprocess.Popen(
-                        task.argv,
-                        cwd=task.cwd,
-                        env=env,
-                        stdin=subprocess.DEVNULL,
-                        stdout=log,
-                        stderr=subprocess.STDOUT,
-                        start_new_session=True,
-                    )
+                    self.proc = spawn(task, log, task_env(task))
             except OSError as e:
-                reason = f"cannot start {task.argv[0]!r}: {e.strerror or e}"
+                reason = cannot_start(task, e)
                 log.write(f"exman sweep: {reason}\n".encode("utf-8", "replace"))
                 self.end("failed", None, reason)
                 return None
@@ -190,7 +176,7 @@ class _Run:
                     self.end("failed", None, f"not requeued again: {e}")
                 raise
             finally:
-                _killpg(self.proc.pid, signal.SIGKILL)  # what the command left
+                killpg(self.proc.pid, signal.SIGKILL)  # what the command left
         self.end(*self._outcome(code))
         return code
 
@@ -202,7 +188,7 @@ class _Run:
         if code == 0:
             return "completed", 0, None
         if code < 0:
-            return "failed", code, f"killed by {_signame(-code)}"
+            return "failed", code, f"killed by {signame(-code)}"
         return "failed", code, None
 
     def _wait(self) -> int:
@@ -229,35 +215,35 @@ class _Run:
         proc = self.proc
         if proc is not None and proc.returncode is None:
             start = process_start(proc.pid)
-            _killpg(proc.pid, signal.SIGTERM)
+            killpg(proc.pid, signal.SIGTERM)
             deadline = time.monotonic() + self.call.grace
             while pid_alive(proc.pid, start) and time.monotonic() < deadline:
                 time.sleep(POLL_INTERVAL)
-            _killpg(proc.pid, signal.SIGKILL)
+            killpg(proc.pid, signal.SIGKILL)
         self.end("requeued", None, "requeued by submitit")
 
     def _stop(self, signum: int) -> int:
         """``signum`` to the command's group, SIGKILL after the grace period."""
         proc = self.proc
         assert proc is not None
-        _killpg(proc.pid, signum)
+        killpg(proc.pid, signum)
         try:
             return proc.wait(self.call.grace)
         except subprocess.TimeoutExpired:
-            _killpg(proc.pid, signal.SIGKILL)
+            killpg(proc.pid, signal.SIGKILL)
             return proc.wait()
 
     # -- signals from SLURM ------------------------------------------------------
     def _on_term(self, signum: int, frame: object) -> None:
-        self.record["signal"] = _signame(signum)
+        self.record["signal"] = signame(signum)
         self.save()
         if self.proc is not None:
-            _killpg(self.proc.pid, signum)
+            killpg(self.proc.pid, signum)
 
     def _on_warning(self, signum: int, frame: object) -> None:
         with contextlib.suppress(OSError), open(self.task.log, "ab") as log:
             log.write(
-                f"exman sweep: {_signame(signum)} from SLURM: the time limit is "
+                f"exman sweep: {signame(signum)} from SLURM: the time limit is "
                 "near (the task is not requeued: slurm.requeue is false)\n".encode()
             )
 
@@ -295,17 +281,3 @@ def _warning_ignored() -> Iterator[None]:
     finally:
         if old is not None:
             signal.signal(signal.SIGUSR2, old)
-
-
-def _killpg(pid: int, signum: int) -> None:
-    try:
-        os.killpg(pid, signum)
-    except (ProcessLookupError, PermissionError):
-        pass  # the group is gone already
-
-
-def _signame(signum: int) -> str:
-    try:
-        return signal.Signals(signum).name
-    except ValueError:
-        return f"signal {signum}"

@@ -1,0 +1,79 @@
+"""A task's command as a process: shared by the launchers that start one.
+
+Wherever it runs (here, on a Ray node, in a SLURM job), a task's command
+gets the launcher's environment plus the task's variables, unbuffered
+Python output, its own process group (so that stopping the task stops
+everything it started) and its output appended to the task's log after a
+header line that says what runs where.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import signal
+import subprocess
+from typing import IO
+
+from ...run import now_iso
+from .base import LaunchTask
+
+__all__ = ["cannot_start", "killpg", "signame", "spawn", "task_env", "write_header"]
+
+
+def task_env(task: LaunchTask, **extra: str) -> dict[str, str]:
+    """The command's environment: ours, the task's variables, then ``extra``."""
+    env = dict(os.environ)
+    env.update(task.env)
+    # output reaches the log as it is written, and survives a SIGKILL
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    env.update(extra)
+    return env
+
+
+def write_header(
+    log: IO[bytes], task: LaunchTask, where: str = "", note: str = ""
+) -> None:
+    """``== <time> task <i> (<key>)<where>: <command><note>`` into the log."""
+    head = f"== {now_iso()} task {task.index} ({task.key}){where}: "
+    head += shlex.join(task.argv) + note
+    log.write(head.encode("utf-8", "replace") + b"\n")
+    log.flush()
+
+
+def spawn(
+    task: LaunchTask, log: IO[bytes], env: dict[str, str]
+) -> subprocess.Popen[bytes]:
+    """Start the command in its own process group, its output into ``log``.
+
+    :raises OSError: the command cannot be started (see :func:`cannot_start`).
+    """
+    return subprocess.Popen(
+        task.argv,
+        cwd=task.cwd,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
+def cannot_start(task: LaunchTask, error: OSError) -> str:
+    """The reason a task failed when its command could not start."""
+    return f"cannot start {task.argv[0]!r}: {error.strerror or error}"
+
+
+def killpg(pid: int, signum: int) -> None:
+    """Send ``signum`` to the process group ``pid`` leads, if it still exists."""
+    try:
+        os.killpg(pid, signum)
+    except (ProcessLookupError, PermissionError):
+        pass  # the group is gone already
+
+
+def signame(signum: int) -> str:
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"
