@@ -277,20 +277,12 @@ class SafeExperiment:
         """Record the failure, move the run folder to ``fails/``, drop its links."""
         atomic_write(self.run.path / TRACEBACK_FILE, text)
         self.run.finish(status, exit_code=code, reason=reason)
-        target = self.root.fails / self.run.name
-        self.root.fails.mkdir(exist_ok=True)
-        os.replace(self.run.path, target)
-        moved_run = Run(target)
+        target = self.root.move_to_fails(self.run.path, self.links)
         metrics = sys.modules.get("exman.metrics")
         if metrics is not None:
             metrics.moved(self.run.path, target)
         untrack(self.run)
-        for link in self.links:
-            try:
-                os.unlink(link)
-            except FileNotFoundError:
-                pass
-        self.run = moved_run
+        self.run = Run(target)
 
     def _ask(self, question: str) -> bool:
         """Ask yes/no on a terminal, 10 s at most; the default otherwise."""

@@ -379,6 +379,30 @@ class Root:
                 if path.is_symlink():
                     yield path
 
+    def move_to_fails(
+        self, path: StrPath, links: Iterable[StrPath] | None = None
+    ) -> pathlib.Path:
+        """Move a failed run's folder to ``fails/`` and remove the links to it.
+
+        :param links: the links to remove; by default its index link and
+            every mark link with its name.
+        :returns: the folder's new place.
+        """
+        folder = pathlib.Path(path)
+        name = folder.name
+        self.fails.mkdir(exist_ok=True)
+        target = self.fails / name
+        os.replace(folder, target)
+        if links is None:
+            marks = [link for link in self.mark_links() if link.name == name]
+            links = [self.index_link(name), *marks]
+        for link in links:
+            try:
+                os.unlink(link)
+            except FileNotFoundError:
+                pass
+        return target
+
     def remove_run(self, path: StrPath) -> None:
         """Delete a run folder of this root with everything in it.
 

@@ -35,7 +35,6 @@ from .runner import (
     _last_line,
     _note_traceback,
     launch_task,
-    move_to_fails,
     sweep_dir,
 )
 from .spec import Spec
@@ -205,7 +204,7 @@ def settle(
             run.finish("failed", exit_code=code, reason=reason, record=recorded)
     path = info.path
     if status == "failed" and path.parent.name == "runs":
-        path = move_to_fails(root, path)
+        path = root.move_to_fails(path)
     return {**done, "state": status, "reason": reason, "run": info.id}
 
 

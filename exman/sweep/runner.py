@@ -41,7 +41,6 @@ __all__ = [
     "execute",
     "launch_task",
     "make_launcher",
-    "move_to_fails",
     "sweep_dir",
 ]
 
@@ -384,7 +383,7 @@ class _Sweep:
             reason = reason or record.get("reason") or f"exit code {event.exit_code}"
         path = info.path
         if status == "failed" and path.parent.name == "runs":
-            path = move_to_fails(self.root, path)
+            path = self.root.move_to_fails(path)
         info = RunInfo(info.id, path, info.key, status, reason, info.task)
         return self._result(event, state, status, reason, info)
 
@@ -477,23 +476,6 @@ def _counter(root: Root) -> int:
         return int((root.state / "counter").read_text().strip() or 0)
     except (OSError, ValueError):
         return 0
-
-
-def move_to_fails(root: Root, path: pathlib.Path) -> pathlib.Path:
-    """Move a failed run to ``fails/`` and remove its index and mark links."""
-    name = path.name
-    target = root.fails / name
-    root.fails.mkdir(exist_ok=True)
-    os.replace(path, target)
-    link = root.index_link(name)
-    if os.path.islink(link):
-        os.unlink(link)
-    for folder, dirs, files in os.walk(root.marked):
-        for entry in dirs + files:
-            full = os.path.join(folder, entry)
-            if entry == name and os.path.islink(full):
-                os.unlink(full)
-    return target
 
 
 def _note_traceback(run: Run, text: str) -> None:
