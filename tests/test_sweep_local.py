@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shlex
 import signal
 import subprocess
 import sys
@@ -15,8 +14,8 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
-import yaml
 from _launcher_suite import LauncherSuite
+from _sweep_helpers import PYTHON, alive, all_runs, wait_for, write_spec
 
 import exman
 from exman.run import Run
@@ -56,8 +55,6 @@ with args.safe_experiment:
         sys.exit(3)
 """
 
-PYTHON = shlex.quote(sys.executable)
-
 
 @pytest.fixture
 def script(make_script: Callable[..., Path]) -> Path:
@@ -73,47 +70,8 @@ def pids(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return folder
 
 
-def write_spec(folder: Path, name: str = "sweep.yaml", **data: Any) -> Path:
-    data.setdefault("command", f"{PYTHON} main.py --epochs 2")
-    path = folder / name
-    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
-    return path
-
-
-def all_runs(root: Path) -> list[dict[str, Any]]:
-    """The run.json of every run in runs/ and fails/, with its place."""
-    out = []
-    for place in ("runs", "fails"):
-        for folder in sorted((root / place).glob("0*")):
-            record = Run(folder).record()
-            record["place"] = place
-            record["path"] = folder
-            out.append(record)
-    return out
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        return stat[stat.rfind(")") + 2] != "Z"
-    except OSError:
-        return False
-
-
 def task_pids(folder: Path) -> list[int]:
     return [p for f in folder.iterdir() for p in json.loads(f.read_text())]
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 30.0) -> None:
-    end = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > end:
-            raise AssertionError("timed out waiting")
-        time.sleep(0.05)
 
 
 # -- the basics ------------------------------------------------------------------------

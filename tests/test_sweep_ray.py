@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shlex
 import signal
 import socket
 import subprocess
@@ -26,8 +25,8 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
-import yaml
 from _launcher_suite import LauncherSuite
+from _sweep_helpers import PYTHON, alive, all_runs, wait_for, write_spec
 
 from exman.run import Run
 from exman.store import ExmanError
@@ -36,8 +35,6 @@ from exman.sweep.cli import main as sweep_main
 from exman.sweep.launchers import Finished, Launcher, Started, get_launcher
 
 pytestmark = pytest.mark.ray
-
-PYTHON = shlex.quote(sys.executable)
 
 EXTRA = """\
 parser.add_argument("--seed", type=int, default=0)
@@ -207,51 +204,13 @@ def script(make_script: Callable[..., Path]) -> Path:
     return make_script(BODY, extra=EXTRA)
 
 
-def write_spec(folder: Path, name: str = "sweep.yaml", **data: Any) -> Path:
-    data.setdefault("command", f"{PYTHON} main.py --epochs 2")
-    path = folder / name
-    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
-    return path
-
-
-def all_runs(root: Path) -> list[dict[str, Any]]:
-    out = []
-    for place in ("runs", "fails"):
-        for folder in sorted((root / place).glob("0*")):
-            record = Run(folder).record()
-            record["place"] = place
-            record["path"] = folder
-            out.append(record)
-    return out
-
-
 def task_pids(folder: Path) -> list[dict[str, Any]]:
     pids = folder / "pids"
     return [json.loads(f.read_text()) for f in sorted(pids.glob("*.json"))]
 
 
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        return stat[stat.rfind(")") + 2] != "Z"
-    except OSError:
-        return False
-
-
 def none_alive(folder: Path) -> bool:
     return not any(alive(p) for t in task_pids(folder) for p in t["pids"])
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 30.0) -> None:
-    end = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > end:
-            raise AssertionError("timed out waiting")
-        time.sleep(0.05)
 
 
 def overlaps(runs: list[dict[str, Any]]) -> bool:

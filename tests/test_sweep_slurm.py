@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shlex
 import shutil
 import signal
 import subprocess
@@ -23,8 +22,10 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
-import yaml
 from _launcher_suite import LauncherSuite
+from _sweep_helpers import PYTHON, write_spec
+from _sweep_helpers import all_runs as runs_in_place_order
+from _sweep_helpers import wait_for as _wait_for
 
 from exman.run import Run
 from exman.store import ExmanError
@@ -33,8 +34,6 @@ from exman.sweep.cli import main as sweep_main
 from exman.sweep.launchers import get_launcher
 from exman.sweep.launchers.slurm_state import parse_lines
 from exman.sweep.summary import job_ranges
-
-PYTHON = shlex.quote(sys.executable)
 
 EXTRA = """\
 parser.add_argument("--seed", type=int, default=0)
@@ -100,22 +99,13 @@ def script(make_script: Callable[..., Path]) -> Path:
     return make_script(BODY, extra=EXTRA)
 
 
-def write_spec(folder: Path, **data: Any) -> Path:
-    data.setdefault("command", f"{PYTHON} main.py")
-    path = folder / "sweep.yaml"
-    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
-    return path
-
-
 def all_runs(root: Path) -> list[dict[str, Any]]:
-    """The run.json of every run in runs/ and fails/, with its place and path."""
-    out = []
-    for place in ("runs", "fails"):
-        for folder in sorted((root / place).glob("0*")):
-            record = Run(folder).record()
-            record.update(place=place, path=folder)
-            out.append(record)
-    return sorted(out, key=lambda r: r["id"])
+    """The run.json of every run in runs/ and fails/, by id."""
+    return sorted(runs_in_place_order(root), key=lambda r: r["id"])
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 60) -> None:
+    _wait_for(condition, timeout, interval=0.1)
 
 
 def wait_status(
@@ -348,14 +338,6 @@ def test_a_task_is_requeued_up_to_the_bound(
 
 def task_output(logs: Path) -> int:
     return sum(log.read_text().count("task output") for log in logs.glob("*.log"))
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 60) -> None:
-    end = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > end:
-            raise AssertionError("timed out waiting")
-        time.sleep(0.1)
 
 
 @pytest.mark.slurm

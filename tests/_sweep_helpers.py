@@ -1,0 +1,60 @@
+"""Helpers shared by the sweep tests of every launcher (local, SLURM, Ray)."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from exman.run import Run
+
+PYTHON = shlex.quote(sys.executable)
+
+
+def write_spec(folder: Path, file: str = "sweep.yaml", /, **data: Any) -> Path:
+    """Write a sweep spec (``data``) into ``folder/file``; a default command."""
+    data.setdefault("command", f"{PYTHON} main.py --epochs 2")
+    path = folder / file
+    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def all_runs(root: Path) -> list[dict[str, Any]]:
+    """The run.json of every run in runs/ then fails/, with its place and path."""
+    out = []
+    for place in ("runs", "fails"):
+        for folder in sorted((root / place).glob("0*")):
+            record = Run(folder).record()
+            record.update(place=place, path=folder)
+            out.append(record)
+    return out
+
+
+def alive(pid: int) -> bool:
+    """Whether ``pid`` is a live process (a zombie is not)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat[stat.rfind(")") + 2] != "Z"
+    except OSError:
+        return False
+
+
+def wait_for(
+    condition: Callable[[], bool], timeout: float = 30.0, interval: float = 0.05
+) -> None:
+    """Poll ``condition`` until it holds; fail the test after ``timeout`` s."""
+    end = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > end:
+            raise AssertionError("timed out waiting")
+        time.sleep(interval)
