@@ -103,6 +103,15 @@ def test_the_counter_is_used_not_a_scan(root: Path) -> None:
     assert exman.Run(new_run(root)).id == 42
 
 
+def test_last_id_reads_the_counter(root: Path) -> None:
+    assert Root(root).last_id() == 0  # no root yet
+    for _ in range(3):
+        new_run(root)
+    assert Root(root).last_id() == 3
+    (root / ".exman" / "counter").write_text("garbage")
+    assert Root(root).last_id() == 0  # unreadable: nothing can be assumed
+
+
 @pytest.mark.parametrize(
     "garbage", ["garbage", "", "\n\n", "\x00\xff", "-5", "1.5", "2\nnot a stamp"]
 )

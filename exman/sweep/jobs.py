@@ -31,7 +31,6 @@ from .launchers.base import JobState, Launcher, LaunchTask, Queued, get_launcher
 from .plan import TaskState, scan_runs
 from .runner import (
     Options,
-    _counter,
     _last_line,
     _note_traceback,
     launch_task,
@@ -251,7 +250,7 @@ def submit(
     book = JobBook(root, spec.name)
     logs = sweep_dir(root, spec.name) / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    after = _counter(root)
+    after = root.last_id()
     chosen: dict[str, tuple[TaskState, LaunchTask]] = {}
     for state in summary.planned:
         task = state.task

@@ -199,7 +199,7 @@ class _Sweep:
         self.folder = sweep_dir(self.root, spec.name)
         self.logs = self.folder / "logs"
         self.logs.mkdir(parents=True, exist_ok=True)
-        self.finder = _RunFinder(self.root, after=_counter(self.root))
+        self.finder = _RunFinder(self.root, after=self.root.last_id())
         self.hooks = Hooks(
             on_task_end=spec.on_task_end,
             on_sweep_end=spec.on_sweep_end,
@@ -468,14 +468,6 @@ class _RunFinder:
         if best is not None:
             self.taken.add(best.id)
         return best
-
-
-def _counter(root: Root) -> int:
-    """The last run id handed out; runs made from now on have larger ids."""
-    try:
-        return int((root.state / "counter").read_text().strip() or 0)
-    except (OSError, ValueError):
-        return 0
 
 
 def _note_traceback(run: Run, text: str) -> None:
