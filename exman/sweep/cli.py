@@ -173,7 +173,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Add ``sweep`` to the subcommands of the ``exman`` command."""
     parser = subparsers.add_parser(
         "sweep",
-        help="run a grid, random search or repetitions of a script",
+        help="Run a grid, random search or repetitions of a script.",
         description=DESCRIPTION,
     )
     configure(parser)
