@@ -16,6 +16,14 @@ from exman.run import Run
 
 PYTHON = shlex.quote(sys.executable)
 
+#: arguments the sweep tests' scripts add to conftest's SCRIPT
+EXTRA = """\
+parser.add_argument("--seed", type=int, default=0)
+parser.add_argument("--sleep", type=float, default=0.0)
+parser.add_argument("--child", action="store_true")
+parser.add_argument("--ignore_int", action="store_true")
+"""
+
 
 def write_spec(folder: Path, file: str = "sweep.yaml", /, **data: Any) -> Path:
     """Write a sweep spec (``data``) into ``folder/file``; a default command."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -12,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _run_helpers import record, the_run
 
 import exman
 
@@ -20,18 +20,6 @@ import exman
 CTRL_C_AS_ON_A_TERMINAL = (
     "import signal; signal.signal(signal.SIGINT, signal.default_int_handler)"
 )
-
-
-def the_run(root: Path) -> Path:
-    """The one run folder of the root, wherever it is."""
-    found = list(exman.Root(root).iter_runs())
-    assert len(found) == 1, found
-    return found[0]
-
-
-def record(folder: Path) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads((folder / "run.json").read_text())
-    return data
 
 
 def links(root: Path) -> list[Path]:

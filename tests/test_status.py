@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime
-import json
 import os
 import signal
 import subprocess
@@ -13,19 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _run_helpers import record, the_run
 
 import exman
-
-
-def the_run(root: Path) -> Path:
-    found = list(exman.Root(root).iter_runs())
-    assert len(found) == 1, found
-    return found[0]
-
-
-def record(folder: Path) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads((folder / "run.json").read_text())
-    return data
 
 
 def start_and_wait_ready(script: Path) -> subprocess.Popen[str]:

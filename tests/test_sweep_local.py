@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 
 import pytest
 from _launcher_suite import LauncherSuite
-from _sweep_helpers import PYTHON, alive, all_runs, wait_for, write_spec
+from _sweep_helpers import EXTRA, PYTHON, alive, all_runs, wait_for, write_spec
 
 import exman
 from exman.run import Run
@@ -24,13 +24,6 @@ from exman.sweep import SpecError, sweep
 from exman.sweep.claims import Claims
 from exman.sweep.cli import main as sweep_main
 from exman.sweep.launchers import get_launcher
-
-EXTRA = """\
-parser.add_argument("--seed", type=int, default=0)
-parser.add_argument("--sleep", type=float, default=0.0)
-parser.add_argument("--child", action="store_true")
-parser.add_argument("--ignore_int", action="store_true")
-"""
 
 BODY = """\
 import json, os, pathlib, signal, subprocess, time

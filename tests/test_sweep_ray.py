@@ -26,7 +26,7 @@ from typing import Any, ClassVar
 
 import pytest
 from _launcher_suite import LauncherSuite
-from _sweep_helpers import PYTHON, alive, all_runs, wait_for, write_spec
+from _sweep_helpers import EXTRA, PYTHON, alive, all_runs, wait_for, write_spec
 
 from exman.run import Run
 from exman.store import ExmanError
@@ -35,13 +35,6 @@ from exman.sweep.cli import main as sweep_main
 from exman.sweep.launchers import Finished, Launcher, Started, get_launcher
 
 pytestmark = pytest.mark.ray
-
-EXTRA = """\
-parser.add_argument("--seed", type=int, default=0)
-parser.add_argument("--sleep", type=float, default=0.0)
-parser.add_argument("--child", action="store_true")
-parser.add_argument("--ignore_int", action="store_true")
-"""
 
 # the pids of the task's processes and of the Ray worker that started it
 BODY = """\
