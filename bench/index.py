@@ -146,9 +146,9 @@ MODELS = ("mlp", "cnn", "resnet", "vit")
 # -- roots ------------------------------------------------------------------------
 def build_root(path: pathlib.Path, n: int) -> pathlib.Path:
     """``n`` finished runs as exman writes them (without the id lock, for speed)."""
-    from exman.params import PARAMS_FILE, dump_params
-    from exman.run import Run
-    from exman.store import DIR_TIME_FORMAT, Root, atomic_write
+    from exman.record.params import PARAMS_FILE, dump_params
+    from exman.record.run import Run
+    from exman.record.store import DIR_TIME_FORMAT, Root, atomic_write
 
     root = Root(path).ensure()
     start = datetime.datetime(2026, 1, 1)

@@ -42,7 +42,7 @@ EXMAN = textwrap.dedent(
     t = time.perf_counter()
     for i in range(n):
         log(loss=1.0 / (i + 1), acc=i * 1e-6)
-    exman.metrics.current().flush()
+    exman.record.metrics.current().flush()
     print(time.perf_counter() - t)
     """
 )

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .metrics import NoCurrentRun, log, result
-from .params import ParamsError
 from .parser import ArgumentError, ExParser, optional, simpleroot, str2bool
-from .run import Run
-from .store import ExmanError, Root, RunNotFound
-from .vcs import GitError
+from .record.errors import ExmanError, RunNotFound
+from .record.metrics import NoCurrentRun, log, result
+from .record.params import ParamsError
+from .record.run import Run
+from .record.store import Root
+from .record.vcs import GitError
 
 if TYPE_CHECKING:
     from .index import Index

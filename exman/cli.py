@@ -1,7 +1,7 @@
 """The ``exman`` command: its parser, its help and :func:`main`.
 
-Each subcommand is a function in :mod:`exman.commands` that calls the
-library function of the same name (:mod:`exman.manage`), prints what it did
+Each subcommand is a function in :mod:`exman.commands.handlers` that calls the
+library function of the same name (:mod:`exman.commands.manage`), prints what it did
 and returns the exit code.
 """
 
@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import Callable
 
 from . import __version__
-from .commands import (
+from .commands.handlers import (
     OK,
     PARTIAL,
     USAGE,
@@ -30,9 +30,9 @@ from .commands import (
     cmd_unmark,
     err,
 )
-from .params import ParamsError
-from .selection import ROOT_ENV, find_root
-from .store import ExmanError, RunNotFound
+from .commands.selection import ROOT_ENV, find_root
+from .record.params import ParamsError
+from .record.store import ExmanError, RunNotFound
 
 __all__ = ["EXIT_CODES", "build_parser", "main", "subcommands"]
 

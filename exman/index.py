@@ -16,7 +16,7 @@ failed=False, tmp=False) -> DataFrame``; ``Index.row(id) -> Series``;
 ``Index.metrics(names=None, *, source=None, failed=False, tmp=False)``
 (every logged record, long format) and ``Index.aggregate(over="seed", *,
 results=None, source=None, status="completed")`` (mean and std of the
-results over repetitions): see :mod:`exman.analysis`.
+results over repetitions): see :mod:`exman.look.analysis`.
 
 Rows: one per run, sorted by ``id``. ``info()`` takes the runs linked in
 ``index/``; ``info("a/b")`` the runs linked anywhere below ``marked/a/b``
@@ -35,7 +35,7 @@ runs, then ``status``, ``started``, ``finished``, ``duration``, ``host`` and
 ``results.json`` (see :func:`exman.result`) and, for each metric logged
 with :func:`exman.log` that has no result of the same name, its last
 value (found in the last few KiB of ``metrics.jsonl``: see
-:mod:`exman.outcome`), typed like the parameters, in the order first met.
+:mod:`exman.look.outcome`), typed like the parameters, in the order first met.
 An outcome name that a parameter or a run column already uses (only a
 file written by hand can have one) is called ``result_<name>``.
 
@@ -66,7 +66,7 @@ by pandas, and nothing is guessed from strings:
   ``task_key`` (the task's key), missing for the other runs.
 
 Speed: the parsed runs are cached under ``.exman/cache/`` (see
-:mod:`exman.cache`); a load on an unchanged root reads one file and stats
+:mod:`exman.look.cache`); a load on an unchanged root reads one file and stats
 each run folder. ``Index(root, cache=False)`` reads every run again.
 """
 
@@ -80,13 +80,13 @@ import warnings
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from .analysis import Columns, aggregate_frame, metrics_frame
-from .cache import CacheFile, Clock, SkippedRunWarning, read_runs
-from .outcome import DamagedMetricsWarning, read_outcome
-from .params import PARAMS_FILE, TIME_FORMAT
-from .rows import Table, inode_column
-from .run import effective_status
-from .store import ExmanError, Root, RunNotFound, StrPath, run_id
+from .look.analysis import Columns, aggregate_frame, metrics_frame
+from .look.cache import CacheFile, Clock, SkippedRunWarning, read_runs
+from .look.outcome import DamagedMetricsWarning, read_outcome
+from .look.rows import Table, inode_column
+from .record.params import PARAMS_FILE, TIME_FORMAT
+from .record.run import effective_status
+from .record.store import ExmanError, Root, RunNotFound, StrPath, run_id
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -302,7 +302,7 @@ class _Load:
         known = _index_map(extra.get("index"))
         st = os.stat(index)
         if known["dir"] != [st.st_ino, st.st_ctime_ns]:
-            self.clock()  # before the folder is examined: see exman.cache
+            self.clock()  # before the folder is examined: see exman.look.cache
             st = os.stat(index)
             with os.scandir(index) as entries:
                 found = sorted(

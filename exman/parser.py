@@ -12,7 +12,7 @@ from typing import Any, Callable, NamedTuple
 
 import configargparse
 
-from .config import (
+from .record.config import (
     NEVER_RESTORED,
     SWEEP_PARAMS_ENV,
     ConfigFile,
@@ -21,12 +21,20 @@ from .config import (
     str2bool,
     sweep_args,
 )
-from .metrics import set_current
-from .params import PARAMS_FILE, dump_params
-from .run import DIFF_FILE, Run, command_record, sweep_record
-from .safe import SafeExperiment, track
-from .store import NO_VALUE, ExmanError, Root, StrPath, atomic_write, check_name
-from .vcs import GitError, GitState, git_state
+from .record.metrics import set_current
+from .record.params import PARAMS_FILE, dump_params
+from .record.run import DIFF_FILE, Run, command_record, sweep_record
+from .record.safe import SafeExperiment, track
+from .record.store import (
+    NO_VALUE,
+    ROOT_ENV,
+    ExmanError,
+    Root,
+    StrPath,
+    atomic_write,
+    check_name,
+)
+from .record.vcs import GitError, GitState, git_state
 
 __all__ = [
     "ROOT_ENV",
@@ -41,7 +49,6 @@ __all__ = [
 #: raised by a failing validator (the same class as argparse's)
 ArgumentError = argparse.ArgumentError
 
-ROOT_ENV = "EXMAN_ROOT"
 DEFAULT_FOLDER = "exman"
 #: what exman itself puts in params.yaml and the namespace of every run
 RESERVED_DESTS = frozenset({"root", "time", "id", "safe_experiment"})
@@ -249,7 +256,7 @@ class ExParser(configargparse.ArgumentParser):
         """Parse as argparse does, then create the run.
 
         :returns: the namespace, with ``root`` (the run folder, a Path) and
-            ``safe_experiment`` (see :class:`exman.safe.SafeExperiment`).
+            ``safe_experiment`` (see :class:`exman.record.safe.SafeExperiment`).
         :raises ArgumentError: a validator refused the arguments.
         :raises GitError: ``git_assert_clean`` and the tree is dirty.
         """

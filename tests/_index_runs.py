@@ -14,10 +14,10 @@ from typing import Any
 
 import yaml
 
-from exman.params import PARAMS_FILE, TIME_FORMAT, dump_params
-from exman.run import Run
-from exman.safe import SafeExperiment
-from exman.store import Root, atomic_write
+from exman.record.params import PARAMS_FILE, TIME_FORMAT, dump_params
+from exman.record.run import Run
+from exman.record.safe import SafeExperiment
+from exman.record.store import Root, atomic_write
 
 TRACEBACK = """\
 Traceback (most recent call last):

@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 
 import pytest
 
-from exman.store import ExmanError
+from exman.record.store import ExmanError
 from exman.sweep.launchers import (
     Finished,
     JobState,

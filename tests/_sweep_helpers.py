@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from exman.run import Run
+from exman.record.run import Run
 
 PYTHON = shlex.quote(sys.executable)
 

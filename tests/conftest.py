@@ -54,7 +54,7 @@ def _process_hooks_restored() -> Iterator[None]:
     import atexit
     import signal
 
-    from exman import safe
+    from exman.record import safe
 
     saved = (sys.exit, sys.excepthook, signal.getsignal(signal.SIGTERM))
     yield

@@ -17,7 +17,7 @@ import pytest
 
 import exman
 from exman.cli import build_parser, main, subcommands
-from exman.run import Run
+from exman.record.run import Run
 
 REPO = Path(__file__).resolve().parent.parent
 COMMANDS = sorted(subcommands(build_parser()))
@@ -265,7 +265,7 @@ def test_show_gives_results_and_last_metrics(cli: Exman, root: Path) -> None:
         for step in range(3):
             ns.run.log(step=step, loss=1.0 / (step + 1), acc=0.5)
         ns.run.result(acc=0.75)
-        exman.metrics.flush_all()
+        exman.record.metrics.flush_all()
     code, out, _ = cli("--root", str(root), "show", "1")
     assert code == 0
     results = out.split("results:\n", 1)[1].split("\n\n", 1)[0]

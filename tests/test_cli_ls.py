@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 import exman
-from exman import manage
 from exman.cli import main
-from exman.store import ExmanError
+from exman.commands import manage
+from exman.record.store import ExmanError
 
 
 def make_runs(root: Path, *argvs: Sequence[str], fail: Sequence[int] = ()) -> None:

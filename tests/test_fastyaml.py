@@ -12,8 +12,8 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from exman.fastyaml import load_document
-from exman.params import dump_params
+from exman.look.fastyaml import load_document
+from exman.record.params import dump_params
 
 DOCUMENTS = [
     "",

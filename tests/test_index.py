@@ -22,9 +22,9 @@ from _index_runs import TRACEBACK, make_old_run, make_run
 
 import exman
 from exman.index import Index, MarkNotFound, SkippedRunWarning
-from exman.metrics import Recorder
-from exman.run import Run, process_start
-from exman.store import Root
+from exman.record.metrics import Recorder
+from exman.record.run import Run, process_start
+from exman.record.store import Root
 
 
 def values(series: pd.Series) -> list[Any]:
@@ -305,7 +305,7 @@ def test_marks_at_any_depth_are_found_once(tmp_path: pathlib.Path) -> None:
 
 
 def test_marks_made_by_the_exman_command(tmp_path: pathlib.Path) -> None:
-    from exman import manage
+    from exman.commands import manage
 
     root = tmp_path / "exman"
     for i in range(3):

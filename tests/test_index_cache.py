@@ -17,11 +17,11 @@ from typing import Any
 import pytest
 from _index_runs import make_run
 
-import exman.rows
-from exman import cache
+import exman.look.rows
 from exman.index import Index, SkippedRunWarning
-from exman.run import Run
-from exman.store import Root
+from exman.look import cache
+from exman.record.run import Run
+from exman.record.store import Root
 
 
 @pytest.fixture
@@ -37,14 +37,14 @@ class Parses:
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.count = 0
         self.allowed = True
-        real = exman.rows.load_document
+        real = exman.look.rows.load_document
 
         def counting(data: Any, memo: Any = None) -> Any:
             assert self.allowed, "params.yaml parsed again"
             self.count += 1
             return real(data, memo)
 
-        monkeypatch.setattr(exman.rows, "load_document", counting)
+        monkeypatch.setattr(exman.look.rows, "load_document", counting)
 
     def reset(self) -> int:
         count, self.count = self.count, 0
@@ -85,9 +85,9 @@ def test_a_second_load_parses_nothing(root: pathlib.Path, parses: Parses) -> Non
 def test_a_new_process_parses_nothing(root: pathlib.Path) -> None:
     Index(root).info()
     code = (
-        "import sys, exman.rows\n"
+        "import sys, exman.look.rows\n"
         "def refuse(*a, **k): raise SystemExit('params.yaml parsed again')\n"
-        "exman.rows.load_document = refuse\n"
+        "exman.look.rows.load_document = refuse\n"
         "from exman.index import Index\n"
         f"df = Index({str(root)!r}).info()\n"
         "assert df.lr.tolist() == [0.0, 0.1, 0.2, 0.3, 0.4], df\n"
@@ -143,7 +143,7 @@ def test_created_runs_appear(root: pathlib.Path, parses: Parses) -> None:
 
 @pytest.mark.usefixtures("trusting")
 def test_deleted_runs_disappear(root: pathlib.Path) -> None:
-    from exman import manage
+    from exman.commands import manage
 
     Index(root).info()
     manage.delete(root, [2])  # the index link only
@@ -209,7 +209,7 @@ def test_a_run_json_rewritten_during_a_load(
 ) -> None:
     root = tmp_path / "exman"
     folder = make_run(root, {"a": 1}, status="running")
-    real = exman.rows.read_run
+    real = exman.look.rows.read_run
     done = []
 
     def finishing(*args: Any, **kwargs: Any) -> Any:
@@ -218,7 +218,7 @@ def test_a_run_json_rewritten_during_a_load(
             done.append(Run(folder).finish("completed", exit_code=0))
         return out
 
-    monkeypatch.setattr(exman.cache, "read_run", finishing)
+    monkeypatch.setattr(exman.look.cache, "read_run", finishing)
     assert Index(root).info().status.tolist() == ["running"]
     assert Index(root).info().status.tolist() == ["completed"]
 
@@ -229,7 +229,7 @@ def test_runs_created_during_a_load(
     root = tmp_path / "exman"
     for i in range(3):
         make_run(root, {"a": i})
-    real = exman.rows.read_run
+    real = exman.look.rows.read_run
     made: list[pathlib.Path] = []
 
     def creating(*args: Any, **kwargs: Any) -> Any:
@@ -237,10 +237,10 @@ def test_runs_created_during_a_load(
             made.append(make_run(root, {"a": 10 + len(made)}))
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(exman.cache, "read_run", creating)
+    monkeypatch.setattr(exman.look.cache, "read_run", creating)
     first = Index(root).info().a.tolist()
     assert first[:3] == [0, 1, 2]
-    monkeypatch.setattr(exman.cache, "read_run", real)
+    monkeypatch.setattr(exman.look.cache, "read_run", real)
     assert Index(root).info().a.tolist() == [0, 1, 2, 10, 11]
     assert Index(root).info().a.tolist() == [0, 1, 2, 10, 11]
 
@@ -345,7 +345,7 @@ def test_a_deleted_cache_loses_nothing(root: pathlib.Path) -> None:
 
 @pytest.mark.usefixtures("trusting")
 def test_the_cache_forgets_deleted_runs(root: pathlib.Path) -> None:
-    from exman import manage
+    from exman.commands import manage
 
     Index(root).info()
     manage.delete(root, [1, 2, 3], all=True)

@@ -15,11 +15,11 @@ import pandas as pd
 import pytest
 from _index_runs import make_run
 
-from exman import cache, outcome
 from exman.index import DamagedMetricsWarning, Index, SkippedRunWarning
-from exman.metrics import Recorder
-from exman.run import Run
-from exman.store import ExmanError
+from exman.look import cache, outcome
+from exman.record.metrics import Recorder
+from exman.record.run import Run
+from exman.record.store import ExmanError
 
 
 def write_outcome(

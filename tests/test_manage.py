@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 
 import exman
-from exman import manage
-from exman.run import LOG_FILE, RUN_FILE, Run
-from exman.selection import NotARoot
-from exman.show import format_details, tail
-from exman.store import ExmanError, Root
+from exman.commands import manage
+from exman.commands.selection import NotARoot
+from exman.commands.show import format_details, tail
+from exman.record.run import LOG_FILE, RUN_FILE, Run
+from exman.record.store import ExmanError, Root
 
 
 def make_runs(

@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 import exman
-from exman.params import dump_params, load_params, plain
+from exman.record.params import dump_params, load_params, plain
 
 
 class Colour(enum.Enum):

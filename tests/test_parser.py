@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 import exman
-from exman.safe import SafeExperiment
+from exman.record.safe import SafeExperiment
 
 #: ``<id>-<YYYY-mm-dd-HH-MM-SS>[-<name>]``
 FOLDER = re.compile(r"^(\d+)-(\d{4}-\d{2}-\d{2}-\d{2}-\d{2}-\d{2})(?:-(.*))?$")

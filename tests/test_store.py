@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 import exman
-from exman.store import Root, atomic_write, check_key, check_name, path_component
+from exman.record.store import Root, atomic_write, check_key, check_name, path_component
 
 WORKERS = 50
 

@@ -18,8 +18,8 @@ from _launcher_suite import LauncherSuite
 from _sweep_helpers import EXTRA, PYTHON, alive, all_runs, wait_for, write_spec
 
 import exman
-from exman.run import Run
-from exman.store import ExmanError, Root
+from exman.record.run import Run
+from exman.record.store import ExmanError, Root
 from exman.sweep import SpecError, sweep
 from exman.sweep.claims import Claims
 from exman.sweep.cli import main as sweep_main

@@ -28,8 +28,8 @@ import pytest
 from _launcher_suite import LauncherSuite
 from _sweep_helpers import EXTRA, PYTHON, alive, all_runs, wait_for, write_spec
 
-from exman.run import Run
-from exman.store import ExmanError
+from exman.record.run import Run
+from exman.record.store import ExmanError
 from exman.sweep import SpecError, sweep
 from exman.sweep.cli import main as sweep_main
 from exman.sweep.launchers import Finished, Launcher, Started, get_launcher

@@ -27,8 +27,8 @@ from _sweep_helpers import PYTHON, write_spec
 from _sweep_helpers import all_runs as runs_in_place_order
 from _sweep_helpers import wait_for as _wait_for
 
-from exman.run import Run
-from exman.store import ExmanError
+from exman.record.run import Run
+from exman.record.store import ExmanError
 from exman.sweep import SpecError, SweepSummary, sweep
 from exman.sweep.cli import main as sweep_main
 from exman.sweep.launchers import get_launcher
@@ -508,7 +508,7 @@ def test_submitit_is_needed_only_to_submit(tmp_path: Path) -> None:
         "try:\n"
         "    launcher.submit([])\n"
         f"    sweep({str(spec)!r}, backend='slurm')\n"
-        "except exman.store.ExmanError as e:\n"
+        "except exman.record.store.ExmanError as e:\n"
         "    print(e)\n"
     )
     done = subprocess.run(
@@ -536,7 +536,7 @@ def test_a_local_sweep_does_not_import_submitit(tmp_path: Path) -> None:
 
 def test_the_job_records_are_json(tmp_path: Path) -> None:
     # the record format other tools may read: one JSON object per task
-    from exman.store import Root
+    from exman.record.store import Root
     from exman.sweep.jobs import JobBook
 
     book = JobBook(Root(tmp_path / "exman"), "s")

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from exman.store import ExmanError
+from exman.record.store import ExmanError
 from exman.sweep.plan import TaskState, parse_shard, select
 from exman.sweep.spec import Spec, SpecError, Task, load_spec, task_key
 

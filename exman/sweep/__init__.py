@@ -14,7 +14,7 @@ import types
 from collections.abc import Mapping, Sequence
 from typing import Any, Union
 
-from ..store import ExmanError
+from ..record.store import ExmanError
 from .launchers.slurm_options import check_options as _slurm_options
 from .plan import parse_shard
 from .progress import make_progress

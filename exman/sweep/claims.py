@@ -23,8 +23,8 @@ import time
 from collections.abc import Collection
 from typing import Any
 
-from ..run import hostname, pid_alive, process_start
-from ..store import STATE_DIR, Root, atomic_write
+from ..record.run import hostname, pid_alive, process_start
+from ..record.store import STATE_DIR, Root, atomic_write
 
 __all__ = ["Claims"]
 

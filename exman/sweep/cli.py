@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 from typing import IO, Any
 
-from ..store import ExmanError
+from ..record.store import ExmanError
 from .launchers.base import LAUNCHERS
 from .summary import SweepSummary
 

@@ -24,8 +24,8 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
-from ..parser import SWEEP_PARAMS_ENV
-from ..run import SWEEP_ENV
+from ..record.config import SWEEP_PARAMS_ENV
+from ..record.run import SWEEP_ENV
 
 __all__ = ["HOOK_TIMEOUT", "WEBHOOK_TIMEOUT", "Hooks", "post_json", "run_hook"]
 

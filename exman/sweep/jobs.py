@@ -24,8 +24,8 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..run import Run, effective_status, hostname, now_iso, pid_alive
-from ..store import ExmanError, Root, atomic_write
+from ..record.run import Run, effective_status, hostname, now_iso, pid_alive
+from ..record.store import ExmanError, Root, atomic_write
 from .claims import Claims
 from .launchers.base import JobState, Launcher, LaunchTask, Queued, get_launcher
 from .plan import TaskState, scan_runs

@@ -27,8 +27,8 @@ import pathlib
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 
-from ..run import RUN_FILE, effective_status
-from ..store import ExmanError, Root, run_id
+from ..record.run import RUN_FILE, effective_status
+from ..record.store import ExmanError, Root, run_id
 from .claims import Claims
 from .spec import Task
 

@@ -19,8 +19,15 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..run import RUN_FILE, TRACEBACK_FILE, Run, effective_status, hostname, now_iso
-from ..store import Root, atomic_write, run_id
+from ..record.run import (
+    RUN_FILE,
+    TRACEBACK_FILE,
+    Run,
+    effective_status,
+    hostname,
+    now_iso,
+)
+from ..record.store import Root, atomic_write, run_id
 from .claims import Claims
 from .hooks import Hooks
 from .launchers.base import (

@@ -22,10 +22,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Union
 
-from ..params import ParamsError, load_yaml
-from ..parser import ROOT_ENV, SWEEP_PARAMS_ENV
-from ..run import SWEEP_ENV
-from ..store import ExmanError, check_name
+from ..record.config import SWEEP_PARAMS_ENV
+from ..record.params import ParamsError, load_yaml
+from ..record.run import SWEEP_ENV
+from ..record.store import ROOT_ENV, ExmanError, check_name
 from .launchers.ray_options import check_options as _ray_options
 from .launchers.slurm_options import check_options as _slurm_options
 

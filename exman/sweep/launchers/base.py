@@ -15,7 +15,7 @@ from collections.abc import Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Union
 
-from ...store import ExmanError
+from ...record.store import ExmanError
 
 __all__ = [
     "LAUNCHERS",

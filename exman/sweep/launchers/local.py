@@ -27,7 +27,7 @@ from collections.abc import Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from ...store import ExmanError
+from ...record.store import ExmanError
 from .base import Finished, Launcher, LaunchEvent, LaunchTask, Started
 from .process import cannot_start, killpg, signame, spawn, task_env, write_header
 

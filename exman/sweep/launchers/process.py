@@ -15,7 +15,7 @@ import signal
 import subprocess
 from typing import IO
 
-from ...run import now_iso
+from ...record.run import now_iso
 from .base import LaunchTask
 
 __all__ = ["cannot_start", "killpg", "signame", "spawn", "task_env", "write_header"]

@@ -29,7 +29,7 @@ from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from ...store import ExmanError
+from ...record.store import ExmanError
 from .base import Finished, Launcher, LaunchEvent, LaunchTask, Started
 from .ray_cluster import Connection
 from .ray_options import check_options

@@ -16,7 +16,7 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
-from ...store import ExmanError
+from ...record.store import ExmanError
 
 __all__ = ["Connection"]
 

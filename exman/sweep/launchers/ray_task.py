@@ -27,7 +27,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from ...run import hostname
+from ...record.run import hostname
 from .base import LaunchTask
 from .process import cannot_start, killpg, spawn, task_env, write_header
 

@@ -31,7 +31,7 @@ from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from ...store import ExmanError
+from ...record.store import ExmanError
 from .base import Finished, JobState, Launcher, LaunchEvent, LaunchTask, Queued, Started
 from .slurm_options import SlurmOptions
 from .slurm_state import (

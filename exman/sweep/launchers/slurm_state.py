@@ -21,7 +21,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ...store import ExmanError
+from ...record.store import ExmanError
 from .base import JobState
 from .slurm_task import read_marker
 

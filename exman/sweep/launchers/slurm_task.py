@@ -32,8 +32,8 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from ...run import hostname, pid_alive, process_start
-from ...store import atomic_write
+from ...record.run import hostname, pid_alive, process_start
+from ...record.store import atomic_write
 from .base import LaunchTask
 from .process import cannot_start, killpg, signame, spawn, task_env, write_header
 

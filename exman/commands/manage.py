@@ -3,13 +3,13 @@
 ``mark``, ``unmark``, ``delete`` and ``restore`` are here; ``gc``, ``show``,
 ``rerun``, ``ls`` and the root and id helpers live in their own modules and
 are imported here, so that this module is the whole surface. Each function
-changes the tree only through :class:`~exman.store.Root`, prints nothing,
-and returns what it did (a :class:`~exman.report.Report` for the commands
+changes the tree only through :class:`~exman.record.store.Root`, prints nothing,
+and returns what it did (a :class:`~exman.commands.changes.Report` for the commands
 that change runs).
 
 .. code-block:: python
 
-    from exman import manage
+    from exman.commands import manage
 
     root = manage.find_root("path/to/exman")
     manage.mark(root, "best/lr", [3, "5-7"])
@@ -23,11 +23,12 @@ import pathlib
 from collections.abc import Iterable
 from typing import Union
 
+from ..record.run import Run
+from ..record.store import ExmanError, Root, StrPath, check_key, run_id
+from .changes import Change, Report, as_root
 from .gc import gc, parse_age
 from .listing import ls
-from .report import Change, Report, as_root
 from .rerun import Rerun, rerun
-from .run import Run
 from .selection import (
     ROOT_ENV,
     NotARoot,
@@ -38,7 +39,6 @@ from .selection import (
     select,
 )
 from .show import RunDetails, show
-from .store import ExmanError, Root, StrPath, check_key, run_id
 
 __all__ = [
     "ROOT_ENV",

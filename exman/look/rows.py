@@ -5,7 +5,7 @@ A row is what :class:`exman.Index` shows of a run: the values of its
 fields of its ``run.json``, for a run that failed or was interrupted the
 last line of its ``traceback.txt``, and its outcome: the values of its
 ``results.json`` and the last value of each other metric of its
-``metrics.jsonl`` (see :mod:`exman.outcome`). A run that cannot be used (no or
+``metrics.jsonl`` (see :mod:`exman.look.outcome`). A run that cannot be used (no or
 invalid ``params.yaml``, an unsafe tag, no integer ``id``, which exman
 writes last) gives a reason instead.
 """
@@ -20,10 +20,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..record.params import PARAMS_FILE
+from ..record.run import RUN_FILE, TRACEBACK_FILE
 from .fastyaml import load_document
 from .outcome import read_outcome
-from .params import PARAMS_FILE
-from .run import RUN_FILE, TRACEBACK_FILE
 
 __all__ = ["RECORD_FIELDS", "RowBuilder", "Table", "read_run"]
 

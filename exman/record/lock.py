@@ -14,7 +14,7 @@ import time
 from types import TracebackType
 from typing import Any
 
-from .store import ExmanError
+from .errors import ExmanError
 
 __all__ = ["FileLock", "LockTimeout"]
 

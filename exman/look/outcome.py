@@ -2,7 +2,7 @@
 
 A run's ``results.json`` (a JSON object of final values, written by
 :func:`exman.result`) and its ``metrics.jsonl`` (one JSON object per line,
-appended by :func:`exman.log`): see :mod:`exman.metrics` for the writing
+appended by :func:`exman.log`): see :mod:`exman.record.metrics` for the writing
 side. Nothing here imports pandas.
 
 The outcome of a run, one value per name, is its results, and for each
@@ -19,7 +19,7 @@ import json
 import os
 from typing import Any
 
-from .metrics import METRICS_FILE, RESULTS_FILE
+from ..record.metrics import METRICS_FILE, RESULTS_FILE
 
 __all__ = [
     "TAIL_BYTES",

@@ -15,8 +15,8 @@ import shutil
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from ..record.store import ExmanError, Root, StrPath
 from .selection import find_root
-from .store import ExmanError, Root, StrPath
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -112,7 +112,7 @@ def ls(
     :raises ExmanError: an unknown column, status or mark key, or a query
         that pandas refuses; the message says which and lists the choices.
     """
-    from .index import Index
+    from ..index import Index
 
     root = root if isinstance(root, Root) else find_root(root)
     if marked is not None:

@@ -1,7 +1,7 @@
 """The cache of parsed runs under ``.exman/cache/``, and when to trust it.
 
 What was read of the run folders of one place (``runs``, ``fails``,
-``tmp``; see :mod:`exman.rows`) is kept in ``.exman/cache/<place>.pickle``,
+``tmp``; see :mod:`exman.look.rows`) is kept in ``.exman/cache/<place>.pickle``,
 column by column, with the identity of each folder when it was read: its
 inode and ``st_ctime_ns``. The run folders stay the truth: deleting the
 cache loses nothing, and a missing, damaged or stale cache is rebuilt.
@@ -56,8 +56,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from ..record.store import STATE_DIR, Root
 from .rows import RowBuilder, Table, ctime_column, inode_column, read_run
-from .store import STATE_DIR, Root
 
 __all__ = ["RACY_NS", "CacheFile", "Clock", "Loaded", "SkippedRunWarning", "read_runs"]
 
@@ -131,7 +131,7 @@ class _Summed:
 
 
 class CacheFile:
-    """``.exman/cache/<place>.pickle``: a :class:`~exman.rows.Table` and extras.
+    """``.exman/cache/<place>.pickle``: a :class:`~exman.look.rows.Table` and extras.
 
     :param root: the root.
     :param place: ``runs``, ``fails`` or ``tmp``.

@@ -18,11 +18,14 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Union
 
+from .errors import ExmanError, RunNotFound
+
 if TYPE_CHECKING:
     from .lock import FileLock
 
 __all__ = [
     "DIR_TIME_FORMAT",
+    "ROOT_ENV",
     "ExmanError",
     "Root",
     "RunNotFound",
@@ -41,21 +44,12 @@ RUN_PATTERN = re.compile(r"^(\d+)-\d{4}-\d{2}-\d{2}-\d{2}-\d{2}-\d{2}(?:-|$)")
 #: where runs live; ``index`` and ``marked`` only hold links to them
 RUN_PLACES = ("runs", "tmp", "fails")
 STATE_DIR = ".exman"
+#: the environment variable naming the root (ExParser, the command, launchers)
+ROOT_ENV = "EXMAN_ROOT"
 
 
 #: the value of an automark name that is not an argument (see Root.automark_key)
 NO_VALUE = object()
-
-
-class ExmanError(Exception):
-    """Something exman was asked to do cannot be done; the message says why."""
-
-
-class RunNotFound(ExmanError, KeyError):
-    """No run with the given id in this root."""
-
-    def __str__(self) -> str:  # KeyError would quote the message
-        return str(self.args[0]) if self.args else ""
 
 
 def run_id(name: str) -> int | None:
@@ -207,7 +201,7 @@ class Root:
         return self
 
     def lock(self, timeout: float = -1) -> FileLock:
-        """The root's file lock (a context manager; see :mod:`exman.lock`)."""
+        """The root's file lock (a context manager; see :mod:`exman.record.lock`)."""
         from .lock import FileLock
 
         return FileLock(str(self.lock_path), timeout=timeout)

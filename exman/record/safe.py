@@ -129,7 +129,7 @@ def _on_sigterm(signum: int, frame: object) -> None:
             stream.flush()
         except (OSError, ValueError):
             pass
-    metrics = sys.modules.get("exman.metrics")
+    metrics = sys.modules.get("exman.record.metrics")
     if metrics is not None:
         metrics.flush_all()
     _finish_active("interrupted", 128 + signum, "SIGTERM")
@@ -278,7 +278,7 @@ class SafeExperiment:
         atomic_write(self.run.path / TRACEBACK_FILE, text)
         self.run.finish(status, exit_code=code, reason=reason)
         target = self.root.move_to_fails(self.run.path, self.links)
-        metrics = sys.modules.get("exman.metrics")
+        metrics = sys.modules.get("exman.record.metrics")
         if metrics is not None:
             metrics.moved(self.run.path, target)
         untrack(self.run)

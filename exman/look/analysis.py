@@ -13,10 +13,10 @@ import warnings
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from .config import NEVER_RESTORED
-from .metrics import METRICS_FILE
+from ..record.config import NEVER_RESTORED
+from ..record.metrics import METRICS_FILE
+from ..record.store import ExmanError
 from .outcome import DamagedMetricsWarning, read_records
-from .store import ExmanError
 
 if TYPE_CHECKING:
     import pathlib

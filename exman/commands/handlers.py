@@ -1,7 +1,7 @@
 """The subcommands of ``exman``: print what a library call did, return a code.
 
 Each ``cmd_<name>(args, root)`` calls the function ``<name>`` of
-:mod:`exman.manage` with the parsed options as keyword arguments.
+:mod:`exman.commands.manage` with the parsed options as keyword arguments.
 """
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ import json
 import sys
 from typing import Callable
 
+from ..record.store import Root
 from .manage import Report, delete, gc, mark, restore, unmark
 from .selection import format_ids, select
-from .store import Root
 
 __all__ = [
     "OK",
@@ -166,6 +166,6 @@ def cmd_ls(args: argparse.Namespace, root: Root) -> int:
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     """``exman sweep``: the spec names its root, none is looked for here."""
-    from .sweep.cli import run
+    from ..sweep.cli import run
 
     return run(args)

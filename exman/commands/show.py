@@ -13,11 +13,11 @@ import shlex
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from .outcome import read_outcome
-from .params import ParamsError
-from .run import DIFF_FILE, LOG_FILE, TRACEBACK_FILE, Run
+from ..look.outcome import read_outcome
+from ..record.params import ParamsError
+from ..record.run import DIFF_FILE, LOG_FILE, TRACEBACK_FILE, Run
+from ..record.store import Root, RunNotFound, StrPath
 from .selection import find_root, select
-from .store import Root, RunNotFound, StrPath
 
 __all__ = ["RunDetails", "format_details", "show", "tail"]
 

@@ -12,9 +12,9 @@ import os
 import pathlib
 import re
 
-from .report import Report, as_root
-from .run import Run
-from .store import ExmanError, Root, StrPath, run_id
+from ..record.run import Run
+from ..record.store import ExmanError, Root, StrPath, run_id
+from .changes import Report, as_root
 
 __all__ = ["gc", "parse_age"]
 

@@ -11,8 +11,8 @@ import pathlib
 from dataclasses import dataclass, field
 from typing import Literal
 
+from ..record.store import Root, StrPath
 from .selection import find_root
-from .store import Root, StrPath
 
 __all__ = ["Change", "Report", "as_root"]
 

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Union
 
-from .store import RUN_PLACES, ExmanError, Root, StrPath, run_id
+from ..record.store import ROOT_ENV, RUN_PLACES, ExmanError, Root, StrPath, run_id
 
 __all__ = [
     "ROOT_ENV",
@@ -27,7 +27,6 @@ __all__ = [
     "select",
 ]
 
-ROOT_ENV = "EXMAN_ROOT"
 #: a range wider than this is a typo, not a selection
 MAX_RANGE = 1_000_000
 _RANGE = re.compile(r"^\s*(\d+)\s*(?:-\s*(\d+)\s*)?$")

@@ -16,10 +16,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .params import PARAMS_FILE
-from .run import Run
+from ..record.params import PARAMS_FILE
+from ..record.run import Run
+from ..record.store import ExmanError, Root, RunNotFound, StrPath, run_id
 from .selection import ROOT_ENV, find_root, select
-from .store import ExmanError, Root, RunNotFound, StrPath, run_id
 
 __all__ = ["Rerun", "rerun"]
 
