@@ -514,7 +514,10 @@ def test_parse_args_is_quiet_and_light(
 ) -> None:
     body = """\
         import json
-        heavy = ("pandas", "git", "rich", "submitit", "ray", "numpy")
+        heavy = (
+            "pandas", "git", "rich", "submitit", "ray", "numpy", "filelock",
+            "subprocess",
+        )
         loaded = sorted({m.split(".")[0] for m in sys.modules} & set(heavy))
         (args.root / "modules.json").write_text(json.dumps(loaded))
     """
