@@ -10,6 +10,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import sysconfig
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -349,21 +350,30 @@ def test_rerun_passes_on_the_exit_code(
 
 # -- the entry points, for real -------------------------------------------------------
 def _console_script() -> str:
-    found = shutil.which("exman", path=os.path.dirname(sys.executable)) or shutil.which(
-        "exman"
+    """The ``exman`` script that installing the package put beside this Python.
+
+    Only there: a script found elsewhere on PATH may belong to another
+    interpreter, and a missing one is a broken install, which fails the test.
+    """
+    for folder in (sysconfig.get_path("scripts"), os.path.dirname(sys.executable)):
+        found = shutil.which("exman", path=folder)
+        if found is not None:
+            return found
+    pytest.fail(
+        "the exman console script is not installed beside "
+        f"{sys.executable}: pip install -e . makes it",
+        pytrace=False,
     )
-    if found is None:
-        pytest.skip("the exman console script is not installed")
-    return found
 
 
 @pytest.mark.parametrize("entry", ["exman", "python -m exman", "bin/exman"])
 def test_entry_points(entry: str, runs: list[Path], root: Path, tmp_path: Path) -> None:
-    argv = {
-        "exman": [_console_script()],
-        "python -m exman": [sys.executable, "-m", "exman"],
-        "bin/exman": [sys.executable, str(REPO / "bin" / "exman")],
-    }[entry]
+    if entry == "exman":
+        argv = [_console_script()]
+    elif entry == "python -m exman":
+        argv = [sys.executable, "-m", "exman"]
+    else:
+        argv = [sys.executable, str(REPO / "bin" / "exman")]
     env = dict(os.environ, EXMAN_ROOT=str(root))
     proc = subprocess.run(
         [*argv, "mark", "best", "1", "9"],
