@@ -204,6 +204,7 @@ def test_a_run_that_finishes_at_once_after_a_load(tmp_path: pathlib.Path) -> Non
     assert Index(root).info().status.tolist() == ["completed"]
 
 
+@pytest.mark.usefixtures("trusting")
 def test_a_run_json_rewritten_during_a_load(
     tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
