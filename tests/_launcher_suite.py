@@ -12,6 +12,7 @@ a launcher that hands its tasks to a scheduler, submitting and asking later.
 from __future__ import annotations
 
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -157,20 +158,31 @@ class LauncherSuite:
         assert not (tmp_path / "too-late").exists()
 
     def test_gpu_slots(self, tmp_path: Path) -> None:
-        tasks = [
-            shell_task(tmp_path, i, 'echo "$CUDA_VISIBLE_DEVICES" > gpu$SUITE_TASK')
-            for i in range(4)
-        ]
+        # tasks on GPU 0 outlast those on GPU 1: a slot freed on GPU 1 but
+        # handed to GPU 0 would put a third task there
+        script = 'echo "$CUDA_VISIBLE_DEVICES" > gpu$SUITE_TASK; '
+        script += '[ "$CUDA_VISIBLE_DEVICES" = 1 ] || sleep 1'
+        tasks = [shell_task(tmp_path, i, script) for i in range(6)]
         if not self.gpu_slots:  # the backend assigns GPUs itself
             with pytest.raises(ExmanError, match="GPU"):
                 list(self.launcher().launch(tasks, jobs=4, gpus=["0", "1"]))
             assert not list(tmp_path.glob("gpu*"))
             return
-        events = list(self.launcher().launch(tasks, jobs=4, gpus=["0", "1"]))
-        assert len(finished(events)) == 4
-        gpus = [(tmp_path / f"gpu{i}").read_text().strip() for i in range(4)]
-        assert set(gpus) <= {"0", "1"}
-        assert {e.gpu for e in events if isinstance(e, Started)} <= {"0", "1"}
+        events = list(self.launcher().launch(tasks, jobs=4, gpus=["0", "1"], per_gpu=2))
+        assert len(finished(events)) == 6
+        gpus = [(tmp_path / f"gpu{i}").read_text().strip() for i in range(6)]
+        assert set(gpus) == {"0", "1"}
+        gpu_of: dict[int, str | None] = {}
+        now: Counter[str | None] = Counter()
+        most: Counter[str | None] = Counter()
+        for event in events:
+            if isinstance(event, Started):
+                gpu_of[event.task.index] = event.gpu
+                now[event.gpu] += 1
+                most[event.gpu] = max(most[event.gpu], now[event.gpu])
+            elif isinstance(event, Finished):
+                now[gpu_of[event.task.index]] -= 1
+        assert most == {"0": 2, "1": 2}, most  # per_gpu=2 on each, and no more
 
     def test_submit_returns_and_query_tells_later(self, tmp_path: Path) -> None:
         tasks = [

@@ -251,18 +251,53 @@ def test_status_reads_the_root_alone(script: Path, root: Path) -> None:
     assert status.results == []
 
 
-def test_gpu_slots_share_out_cuda_visible_devices(script: Path, root: Path) -> None:
+GPU_BODY = """\
+import json, os, pathlib, time
+with args.safe_experiment:
+    start = time.monotonic()
+    gpu = os.environ.get("CUDA_VISIBLE_DEVICES")
+    here = pathlib.Path(os.environ["SWEEP_TEST_BARRIER"])
+    (here / str(os.getpid())).touch()
+    # wait for four tasks at once: there are four slots, and -j is not given
+    while len(list(here.iterdir())) < 4 and time.monotonic() < start + 15:
+        time.sleep(0.02)
+    # GPU 0 holds its tasks longest: a slot freed on GPU 1 but handed to
+    # GPU 0 would put a third task there
+    time.sleep(1.0 if gpu == "0" else 0.0)
+    span = {"gpu": gpu, "start": start, "end": time.monotonic()}
+    (args.root / "span.json").write_text(json.dumps(span))
+"""
+
+
+def most_at_once(spans: list[dict[str, Any]]) -> int:
+    """The most of these (start, end) spans that overlap at one instant."""
+    ends = [(s["start"], 1) for s in spans] + [(s["end"], -1) for s in spans]
+    now = most = 0
+    for _, step in sorted(ends):  # at a tie an end (-1) sorts first
+        now += step
+        most = max(most, now)
+    return most
+
+
+def test_gpu_slots_share_out_cuda_visible_devices(
+    make_script: Callable[..., Path],
+    root: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    script = make_script(GPU_BODY, extra=EXTRA, name="gpus.py")
+    (tmp_path / "barrier").mkdir()
+    monkeypatch.setenv("SWEEP_TEST_BARRIER", str(tmp_path / "barrier"))
     spec = write_spec(
-        script.parent,
-        grid={"lr": [1, 2, 3, 4, 5, 6]},
-        command=f"{PYTHON} main.py --sleep 0.3",
+        script.parent, grid={"lr": [1, 2, 3, 4, 5, 6]}, command=f"{PYTHON} gpus.py"
     )
     summary = sweep(spec, gpus="0,1", per_gpu=2)
-    assert summary.exit_code == 0
-    gpus = Counter(
-        json.loads((r["path"] / "seen.json").read_text())["gpu"] for r in all_runs(root)
-    )
-    assert set(gpus) == {"0", "1"} and sum(gpus.values()) == 6
+    assert summary.exit_code == 0, summary.text()
+    spans = [json.loads((r["path"] / "span.json").read_text()) for r in all_runs(root)]
+    assert Counter(s["gpu"] for s in spans).keys() == {"0", "1"} and len(spans) == 6
+    assert most_at_once(spans) == 4  # -j defaults to the number of slots
+    for gpu in ("0", "1"):
+        assert most_at_once([s for s in spans if s["gpu"] == gpu]) <= 2
 
 
 def test_timeout_fails_the_task_and_kills_its_group(
