@@ -2,8 +2,9 @@
 
 The tests marked ``slurm`` submit to whatever SLURM answers here (CI starts a
 single-node one with .ci/setup_slurm.sh). Where none answers they are
-skipped, except in CI (``CI=true``), where that is a failure. The others
-check the options and the parsing of SLURM's answers, and run anywhere.
+skipped, except in CI (``CI=true``, which .ci/run sets), where that is a
+failure. The others check the options and the parsing of SLURM's answers,
+and run anywhere.
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ from exman.sweep.launchers import get_launcher
 from exman.sweep.launchers.slurm_state import parse_lines
 from exman.sweep.summary import job_ranges
 
+REPO = Path(__file__).resolve().parent.parent
+
 EXTRA = """\
 parser.add_argument("--seed", type=int, default=0)
 parser.add_argument("--sleep", type=float, default=0.0)
@@ -56,11 +59,13 @@ def slurm_problem() -> str | None:
         if shutil.which(tool) is None:
             return f"{tool} is not on PATH"
     try:
+        # a controller that is up answers at once; a missing one would keep
+        # scontrol retrying for its whole message timeout
         ping = subprocess.run(
-            ["scontrol", "ping"], capture_output=True, text=True, timeout=30
+            ["scontrol", "ping"], capture_output=True, text=True, timeout=5
         )
         acct = subprocess.run(
-            ["sacct", "-n", "-X", "-j", "1"], capture_output=True, text=True, timeout=30
+            ["sacct", "-n", "-X", "-j", "1"], capture_output=True, text=True, timeout=5
         )
     except (OSError, subprocess.TimeoutExpired) as e:
         return f"SLURM does not answer: {e}"
@@ -84,6 +89,31 @@ def slurm_cluster() -> None:
     if os.environ.get("CI", "").lower() == "true":
         pytest.fail(f"CI=true but no SLURM is reachable: {problem}", pytrace=False)
     pytest.skip(f"no SLURM reachable here ({problem}); .ci/setup_slurm.sh starts one")
+
+
+def test_ci_run_fails_the_slurm_tests_without_slurm(tmp_path: Path) -> None:
+    """.ci/run's pytest line makes a missing SLURM a failure, whoever calls it."""
+    line = next(
+        ln.strip()
+        for ln in (REPO / ".ci" / "run").read_text().splitlines()
+        if "python -m pytest" in ln and not ln.lstrip().startswith("#")
+    )
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "python").symlink_to(sys.executable)
+    env = {k: v for k, v in os.environ.items() if k != "CI"}
+    env["PATH"] = str(tmp_path / "bin")  # python, and no SLURM command
+    one = "'TestSlurmLauncher and every_task_ends_once'"
+    argv = f"{line} -p no:cacheprovider -q tests/test_sweep_slurm.py -k {one}"
+    proc = subprocess.run(
+        ["/bin/sh", "-c", argv],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode != 0, proc.stdout
+    assert "no SLURM is reachable: sbatch is not on PATH" in proc.stdout
 
 
 @pytest.fixture
