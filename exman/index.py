@@ -21,7 +21,8 @@ results over repetitions): see :mod:`exman.look.analysis`.
 Rows: one per run, sorted by ``id``. ``info()`` takes the runs linked in
 ``index/``; ``info("a/b")`` the runs linked anywhere below ``marked/a/b``
 (marks made by ``automark`` or by ``exman mark``), and raises
-:class:`MarkNotFound` (a ``KeyError``) when nothing was ever marked so.
+:class:`MarkNotFound` (a ``KeyError``) when ``marked/a/b`` does not exist
+(an empty folder there gives no rows).
 ``failed=True`` adds the runs in ``fails/``, ``tmp=True`` those in ``tmp/``
 (their ``root`` tells where each run is). A run that cannot be read (a
 dangling link, no or invalid ``params.yaml``, an unsafe YAML tag, a
@@ -205,8 +206,9 @@ class Index:
         parameter form their own group.
 
         :param over: the parameter(s) that differ between the repetitions.
-        :param results: the result column(s) to aggregate; None: every
-            result column whose values are numbers.
+        :param results: the outcome column(s) to aggregate: results, or the
+            last value of a logged metric; None: every outcome column whose
+            values are numbers.
         :param source: the runs, as in :meth:`info`.
         :param status: only the runs with this status (or one of these);
             None: every run. A run that did not complete has no final result.

@@ -338,6 +338,19 @@ def test_an_empty_mark_gives_no_rows(tmp_path: pathlib.Path) -> None:
     assert len(Index(root).info("empty")) == 0
 
 
+def test_a_mark_whose_last_run_was_unmarked_is_not_found(
+    tmp_path: pathlib.Path,
+) -> None:
+    from exman.commands import manage
+
+    root = tmp_path / "exman"
+    make_run(root, {"a": 1})
+    manage.mark(root, "gone/soon", [1])
+    manage.unmark(root, "gone/soon", [1])
+    with pytest.raises(MarkNotFound, match="gone/soon"):
+        Index(root).info("gone/soon")
+
+
 # -- roots made by exman 0.1.9 ------------------------------------------------
 def old_root(root: pathlib.Path) -> None:
     """The root of the original's README example, as 0.1.9 wrote it."""

@@ -2,7 +2,7 @@
 
 * ``exman.log(step=None, **metrics)`` appends one JSON line to the run's
   ``metrics.jsonl``. Lines are buffered in memory and written by a
-  background thread at least once a second (and at exit), so a call costs
+  background thread at least twice a second (and at exit), so a call costs
   about as much as formatting the line, and a crash loses at most the last
   second of records. Each flush is one ``write`` on a file opened with
   ``O_APPEND``, so several processes (DataLoader workers, distributed ranks)
