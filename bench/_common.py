@@ -102,7 +102,10 @@ def venv_python(
             "--help for running without it."
         ) from None
     if not probe_ok():
-        raise SystemExit(f"{venv} was made but {probe!r} does not print {expect!r}")
+        raise SystemExit(
+            f"{venv} was made but {probe!r} does not print {expect!r} "
+            "(a PYTHONPATH naming another exman would do that: unset it)"
+        )
     stamp.write_text(key)
     return str(python)
 
@@ -242,6 +245,18 @@ class Targets:
             f"ratio of the minimums {num.min / den.min:.2f})"
         )
         self.lines.append(line)
+        print(line)
+
+    def require(self, label: str, ok: bool) -> None:
+        """Print and remember a check that holds or not (no ratio)."""
+        self.failed |= not ok
+        line = f"{'PASS' if ok else 'FAIL'}  {label}"
+        self.lines.append(line)
+        print(line)
+
+    def note(self, line: str) -> None:
+        """A result without a target, repeated in the summary."""
+        self.lines.append(f"      {line}")
         print(line)
 
     def summary(self) -> None:
