@@ -24,7 +24,15 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from _common import PYTHON, Summary, Targets, child_env, header, interleaved, scratch
+from _common import (
+    Summary,
+    Targets,
+    child_env,
+    dev_python,
+    header,
+    interleaved,
+    scratch,
+)
 
 SCRIPT = """\
 import exman
@@ -37,15 +45,15 @@ args = parser.parse_args()
 """
 
 
-def spec_text(tasks: int) -> str:
+def spec_text(tasks: int, python: str) -> str:
     lrs = [round(0.001 * (i + 1), 6) for i in range(tasks)]
-    return f"command: {shlex.quote(PYTHON)} main.py\ngrid:\n  lr: {json.dumps(lrs)}\n"
+    return f"command: {shlex.quote(python)} main.py\ngrid:\n  lr: {json.dumps(lrs)}\n"
 
 
-def xargs_lines(folder: Path) -> str:
+def xargs_lines(folder: Path, python: str) -> str:
     """The sweep's tasks as ``VAR=… python main.py`` lines for ``xargs env``."""
     dry = subprocess.run(
-        [PYTHON, "-m", "exman.sweep", "spec.yaml", "--dry-run"],
+        [python, "-m", "exman.sweep", "spec.yaml", "--dry-run"],
         cwd=folder,
         env=child_env(),
         capture_output=True,
@@ -98,14 +106,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     if shutil.which("xargs") is None:
         raise SystemExit("xargs is needed for this benchmark")
+    python = dev_python()  # this tree's exman, for the sweep and its tasks
     with scratch("exman-bench-sweep-") as folder:
         (folder / "main.py").write_text(SCRIPT)
-        (folder / "spec.yaml").write_text(spec_text(args.tasks))
-        (folder / "tasks.txt").write_text(xargs_lines(folder))
+        (folder / "spec.yaml").write_text(spec_text(args.tasks, python))
+        (folder / "tasks.txt").write_text(xargs_lines(folder, python))
         jobs = str(args.jobs)
         variants = {
             "exman sweep": lambda: timed(
-                [PYTHON, "-m", "exman.sweep", "spec.yaml", "-j", jobs, "-q"],
+                [python, "-m", "exman.sweep", "spec.yaml", "-j", jobs, "-q"],
                 folder,
                 folder / "exman",
                 args.tasks,
