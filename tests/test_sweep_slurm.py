@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import shutil
 import signal
 import subprocess
@@ -99,7 +100,11 @@ def test_ci_run_fails_the_slurm_tests_without_slurm(tmp_path: Path) -> None:
         if "python -m pytest" in ln and not ln.lstrip().startswith("#")
     )
     (tmp_path / "bin").mkdir()
-    (tmp_path / "bin" / "python").symlink_to(sys.executable)
+    # a script, not a link: a link would hide the virtual environment (if
+    # any) that sys.executable belongs to
+    python = tmp_path / "bin" / "python"
+    python.write_text(f'#!/bin/sh\nexec {shlex.quote(sys.executable)} "$@"\n')
+    python.chmod(0o755)
     env = {k: v for k, v in os.environ.items() if k != "CI"}
     env["PATH"] = str(tmp_path / "bin")  # python, and no SLURM command
     one = "'TestSlurmLauncher and every_task_ends_once'"
