@@ -302,7 +302,7 @@ class ExParser(configargparse.ArgumentParser):
             params["commit"] = git.commit
             params["dirty"] = git.dirty
         text = dump_params(params, time=place.time, id=place.id)
-        atomic_write(place.path / PARAMS_FILE, text)
+        atomic_write(place.path / PARAMS_FILE, text, durable=True)
         run = Run(place.path)
         record = {"command": command_record(args)}
         sweep = sweep_record()

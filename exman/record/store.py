@@ -13,12 +13,13 @@ import os
 import pathlib
 import re
 import shutil
-import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Union
 
 from .errors import ExmanError, RunNotFound
+from .files import atomic_write, make_dir, sync_dir
+from .ids import claim_id
 
 if TYPE_CHECKING:
     from .lock import FileLock
@@ -107,26 +108,6 @@ def check_key(key: StrPath) -> tuple[str, ...]:
     return parts
 
 
-def atomic_write(path: StrPath, data: str | bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file and a rename.
-
-    Readers see the old content or the new one, never a part of it.
-    """
-    path = os.fspath(path)
-    tmp = f"{path}.{os.getpid()}.{threading.get_ident()}.tmp"
-    raw = data.encode("utf-8") if isinstance(data, str) else data
-    try:
-        with open(tmp, "wb") as f:
-            f.write(raw)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
 @dataclass(frozen=True)
 class RunPlace:
     """Where a new run was put: its id, folder name and absolute folder."""
@@ -196,8 +177,9 @@ class Root:
 
     def ensure(self) -> Root:
         """Create the root and its sub-folders if they are missing."""
+        make_dir(self.path, exist_ok=True)
         for sub in ("runs", "index", "marked", "fails", "tmp", STATE_DIR):
-            (self.path / sub).mkdir(parents=True, exist_ok=True)
+            make_dir(self.path / sub, exist_ok=True)
         return self
 
     def lock(self, timeout: float = -1) -> FileLock:
@@ -267,7 +249,7 @@ class Root:
                 lines = counter.read_text().split("\n")
                 last, stamp = int(lines[0].strip() or 0), lines[1:2]
             except FileNotFoundError:
-                self.state.mkdir(exist_ok=True)
+                make_dir(self.state, exist_ok=True)
                 last, stamp = 0, []
             except ValueError:  # a damaged counter: the folders know better
                 last, stamp = 0, []
@@ -278,18 +260,24 @@ class Root:
                 # moved to fails/): the folders know better
                 last = max(last, self._scan_max_id())
             num = last + 1
+            parent = self.tmp if tmp else self.runs
             while True:
+                # the claim, not the lock, decides: the lock may be a no-op
+                # (NFS without locking); ids of earlier claims are skipped
+                if not claim_id(self.state, num):
+                    num += 1
+                    continue
                 time = now or datetime.datetime.now()
                 folder = f"{str(num).zfill(zfill)}-{time.strftime(DIR_TIME_FORMAT)}"
                 if name:
                     folder = f"{folder}-{name}"
-                parent = self.tmp if tmp else self.runs
                 try:
-                    (parent / folder).mkdir()
+                    make_dir(parent / folder)
                     break
-                except FileExistsError:  # a foreign writer took this id
+                except FileExistsError:  # a writer that does not claim (0.1.9)
                     num += 1
-            atomic_write(counter, f"{num}\n{self._stamp()}\n")
+            atomic_write(counter, f"{num}\n{self._stamp()}\n", durable=True)
+        sync_dir(parent)  # the new folder survives a power loss, as the counter
         return RunPlace(num, folder, parent / folder, time.replace(microsecond=0), tmp)
 
     # -- links -------------------------------------------------------------
