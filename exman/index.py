@@ -55,7 +55,8 @@ by pandas, and nothing is guessed from strings:
   ``pathlib.Path`` of the run folder, where it is now (``fails/...`` for a
   failed run).
 * ``status`` -> completed, failed, interrupted, running, crashed (the
-  record says running but its process is gone from this host) or unknown
+  record says running but its heartbeat stopped, or its process is gone
+  from this host: see :mod:`exman.record.heartbeat`) or unknown
   (no run.json: a run made by exman 0.1.9). It is worked out at every call,
   never cached. ``started``/``finished`` -> datetime64 in UTC
   (tz-aware: runs may come from hosts in different time zones; use
@@ -86,7 +87,7 @@ from .look.cache import CacheFile, Clock, SkippedRunWarning, read_runs
 from .look.outcome import DamagedMetricsWarning, read_outcome
 from .look.rows import Table, inode_column
 from .record.params import PARAMS_FILE, TIME_FORMAT
-from .record.run import effective_status
+from .record.run import Run, effective_status
 from .record.store import ExmanError, Root, RunNotFound, StrPath, run_id
 
 if TYPE_CHECKING:
@@ -423,6 +424,7 @@ class _Load:
                 parent, [name], Table(), off, full=True, label=f"{parent}/"
             )
             self._missing(parent, loaded.missing, {name: via})
+            _refresh_running(parent, loaded.rows)
             parts.append((parent, loaded.rows))
         self.files.clear()  # the frame can free the rows as it goes
         return parts
@@ -481,12 +483,17 @@ def _shared(known: dict[str, Any], table: Table) -> dict[str, Any]:
 
 
 def _refresh_running(folder: str, rows: Table) -> None:
-    """Read the outcome of running runs again: metrics.jsonl grows by appends,
-    which leave the folder's ctime (what the cache checks) as it was."""
-    for p, status in enumerate(rows.record["status"]):
+    """Read the status and outcome of running runs again: a heartbeat and
+    metrics.jsonl's appends leave the folder's ctime (what the cache checks)
+    as it was, so a cached "running" may be a run that died since."""
+    statuses = rows.record["status"]
+    for p, status in enumerate(statuses):
         if status != "running":
             continue
-        outcome, _ = read_outcome(os.path.join(folder, rows.names[p]))
+        path = os.path.join(folder, rows.names[p])
+        if Run(path).status == "crashed":
+            statuses[p] = "crashed"
+        outcome, _ = read_outcome(path)
         for key, col in rows.results.items():
             col[p] = outcome.pop(key, None)
         for key, value in outcome.items():

@@ -12,6 +12,7 @@ from typing import Any, Callable, NamedTuple
 
 import configargparse
 
+from .record import heartbeat
 from .record.config import (
     NEVER_RESTORED,
     SWEEP_PARAMS_ENV,
@@ -294,6 +295,7 @@ class ExParser(configargparse.ArgumentParser):
     def _create_run(
         self, ns: argparse.Namespace, git: GitState | None, args: list[str] | None
     ) -> argparse.Namespace:
+        every = heartbeat.interval()  # a bad EXMAN_HEARTBEAT stops us before the run
         store = self.store.ensure()
         place = store.allocate(tmp=ns.tmp, name=ns.name, zfill=self.zfill)
         params = dict(vars(ns))
@@ -308,7 +310,7 @@ class ExParser(configargparse.ArgumentParser):
         sweep = sweep_record()
         if sweep is not None:
             record["sweep"] = sweep
-        run.start(**record)
+        run.start(heartbeat=every, **record)
         track(run)
         if git is not None and git.diff:
             atomic_write(place.path / DIFF_FILE, git.diff)

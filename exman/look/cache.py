@@ -10,10 +10,11 @@ cache loses nothing, and a missing, damaged or stale cache is rebuilt.
 ``run.json`` when the run starts and when it ends, ``traceback.txt``,
 ``results.json``) is a file created or renamed into place, and a run moved
 to ``fails/`` is a new entry there: each of these changes the folder's
-ctime. Lines appended to ``metrics.jsonl`` do not, so the last metric
-values of a run whose record says ``running`` are read again at every load
-(see :mod:`exman.index`); its end rewrites ``run.json``, after which the
-cached values are final. A load ``stat``\\ s
+ctime. Lines appended to ``metrics.jsonl`` do not, nor does the heartbeat
+of a running run (the modification time of its ``run.json``), so the status
+and the last metric values of a run whose record says ``running`` are read
+again at every load (see :mod:`exman.index`); its end rewrites
+``run.json``, after which the cached values are final. A load ``stat``\\ s
 every run folder it returns and reads the run again when the inode or the
 ctime differ from the cached ones. The runs are chosen from the current
 listing of ``index/``, ``marked/``, ``fails/`` or ``tmp/``, never from the

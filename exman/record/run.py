@@ -9,9 +9,12 @@ The status record is ``run.json`` in the run folder, exman's own file:
      "pid_start": 123456, "exit_code": 0, "reason": null,
      "command": {"executable": "…", "argv": ["main.py", "--lr", "0.1"], "cwd": "…"}}
 
-It is written atomically when the run starts and again when it ends. A run
-whose record still says ``running`` but whose process is gone (killed with
-SIGKILL, a node that rebooted) reads as ``crashed`` on the host that ran it.
+It is written atomically when the run starts and again when it ends; in
+between, its modification time is the run's heartbeat (see
+:mod:`exman.record.heartbeat`). A run whose record still says ``running``
+but whose process is gone (killed with SIGKILL, a node that failed) reads
+as ``crashed``: on every host once its heartbeat is stale, and at once on
+the host that ran it, where its pid is gone.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import pathlib
 import sys
 from typing import Any
 
+from . import heartbeat
 from .params import PARAMS_FILE, load_params
 from .store import StrPath, atomic_write, run_id
 
@@ -182,17 +186,31 @@ class Run:
         self.write_record(record)
         return record
 
+    def beat(self) -> float | None:
+        """When the run last gave a sign of life (epoch seconds), if known."""
+        try:
+            return os.stat(self.record_file).st_mtime
+        except OSError:
+            return None
+
     @property
     def status(self) -> str:
         """completed, failed, interrupted, running, crashed or unknown.
 
-        ``crashed``: the record says running but its process is gone from
-        this host. ``unknown``: no record (a run made by exman 0.1.9).
+        ``crashed``: the record says running but its heartbeat stopped, or
+        its process is gone from this host. ``unknown``: no record (a run
+        made by exman 0.1.9).
         """
-        return effective_status(self.record())
+        record = self.record()
+        return effective_status(record, self.beat())
 
     def start(self, **fields: Any) -> dict[str, Any]:
-        """Record the run as running in this process."""
+        """Record the run as running in this process, and keep its heartbeat.
+
+        :param fields: more fields of the record; ``heartbeat``, the seconds
+            between beats, defaults to :func:`exman.record.heartbeat.interval`.
+        """
+        every = fields.pop("heartbeat", None) or heartbeat.interval()
         pid = os.getpid()
         record: dict[str, Any] = {
             "id": run_id(self.name),
@@ -205,9 +223,11 @@ class Run:
             "pid_start": process_start(pid),
             "exit_code": None,
             "reason": None,
+            "heartbeat": every,
         }
         record.update(fields)
         self.write_record(record)
+        heartbeat.start(str(self.record_file), every)
         return record
 
     def finish(
@@ -237,19 +257,31 @@ class Run:
             reason=reason,
         )
         self.write_record(record)
+        heartbeat.stop(str(self.record_file))
         return record
 
 
-def effective_status(record: dict[str, Any]) -> str:
-    """The status a record stands for, checking that a running run still lives."""
+def effective_status(
+    record: dict[str, Any], beat: float | None = None, now: float | None = None
+) -> str:
+    """The status a record stands for, checking that a running run still lives.
+
+    :param beat: the modification time of the run's ``run.json`` (its
+        heartbeat); None leaves only the check of the pid on its own host.
+    :param now: the time to judge the heartbeat at (default: now).
+    """
     status = record.get("status")
     if not status:
         return "unknown"
-    if status == "running" and record.get("host") == hostname():
+    if status != "running":
+        return str(status)
+    if beat is not None and heartbeat.is_stale(beat, record.get("heartbeat"), now):
+        return "crashed"
+    if record.get("host") == hostname():
         pid = record.get("pid")
         if isinstance(pid, int) and not pid_alive(pid, record.get("pid_start")):
             return "crashed"
-    return str(status)
+    return "running"
 
 
 #: set by ``exman sweep`` for the processes it launches

@@ -186,7 +186,7 @@ def settle(
     info = runs[-1]
     run = Run(info.path)
     recorded = run.record()
-    was = effective_status(recorded)
+    was = effective_status(recorded, run.beat())
     live = was in ("running", "crashed")
     if was == "completed":
         status, reason = "completed", None

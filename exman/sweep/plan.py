@@ -85,6 +85,7 @@ def read_run(path: pathlib.Path) -> RunInfo | None:
     try:
         with open(path / RUN_FILE, "rb") as f:
             raw = f.read()
+            beat = os.fstat(f.fileno()).st_mtime  # the run's heartbeat
     except OSError:
         return None
     if b'"sweep"' not in raw:  # most runs of a big root: no parse needed
@@ -102,7 +103,7 @@ def read_run(path: pathlib.Path) -> RunInfo | None:
         id=num if num is not None else -1,
         path=path,
         key=sweep["key"],
-        status=effective_status(record),
+        status=effective_status(record, beat),
         reason=record.get("reason"),
         task=task if isinstance(task, int) else None,
     )

@@ -354,7 +354,7 @@ class _Sweep:
             return self._result(event, state, status, reason, None)
         run = Run(info.path)
         record = run.record()
-        recorded = effective_status(record)
+        recorded = effective_status(record, run.beat())
         live = recorded in ("running", "crashed")
         if event.timed_out:
             _note_traceback(run, f"exman sweep: {event.reason}\n")
