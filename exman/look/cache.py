@@ -57,6 +57,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from ..record.files import group_bits, make_dir, share
 from ..record.store import STATE_DIR, Root
 from .rows import RowBuilder, Table, ctime_column, inode_column, read_run
 
@@ -171,8 +172,9 @@ class CacheFile:
             return
         tmp = f"{self.path}.{os.getpid()}.{threading.get_ident()}.tmp"
         try:
-            os.makedirs(self.folder, exist_ok=True)
+            make_dir(self.folder, exist_ok=True)
             with open(tmp, "wb") as f:
+                share(f.fileno(), group_bits(self.folder))
                 f.write(_header(0, 0))
                 body = _Summed(f)
                 pickle.dump({"table": table.to_plain(), "extra": extra}, body, 4)
@@ -216,7 +218,7 @@ class Clock:
             self.folder, f".clock.{os.getpid()}.{threading.get_ident()}"
         )
         try:
-            os.makedirs(self.folder, exist_ok=True)
+            make_dir(self.folder, exist_ok=True)
             fd = os.open(probe, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
             try:
                 return os.fstat(fd).st_ctime_ns

@@ -18,9 +18,16 @@ from __future__ import annotations
 
 import os
 import threading
-from typing import Union
+from typing import BinaryIO, Union
 
-__all__ = ["atomic_write", "group_bits", "make_dir", "share", "sync_dir"]
+__all__ = [
+    "atomic_write",
+    "group_bits",
+    "make_dir",
+    "open_append",
+    "share",
+    "sync_dir",
+]
 
 StrPath = Union[str, "os.PathLike[str]"]
 
@@ -88,6 +95,17 @@ def make_dir(path: StrPath, *, exist_ok: bool = False) -> bool:
         finally:
             os.close(fd)
     return True
+
+
+def open_append(path: StrPath) -> BinaryIO:
+    """``open(path, "ab")``: a log to append to, shared as its folder is."""
+    f = open(path, "ab")  # noqa: SIM115 - the caller closes it
+    try:
+        share(f.fileno(), group_bits(os.path.dirname(os.fspath(path)) or "."))
+    except OSError:
+        f.close()
+        raise
+    return f
 
 
 def sync_dir(path: StrPath) -> None:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 import pathlib
 
-from .files import make_dir
+from .files import group_bits, make_dir, share
 
 __all__ = ["IDS_DIR", "claim_id"]
 
@@ -54,5 +54,8 @@ def claim_id(state: pathlib.Path, num: int) -> bool:
             fd = os.open(path, flags, 0o444)
         except FileExistsError:
             return False
-    os.close(fd)
+    try:
+        share(fd, group_bits(path.parent))  # as everything in a shared root
+    finally:
+        os.close(fd)
     return True

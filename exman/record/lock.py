@@ -15,6 +15,7 @@ from types import TracebackType
 from typing import Any
 
 from .errors import ExmanError
+from .files import group_bits, share
 
 __all__ = ["FileLock", "LockTimeout"]
 
@@ -26,6 +27,17 @@ except ImportError:  # pragma: no cover - Windows
 
 class LockTimeout(ExmanError, TimeoutError):
     """The root stayed locked by another process for longer than the timeout."""
+
+
+def _open(path: str) -> int:
+    """The lock file, opened for flock (which needs no write access)."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except PermissionError:  # made by another member of a shared root's group
+        return os.open(path, os.O_RDONLY)
+    # filelock (exman 0.1.9) opens it for writing: keep it so for the group
+    share(fd, group_bits(os.path.dirname(path) or "."))
+    return fd
 
 
 class FileLock:
@@ -61,7 +73,7 @@ class FileLock:
                 raise self._timeout() from None
             self._depth = 1
             return self
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = _open(self.path)
         try:
             if self.timeout < 0:
                 fcntl.flock(fd, fcntl.LOCK_EX)

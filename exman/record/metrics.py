@@ -29,6 +29,7 @@ import time
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from .files import group_bits, share
 from .store import ExmanError, StrPath, atomic_write
 
 __all__ = [
@@ -165,6 +166,7 @@ class Recorder:
                         os.O_WRONLY | os.O_APPEND | os.O_CREAT,
                         0o644,
                     )
+                    share(self._fd, group_bits(self.path))
                 while data:
                     written = os.write(self._fd, data)
                     data = data[written:]

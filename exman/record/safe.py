@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from types import TracebackType
 from typing import IO, Any, Callable
 
+from .files import group_bits, share
 from .run import FINAL_STATUSES, LOG_FILE, TRACEBACK_FILE, Run
 from .store import Root, atomic_write
 
@@ -226,6 +227,7 @@ class SafeExperiment:
 
     def __enter__(self) -> SafeExperiment:
         self._log = open(self.run.path / LOG_FILE, "a", encoding="utf-8", buffering=1)
+        share(self._log.fileno(), group_bits(self.run.path))
         self._saved = (sys.stdout, sys.stderr)
         sys.stdout = Tee(sys.stdout, self._log)
         sys.stderr = Tee(sys.stderr, self._log)

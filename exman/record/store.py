@@ -283,7 +283,7 @@ class Root:
     # -- links -------------------------------------------------------------
     def _link(self, link: pathlib.Path, target: pathlib.Path, is_dir: bool) -> None:
         rel = os.path.relpath(target, link.parent)
-        link.parent.mkdir(parents=True, exist_ok=True)
+        make_dir(link.parent, exist_ok=True)
         try:
             link.symlink_to(rel, target_is_directory=is_dir)
         except FileExistsError:
@@ -383,7 +383,7 @@ class Root:
         """
         folder = pathlib.Path(path)
         name = folder.name
-        self.fails.mkdir(exist_ok=True)
+        make_dir(self.fails, exist_ok=True)
         target = self.fails / name
         os.replace(folder, target)
         if links is None:

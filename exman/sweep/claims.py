@@ -23,6 +23,8 @@ import time
 from collections.abc import Collection
 from typing import Any
 
+from ..record.files import make_dir
+from ..record.lock import FileLock
 from ..record.run import hostname, pid_alive, process_start
 from ..record.store import STATE_DIR, Root, atomic_write
 
@@ -60,8 +62,6 @@ class Claims:
         return data if isinstance(data, dict) else None
 
     def _lock(self) -> Any:
-        from filelock import FileLock
-
         return FileLock(str(self.dir / "lock"))
 
     def held(self, keys: Collection[str] | None = None) -> set[str]:
@@ -90,7 +90,7 @@ class Claims:
             launcher holds it) or ``"completed"``/``"failed"`` (finished by
             another launcher since ``since``).
         """
-        self.dir.mkdir(parents=True, exist_ok=True)
+        make_dir(self.dir, exist_ok=True)
         path = self._file(key)
         with self._lock():
             record = self._read(path)

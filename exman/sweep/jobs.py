@@ -24,6 +24,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..record.files import make_dir
 from ..record.run import Run, effective_status, hostname, now_iso, pid_alive
 from ..record.store import ExmanError, Root, atomic_write
 from .claims import Claims
@@ -73,7 +74,7 @@ class JobBook:
         return out
 
     def write(self, key: str, record: Mapping[str, Any]) -> None:
-        self.dir.mkdir(parents=True, exist_ok=True)
+        make_dir(self.dir, exist_ok=True)
         atomic_write(self.dir / f"{key}.json", json.dumps(record, indent=1) + "\n")
 
     def update(self, key: str, **fields: Any) -> None:
@@ -249,7 +250,7 @@ def submit(
     claims = Claims(root)
     book = JobBook(root, spec.name)
     logs = sweep_dir(root, spec.name) / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
+    make_dir(logs, exist_ok=True)
     after = root.last_id()
     chosen: dict[str, tuple[TaskState, LaunchTask]] = {}
     for state in summary.planned:

@@ -19,6 +19,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..record.files import make_dir, open_append
 from ..record.run import (
     RUN_FILE,
     TRACEBACK_FILE,
@@ -205,7 +206,7 @@ class _Sweep:
         self.claims = Claims(self.root)
         self.folder = sweep_dir(self.root, spec.name)
         self.logs = self.folder / "logs"
-        self.logs.mkdir(parents=True, exist_ok=True)
+        make_dir(self.logs, exist_ok=True)
         self.finder = _RunFinder(self.root, after=self.root.last_id())
         self.hooks = Hooks(
             on_task_end=spec.on_task_end,
@@ -479,8 +480,8 @@ class _RunFinder:
 
 def _note_traceback(run: Run, text: str) -> None:
     path = run.path / TRACEBACK_FILE
-    with contextlib.suppress(OSError), open(path, "a", encoding="utf-8") as f:
-        f.write(text)
+    with contextlib.suppress(OSError), open_append(path) as f:
+        f.write(text.encode("utf-8"))
 
 
 def _last_line(path: pathlib.Path, limit: int = 4096) -> str | None:

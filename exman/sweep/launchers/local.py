@@ -27,6 +27,7 @@ from collections.abc import Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from ...record.files import open_append
 from ...record.store import ExmanError
 from .base import Finished, Launcher, LaunchEvent, LaunchTask, Started
 from .process import cannot_start, killpg, signame, spawn, task_env, write_header
@@ -156,7 +157,7 @@ class LocalLauncher(Launcher):
     def _start(self, task: LaunchTask, gpu: str | None, timeout: float | None) -> _Proc:
         extra = {} if gpu is None else {"CUDA_VISIBLE_DEVICES": gpu}
         note = "" if gpu is None else f"  [CUDA_VISIBLE_DEVICES={gpu}]"
-        with open(task.log, "ab") as log:
+        with open_append(task.log) as log:
             write_header(log, task, note=note)
             popen = spawn(task, log, task_env(task, **extra))
         start = time.monotonic()
@@ -242,7 +243,7 @@ class LocalLauncher(Launcher):
 def _not_started(task: LaunchTask, error: OSError) -> Finished:
     reason = cannot_start(task, error)
     try:
-        with open(task.log, "ab") as log:
+        with open_append(task.log) as log:
             log.write(f"exman sweep: {reason}\n".encode("utf-8", "replace"))
     except OSError:
         pass

@@ -29,6 +29,7 @@ from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from ...record.files import open_append
 from ...record.store import ExmanError
 from .base import Finished, Launcher, LaunchEvent, LaunchTask, Started
 from .ray_cluster import Connection
@@ -334,7 +335,7 @@ def _failure(ray: Any, error: BaseException) -> str:
 
 def _note(task: LaunchTask, text: str) -> None:
     try:
-        with open(task.log, "ab") as log:
+        with open_append(task.log) as log:
             log.write(f"exman sweep: {text}\n".encode("utf-8", "replace"))
     except OSError:
         pass  # the reason is in the summary anyway

@@ -27,6 +27,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from ...record.files import open_append
 from ...record.run import hostname
 from .base import LaunchTask
 from .process import cannot_start, killpg, spawn, task_env, write_header
@@ -106,7 +107,7 @@ def run_task(task: LaunchTask, timeout: float | None, grace: float) -> Outcome:
     node = hostname()
     try:
         # closed by the ``with`` below; failing to open it has its own answer
-        log = open(task.log, "ab")  # noqa: SIM115
+        log = open_append(task.log)
     except OSError as e:
         return Outcome(
             None,

@@ -32,6 +32,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+from ...record.files import open_append
 from ...record.run import hostname, pid_alive, process_start
 from ...record.store import atomic_write
 from .base import LaunchTask
@@ -152,7 +153,7 @@ class _Run:
     def run(self) -> int | None:
         task = self.task
         self.save()
-        with open(task.log, "ab") as log, self._signals():
+        with open_append(task.log) as log, self._signals():
             where = f" in SLURM job {self.record['job']} on {self.record['host']}"
             if self.call.attempt > 1:
                 where += f" (attempt {self.call.attempt})"
@@ -241,7 +242,7 @@ class _Run:
             killpg(self.proc.pid, signum)
 
     def _on_warning(self, signum: int, frame: object) -> None:
-        with contextlib.suppress(OSError), open(self.task.log, "ab") as log:
+        with contextlib.suppress(OSError), open_append(self.task.log) as log:
             log.write(
                 f"exman sweep: {signame(signum)} from SLURM: the time limit is "
                 "near (the task is not requeued: slurm.requeue is false)\n".encode()
