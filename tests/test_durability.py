@@ -1,0 +1,80 @@
+"""What survives a power loss: the counter and params.yaml reach the disk.
+
+A power loss cannot be staged here; what can be seen is the one call that
+makes data survive it. Each ``os.fsync`` of a new run's process is recorded
+(what the descriptor is, then the real call), and the files and folders
+that must survive are checked against them.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+WATCHED = textwrap.dedent(
+    """\
+    import json
+    import os
+    import sys
+
+    synced = []
+    real_fsync = os.fsync
+
+
+    def fsync(fd):
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        return real_fsync(fd)
+
+
+    os.fsync = fsync
+
+    import exman
+
+    args = exman.ExParser(root=sys.argv[1]).parse_args(["--name", "n"])
+    print(json.dumps({"run": str(args.root), "synced": synced}))
+    """
+)
+
+
+def _in(synced: list[str], wanted: Path, tmp: bool = False) -> bool:
+    """Whether ``wanted`` (or, with ``tmp``, a temporary file of it) was synced."""
+    real = os.path.realpath(wanted)
+    if tmp:
+        return any(p.startswith(real + ".") and p.endswith(".tmp") for p in synced)
+    return real in synced
+
+
+def test_a_new_run_s_params_and_the_counter_are_synced(tmp_path: Path) -> None:
+    script = tmp_path / "watched.py"
+    script.write_text(WATCHED)
+    root = tmp_path / "exman"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    for _ in range(2):  # a new root, then one with a counter
+        proc = subprocess.run(
+            [sys.executable, str(script), str(root)],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+            check=True,
+        )
+        out = json.loads(proc.stdout)
+        run = Path(out["run"])
+        synced = [os.path.realpath(p) for p in out["synced"]]
+        was_synced = functools.partial(_in, synced)
+
+        # the files, before they are renamed into place...
+        assert was_synced(run / "params.yaml", tmp=True), synced
+        assert was_synced(root / ".exman" / "counter", tmp=True), synced
+        # ...and the folders that hold the new names
+        assert was_synced(run), synced
+        assert was_synced(root / "runs"), synced
+        assert was_synced(root / ".exman"), synced
+        assert (run / "params.yaml").is_file()
