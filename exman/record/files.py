@@ -27,6 +27,7 @@ __all__ = [
     "open_append",
     "share",
     "sync_dir",
+    "sync_file",
 ]
 
 StrPath = Union[str, "os.PathLike[str]"]
@@ -108,22 +109,27 @@ def open_append(path: StrPath) -> BinaryIO:
     return f
 
 
-def sync_dir(path: StrPath) -> None:
-    """Flush the entries of folder ``path`` (new, renamed files) to the disk.
-
-    File systems that cannot sync a folder (some network ones) are left to
-    their own guarantees.
-    """
+def _sync(path: StrPath, flags: int) -> None:
     try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+        fd = os.open(path, flags)
     except OSError:
         return
     try:
         os.fsync(fd)
-    except OSError:
+    except OSError:  # a file system that cannot (some network ones)
         pass
     finally:
         os.close(fd)
+
+
+def sync_file(path: StrPath) -> None:
+    """Flush the file ``path`` to the disk, if it can be opened."""
+    _sync(path, os.O_RDONLY)
+
+
+def sync_dir(path: StrPath) -> None:
+    """Flush the entries of folder ``path`` (new, renamed files) to the disk."""
+    _sync(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
 
 
 def atomic_write(path: StrPath, data: str | bytes, *, durable: bool = False) -> None:

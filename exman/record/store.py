@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Union
 
 from .errors import ExmanError, RunNotFound
-from .files import atomic_write, make_dir, sync_dir
+from .files import atomic_write, make_dir, sync_dir, sync_file
 from .ids import claim_id
 
 if TYPE_CHECKING:
@@ -239,7 +239,10 @@ class Root:
         costs the same with 10 runs or a million. When the counter is missing
         (a root made by exman 0.1.9), damaged, or older than the last change
         of ``runs/`` or ``tmp/``, the highest id in the folders is taken into
-        account too, so an id is never given twice.
+        account too, so an id is never given twice. The id is claimed
+        exclusively (:mod:`exman.record.ids`), so that it stays unique where
+        the lock does nothing; the folder and the counter are flushed to the
+        disk before this returns.
         """
         if name is not None and name != "":
             check_name(name, "run name")
@@ -276,8 +279,12 @@ class Root:
                     break
                 except FileExistsError:  # a writer that does not claim (0.1.9)
                     num += 1
-            atomic_write(counter, f"{num}\n{self._stamp()}\n", durable=True)
-        sync_dir(parent)  # the new folder survives a power loss, as the counter
+            atomic_write(counter, f"{num}\n{self._stamp()}\n")
+        # to the disk outside the lock, which others wait for: a counter that
+        # a power loss tore reads as damaged, and the folders are scanned
+        sync_file(counter)
+        sync_dir(self.state)
+        sync_dir(parent)
         return RunPlace(num, folder, parent / folder, time.replace(microsecond=0), tmp)
 
     # -- links -------------------------------------------------------------
