@@ -14,7 +14,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import threading
 import time
 import warnings
 from collections.abc import Iterator
@@ -159,25 +158,59 @@ def test_a_run_killed_on_another_host_is_crashed_here(
     assert runs["runs"].is_dir()
 
 
-def test_the_heartbeat_ends_with_the_run(
-    root: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv(heartbeat.INTERVAL_ENV, "0.05")
-    args = exman.ExParser(root=root).parse_args([])
-    record_file = Path(args.root, "run.json")
+#: one run that beats, then the process goes on without it
+ONE_RUN = textwrap.dedent(
+    """\
+    import json
+    import os
+    import sys
+    import threading
+    import time
+
+    import exman
+
+    def beating():
+        return [t.name for t in threading.enumerate() if t.name == "exman-heartbeat"]
+
+    args = exman.ExParser(root=sys.argv[1]).parse_args([])
+    record = os.path.join(args.root, "run.json")
     with args.safe_experiment:
-        first = record_file.stat().st_mtime_ns
-        time.sleep(0.4)
-        assert record_file.stat().st_mtime_ns > first  # it beats
-        assert "exman-heartbeat" in [t.name for t in threading.enumerate()]
+        first = os.stat(record).st_mtime_ns
+        time.sleep(0.5)
+        during = os.stat(record).st_mtime_ns
+        alive = beating()
     deadline = time.monotonic() + 5
-    while "exman-heartbeat" in [t.name for t in threading.enumerate()]:
-        assert time.monotonic() < deadline, "the heartbeat outlived its run"
+    while beating() and time.monotonic() < deadline:
         time.sleep(0.01)
-    ended = record_file.stat().st_mtime_ns
-    time.sleep(0.2)
-    assert record_file.stat().st_mtime_ns == ended
-    assert exman.Run(args.root).status == "completed"
+    after = beating()
+    ended = os.stat(record).st_mtime_ns
+    time.sleep(0.3)
+    print(json.dumps({
+        "beat": during > first, "alive": alive, "after": after,
+        "still": os.stat(record).st_mtime_ns == ended,
+    }))
+    """
+)
+
+
+def test_the_heartbeat_ends_with_the_run(tmp_path: Path) -> None:
+    script = tmp_path / "one_run.py"
+    script.write_text(ONE_RUN)
+    env = {**os.environ, "PYTHONPATH": str(REPO), heartbeat.INTERVAL_ENV: "0.05"}
+    proc = subprocess.run(
+        [sys.executable, str(script), str(tmp_path / "exman")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    seen = json.loads(proc.stdout)
+    assert seen["beat"] and seen["alive"] == ["exman-heartbeat"]  # while it runs
+    assert seen["after"] == [], "the heartbeat outlived its run"
+    assert seen["still"]  # and nobody touches run.json any more
+    assert exman.Run(next((tmp_path / "exman/runs").iterdir())).status == "completed"
 
 
 @pytest.mark.parametrize("value", ["0", "-1", "soon", "nan", "inf"])
