@@ -150,7 +150,9 @@ def test_a_run_killed_on_another_host_is_crashed_here(
     assert exman.Run(runs["runs"]).status == "crashed"
     listed = exman_cli("ls", "--root", str(root))
     assert "crashed" in listed and "running" not in listed
-    assert "crashed" in exman_cli("show", "1", "--root", str(root))
+    shown = exman_cli("show", "1", "--root", str(root))
+    assert "crashed" in shown
+    assert f"heartbeat every {BEAT:g} s, last " in shown
     planned = scan_runs(exman.Root(root))
     assert [info.status for info in planned["k0"]] == ["crashed"]
     exman_cli("gc", "--root", str(root))

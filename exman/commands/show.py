@@ -10,6 +10,7 @@ import json
 import os
 import pathlib
 import shlex
+import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -54,6 +55,8 @@ class RunDetails:
     traceback: str | None = None
     #: what could not be read, with the reason
     problems: list[str] = field(default_factory=list)
+    #: seconds since a running (or crashed) run's last heartbeat
+    silent_for: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict (paths as strings)."""
@@ -143,6 +146,9 @@ def show(root: StrPath | Root, id: int | str, *, lines: int = 20) -> RunDetails:
         more_files=more,
         problems=problems,
     )
+    beat = run.beat()
+    if details.status in ("running", "crashed") and beat is not None:
+        details.silent_for = max(0.0, time.time() - beat)
     try:
         details.log_tail = tail(path / LOG_FILE, lines)
     except FileNotFoundError:
@@ -195,6 +201,10 @@ def format_details(d: RunDetails) -> str:
         out.append(f"  duration  {rec['duration']} s")
     if rec.get("host"):
         out.append(f"  host      {rec['host']} (pid {rec.get('pid')})")
+    if d.silent_for is not None and isinstance(rec.get("heartbeat"), (int, float)):
+        out.append(
+            f"  heartbeat every {rec['heartbeat']:g} s, last {d.silent_for:.0f} s ago"
+        )
     if d.params.get("commit"):
         dirty = d.params.get("dirty")
         note = f" (dirty: see {DIFF_FILE})" if dirty else ""
