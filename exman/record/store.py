@@ -11,14 +11,22 @@ from __future__ import annotations
 import datetime
 import os
 import pathlib
-import re
 import shutil
 import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Union
 
+from .counter import format_counter, read_counter
 from .errors import ExmanError, RunNotFound
+from .names import (
+    RUN_PATTERN,
+    check_component,
+    check_key,
+    check_name,
+    path_component,
+    run_id,
+)
 
 if TYPE_CHECKING:
     from .lock import FileLock
@@ -39,8 +47,6 @@ __all__ = [
 StrPath = Union[str, "os.PathLike[str]"]
 
 DIR_TIME_FORMAT = "%Y-%m-%d-%H-%M-%S"
-#: a run folder: ``<id>-<YYYY-mm-dd-HH-MM-SS>[-<name>]``
-RUN_PATTERN = re.compile(r"^(\d+)-\d{4}-\d{2}-\d{2}-\d{2}-\d{2}-\d{2}(?:-|$)")
 #: where runs live; ``index`` and ``marked`` only hold links to them
 RUN_PLACES = ("runs", "tmp", "fails")
 STATE_DIR = ".exman"
@@ -50,61 +56,6 @@ ROOT_ENV = "EXMAN_ROOT"
 
 #: the value of an automark name that is not an argument (see Root.automark_key)
 NO_VALUE = object()
-
-
-def run_id(name: str) -> int | None:
-    """The id of a run folder or index file name, or None if it is not one."""
-    m = RUN_PATTERN.match(name)
-    return int(m.group(1)) if m else None
-
-
-def check_name(name: str, what: str = "name") -> str:
-    """Refuse a user-given name that could leave the folder it is put in.
-
-    :raises ExmanError: the name is empty, contains a path separator, a NUL
-        byte or ``..``.
-    """
-    if not name.strip():
-        raise ExmanError(f"{what} must not be empty")
-    bad = [c for c in ("/", "\\", "\0") if c in name]
-    if bad or ".." in name or name == ".":
-        raise ExmanError(
-            f"{what} {name!r} is refused: it must not contain '/', '\\', "
-            "a NUL byte or '..'"
-        )
-    return name
-
-
-def path_component(value: object) -> str:
-    """A value made safe as one folder name (used for automark values).
-
-    ``str(value)`` with ``/``, ``\\``, NUL and ``%`` escaped as ``%XX``;
-    ``.``, ``..`` and the empty string are escaped too so that the result
-    always names a child of its parent folder.
-    """
-    text = str(value)
-    out = text.replace("%", "%25").replace("/", "%2F").replace("\\", "%5C")
-    out = out.replace("\0", "%00").replace("..", "%2E%2E")
-    if out in ("", "."):
-        out = "%2E" if out else "%00"
-    return out
-
-
-def check_key(key: StrPath) -> tuple[str, ...]:
-    """Split a mark key like ``best/lr`` into its parts, refusing escapes.
-
-    :raises ExmanError: the key is absolute, empty or has a ``..`` part.
-    """
-    text = os.fspath(key)
-    if not text or text.startswith(("/", "\\")) or os.path.isabs(text):
-        raise ExmanError(f"mark key {text!r} must be a relative path like 'best/lr'")
-    parts = tuple(p for p in re.split(r"[/\\]", text) if p not in ("", "."))
-    if not parts or any(".." in p or "\0" in p for p in parts):
-        raise ExmanError(
-            f"mark key {text!r} is refused: it must be a relative path "
-            "without '..' parts"
-        )
-    return parts
 
 
 def atomic_write(path: StrPath, data: str | bytes) -> None:
@@ -238,10 +189,10 @@ class Root:
         Runs created from now on have larger ids.
         """
         try:
-            first = (self.state / "counter").read_text().split("\n", 1)[0]
-            return int(first.strip() or 0)
-        except (OSError, ValueError):
+            found = read_counter(str(self.state / "counter"))
+        except OSError:
             return 0
+        return 0 if found is None else found[0]
 
     def allocate(
         self,
@@ -263,15 +214,13 @@ class Root:
             check_name(name, "run name")
         counter = self.state / "counter"
         with self.lock():
-            try:
-                lines = counter.read_text().split("\n")
-                last, stamp = int(lines[0].strip() or 0), lines[1:2]
-            except FileNotFoundError:
+            found = read_counter(str(counter))
+            # a missing or damaged counter (an absurd id, text): the folders
+            # know better, as in a root of exman 0.1.9
+            last, stamp = (0, None) if found is None else found
+            if found is None:
                 self.state.mkdir(exist_ok=True)
-                last, stamp = 0, []
-            except ValueError:  # a damaged counter: the folders know better
-                last, stamp = 0, []
-            if stamp != [self._stamp()]:
+            if stamp != self._stamp():
                 # no counter (a root of exman 0.1.9), a damaged one, or runs/
                 # or tmp/ changed since it was written (exman 0.1.9 on the same
                 # root, a process killed before it wrote the counter, a run
@@ -289,7 +238,7 @@ class Root:
                     break
                 except FileExistsError:  # a foreign writer took this id
                     num += 1
-            atomic_write(counter, f"{num}\n{self._stamp()}\n")
+            atomic_write(counter, format_counter(num, self._stamp()))
         return RunPlace(num, folder, parent / folder, time.replace(microsecond=0), tmp)
 
     # -- links -------------------------------------------------------------
