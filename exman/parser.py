@@ -278,7 +278,15 @@ class ExParser(configargparse.ArgumentParser):
             setter(ns)
         for validator in self.validators:
             _validate(validator, ns)
-        return self._create_run(ns, state, arglist)
+        mark = None
+        if self.automark and not ns.tmp:
+            try:  # before anything is created: a value may not fit a folder
+                mark = self.store.automark_key(
+                    (m, getattr(ns, m, NO_VALUE)) for m in self.automark
+                )
+            except ExmanError as e:
+                self.error(str(e))
+        return self._create_run(ns, state, arglist, mark)
 
     def _git_state(self, ns: argparse.Namespace) -> GitState | None:
         if self.git is None:
@@ -292,7 +300,11 @@ class ExParser(configargparse.ArgumentParser):
         return state
 
     def _create_run(
-        self, ns: argparse.Namespace, git: GitState | None, args: list[str] | None
+        self,
+        ns: argparse.Namespace,
+        git: GitState | None,
+        args: list[str] | None,
+        mark: pathlib.Path | None,
     ) -> argparse.Namespace:
         store = self.store.ensure()
         place = store.allocate(tmp=ns.tmp, name=ns.name, zfill=self.zfill)
@@ -315,11 +327,8 @@ class ExParser(configargparse.ArgumentParser):
         links: list[pathlib.Path] = []
         if not ns.tmp:
             links.append(store.link_index(place.name))
-            if self.automark:
-                key = store.automark_key(
-                    (m, getattr(ns, m, NO_VALUE)) for m in self.automark
-                )
-                links.append(store.link_mark(key.as_posix(), place.name))
+            if mark is not None:
+                links.append(store.link_mark(mark.as_posix(), place.name))
         if self.verbose:
             print(text, end="")
             for link in links:

@@ -14,6 +14,7 @@ from typing import Callable
 from ..record.store import Root
 from .manage import Report, delete, gc, mark, restore, unmark
 from .selection import format_ids, select
+from .terminal import printable
 
 __all__ = [
     "OK",
@@ -40,7 +41,7 @@ Command = Callable[[argparse.Namespace, Root], int]
 
 def err(message: str) -> None:
     """Print ``exman: message`` on stderr."""
-    print(f"exman: {message}", file=sys.stderr)
+    print(f"exman: {printable(message, newlines=True)}", file=sys.stderr)
 
 
 def _report(report: Report) -> int:

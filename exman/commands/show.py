@@ -18,6 +18,7 @@ from ..record.params import ParamsError
 from ..record.run import DIFF_FILE, LOG_FILE, TRACEBACK_FILE, Run
 from ..record.store import Root, RunNotFound, StrPath
 from .selection import find_root, select
+from .terminal import printable
 
 __all__ = ["RunDetails", "format_details", "show", "tail"]
 
@@ -235,4 +236,5 @@ def format_details(d: RunDetails) -> str:
         out += ["  " + x for x in d.log_tail]
     for problem in d.problems:
         out.append(f"warning: {problem}")
-    return "\n".join(out)
+    # every value comes from a file anyone may have written: no raw escapes
+    return "\n".join(printable(line) for line in out)

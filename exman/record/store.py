@@ -276,12 +276,16 @@ class Root:
         A pair whose value is :data:`NO_VALUE` gives its key alone: an
         automark name that is not an argument is a constant folder (as in
         exman 0.1.9: ``automark=["user", "constant"]``).
+
+        :raises ExmanError: a value is too long for a folder name.
         """
         parts: list[str] = []
         for key, value in pairs:
-            parts.append(path_component(key))
+            parts.append(check_component(path_component(key), "automark name"))
             if value is not NO_VALUE:
-                parts.append(path_component(value))
+                part = path_component(value)
+                check_component(part, f"the value of automark {key!r},")
+                parts.append(part)
         return pathlib.Path(*parts)
 
     # -- removing ----------------------------------------------------------
