@@ -99,6 +99,7 @@ RUN_COLUMNS = ("status", "started", "finished", "duration", "host", "error")
 SWEEP_COLUMNS = ("sweep", "task", "task_key")
 PLACES = ("runs", "fails", "tmp")
 _FOREIGN = ""  # the place of a run folder outside runs/, fails/ and tmp/
+_GONE = object()  # an index link removed between listing index/ and reading it
 
 
 class MarkNotFound(ExmanError, KeyError):
@@ -115,7 +116,8 @@ class Index:
     :param cache: keep what was read under ``.exman/cache/`` and reuse it
         while the run folders do not change; False reads every run again and
         leaves the cache alone.
-    :raises ExmanError: ``root`` is not an exman root.
+    :raises ExmanError: ``root`` is not an exman root, or one of its
+        folders is a symbolic link (exman never follows one out of the root).
     """
 
     def __init__(self, root: StrPath, *, cache: bool = True) -> None:
@@ -126,6 +128,7 @@ class Index:
                 f"{self.root.path} is not an exman root: it has no runs/ and "
                 "index/ folders. Pass the folder given to ExParser(root=...)"
             )
+        self.root.check_layout()
 
     def __repr__(self) -> str:
         return f"Index({str(self.root.path)!r})"
@@ -313,15 +316,21 @@ class _Load:
                     if e.name.endswith(".yaml")
                 )
             old = dict(zip(known["stems"], zip(known["inos"], known["targets"])))
-            stems = [stem for (_, stem), _ in found]
-            inos = inode_column(ino for _, ino in found)
+            stems: list[str] = []
+            inos = inode_column()
             targets = []
-            for stem, ino in zip(stems, inos):
+            for (_, stem), ino in found:
                 seen = old.get(stem)
-                if seen is not None and seen[0] == ino:
-                    targets.append(seen[1])
-                else:
-                    targets.append(self._index_target(index, stem))
+                target = (
+                    seen[1]
+                    if seen is not None and seen[0] == ino
+                    else self._index_target(index, stem)
+                )
+                if target is _GONE:  # removed since the listing: a delete
+                    continue
+                stems.append(stem)
+                inos.append(ino)
+                targets.append(target)
             stamp = [st.st_ino, self.clock.trusted(st.st_ctime_ns)]
             known = {"dir": stamp, "stems": stems, "inos": inos, "targets": targets}
             self.extra["runs"] = {**extra, "index": known}
@@ -333,11 +342,14 @@ class _Load:
             else:
                 _warn(f"skipped index/{stem}.yaml: not a link to a run's {PARAMS_FILE}")
 
-    def _index_target(self, index: str, stem: str) -> list[str] | bool | None:
-        """None for the usual link, ``[place, name]`` for another, else False."""
+    def _index_target(self, index: str, stem: str) -> Any:
+        """None for the usual link, ``[place, name]`` for another, :data:`_GONE`
+        for a link removed since the listing, else False."""
         link = os.path.join(index, f"{stem}.yaml")
         try:
             target = os.readlink(link)
+        except FileNotFoundError:
+            return _GONE
         except OSError:
             return False
         if target == f"../runs/{stem}/{PARAMS_FILE}":

@@ -191,7 +191,14 @@ def delete(root: RootLike, ids: Ids, *, all: bool = False) -> Report:
     marks = _links_by_name(root) if all else {}
     for num, path in sel.found.items():
         place = sel.place(num)
-        if all and Run(path).status == "running":
+        if all and Run(path).being_created():
+            report.add(
+                "refused",
+                num,
+                path,
+                f"run {num} is being created (no run.json yet): not deleted",
+            )
+        elif all and Run(path).status == "running":
             record = Run(path).record()
             report.add(
                 "refused",
@@ -202,11 +209,16 @@ def delete(root: RootLike, ids: Ids, *, all: bool = False) -> Report:
             )
         elif all:
             links = [root.index_link(path.name), *marks.get(path.name, [])]
-            gone = [link for link in links if root.unlink(link)]
-            for link in gone:
-                if link.parent != root.index:
-                    root.prune_marks(link.parent)
-            root.remove_run(path)
+            try:
+                gone = [link for link in links if root.unlink(link)]
+                for link in gone:
+                    if link.parent != root.index:
+                        root.prune_marks(link.parent)
+                root.remove_run(path)
+            except (OSError, ExmanError) as e:  # the rest goes on
+                why = f"{e.strerror}: {e.filename}" if isinstance(e, OSError) else e
+                report.add("refused", num, path, f"run {num} not deleted: {why}")
+                continue
             report.add(
                 "done",
                 num,
@@ -231,8 +243,17 @@ def delete(root: RootLike, ids: Ids, *, all: bool = False) -> Report:
         else:
             report.add("unchanged", num, path, f"run {num} is not in the index")
     orphans = _index_orphans(root, sel.missing)
+    strays = {run_id(p.name): p for p in root.run_links()} if sel.missing else {}
     for num in sel.missing:
-        if num in orphans:
+        if num in strays:
+            report.add(
+                "refused",
+                num,
+                strays[num],
+                f"{report.rel(strays[num])} is a symbolic link, not a run folder: "
+                "left alone",
+            )
+        elif num in orphans:
             root.unlink(orphans[num])
             report.add(
                 "done", num, orphans[num], f"removed the index link of run {num}"

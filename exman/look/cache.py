@@ -344,6 +344,16 @@ def _read_runs(
     return Loaded(rows, store, missing)
 
 
+def _gone(place_dir: str, name: str, dir_fd: int | None) -> bool:
+    try:
+        _stat(place_dir, name, dir_fd)
+    except FileNotFoundError:
+        return True
+    except OSError:
+        pass
+    return False
+
+
 def _parse(
     place_dir: str, names: list[str], clock: Clock, dir_fd: int | None, label: str
 ) -> tuple[Table, list[str]]:
@@ -362,6 +372,9 @@ def _parse(
             continue
         folder = name if dir_fd is not None else os.path.join(place_dir, name)
         params, record, outcome, problem = read_run(folder, dir_fd, memo)
+        if params is None and _gone(place_dir, name, dir_fd):
+            vanished.append(name)  # deleted while it was read: no warning
+            continue
         if problem is not None:
             warnings.warn(
                 f"exman: skipped run {label}{name}: {problem}"

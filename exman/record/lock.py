@@ -61,7 +61,12 @@ class FileLock:
                 raise self._timeout() from None
             self._depth = 1
             return self
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as e:  # a folder, a read-only root, no permission
+            raise ExmanError(
+                f"cannot take the lock {self.path}: {e.strerror}"
+            ) from None
         try:
             if self.timeout < 0:
                 fcntl.flock(fd, fcntl.LOCK_EX)

@@ -130,11 +130,13 @@ def load_yaml(text: str | bytes, path: str | pathlib.Path = "<string>") -> Any:
     except yaml.reader.ReaderError as e:
         # a byte that is no UTF-8 or a control character: say where it is
         head = text[: e.position]
-        line = (head.count(b"\n") if isinstance(head, bytes) else head.count("\n")) + 1
+        at = (head.count(b"\n") if isinstance(head, bytes) else head.count("\n")) + 1
         char = e.character
-        code = char if isinstance(char, int) else ord(char) if len(char) == 1 else None
+        code: int | None = (
+            char if isinstance(char, int) else ord(char) if len(char) == 1 else None
+        )
         what = f"{e.reason} (#x{code:02x})" if code is not None else e.reason
-        raise ParamsError(path, f"invalid YAML: {what}", line) from None
+        raise ParamsError(path, f"invalid YAML: {what}", at) from None
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         line = mark.line + 1 if mark is not None else None

@@ -12,6 +12,7 @@ import datetime
 import os
 import pathlib
 import shutil
+import stat
 import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -20,7 +21,6 @@ from typing import TYPE_CHECKING, Union
 from .counter import format_counter, read_counter
 from .errors import ExmanError, RunNotFound
 from .names import (
-    RUN_PATTERN,
     check_component,
     check_key,
     check_name,
@@ -50,6 +50,8 @@ DIR_TIME_FORMAT = "%Y-%m-%d-%H-%M-%S"
 #: where runs live; ``index`` and ``marked`` only hold links to them
 RUN_PLACES = ("runs", "tmp", "fails")
 STATE_DIR = ".exman"
+#: the folders of a root, made by Root.ensure
+SUB_FOLDERS = ("runs", "index", "marked", "fails", "tmp", STATE_DIR)
 #: the environment variable naming the root (ExParser, the command, launchers)
 ROOT_ENV = "EXMAN_ROOT"
 
@@ -76,6 +78,20 @@ def atomic_write(path: StrPath, data: str | bytes) -> None:
         except OSError:
             pass
         raise
+
+
+def remove_tree(path: StrPath) -> None:
+    """``shutil.rmtree`` whose errors name the full path of the file.
+
+    :raises ExmanError: something in the tree cannot be removed.
+    """
+
+    def fail(func: object, name: str, info: object) -> None:
+        error = info[1] if isinstance(info, tuple) else info
+        reason = getattr(error, "strerror", None) or str(error)
+        raise ExmanError(f"cannot delete {os.path.abspath(name)}: {reason}")
+
+    shutil.rmtree(path, onerror=fail)
 
 
 @dataclass(frozen=True)
@@ -146,9 +162,58 @@ class Root:
         return self.runs.is_dir() and self.index.is_dir()
 
     def ensure(self) -> Root:
-        """Create the root and its sub-folders if they are missing."""
-        for sub in ("runs", "index", "marked", "fails", "tmp", STATE_DIR):
-            (self.path / sub).mkdir(parents=True, exist_ok=True)
+        """Create the root and its sub-folders if they are missing.
+
+        :raises ExmanError: the root or a sub-folder cannot be made or is
+            no folder of the root (see :meth:`check_layout`).
+        """
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+        except FileExistsError:
+            raise ExmanError(
+                f"cannot use {self.path} as an exman root: it is not a folder"
+            ) from None
+        except OSError as e:
+            raise ExmanError(
+                f"cannot use {self.path} as an exman root: {e.strerror}"
+            ) from None
+        for sub in SUB_FOLDERS:
+            try:
+                (self.path / sub).mkdir()
+            except FileExistsError:
+                pass  # or a file, or a link: check_layout says which
+            except OSError as e:
+                raise ExmanError(
+                    f"cannot create {self.path / sub}: {e.strerror}"
+                ) from None
+        return self.check_layout()
+
+    def check_layout(self) -> Root:
+        """Refuse a root whose sub-folders are links or files.
+
+        ``runs/``, ``index/``, ``marked/``, ``fails/``, ``tmp/`` and
+        ``.exman/`` must be real folders: a symbolic link would take what
+        exman reads, writes and deletes out of the root.
+
+        :raises ExmanError: one is a symbolic link, or not a folder.
+        """
+        for sub in SUB_FOLDERS:
+            path = self.path / sub
+            try:
+                mode = os.lstat(path).st_mode
+            except FileNotFoundError:
+                continue
+            except OSError as e:
+                raise ExmanError(f"cannot use {path}: {e.strerror}") from None
+            if stat.S_ISLNK(mode):
+                raise ExmanError(
+                    f"{path} is a symbolic link: exman does not follow links out "
+                    f"of the root; make {sub}/ a folder of {self.path}"
+                )
+            if not stat.S_ISDIR(mode):
+                raise ExmanError(
+                    f"{path} is not a folder: {self.path} is not a usable exman root"
+                )
         return self
 
     def lock(self, timeout: float = -1) -> FileLock:
@@ -361,24 +426,53 @@ class Root:
                 pass
         return target
 
+    def abandon(self, name: str, path: StrPath) -> None:
+        """Undo a run whose creation failed: its links, then its folder.
+
+        Best effort (the disk may be full, the root read-only): what cannot
+        be removed is left for ``exman gc``.
+        """
+        links = [
+            self.index_link(name),
+            *(p for p in self.mark_links() if p.name == name),
+        ]
+        for link in links:
+            try:
+                os.unlink(link)
+            except OSError:
+                pass
+        shutil.rmtree(path, ignore_errors=True)
+
     def remove_run(self, path: StrPath) -> None:
         """Delete a run folder of this root with everything in it.
 
+        The folder is first renamed to ``.deleting-<id>-<pid>`` beside it,
+        so that readers see the whole run or none of it; ``exman gc``
+        finishes what a process killed meanwhile left.
+
         :raises ExmanError: ``path`` is not a run folder in ``runs/``,
-            ``tmp/`` or ``fails/``.
+            ``tmp/`` or ``fails/`` (a symbolic link is none), or it cannot be
+            deleted (the message names the file).
         """
         folder = pathlib.Path(os.path.abspath(path))
         places = [self.path / place for place in RUN_PLACES]
+        num = run_id(folder.name)
         if (
             folder.parent not in places
-            or run_id(folder.name) is None
+            or num is None
             or folder.is_symlink()
             or not folder.is_dir()
         ):
             raise ExmanError(f"{folder} is not a run folder of {self.path}")
-        shutil.rmtree(folder)
+        trash = folder.with_name(f".deleting-{num}-{os.getpid()}")
+        try:
+            os.rename(folder, trash)
+        except OSError as e:
+            raise ExmanError(f"cannot delete {folder}: {e.strerror}") from None
+        remove_tree(trash)
 
-    # -- finding runs ------------------------------------------------------
+        # -- finding runs ------------------------------------------------------
+
     def iter_runs(self, places: Iterable[str] = RUN_PLACES) -> Iterator[pathlib.Path]:
         """Every run folder in the given places (``runs``, ``tmp``, ``fails``)."""
         for place in places:
@@ -388,8 +482,27 @@ class Root:
                 continue
             with entries:
                 for entry in entries:
-                    if run_id(entry.name) is not None and entry.is_dir():
+                    # a link is no run folder: it would lead out of the root
+                    if run_id(entry.name) is not None and entry.is_dir(
+                        follow_symlinks=False
+                    ):
                         yield pathlib.Path(entry.path)
+
+    def run_links(self, places: Iterable[str] = RUN_PLACES) -> list[pathlib.Path]:
+        """Entries named like runs that are symbolic links (refused as runs)."""
+        found = []
+        for place in places:
+            try:
+                entries = os.scandir(self.path / place)
+            except FileNotFoundError:
+                continue
+            with entries:
+                found += [
+                    pathlib.Path(e.path)
+                    for e in entries
+                    if run_id(e.name) is not None and e.is_symlink()
+                ]
+        return sorted(found)
 
     def find(self, num: int, places: Iterable[str] = RUN_PLACES) -> pathlib.Path:
         """The folder of run ``num``.
