@@ -13,8 +13,9 @@ import os
 import pathlib
 import re
 
+from ..record.removal import remove_tree
 from ..record.run import Run
-from ..record.store import ExmanError, Root, StrPath, remove_tree, run_id
+from ..record.store import ExmanError, Root, StrPath, run_id
 from .changes import Report, as_root
 from .leftovers import Leftover, find_leftovers
 

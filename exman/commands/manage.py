@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import pathlib
+import stat
 from collections.abc import Iterable
 from typing import Union
 
@@ -76,7 +77,11 @@ def _mark_dir(root: Root, key: StrPath) -> pathlib.Path:
     path = root.marked
     for part in check_key(key):
         path = path / part
-        if path.is_symlink() or (path.exists() and not path.is_dir()):
+        try:  # one lstat: a folder pruned meanwhile is simply not there
+            mode = os.lstat(path).st_mode
+        except FileNotFoundError:
+            break
+        if not stat.S_ISDIR(mode):
             raise ExmanError(
                 f"mark key {os.fspath(key)!r} is refused: "
                 f"{os.path.relpath(path, root.path)} is a run link, not a key folder"
@@ -96,6 +101,11 @@ def mark(root: RootLike, key: StrPath, ids: Ids) -> Report:
     """
     root = as_root(root)
     folder = _mark_dir(root, key)
+    with root.lock():  # a run moved to fails/ meanwhile is marked where it is
+        return _mark(root, key, folder, ids)
+
+
+def _mark(root: Root, key: StrPath, folder: pathlib.Path, ids: Ids) -> Report:
     sel = select(root, ids)
     report = Report(root, missing=sel.missing)
     for num, path in sel.found.items():
@@ -128,11 +138,14 @@ def unmark(root: RootLike, key: StrPath, ids: Ids) -> Report:
     folder = _mark_dir(root, key)
     wanted = parse_ids(ids)
     links: dict[int, pathlib.Path] = {}
-    if folder.is_dir():
-        for entry in folder.iterdir():
-            num = run_id(entry.name)
-            if num is not None and entry.is_symlink():
-                links.setdefault(num, entry)
+    try:
+        entries = list(folder.iterdir())
+    except (FileNotFoundError, NotADirectoryError):  # no such key (or pruned)
+        entries = []
+    for entry in entries:
+        num = run_id(entry.name)
+        if num is not None and entry.is_symlink():
+            links.setdefault(num, entry)
     absent = [num for num in wanted if num not in links]
     existing = select(root, absent).found if absent else {}
     report = Report(root)

@@ -17,6 +17,7 @@ __all__ = [
     "MAX_ID",
     "NAME_MAX",
     "RUN_PATTERN",
+    "RUN_PLACES",
     "check_component",
     "check_key",
     "check_name",
@@ -27,6 +28,8 @@ __all__ = [
 
 #: a run folder: ``<id>-<YYYY-mm-dd-HH-MM-SS>[-<name>]``
 RUN_PATTERN = re.compile(r"^(\d+)-\d{4}-\d{2}-\d{2}-\d{2}-\d{2}-\d{2}(?:-|$)")
+#: where runs live; ``index`` and ``marked`` only hold links to them
+RUN_PLACES = ("runs", "tmp", "fails")
 #: ids stay below this, so that every id fits the index's 64-bit column
 MAX_ID = 10**18
 #: the longest file name (in bytes) that POSIX file systems take

@@ -277,7 +277,7 @@ class SafeExperiment:
         """Record the failure, move the run folder to ``fails/``, drop its links."""
         atomic_write(self.run.path / TRACEBACK_FILE, text)
         self.run.finish(status, exit_code=code, reason=reason)
-        target = self.root.move_to_fails(self.run.path, self.links)
+        target = self.root.move_to_fails(self.run.path)
         metrics = sys.modules.get("exman.record.metrics")
         if metrics is not None:
             metrics.moved(self.run.path, target)

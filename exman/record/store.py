@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime
 import os
 import pathlib
-import shutil
 import stat
 import threading
 from collections.abc import Iterable, Iterator
@@ -20,7 +19,9 @@ from typing import TYPE_CHECKING, Union
 
 from .counter import format_counter, read_counter
 from .errors import ExmanError, RunNotFound
+from .links import make_link, prune_empty, remove_link, walk_links
 from .names import (
+    RUN_PLACES,
     check_component,
     check_key,
     check_name,
@@ -47,8 +48,6 @@ __all__ = [
 StrPath = Union[str, "os.PathLike[str]"]
 
 DIR_TIME_FORMAT = "%Y-%m-%d-%H-%M-%S"
-#: where runs live; ``index`` and ``marked`` only hold links to them
-RUN_PLACES = ("runs", "tmp", "fails")
 STATE_DIR = ".exman"
 #: the folders of a root, made by Root.ensure
 SUB_FOLDERS = ("runs", "index", "marked", "fails", "tmp", STATE_DIR)
@@ -78,20 +77,6 @@ def atomic_write(path: StrPath, data: str | bytes) -> None:
         except OSError:
             pass
         raise
-
-
-def remove_tree(path: StrPath) -> None:
-    """``shutil.rmtree`` whose errors name the full path of the file.
-
-    :raises ExmanError: something in the tree cannot be removed.
-    """
-
-    def fail(func: object, name: str, info: object) -> None:
-        error = info[1] if isinstance(info, tuple) else info
-        reason = getattr(error, "strerror", None) or str(error)
-        raise ExmanError(f"cannot delete {os.path.abspath(name)}: {reason}")
-
-    shutil.rmtree(path, onerror=fail)
 
 
 @dataclass(frozen=True)
@@ -307,22 +292,13 @@ class Root:
         return RunPlace(num, folder, parent / folder, time.replace(microsecond=0), tmp)
 
     # -- links -------------------------------------------------------------
-    def _link(self, link: pathlib.Path, target: pathlib.Path, is_dir: bool) -> None:
-        rel = os.path.relpath(target, link.parent)
-        link.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            link.symlink_to(rel, target_is_directory=is_dir)
-        except FileExistsError:
-            if os.readlink(link) != rel:
-                raise
-
     def index_link(self, name: str) -> pathlib.Path:
         return self.index / f"{name}.yaml"
 
     def link_index(self, name: str) -> pathlib.Path:
         """Link ``index/<name>.yaml`` to ``runs/<name>/params.yaml``."""
         link = self.index_link(name)
-        self._link(link, self.runs / name / "params.yaml", is_dir=False)
+        make_link(link, self.runs / name / "params.yaml", is_dir=False)
         return link
 
     def mark_dir(self, key: StrPath) -> pathlib.Path:
@@ -332,7 +308,7 @@ class Root:
     def link_mark(self, key: StrPath, name: str, place: str = "runs") -> pathlib.Path:
         """Link ``marked/<key>/<name>`` to the run folder."""
         link = self.mark_dir(key) / check_name(name, "run name")
-        self._link(link, self.path / place / name, is_dir=True)
+        make_link(link, self.path / place / name, is_dir=True)
         return link
 
     def automark_key(self, pairs: Iterable[tuple[str, object]]) -> pathlib.Path:
@@ -361,17 +337,9 @@ class Root:
             ``marked/`` (exman removes only the links it makes).
         """
         path = pathlib.Path(os.path.abspath(link))
-        if not os.path.lexists(path):
-            return False
         if not (path.parent == self.index or self.marked in path.parents):
             raise ExmanError(f"{path} is not in {self.index} or {self.marked}")
-        if not path.is_symlink():
-            raise ExmanError(f"{path} is not a link: exman removes only its links")
-        try:
-            os.unlink(path)
-        except FileNotFoundError:  # somebody else removed it first
-            return False
-        return True
+        return remove_link(path)
 
     def unlink_index(self, name: str) -> bool:
         """Remove ``index/<name>.yaml``; False if it was not there."""
@@ -386,92 +354,40 @@ class Root:
 
     def prune_marks(self, folder: StrPath) -> None:
         """Remove ``folder`` and its parents below ``marked/`` while empty."""
-        path = pathlib.Path(os.path.abspath(folder))
-        while self.marked in path.parents:
-            try:
-                path.rmdir()
-            except OSError:  # not empty (or gone): the parents are not empty either
-                return
-            path = path.parent
+        prune_empty(pathlib.Path(os.path.abspath(folder)), self.marked)
 
     def mark_links(self) -> Iterator[pathlib.Path]:
         """Every link under ``marked/``, dangling or not (links are not followed)."""
-        for folder, dirs, files in os.walk(self.marked):
-            for entry in (*dirs, *files):
-                path = pathlib.Path(folder, entry)
-                if path.is_symlink():
-                    yield path
+        return walk_links(self.marked)
 
-    def move_to_fails(
-        self, path: StrPath, links: Iterable[StrPath] | None = None
-    ) -> pathlib.Path:
-        """Move a failed run's folder to ``fails/`` and remove the links to it.
+    def move_to_fails(self, path: StrPath) -> pathlib.Path:
+        """Move a failed run's folder to ``fails/``; its links follow it.
 
-        :param links: the links to remove; by default its index link and
-            every mark link with its name.
-        :returns: the folder's new place.
+        See :func:`exman.record.removal.move_to_fails`.
         """
-        folder = pathlib.Path(path)
-        name = folder.name
-        self.fails.mkdir(exist_ok=True)
-        target = self.fails / name
-        os.replace(folder, target)
-        if links is None:
-            marks = [link for link in self.mark_links() if link.name == name]
-            links = [self.index_link(name), *marks]
-        for link in links:
-            try:
-                os.unlink(link)
-            except FileNotFoundError:
-                pass
-        return target
+        from .removal import move_to_fails
+
+        return move_to_fails(self, path)
 
     def abandon(self, name: str, path: StrPath) -> None:
-        """Undo a run whose creation failed: its links, then its folder.
+        """Undo a run whose creation failed.
 
-        Best effort (the disk may be full, the root read-only): what cannot
-        be removed is left for ``exman gc``.
+        See :func:`exman.record.removal.abandon`.
         """
-        links = [
-            self.index_link(name),
-            *(p for p in self.mark_links() if p.name == name),
-        ]
-        for link in links:
-            try:
-                os.unlink(link)
-            except OSError:
-                pass
-        shutil.rmtree(path, ignore_errors=True)
+        from .removal import abandon
+
+        abandon(self, name, path)
 
     def remove_run(self, path: StrPath) -> None:
         """Delete a run folder of this root with everything in it.
 
-        The folder is first renamed to ``.deleting-<id>-<pid>`` beside it,
-        so that readers see the whole run or none of it; ``exman gc``
-        finishes what a process killed meanwhile left.
-
-        :raises ExmanError: ``path`` is not a run folder in ``runs/``,
-            ``tmp/`` or ``fails/`` (a symbolic link is none), or it cannot be
-            deleted (the message names the file).
+        See :func:`exman.record.removal.remove_run`.
         """
-        folder = pathlib.Path(os.path.abspath(path))
-        places = [self.path / place for place in RUN_PLACES]
-        num = run_id(folder.name)
-        if (
-            folder.parent not in places
-            or num is None
-            or folder.is_symlink()
-            or not folder.is_dir()
-        ):
-            raise ExmanError(f"{folder} is not a run folder of {self.path}")
-        trash = folder.with_name(f".deleting-{num}-{os.getpid()}")
-        try:
-            os.rename(folder, trash)
-        except OSError as e:
-            raise ExmanError(f"cannot delete {folder}: {e.strerror}") from None
-        remove_tree(trash)
+        from .removal import remove_run
 
-        # -- finding runs ------------------------------------------------------
+        remove_run(self, path)
+
+    # -- finding runs ------------------------------------------------------
 
     def iter_runs(self, places: Iterable[str] = RUN_PLACES) -> Iterator[pathlib.Path]:
         """Every run folder in the given places (``runs``, ``tmp``, ``fails``)."""
