@@ -89,6 +89,7 @@ class Recorder:
         self._lock = threading.Lock()
         self._step = -1
         self._fd: int | None = None
+        self._torn = False  # the last write ended inside a line (a full disk)
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -158,6 +159,10 @@ class Recorder:
                 return
             lines, self._buffer = self._buffer, []
             data = "".join(lines).encode("utf-8")
+            if self._torn:
+                # an earlier write stopped inside a line: end it, so that
+                # the damage stays on that one line
+                data = b"\n" + data
             try:
                 if self._fd is None:
                     self._fd = os.open(
@@ -167,6 +172,7 @@ class Recorder:
                     )
                 while data:
                     written = os.write(self._fd, data)
+                    self._torn = data[written - 1 : written] != b"\n"
                     data = data[written:]
             except OSError:
                 # the run folder went away (moved to fails/, deleted): follow it

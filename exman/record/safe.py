@@ -22,7 +22,7 @@ from types import TracebackType
 from typing import IO, Any, Callable
 
 from .run import FINAL_STATUSES, LOG_FILE, TRACEBACK_FILE, Run
-from .store import Root, atomic_write
+from .store import ExmanError, Root, atomic_write
 
 __all__ = ["SafeExperiment", "Tee", "track"]
 
@@ -41,7 +41,7 @@ class Tee:
     def write(self, text: str) -> int:
         try:
             self._log.write(text)
-        except ValueError:  # the log was closed under us
+        except (ValueError, OSError):  # the log was closed under us, a full disk
             pass
         return self._stream.write(text)
 
@@ -52,7 +52,7 @@ class Tee:
     def flush(self) -> None:
         try:
             self._log.flush()
-        except ValueError:
+        except (ValueError, OSError):
             pass
         self._stream.flush()
 
@@ -177,6 +177,12 @@ def _format(
     return "".join(traceback.format_exception(etype, value, tb))
 
 
+def _why(error: BaseException) -> str:
+    if isinstance(error, OSError) and error.strerror:
+        return f"{error.strerror}" + (f" ({error.filename})" if error.filename else "")
+    return str(error)
+
+
 def _last_line(text: str) -> str | None:
     lines = [line for line in text.strip().splitlines() if line.strip()]
     return lines[-1].strip() if lines else None
@@ -236,8 +242,11 @@ class SafeExperiment:
             sys.stdout, sys.stderr = self._saved
             self._saved = None
         if self._log is not None:
-            self._log.close()
-            self._log = None
+            log, self._log = self._log, None
+            try:
+                log.close()
+            except OSError:  # a full disk: the script's own outcome matters more
+                pass
 
     def __exit__(
         self,
@@ -274,15 +283,34 @@ class SafeExperiment:
     def move_to_fails(
         self, text: str, status: str, code: int, reason: str | None
     ) -> None:
-        """Record the failure, move the run folder to ``fails/``, drop its links."""
-        atomic_write(self.run.path / TRACEBACK_FILE, text)
-        self.run.finish(status, exit_code=code, reason=reason)
-        target = self.root.move_to_fails(self.run.path)
-        metrics = sys.modules.get("exman.record.metrics")
-        if metrics is not None:
-            metrics.moved(self.run.path, target)
+        """Record the failure and move the run folder to ``fails/``.
+
+        Each step is tried even when one before failed, and none raises:
+        the script's exception, on its way out, must not be replaced by
+        exman's own trouble (a full disk, a read-only root), which is
+        printed on stderr beside it.
+        """
+        problems: list[str] = []
+        try:
+            atomic_write(self.run.path / TRACEBACK_FILE, text)
+        except OSError as e:
+            problems.append(f"could not write {TRACEBACK_FILE}: {_why(e)}")
+        try:
+            self.run.finish(status, exit_code=code, reason=reason)
+        except OSError as e:
+            problems.append(f"could not record the failure in run.json: {_why(e)}")
         untrack(self.run)
-        self.run = Run(target)
+        try:
+            target = self.root.move_to_fails(self.run.path)
+        except (OSError, ExmanError) as e:
+            problems.append(f"could not move the run to fails/: {_why(e)}")
+        else:
+            metrics = sys.modules.get("exman.record.metrics")
+            if metrics is not None:
+                metrics.moved(self.run.path, target)
+            self.run = Run(target)
+        for problem in problems:
+            print(f"exman: run {self.run.path}: {problem}", file=sys.stderr)
 
     def _ask(self, question: str) -> bool:
         """Ask yes/no on a terminal, 10 s at most; the default otherwise."""

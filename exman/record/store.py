@@ -288,7 +288,11 @@ class Root:
                     break
                 except FileExistsError:  # a foreign writer took this id
                     num += 1
-            atomic_write(counter, format_counter(num, self._stamp()))
+            try:
+                atomic_write(counter, format_counter(num, self._stamp()))
+            except BaseException:  # a full disk: no empty folder stays behind
+                (parent / folder).rmdir()
+                raise
         return RunPlace(num, folder, parent / folder, time.replace(microsecond=0), tmp)
 
     # -- links -------------------------------------------------------------
