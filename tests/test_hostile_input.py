@@ -44,7 +44,7 @@ def test_an_alias_bomb_is_refused_in_time_linear_in_its_size(tmp_path: Path) -> 
     path = tmp_path / "bomb.yaml"
     path.write_text(ALIAS_BOMB)
     start = time.perf_counter()
-    with pytest.raises(ParamsError, match="bomb.yaml.*aliases expand"):
+    with pytest.raises(ParamsError, match=r"bomb\.yaml: .*aliases expand"):
         load_params(path)
     assert time.perf_counter() - start < 1
     # a document that refers to itself is built as a reference, not refused
