@@ -55,6 +55,8 @@ class RunDetails:
     traceback: str | None = None
     #: what could not be read, with the reason
     problems: list[str] = field(default_factory=list)
+    #: the folder has its params.yaml (False: being created, or crash debris)
+    complete: bool = True
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict (paths as strings)."""
@@ -143,6 +145,7 @@ def show(root: StrPath | Root, id: int | str, *, lines: int = 20) -> RunDetails:
         files=files,
         more_files=more,
         problems=problems,
+        complete=run.params_file.exists(),
     )
     try:
         details.log_tail = tail(path / LOG_FILE, lines)
@@ -187,7 +190,13 @@ def format_details(d: RunDetails) -> str:
         status += f" (exit code {rec['exit_code']})"
     where = "in the index" if d.indexed else "not in the index"
     out.append(f"  status    {status}, {where}")
-    if not rec:
+    if not rec and not d.complete:
+        out.append(
+            "  record    none: an incomplete run folder (no params.yaml, no "
+            "run.json): being created, or left by a process that died "
+            "(exman gc removes it)"
+        )
+    elif not rec:
         out.append("  record    none: made by exman 0.1.9 (no run.json)")
     for key in ("started", "finished"):
         if rec.get(key):
