@@ -449,8 +449,13 @@ class _Load:
             link = via.get(name, "")
             if link is None:
                 link = f"index/{name}.yaml"
-            # a link that is gone by now: the run was deleted during the load
-            if link and os.path.lexists(self.root.path / link):
+            # a link that is gone by now: the run was deleted during the load;
+            # a run now in fails/: it failed, and its links are being moved
+            if (
+                link
+                and os.path.lexists(self.root.path / link)
+                and not os.path.isdir(self.root.fails / name)
+            ):
                 _warn(f"skipped run {name}: {link} points to a missing folder")
 
 

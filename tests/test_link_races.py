@@ -122,3 +122,19 @@ def test_a_mark_added_while_a_run_runs_follows_it_to_fails(
     frame = exman.Index(root).info("keep", failed=True)
     assert frame.id.tolist() == [1] and frame.status.tolist() == ["failed"]
     assert exman.Index(root).info("keep").empty
+
+
+def test_a_move_to_fails_cut_short_is_finished_by_readers_and_gc(
+    tmp_path: Path,
+) -> None:
+    root = tmp_path / "exman"
+    folder = make_run(root, {"a": 1}, mark="keep")
+    make_run(root, {"a": 2}, mark="keep")
+    # what a SIGKILL between the rename and the links leaves
+    os.replace(folder, root / "fails" / folder.name)
+    assert exman.Index(root).info().id.tolist() == [2]  # no warning
+    assert exman.Index(root).info("keep").id.tolist() == [2]
+    report = manage.gc(root)
+    assert any("now points to fails/" in c.message for c in report.done)
+    assert exman.Index(root).info("keep", failed=True).id.tolist() == [1, 2]
+    assert not (root / "index" / f"{folder.name}.yaml").exists()

@@ -13,6 +13,7 @@ import os
 import pathlib
 import re
 
+from ..record.links import repoint_link
 from ..record.removal import remove_tree
 from ..record.run import Run
 from ..record.store import ExmanError, Root, StrPath, run_id
@@ -120,6 +121,20 @@ def gc(
         # an index link points at params.yaml inside the run folder
         or os.path.dirname(os.path.realpath(link)) in gone
     ]
+    # marks of a run whose move to fails/ was cut short follow it there
+    follow = [
+        link
+        for link in dangling
+        if link.parent != root.index and (root.fails / link.name).is_dir()
+    ]
+    dangling = [link for link in dangling if link not in follow]
+    for link in follow:
+        report.add(
+            "done",
+            run_id(link.name),
+            link,
+            f"link {report.rel(link)} now points to fails/{link.name}",
+        )
     for link in sorted(dangling):
         num = run_id(link.name.removesuffix(".yaml"))
         report.add("done", num, link, f"link {report.rel(link)}")
@@ -127,6 +142,8 @@ def gc(
     for folder in empty:
         report.add("done", None, folder, f"empty folder {report.rel(folder)}/")
     if not dry_run:
+        for link in follow:
+            repoint_link(link, root.fails / link.name)
         _remove(root, report, dangling, going, debris, empty)
     return report
 
