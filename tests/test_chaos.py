@@ -128,10 +128,27 @@ def test_sigkill_anywhere_in_parse_args_and_safe_experiment(tmp_path: Path) -> N
             timeout=120,
         )
         assert proc.returncode == 0, proc.stderr
-    report = manage.gc(root, dry_run=True)
+    # an hour later (the processes are long dead), gc leaves a clean root
+    hours_ago = time.time() - 2 * 3600
+    for here, dirs, files in os.walk(root):
+        for name in dirs + files:
+            path = os.path.join(here, name)
+            os.utime(path, (hours_ago, hours_ago), follow_symlinks=False)
+    report = manage.gc(root)
     assert not report.refused, report.refused
-    # the counter gives a fresh id, above every folder of every place
+    leftovers = [
+        os.path.join(here, name)
+        for here, dirs, files in os.walk(root)
+        for name in dirs + files
+        if name.endswith(".tmp") or name.startswith(".deleting-")
+    ]
+    assert leftovers == []
     store = Root(root)
+    assert all((p / "params.yaml").exists() for p in store.iter_runs())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        exman.Index(root, cache=False).info(failed=True)
+    # the counter gives a fresh id, above every folder of every place
     highest = max(int(p.name.split("-")[0]) for p in store.iter_runs())
     place = store.allocate()
     assert place.id > highest
