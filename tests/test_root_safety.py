@@ -14,6 +14,7 @@ from _index_runs import make_run
 
 import exman
 from exman.commands import manage
+from exman.index import SkippedRunWarning
 from exman.record.store import ExmanError, Root
 
 SUBS = ("runs", "index", "marked", "fails", "tmp", ".exman")
@@ -91,9 +92,15 @@ def test_a_symlink_entry_is_refused_and_gc_and_delete_go_on(tmp_path: Path) -> N
     outside = tmp_path / "outside" / "000007-2026-01-01-00-00-00"
     outside.mkdir(parents=True)
     (outside / "keep.txt").write_text("precious")
+    (outside / "params.yaml").write_text("a: 7\nid: 7\n")
     for place, num in (("runs", 7), ("tmp", 8), ("fails", 9)):
         link = root / place / f"00000{num}-2026-01-01-00-00-00"
         link.symlink_to(outside, target_is_directory=True)
+    index_link = root / "index" / "000007-2026-01-01-00-00-00.yaml"
+    index_link.symlink_to("../runs/000007-2026-01-01-00-00-00/params.yaml")
+    with pytest.warns(SkippedRunWarning, match="a symbolic link, not a run folder"):
+        loaded = exman.Index(root).info(failed=True, tmp=True)
+    assert loaded.id.tolist() == [1, 2, 3, 4]
     gc = exman_cli("--root", str(root), "gc")
     assert gc.returncode == 1, gc.stderr
     assert not tmp_run.exists()  # the rest was done
@@ -211,6 +218,7 @@ def test_show_does_not_call_an_incomplete_folder_a_run_of_0_1_9(
 DELETER = """\
 import sys
 from exman.commands import manage
+from exman.index import SkippedRunWarning
 for num in range(1, int(sys.argv[2]) + 1):
     manage.delete(sys.argv[1], [num], all=True)
 """

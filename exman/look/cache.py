@@ -296,22 +296,35 @@ def _read_runs(
     ctimes = ctime_column()
     missing: list[str] = []
     stat = os.stat
+    links: list[str] = []
     for name in names:  # the hot loop of a warm load: keep it bare
         try:
             st = (
-                stat(name, dir_fd=dir_fd)
+                stat(name, dir_fd=dir_fd, follow_symlinks=False)
                 if dir_fd is not None
-                else stat(os.path.join(place_dir, name))
+                else stat(os.path.join(place_dir, name), follow_symlinks=False)
             )
         except OSError:
             missing.append(name)
             inos.append(0)
             ctimes.append(-1)
             continue
+        if st.st_mode & 0o170000 == 0o120000:  # a link would lead out of the root
+            links.append(name)
+            inos.append(0)
+            ctimes.append(-1)
+            continue
         inos.append(st.st_ino)
         ctimes.append(st.st_ctime_ns)
+    for name in links:
+        warnings.warn(
+            f"exman: skipped run {label}{name}: a symbolic link, not a run folder",
+            SkippedRunWarning,
+            stacklevel=4,
+        )
     if (
         not missing
+        and not links
         and ctimes == stored.ctimes
         and names == stored.names
         and inos == stored.inos
@@ -320,7 +333,7 @@ def _read_runs(
     position = {name: p for p, name in enumerate(stored.names)}
     where: dict[str, int] = {}
     stale: list[str] = []
-    gone = set(missing)
+    gone = {*missing, *links}
     for name, ino, ctime in zip(names, inos, ctimes):
         if name in gone:
             continue
