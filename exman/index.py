@@ -20,8 +20,8 @@ results over repetitions): see :mod:`exman.look.analysis`.
 
 Rows: one per run, sorted by ``id``. ``info()`` takes the runs linked in
 ``index/``; ``info("a/b")`` the runs linked anywhere below ``marked/a/b``
-(marks made by ``automark`` or by ``exman mark``; the marks of a run that
-failed follow it to ``fails/`` and count with ``failed=True``), and raises
+(marks made by ``automark`` or by ``exman mark``, wherever the run is now:
+the marks of a run that failed follow it to ``fails/``), and raises
 :class:`MarkNotFound` (a ``KeyError``) when ``marked/a/b`` does not exist
 (an empty folder there gives no rows).
 ``failed=True`` adds the runs in ``fails/``, ``tmp=True`` those in ``tmp/``
@@ -231,10 +231,10 @@ class Index:
         load = _Load(self.root, self.cache)
         if source is None:
             load.add_index()
+        else:
+            load.add_marks(source)
         if failed:
             load.add_place("fails")
-        if source is not None:
-            load.add_marks(source)
         if tmp:
             load.add_place("tmp")
         return _frame(load.run())
@@ -400,8 +400,6 @@ class _Load:
             return
         folder = os.path.normpath(os.path.join(os.path.dirname(link), target))
         place, name = self._where(folder)
-        if place == "fails" and "fails" not in self.full:
-            return  # a marked run that failed: only with failed=True
         self.add(place, name, "marked/" + os.path.relpath(link, marked))
 
     # -- reading ---------------------------------------------------------------------

@@ -194,8 +194,9 @@ class SafeExperiment:
 
     * stdout and stderr are copied to ``log.txt`` in the run folder;
     * an exception (or ``sys.exit`` with a non-zero code) records the run as
-      failed, writes ``traceback.txt``, moves the run to ``fails/``, removes
-      its index and mark links and lets the exception go on;
+      failed, writes ``traceback.txt``, moves the run to ``fails/`` (its
+      index link is removed, its marks follow it) and lets the exception go
+      on;
     * ``KeyboardInterrupt`` records the run as interrupted, writes
       ``traceback.txt``, and leaves it where it is (with ``prompt=True`` on a
       terminal it asks whether to move it to ``fails/`` instead);
