@@ -27,7 +27,10 @@ the marks of a run that failed follow it to ``fails/``), and raises
 ``failed=True`` adds the runs in ``fails/``, ``tmp=True`` those in ``tmp/``
 (their ``root`` tells where each run is). A run that cannot be read (a
 dangling link, no or invalid ``params.yaml``, an unsafe YAML tag, a
-non-UTF-8 byte) is left out with one :class:`SkippedRunWarning` naming it.
+non-UTF-8 byte, aliases that expand out of proportion to the file, a run
+entry that is a symbolic link) is left out with one
+:class:`SkippedRunWarning` naming it; a run deleted while it is read is
+left out silently.
 
 Columns: ``id`` first, then every parameter, in the order of ``params.yaml``
 (keys that appear only in later runs come after), then the outcome of the
