@@ -184,17 +184,19 @@ def test_gc_removes_what_dead_processes_left_and_nothing_else(tmp_path: Path) ->
     cache_tmp.parent.mkdir(exist_ok=True)
     for path in (dead_tmp, young_tmp, live_tmp, cache_tmp):
         path.write_text("half")
-    for path in (old_empty, failed_empty, dead_tmp, live_tmp, cache_tmp):
+    mark_tmp = root / "marked" / f".{good.name}.{pid}.140.tmp"  # a re-pointed mark
+    mark_tmp.symlink_to(f"../runs/{good.name}")
+    for path in (old_empty, failed_empty, dead_tmp, live_tmp, cache_tmp, mark_tmp):
         age(path, 2 * 3600)
 
     dry = manage.gc(root, dry_run=True)
     going = {c.path for c in dry.done}
-    assert going == {old_empty, failed_empty, dead_tmp, cache_tmp}
+    assert going == {old_empty, failed_empty, dead_tmp, cache_tmp, mark_tmp}
     assert old_empty.exists() and dead_tmp.exists()
 
     report = manage.gc(root)
     assert {c.path for c in report.done} == going
-    assert not any(p.exists() for p in going)
+    assert not any(os.path.lexists(p) for p in going)
     assert young_empty.is_dir() and young_tmp.exists() and live_tmp.exists()
     assert (good / "params.yaml").exists()
     assert exman.Index(root).info().id.tolist() == [1]

@@ -6,7 +6,8 @@ it can leave debris beside them:
 * a run folder without ``params.yaml`` (killed between making the folder
   and writing the file), in ``runs/``, ``fails/`` or ``tmp/``;
 * ``<file>.<pid>.<thread>.tmp``: a file being written atomically (params,
-  run.json, results, the counter, the cache, sweep records);
+  run.json, results, the counter, the cache, sweep records), or a mark
+  link being re-pointed;
 * ``.deleting-<id>-<pid>``: a run folder being deleted (see
   :meth:`~exman.record.store.Root.remove_run`).
 
@@ -65,7 +66,7 @@ def _tmp_files(folder: str, grace: float, now: float) -> Iterator[Leftover]:
             m = TMP_FILE.search(entry.name)
             if (
                 m is not None
-                and entry.is_file(follow_symlinks=False)
+                and not entry.is_dir(follow_symlinks=False)
                 and _stale(entry.path, int(m.group(1)), grace, now)
             ):
                 yield Leftover(pathlib.Path(entry.path), "unfinished file", False)
@@ -101,7 +102,8 @@ def find_leftovers(root: Root, grace: float = CREATION_GRACE) -> list[Leftover]:
                 )
             else:
                 found += _tmp_files(str(path), grace, now)
-    state = os.path.join(root.path, STATE_DIR)
-    for here, _, _ in os.walk(state):  # links are not followed
-        found += _tmp_files(here, grace, now)
+    # the state, and the links being re-pointed under marked/
+    for top in (root.path / STATE_DIR, root.marked):
+        for here, _, _ in os.walk(top):  # links are not followed
+            found += _tmp_files(here, grace, now)
     return found
