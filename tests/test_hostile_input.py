@@ -224,3 +224,40 @@ def test_the_command_on_a_root_whose_runs_is_a_file(tmp_path: Path) -> None:
     (root / "fails").write_text("")
     code = main(["--root", str(root), "gc"])
     assert code == 2
+
+
+def test_csv_and_json_on_a_terminal_carry_no_raw_escapes(
+    make_script: Callable[..., Path], run: Callable[..., Any], tmp_path: Path
+) -> None:
+    import pty
+
+    run(make_script(), "--model", "a\x1b[2Jb\x9bc", check=True)
+    root = tmp_path / "exman"
+    for args in (
+        ["ls", "--format", "csv"],
+        ["ls", "-f", "json"],
+        ["show", "1", "-f", "json"],
+    ):
+        leader, follower = pty.openpty()
+        try:
+            proc = subprocess.run(
+                [sys.executable, "-m", "exman", "--root", str(root), *args],
+                stdout=follower,
+                stderr=subprocess.PIPE,
+                timeout=60,
+            )
+            os.close(follower)
+            out = b""
+            while True:
+                try:
+                    chunk = os.read(leader, 65536)
+                except OSError:  # the terminal closed
+                    break
+                if not chunk:
+                    break
+                out += chunk
+        finally:
+            os.close(leader)
+        assert proc.returncode == 0, proc.stderr
+        text = out.decode()
+        assert "a" in text and "\x1b" not in text and "\x9b" not in text, args

@@ -44,6 +44,16 @@ def err(message: str) -> None:
     print(f"exman: {printable(message, newlines=True)}", file=sys.stderr)
 
 
+def _for_terminal(text: str) -> str:
+    """``text``, its control characters escaped when stdout is a terminal
+    (CSV and JSON keep them for a pipe)."""
+    try:
+        tty = sys.stdout.isatty()
+    except (AttributeError, ValueError):
+        tty = False
+    return printable(text, newlines=True) if tty else text
+
+
 def _report(report: Report) -> int:
     prefix = "would remove " if report.dry_run else ""
     for change in report.done:
@@ -115,7 +125,8 @@ def cmd_show(args: argparse.Namespace, root: Root) -> int:
 
     details = show(root, args.id, lines=args.lines)
     if args.format == "json":
-        print(json.dumps(details.to_json(), ensure_ascii=False, indent=1, default=str))
+        text = json.dumps(details.to_json(), ensure_ascii=False, indent=1, default=str)
+        print(_for_terminal(text))
     else:
         print(format_details(details))
     return OK
@@ -161,7 +172,9 @@ def cmd_ls(args: argparse.Namespace, root: Root) -> int:
     if args.format == "table" and len(df) == 0:
         err(f"no runs to list in {root.path}")
         return OK
-    print(render(df, args.format, root=root))
+    text = render(df, args.format, root=root)
+    # the table escapes its cells itself, and its colours are escapes
+    print(text if args.format == "table" else _for_terminal(text))
     return OK
 
 
