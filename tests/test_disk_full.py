@@ -110,7 +110,8 @@ def test_a_failed_metrics_write_does_not_glue_the_next_record(tmp_path: Path) ->
                 records.append(json.loads(line))
             except ValueError:
                 continue
-        assert records[0]["step"] == 0
+        # nothing lost once there is room again, at most one line damaged
+        assert [r["step"] for r in records] == [0, *range(1, 200), 1000]
         assert records[-1] == {"step": 1000, "time": records[-1]["time"], "loss": 0.125}
         damaged = [line for line in lines[:-1] if not line.endswith(b"}")]
         assert len(damaged) <= 1

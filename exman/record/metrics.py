@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import errno
 import json
 import os
 import pathlib
@@ -71,6 +72,21 @@ def _default(value: Any) -> Any:
 
 #: one encoder for every call: json.dumps(default=...) would build one each time
 _encode = json.JSONEncoder(default=_default).encode
+
+
+#: records kept for the next flush while the disk is full
+MAX_PENDING = 10_000
+_FULL = frozenset({errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)})
+
+
+def _unsent(lines: list[str], written: int) -> list[str]:
+    """The lines not written whole when ``written`` bytes of them were."""
+    end = 0
+    for i, line in enumerate(lines):
+        end += len(line.encode("utf-8"))
+        if end > written:
+            return lines[i:]
+    return []
 
 
 class Recorder:
@@ -158,11 +174,11 @@ class Recorder:
             if not self._buffer:
                 return
             lines, self._buffer = self._buffer, []
-            data = "".join(lines).encode("utf-8")
-            if self._torn:
-                # an earlier write stopped inside a line: end it, so that
-                # the damage stays on that one line
-                data = b"\n" + data
+            # an earlier write stopped inside a line (a full disk): end that
+            # line first, so that the damage stays on it
+            head = b"\n" if self._torn else b""
+            data = head + "".join(lines).encode("utf-8")
+            sent = 0
             try:
                 if self._fd is None:
                     self._fd = os.open(
@@ -170,18 +186,23 @@ class Recorder:
                         os.O_WRONLY | os.O_APPEND | os.O_CREAT,
                         0o644,
                     )
-                while data:
-                    written = os.write(self._fd, data)
-                    self._torn = data[written - 1 : written] != b"\n"
-                    data = data[written:]
-            except OSError:
-                # the run folder went away (moved to fails/, deleted): follow it
-                # once, else give up on these records rather than crash the run
-                self._fd = None
+                while sent < len(data):
+                    sent += os.write(self._fd, data[sent:])
+                    self._torn = data[sent - 1 : sent] != b"\n"
+            except OSError as e:
                 moved = self.path.parent.parent / "fails" / self.path.name
-                if moved.is_dir() and moved != self.path:
+                if e.errno in _FULL:
+                    # the records not written whole go again with the next
+                    # flush (a bounded number: the disk may stay full)
+                    unsent = _unsent(lines, sent - len(head))
+                    self._buffer[:0] = unsent[-MAX_PENDING:]
+                elif moved.is_dir() and moved != self.path:
+                    # the run folder was moved to fails/: follow it once
+                    self._fd = None
                     self.path = moved
                     self._buffer[:0] = lines
+                else:  # the run folder is gone: give up rather than crash the run
+                    self._fd = None
 
     def close(self) -> None:
         self.flush()
