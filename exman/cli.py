@@ -274,7 +274,10 @@ def build_parser() -> argparse.ArgumentParser:
         "Remove tmp runs, dangling links and empty mark folders.",
         "exman gc --dry-run\nexman gc --older-than 7d",
         parent,
-        "Tmp runs that are still running are kept.",
+        "Tmp runs that are still running, or being created, are kept. Also "
+        "removes what processes that died left once unchanged for an hour: "
+        "run folders without params.yaml and unfinished *.tmp files. Entries "
+        "of runs/, fails/ or tmp/ that are symbolic links are refused.",
     )
     p.add_argument(
         "--older-than",

@@ -20,13 +20,17 @@ results over repetitions): see :mod:`exman.look.analysis`.
 
 Rows: one per run, sorted by ``id``. ``info()`` takes the runs linked in
 ``index/``; ``info("a/b")`` the runs linked anywhere below ``marked/a/b``
-(marks made by ``automark`` or by ``exman mark``), and raises
+(marks made by ``automark`` or by ``exman mark``, wherever the run is now:
+the marks of a run that failed follow it to ``fails/``), and raises
 :class:`MarkNotFound` (a ``KeyError``) when ``marked/a/b`` does not exist
 (an empty folder there gives no rows).
 ``failed=True`` adds the runs in ``fails/``, ``tmp=True`` those in ``tmp/``
 (their ``root`` tells where each run is). A run that cannot be read (a
 dangling link, no or invalid ``params.yaml``, an unsafe YAML tag, a
-non-UTF-8 byte) is left out with one :class:`SkippedRunWarning` naming it.
+non-UTF-8 byte, aliases that expand out of proportion to the file, a run
+entry that is a symbolic link) is left out with one
+:class:`SkippedRunWarning` naming it; a run deleted while it is read is
+left out silently.
 
 Columns: ``id`` first, then every parameter, in the order of ``params.yaml``
 (keys that appear only in later runs come after), then the outcome of the
@@ -100,6 +104,7 @@ RUN_COLUMNS = ("status", "started", "finished", "duration", "host", "error")
 SWEEP_COLUMNS = ("sweep", "task", "task_key")
 PLACES = ("runs", "fails", "tmp")
 _FOREIGN = ""  # the place of a run folder outside runs/, fails/ and tmp/
+_GONE = object()  # an index link removed between listing index/ and reading it
 
 
 class MarkNotFound(ExmanError, KeyError):
@@ -116,7 +121,8 @@ class Index:
     :param cache: keep what was read under ``.exman/cache/`` and reuse it
         while the run folders do not change; False reads every run again and
         leaves the cache alone.
-    :raises ExmanError: ``root`` is not an exman root.
+    :raises ExmanError: ``root`` is not an exman root, or one of its
+        folders is a symbolic link (exman never follows one out of the root).
     """
 
     def __init__(self, root: StrPath, *, cache: bool = True) -> None:
@@ -127,6 +133,7 @@ class Index:
                 f"{self.root.path} is not an exman root: it has no runs/ and "
                 "index/ folders. Pass the folder given to ExParser(root=...)"
             )
+        self.root.check_layout()
 
     def __repr__(self) -> str:
         return f"Index({str(self.root.path)!r})"
@@ -314,15 +321,21 @@ class _Load:
                     if e.name.endswith(".yaml")
                 )
             old = dict(zip(known["stems"], zip(known["inos"], known["targets"])))
-            stems = [stem for (_, stem), _ in found]
-            inos = inode_column(ino for _, ino in found)
+            stems: list[str] = []
+            inos = inode_column()
             targets = []
-            for stem, ino in zip(stems, inos):
+            for (_, stem), ino in found:
                 seen = old.get(stem)
-                if seen is not None and seen[0] == ino:
-                    targets.append(seen[1])
-                else:
-                    targets.append(self._index_target(index, stem))
+                target = (
+                    seen[1]
+                    if seen is not None and seen[0] == ino
+                    else self._index_target(index, stem)
+                )
+                if target is _GONE:  # removed since the listing: a delete
+                    continue
+                stems.append(stem)
+                inos.append(ino)
+                targets.append(target)
             stamp = [st.st_ino, self.clock.trusted(st.st_ctime_ns)]
             known = {"dir": stamp, "stems": stems, "inos": inos, "targets": targets}
             self.extra["runs"] = {**extra, "index": known}
@@ -334,11 +347,14 @@ class _Load:
             else:
                 _warn(f"skipped index/{stem}.yaml: not a link to a run's {PARAMS_FILE}")
 
-    def _index_target(self, index: str, stem: str) -> list[str] | bool | None:
-        """None for the usual link, ``[place, name]`` for another, else False."""
+    def _index_target(self, index: str, stem: str) -> Any:
+        """None for the usual link, ``[place, name]`` for another, :data:`_GONE`
+        for a link removed since the listing, else False."""
         link = os.path.join(index, f"{stem}.yaml")
         try:
             target = os.readlink(link)
+        except FileNotFoundError:
+            return _GONE
         except OSError:
             return False
         if target == f"../runs/{stem}/{PARAMS_FILE}":
@@ -436,8 +452,13 @@ class _Load:
             link = via.get(name, "")
             if link is None:
                 link = f"index/{name}.yaml"
-            # a link that is gone by now: the run was deleted during the load
-            if link and os.path.lexists(self.root.path / link):
+            # a link that is gone by now: the run was deleted during the load;
+            # a run now in fails/: it failed, and its links are being moved
+            if (
+                link
+                and os.path.lexists(self.root.path / link)
+                and not os.path.isdir(self.root.fails / name)
+            ):
                 _warn(f"skipped run {name}: {link} points to a missing folder")
 
 

@@ -8,7 +8,7 @@ import os
 import pathlib
 import sys
 from collections.abc import Iterable, Sequence
-from typing import Any, Callable, NamedTuple
+from typing import Any, Callable, NamedTuple, NoReturn
 
 import configargparse
 
@@ -25,12 +25,13 @@ from .record.config import (
 from .record.metrics import set_current
 from .record.params import PARAMS_FILE, dump_params
 from .record.run import DIFF_FILE, Run, command_record, sweep_record
-from .record.safe import SafeExperiment, track
+from .record.safe import SafeExperiment, track, untrack
 from .record.store import (
     NO_VALUE,
     ROOT_ENV,
     ExmanError,
     Root,
+    RunPlace,
     StrPath,
     atomic_write,
     check_name,
@@ -234,6 +235,11 @@ class ExParser(configargparse.ArgumentParser):
         """Call ``setter(namespace)`` after parsing, before the validators."""
         self.setters.append(setter)
 
+    def error(self, message: str) -> NoReturn:
+        """Print the usage and ``message`` on stderr, and exit with code 2."""
+        super().error(message)
+        raise SystemExit(2)  # not reached: configargparse's error exits
+
     # -- --config ------------------------------------------------------------------
     def _is_default(self, name: str) -> bool:
         full = os.path.abspath(name)
@@ -279,7 +285,23 @@ class ExParser(configargparse.ArgumentParser):
             setter(ns)
         for validator in self.validators:
             _validate(validator, ns)
-        return self._create_run(ns, state, arglist)
+        mark = None
+        if self.automark and not ns.tmp:
+            try:  # before anything is created: a value may not fit a folder
+                mark = self.store.automark_key(
+                    (m, getattr(ns, m, NO_VALUE)) for m in self.automark
+                )
+            except ExmanError as e:
+                self.error(str(e))
+        try:
+            return self._create_run(ns, state, arglist, mark)
+        except ExmanError as e:
+            self.error(str(e))
+        except OSError as e:  # a read-only root, a full disk, no permission
+            where = f" ({e.filename})" if e.filename else ""
+            self.error(
+                f"cannot create a run in {self.store.path}: {e.strerror or e}{where}"
+            )
 
     def _git_state(self, ns: argparse.Namespace) -> GitState | None:
         if self.git is None:
@@ -293,11 +315,33 @@ class ExParser(configargparse.ArgumentParser):
         return state
 
     def _create_run(
-        self, ns: argparse.Namespace, git: GitState | None, args: list[str] | None
+        self,
+        ns: argparse.Namespace,
+        git: GitState | None,
+        args: list[str] | None,
+        mark: pathlib.Path | None,
     ) -> argparse.Namespace:
         every = heartbeat.interval()  # a bad EXMAN_HEARTBEAT stops us before the run
         store = self.store.ensure()
         place = store.allocate(tmp=ns.tmp, name=ns.name, zfill=self.zfill)
+        try:
+            return self._fill_run(store, place, ns, git, args, mark, every)
+        except BaseException:
+            # nothing half-made stays behind: no folder without params.yaml
+            untrack(Run(place.path))
+            store.abandon(place.name, place.path)
+            raise
+
+    def _fill_run(
+        self,
+        store: Root,
+        place: RunPlace,
+        ns: argparse.Namespace,
+        git: GitState | None,
+        args: list[str] | None,
+        mark: pathlib.Path | None,
+        every: float,
+    ) -> argparse.Namespace:
         params = dict(vars(ns))
         params["root"] = place.relpath.as_posix()
         if git is not None:
@@ -317,11 +361,8 @@ class ExParser(configargparse.ArgumentParser):
         links: list[pathlib.Path] = []
         if not ns.tmp:
             links.append(store.link_index(place.name))
-            if self.automark:
-                key = store.automark_key(
-                    (m, getattr(ns, m, NO_VALUE)) for m in self.automark
-                )
-                links.append(store.link_mark(key.as_posix(), place.name))
+            if mark is not None:
+                links.append(store.link_mark(mark.as_posix(), place.name))
         if self.verbose:
             print(text, end="")
             for link in links:

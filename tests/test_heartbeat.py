@@ -23,7 +23,6 @@ import pytest
 
 import exman
 from exman.record import heartbeat
-from exman.record.store import ExmanError
 from exman.sweep.plan import scan_runs
 
 REPO = Path(__file__).resolve().parents[1]
@@ -217,11 +216,16 @@ def test_the_heartbeat_ends_with_the_run(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("value", ["0", "-1", "soon", "nan", "inf"])
 def test_a_bad_interval_is_refused_before_any_run(
-    root: Path, monkeypatch: pytest.MonkeyPatch, value: str
+    root: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    value: str,
 ) -> None:
     monkeypatch.setenv(heartbeat.INTERVAL_ENV, value)
-    with pytest.raises(ExmanError, match=f"EXMAN_HEARTBEAT={value!r}"):
+    with pytest.raises(SystemExit) as exit:
         exman.ExParser(root=root).parse_args([])
+    assert exit.value.code == 2
+    assert f"EXMAN_HEARTBEAT={value!r} is refused" in capsys.readouterr().err
     assert not root.exists()
 
 

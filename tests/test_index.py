@@ -248,7 +248,9 @@ def test_real_runs_end_to_end(
     assert everything.status.tolist()[2] == "failed"
     assert everything.error.tolist()[2] == "ValueError: asked to fail"
     assert index.info("model/vgg").id.tolist() == [2]
-    assert index.info("model").id.tolist() == [1, 2]
+    # the automark of the failed run 3 followed it to fails/
+    assert index.info("model").id.tolist() == [1, 2, 3]
+    assert index.info("model").status.tolist()[2] == "failed"
     row = index.row(3)
     assert row["status"] == "failed" and row["root"].parent.name == "fails"
 

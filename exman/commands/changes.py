@@ -62,4 +62,4 @@ class Report:
 
 def as_root(root: StrPath | Root) -> Root:
     """``root`` itself, or the root found from a folder (see ``find_root``)."""
-    return root if isinstance(root, Root) else find_root(root)
+    return root.check_layout() if isinstance(root, Root) else find_root(root)

@@ -1,8 +1,9 @@
 """Cleaning a root: ``exman gc``.
 
 Removes tmp runs (all, or those that ended longer ago than an age), links
-whose run folder is gone, and mark folders left empty. Runs still running
-are kept.
+whose run folder is gone, mark folders left empty, and what processes that
+died left behind (see :mod:`exman.commands.leftovers`). Runs still running
+or being created are kept.
 """
 
 from __future__ import annotations
@@ -12,9 +13,12 @@ import os
 import pathlib
 import re
 
+from ..record.links import repoint_link
+from ..record.removal import remove_tree
 from ..record.run import Run
 from ..record.store import ExmanError, Root, StrPath, run_id
 from .changes import Report, as_root
+from .leftovers import Leftover, find_leftovers
 
 __all__ = ["gc", "parse_age"]
 
@@ -57,11 +61,18 @@ def gc(
     older_than: str | float | datetime.timedelta | None = None,
     dry_run: bool = False,
 ) -> Report:
-    """Remove tmp runs, dangling links and empty mark folders.
+    """Remove tmp runs, dangling links, empty mark folders and crash debris.
+
+    Runs still running, and runs being created (a folder without run.json
+    that changed in the last hour), are kept. Debris is what a process
+    that died left (see :mod:`exman.commands.leftovers`): run folders
+    without params.yaml and unfinished ``*.tmp`` files, once unchanged for
+    an hour. An entry of ``runs/``, ``fails/`` or ``tmp/`` that is a
+    symbolic link is refused and left alone; what cannot be removed is
+    refused with the reason, and the rest goes on.
 
     :param older_than: only tmp runs that ended longer ago than this
-        (``"7d"``, seconds or a timedelta); default: every tmp run. Runs still
-        running are kept.
+        (``"7d"``, seconds or a timedelta); default: every tmp run.
     :param dry_run: change nothing; ``done`` lists what would go.
     :raises ExmanError: ``older_than`` is not understood.
     """
@@ -69,18 +80,38 @@ def gc(
     age = None if older_than is None else parse_age(older_than)
     now = datetime.datetime.now().astimezone()
     report = Report(root, dry_run=dry_run)
+    for link in root.run_links():
+        report.add(
+            "refused",
+            run_id(link.name),
+            link,
+            f"{report.rel(link)} is a symbolic link, not a run folder: left alone",
+        )
+    debris = find_leftovers(root)
+    incomplete = {item.path for item in debris if item.folder}
     going: list[pathlib.Path] = []
     for path in sorted(root.iter_runs(["tmp"])):
-        run = Run(path)
-        if run.status == "running":
-            report.add("unchanged", run.id, path, f"tmp run {run.id} is running")
+        if path in incomplete:
             continue
-        if age is not None and now - _ended(run) < age:
+        run = Run(path)
+        try:
+            if run.being_created():
+                report.add("unchanged", run.id, path, f"tmp run {run.id} is starting")
+                continue
+            if run.status == "running":
+                report.add("unchanged", run.id, path, f"tmp run {run.id} is running")
+                continue
+            if age is not None and now - _ended(run) < age:
+                continue
+        except FileNotFoundError:  # deleted meanwhile by somebody else
             continue
         going.append(path)
         report.add("done", run.id, path, f"tmp run {run.id}: {report.rel(path)}")
+    for item in debris:
+        num = run_id(item.path.name) if item.folder else None
+        report.add("done", num, item.path, f"{item.what}: {report.rel(item.path)}")
     gone = {os.path.realpath(path) for path in going}
-    links = [p for p in root.index.glob("*") if p.is_symlink()]
+    links = [p for p in _entries(root.index) if p.is_symlink()]
     links += list(root.mark_links())
     dangling = [
         link
@@ -90,6 +121,20 @@ def gc(
         # an index link points at params.yaml inside the run folder
         or os.path.dirname(os.path.realpath(link)) in gone
     ]
+    # marks of a run whose move to fails/ was cut short follow it there
+    follow = [
+        link
+        for link in dangling
+        if link.parent != root.index and (root.fails / link.name).is_dir()
+    ]
+    dangling = [link for link in dangling if link not in follow]
+    for link in follow:
+        report.add(
+            "done",
+            run_id(link.name),
+            link,
+            f"link {report.rel(link)} now points to fails/{link.name}",
+        )
     for link in sorted(dangling):
         num = run_id(link.name.removesuffix(".yaml"))
         report.add("done", num, link, f"link {report.rel(link)}")
@@ -97,13 +142,67 @@ def gc(
     for folder in empty:
         report.add("done", None, folder, f"empty folder {report.rel(folder)}/")
     if not dry_run:
-        for link in dangling:
-            root.unlink(link)
-        for path in going:
-            root.remove_run(path)
-        for folder in empty:
-            root.prune_marks(folder)
+        for link in follow:
+            repoint_link(link, root.fails / link.name)
+        _remove(root, report, dangling, going, debris, empty)
     return report
+
+
+def _entries(folder: pathlib.Path) -> list[pathlib.Path]:
+    try:
+        return list(folder.iterdir())
+    except FileNotFoundError:
+        return []
+
+
+def _remove(
+    root: Root,
+    report: Report,
+    links: list[pathlib.Path],
+    runs: list[pathlib.Path],
+    debris: list[Leftover],
+    empty: list[pathlib.Path],
+) -> None:
+    """Remove what the report lists; what fails moves to ``refused``."""
+    failed: dict[pathlib.Path, str] = {}
+    for link in links:
+        try:
+            root.unlink(link)
+        except (OSError, ExmanError) as e:
+            failed[link] = _why(link, e)
+    for path in runs:
+        try:
+            root.remove_run(path)
+        except FileNotFoundError:
+            pass  # deleted meanwhile by somebody else
+        except (OSError, ExmanError) as e:
+            failed[path] = _why(path, e)
+    for item in debris:
+        try:
+            if item.folder:
+                remove_tree(item.path)
+            else:
+                os.unlink(item.path)
+        except FileNotFoundError:
+            pass
+        except (OSError, ExmanError) as e:
+            failed[item.path] = _why(item.path, e)
+    for folder in empty:
+        root.prune_marks(folder)
+        if folder.is_dir() and not any(folder.iterdir()):
+            failed[folder] = f"cannot remove {folder}: it stays (a read-only root?)"
+    if failed:
+        kept = [c for c in report.done if c.path not in failed]
+        for change in report.done:
+            if change.path in failed:
+                report.add("refused", change.id, change.path, failed[change.path])
+        report.done[:] = kept
+
+
+def _why(path: pathlib.Path, error: BaseException) -> str:
+    if isinstance(error, OSError):
+        return f"cannot remove {path}: {error.strerror or error}"
+    return str(error)
 
 
 def _empty_mark_dirs(root: Root, removed: set[str]) -> list[pathlib.Path]:

@@ -14,6 +14,7 @@ from typing import Callable
 from ..record.store import Root
 from .manage import Report, delete, gc, mark, restore, unmark
 from .selection import format_ids, select
+from .terminal import printable
 
 __all__ = [
     "OK",
@@ -40,7 +41,17 @@ Command = Callable[[argparse.Namespace, Root], int]
 
 def err(message: str) -> None:
     """Print ``exman: message`` on stderr."""
-    print(f"exman: {message}", file=sys.stderr)
+    print(f"exman: {printable(message, newlines=True)}", file=sys.stderr)
+
+
+def _for_terminal(text: str) -> str:
+    """``text``, its control characters escaped when stdout is a terminal
+    (CSV and JSON keep them for a pipe)."""
+    try:
+        tty = sys.stdout.isatty()
+    except (AttributeError, ValueError):
+        tty = False
+    return printable(text, newlines=True) if tty else text
 
 
 def _report(report: Report) -> int:
@@ -114,7 +125,8 @@ def cmd_show(args: argparse.Namespace, root: Root) -> int:
 
     details = show(root, args.id, lines=args.lines)
     if args.format == "json":
-        print(json.dumps(details.to_json(), ensure_ascii=False, indent=1, default=str))
+        text = json.dumps(details.to_json(), ensure_ascii=False, indent=1, default=str)
+        print(_for_terminal(text))
     else:
         print(format_details(details))
     return OK
@@ -160,7 +172,9 @@ def cmd_ls(args: argparse.Namespace, root: Root) -> int:
     if args.format == "table" and len(df) == 0:
         err(f"no runs to list in {root.path}")
         return OK
-    print(render(df, args.format, root=root))
+    text = render(df, args.format, root=root)
+    # the table escapes its cells itself, and its colours are escapes
+    print(text if args.format == "table" else _for_terminal(text))
     return OK
 
 

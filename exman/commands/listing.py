@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..record.store import ExmanError, Root, StrPath
 from .selection import find_root
+from .terminal import printable
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -250,7 +251,8 @@ def render(df: pd.DataFrame, format: str = "table", *, root: Root | None = None)
                 for v in row
             )
         return buf.getvalue().rstrip("\n")
-    return _table(columns, [[_text(v, root) for v in row] for row in rows])
+    cells = [[printable(_text(v, root)) for v in row] for row in rows]
+    return _table([printable(c) for c in columns], cells)
 
 
 def _table(columns: list[str], rows: list[list[str]]) -> str:
@@ -258,14 +260,19 @@ def _table(columns: list[str], rows: list[list[str]]) -> str:
 
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     table = Table(box=None, header_style="bold", pad_edge=False)
     for name in columns:
-        table.add_column(name, justify="right" if name == "id" else "left")
+        # Text, not str: a value like "[red]" or "[/]" is data, not markup
+        table.add_column(Text(name), justify="right" if name == "id" else "left")
     styles = STATUS_STYLE if "status" in columns else {}
     at = columns.index("status") if styles else -1
     for row in rows:
-        table.add_row(*row, style=styles.get(row[at]) if at >= 0 else None)
+        table.add_row(
+            *(Text(cell) for cell in row),
+            style=styles.get(row[at]) if at >= 0 else None,
+        )
     buf = io.StringIO()
     tty = _tty()
     console = Console(file=buf, width=10_000, force_terminal=tty)

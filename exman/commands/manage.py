@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import pathlib
+import stat
 from collections.abc import Iterable
 from typing import Union
 
@@ -76,7 +77,11 @@ def _mark_dir(root: Root, key: StrPath) -> pathlib.Path:
     path = root.marked
     for part in check_key(key):
         path = path / part
-        if path.is_symlink() or (path.exists() and not path.is_dir()):
+        try:  # one lstat: a folder pruned meanwhile is simply not there
+            mode = os.lstat(path).st_mode
+        except FileNotFoundError:
+            break
+        if not stat.S_ISDIR(mode):
             raise ExmanError(
                 f"mark key {os.fspath(key)!r} is refused: "
                 f"{os.path.relpath(path, root.path)} is a run link, not a key folder"
@@ -96,6 +101,11 @@ def mark(root: RootLike, key: StrPath, ids: Ids) -> Report:
     """
     root = as_root(root)
     folder = _mark_dir(root, key)
+    with root.lock():  # a run moved to fails/ meanwhile is marked where it is
+        return _mark(root, key, folder, ids)
+
+
+def _mark(root: Root, key: StrPath, folder: pathlib.Path, ids: Ids) -> Report:
     sel = select(root, ids)
     report = Report(root, missing=sel.missing)
     for num, path in sel.found.items():
@@ -128,11 +138,14 @@ def unmark(root: RootLike, key: StrPath, ids: Ids) -> Report:
     folder = _mark_dir(root, key)
     wanted = parse_ids(ids)
     links: dict[int, pathlib.Path] = {}
-    if folder.is_dir():
-        for entry in folder.iterdir():
-            num = run_id(entry.name)
-            if num is not None and entry.is_symlink():
-                links.setdefault(num, entry)
+    try:
+        entries = list(folder.iterdir())
+    except (FileNotFoundError, NotADirectoryError):  # no such key (or pruned)
+        entries = []
+    for entry in entries:
+        num = run_id(entry.name)
+        if num is not None and entry.is_symlink():
+            links.setdefault(num, entry)
     absent = [num for num in wanted if num not in links]
     existing = select(root, absent).found if absent else {}
     report = Report(root)
@@ -191,7 +204,14 @@ def delete(root: RootLike, ids: Ids, *, all: bool = False) -> Report:
     marks = _links_by_name(root) if all else {}
     for num, path in sel.found.items():
         place = sel.place(num)
-        if all and Run(path).status == "running":
+        if all and Run(path).being_created():
+            report.add(
+                "refused",
+                num,
+                path,
+                f"run {num} is being created (no run.json yet): not deleted",
+            )
+        elif all and Run(path).status == "running":
             record = Run(path).record()
             report.add(
                 "refused",
@@ -202,11 +222,16 @@ def delete(root: RootLike, ids: Ids, *, all: bool = False) -> Report:
             )
         elif all:
             links = [root.index_link(path.name), *marks.get(path.name, [])]
-            gone = [link for link in links if root.unlink(link)]
-            for link in gone:
-                if link.parent != root.index:
-                    root.prune_marks(link.parent)
-            root.remove_run(path)
+            try:
+                gone = [link for link in links if root.unlink(link)]
+                for link in gone:
+                    if link.parent != root.index:
+                        root.prune_marks(link.parent)
+                root.remove_run(path)
+            except (OSError, ExmanError) as e:  # the rest goes on
+                why = f"{e.strerror}: {e.filename}" if isinstance(e, OSError) else e
+                report.add("refused", num, path, f"run {num} not deleted: {why}")
+                continue
             report.add(
                 "done",
                 num,
@@ -231,8 +256,17 @@ def delete(root: RootLike, ids: Ids, *, all: bool = False) -> Report:
         else:
             report.add("unchanged", num, path, f"run {num} is not in the index")
     orphans = _index_orphans(root, sel.missing)
+    strays = {run_id(p.name): p for p in root.run_links()} if sel.missing else {}
     for num in sel.missing:
-        if num in orphans:
+        if num in strays:
+            report.add(
+                "refused",
+                num,
+                strays[num],
+                f"{report.rel(strays[num])} is a symbolic link, not a run folder: "
+                "left alone",
+            )
+        elif num in orphans:
             root.unlink(orphans[num])
             report.add(
                 "done", num, orphans[num], f"removed the index link of run {num}"

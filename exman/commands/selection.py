@@ -59,6 +59,8 @@ def find_root(
     :param environ: the environment (default: ``os.environ``) for ``EXMAN_ROOT``.
     :raises NotARoot: the given root is not an exman root, or none was given
         and neither ``EXMAN_ROOT`` nor the folders from ``cwd`` up are one.
+    :raises ExmanError: a sub-folder of the root is a symbolic link or a file
+        (see :meth:`~exman.record.store.Root.check_layout`).
     """
     candidate: Root | None
     if isinstance(root, Root):
@@ -74,11 +76,11 @@ def find_root(
                 f"{candidate.path} ({origin}) is not an exman root: it has no "
                 "runs/ and index/ folders"
             )
-        return candidate
+        return candidate.check_layout()
     start = pathlib.Path(os.path.abspath(os.getcwd() if cwd is None else cwd))
     for folder in (start, *start.parents):
         if Root(folder).exists():
-            return Root(folder)
+            return Root(folder).check_layout()
     raise NotARoot(
         f"{start} is not inside an exman root{_hint(start)}: run exman from "
         f"the root folder or below it, pass --root PATH or set {ROOT_ENV}"

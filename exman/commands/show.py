@@ -19,6 +19,7 @@ from ..record.params import ParamsError
 from ..record.run import DIFF_FILE, LOG_FILE, TRACEBACK_FILE, Run
 from ..record.store import Root, RunNotFound, StrPath
 from .selection import find_root, select
+from .terminal import printable
 
 __all__ = ["RunDetails", "format_details", "show", "tail"]
 
@@ -57,6 +58,8 @@ class RunDetails:
     problems: list[str] = field(default_factory=list)
     #: seconds since a running (or crashed) run's last heartbeat
     silent_for: float | None = None
+    #: the folder has its params.yaml (False: being created, or crash debris)
+    complete: bool = True
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict (paths as strings)."""
@@ -145,6 +148,7 @@ def show(root: StrPath | Root, id: int | str, *, lines: int = 20) -> RunDetails:
         files=files,
         more_files=more,
         problems=problems,
+        complete=run.params_file.exists(),
     )
     beat = run.beat()
     if details.status in ("running", "crashed") and beat is not None:
@@ -192,7 +196,13 @@ def format_details(d: RunDetails) -> str:
         status += f" (exit code {rec['exit_code']})"
     where = "in the index" if d.indexed else "not in the index"
     out.append(f"  status    {status}, {where}")
-    if not rec:
+    if not rec and not d.complete:
+        out.append(
+            "  record    none: an incomplete run folder (no params.yaml, no "
+            "run.json): being created, or left by a process that died "
+            "(exman gc removes it)"
+        )
+    elif not rec:
         out.append("  record    none: made by exman 0.1.9 (no run.json)")
     for key in ("started", "finished"):
         if rec.get(key):
@@ -245,4 +255,5 @@ def format_details(d: RunDetails) -> str:
         out += ["  " + x for x in d.log_tail]
     for problem in d.problems:
         out.append(f"warning: {problem}")
-    return "\n".join(out)
+    # every value comes from a file anyone may have written: no raw escapes
+    return "\n".join(printable(line) for line in out)

@@ -299,22 +299,35 @@ def _read_runs(
     ctimes = ctime_column()
     missing: list[str] = []
     stat = os.stat
+    links: list[str] = []
     for name in names:  # the hot loop of a warm load: keep it bare
         try:
             st = (
-                stat(name, dir_fd=dir_fd)
+                stat(name, dir_fd=dir_fd, follow_symlinks=False)
                 if dir_fd is not None
-                else stat(os.path.join(place_dir, name))
+                else stat(os.path.join(place_dir, name), follow_symlinks=False)
             )
         except OSError:
             missing.append(name)
             inos.append(0)
             ctimes.append(-1)
             continue
+        if st.st_mode & 0o170000 == 0o120000:  # a link would lead out of the root
+            links.append(name)
+            inos.append(0)
+            ctimes.append(-1)
+            continue
         inos.append(st.st_ino)
         ctimes.append(st.st_ctime_ns)
+    for name in links:
+        warnings.warn(
+            f"exman: skipped run {label}{name}: a symbolic link, not a run folder",
+            SkippedRunWarning,
+            stacklevel=4,
+        )
     if (
         not missing
+        and not links
         and ctimes == stored.ctimes
         and names == stored.names
         and inos == stored.inos
@@ -323,7 +336,7 @@ def _read_runs(
     position = {name: p for p, name in enumerate(stored.names)}
     where: dict[str, int] = {}
     stale: list[str] = []
-    gone = set(missing)
+    gone = {*missing, *links}
     for name, ino, ctime in zip(names, inos, ctimes):
         if name in gone:
             continue
@@ -347,6 +360,16 @@ def _read_runs(
     return Loaded(rows, store, missing)
 
 
+def _gone(place_dir: str, name: str, dir_fd: int | None) -> bool:
+    try:
+        _stat(place_dir, name, dir_fd)
+    except FileNotFoundError:
+        return True
+    except OSError:
+        pass
+    return False
+
+
 def _parse(
     place_dir: str, names: list[str], clock: Clock, dir_fd: int | None, label: str
 ) -> tuple[Table, list[str]]:
@@ -365,6 +388,9 @@ def _parse(
             continue
         folder = name if dir_fd is not None else os.path.join(place_dir, name)
         params, record, outcome, problem = read_run(folder, dir_fd, memo)
+        if params is None and _gone(place_dir, name, dir_fd):
+            vanished.append(name)  # deleted while it was read: no warning
+            continue
         if problem is not None:
             warnings.warn(
                 f"exman: skipped run {label}{name}: {problem}"

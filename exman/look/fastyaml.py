@@ -30,6 +30,8 @@ from typing import Any
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from ..record.yamlsize import check_expansion
+
 try:
     from yaml import CSafeLoader as _SafeLoader
 except ImportError:  # pragma: no cover - PyYAML built without libyaml
@@ -119,8 +121,10 @@ def load_document(data: bytes | str, memo: dict[str, str] | None = None) -> Any:
     """``yaml.load(data, Loader=yaml.CSafeLoader)``, faster.
 
     :param memo: a dict shared by the calls of one batch (resolved tags).
-    :raises yaml.YAMLError: invalid YAML, an unknown or unsafe tag, or more
-        than one document (and whatever PyYAML raises for malformed values).
+    :raises yaml.YAMLError: invalid YAML, an unknown or unsafe tag, more
+        than one document, aliases that expand out of proportion to the text
+        (:class:`~exman.record.yamlsize.AliasBomb`), and whatever PyYAML
+        raises for malformed values.
     """
     loader = _Loader(data)
     loader.memo = {} if memo is None else memo
@@ -128,6 +132,7 @@ def load_document(data: bytes | str, memo: dict[str, str] | None = None) -> Any:
         node = loader.get_single_node()
         if node is None:
             return None
+        check_expansion(node, len(data))
         try:
             return _build(node, 0)
         except _Other:

@@ -114,7 +114,13 @@ class ConfigFile(configargparse.ConfigFileParser):
     def parse(self, stream: IO[str]) -> dict[str, Any]:
         name = getattr(stream, "name", "<config>")
         try:
-            data = load_yaml(stream.read(), name)
+            try:
+                text: str | bytes = stream.read()
+            except UnicodeDecodeError:
+                # not UTF-8: the loader reads the bytes and names the line
+                with open(name, "rb") as f:
+                    text = f.read()
+            data = load_yaml(text, name)
         except ParamsError as e:
             raise configargparse.ConfigFileParserException(str(e)) from None
         if data is None:

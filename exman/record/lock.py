@@ -73,7 +73,12 @@ class FileLock:
                 raise self._timeout() from None
             self._depth = 1
             return self
-        fd = _open(self.path)
+        try:
+            fd = _open(self.path)
+        except OSError as e:  # a folder, a read-only root, no permission
+            raise ExmanError(
+                f"cannot take the lock {self.path}: {e.strerror}"
+            ) from None
         try:
             if self.timeout < 0:
                 fcntl.flock(fd, fcntl.LOCK_EX)

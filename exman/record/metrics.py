@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import errno
 import json
 import os
 import pathlib
@@ -74,6 +75,21 @@ def _default(value: Any) -> Any:
 _encode = json.JSONEncoder(default=_default).encode
 
 
+#: records kept for the next flush while the disk is full
+MAX_PENDING = 10_000
+_FULL = frozenset({errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)})
+
+
+def _unsent(lines: list[str], written: int) -> list[str]:
+    """The lines not written whole when ``written`` bytes of them were."""
+    end = 0
+    for i, line in enumerate(lines):
+        end += len(line.encode("utf-8"))
+        if end > written:
+            return lines[i:]
+    return []
+
+
 class Recorder:
     """Writes the metrics and results of one run folder from this process.
 
@@ -90,6 +106,7 @@ class Recorder:
         self._lock = threading.Lock()
         self._step = -1
         self._fd: int | None = None
+        self._torn = False  # the last write ended inside a line (a full disk)
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -158,7 +175,11 @@ class Recorder:
             if not self._buffer:
                 return
             lines, self._buffer = self._buffer, []
-            data = "".join(lines).encode("utf-8")
+            # an earlier write stopped inside a line (a full disk): end that
+            # line first, so that the damage stays on it
+            head = b"\n" if self._torn else b""
+            data = head + "".join(lines).encode("utf-8")
+            sent = 0
             try:
                 if self._fd is None:
                     self._fd = os.open(
@@ -167,17 +188,23 @@ class Recorder:
                         0o644,
                     )
                     share(self._fd, group_bits(self.path))
-                while data:
-                    written = os.write(self._fd, data)
-                    data = data[written:]
-            except OSError:
-                # the run folder went away (moved to fails/, deleted): follow it
-                # once, else give up on these records rather than crash the run
-                self._fd = None
+                while sent < len(data):
+                    sent += os.write(self._fd, data[sent:])
+                    self._torn = data[sent - 1 : sent] != b"\n"
+            except OSError as e:
                 moved = self.path.parent.parent / "fails" / self.path.name
-                if moved.is_dir() and moved != self.path:
+                if e.errno in _FULL:
+                    # the records not written whole go again with the next
+                    # flush (a bounded number: the disk may stay full)
+                    unsent = _unsent(lines, sent - len(head))
+                    self._buffer[:0] = unsent[-MAX_PENDING:]
+                elif moved.is_dir() and moved != self.path:
+                    # the run folder was moved to fails/: follow it once
+                    self._fd = None
                     self.path = moved
                     self._buffer[:0] = lines
+                else:  # the run folder is gone: give up rather than crash the run
+                    self._fd = None
 
     def close(self) -> None:
         self.flush()

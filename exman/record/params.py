@@ -16,6 +16,8 @@ from typing import Any
 
 import yaml
 
+from .yamlsize import check_expansion
+
 try:  # the C implementations are several times faster
     from yaml import CSafeDumper as _BaseDumper
     from yaml import CSafeLoader as SafeLoader
@@ -110,9 +112,31 @@ def dump_params(params: Mapping[str, Any], *, time: datetime.datetime, id: int) 
 
 
 def load_yaml(text: str | bytes, path: str | pathlib.Path = "<string>") -> Any:
-    """Parse YAML with the safe loader; errors name the file and line."""
+    """Parse YAML with the safe loader; errors name the file and line.
+
+    A document whose aliases expand to far more values than its text holds
+    is refused (see :mod:`exman.record.yamlsize`).
+    """
     try:
-        return yaml.load(text, Loader=SafeLoader)
+        loader = SafeLoader(text)
+        try:
+            node = loader.get_single_node()
+            if node is None:
+                return None
+            check_expansion(node, len(text))
+            return loader.construct_document(node)
+        finally:
+            loader.dispose()
+    except yaml.reader.ReaderError as e:
+        # a byte that is no UTF-8 or a control character: say where it is
+        head = text[: e.position]
+        at = (head.count(b"\n") if isinstance(head, bytes) else head.count("\n")) + 1
+        char = e.character
+        code: int | None = (
+            char if isinstance(char, int) else ord(char) if len(char) == 1 else None
+        )
+        what = f"{e.reason} (#x{code:02x})" if code is not None else e.reason
+        raise ParamsError(path, f"invalid YAML: {what}", at) from None
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         line = mark.line + 1 if mark is not None else None

@@ -24,6 +24,7 @@ import json
 import os
 import pathlib
 import sys
+import time
 from typing import Any
 
 from . import heartbeat
@@ -47,6 +48,9 @@ LOG_FILE = "log.txt"
 TRACEBACK_FILE = "traceback.txt"
 DIFF_FILE = "changes.diff"
 FINAL_STATUSES = frozenset({"completed", "failed", "interrupted"})
+#: seconds a run folder without run.json is taken as still being created
+#: (between its folder and its run.json, parse_args writes params.yaml)
+CREATION_GRACE = 3600.0
 
 
 def now_iso() -> str:
@@ -203,6 +207,30 @@ class Run:
         """
         record = self.record()
         return effective_status(record, self.beat())
+
+    def being_created(self, grace: float = CREATION_GRACE) -> bool:
+        """Whether this may be a run that ``parse_args`` is still creating.
+
+        True for a folder without run.json that changed less than ``grace``
+        seconds ago: its creator may be between making the folder and
+        writing run.json. Such a run is as untouchable as a running one.
+        """
+        if self.record_file.exists():
+            return False
+        try:
+            changed = self.path.stat().st_mtime
+        except FileNotFoundError:
+            return False
+        return time.time() - changed < grace
+
+    def incomplete(self, grace: float = CREATION_GRACE) -> bool:
+        """A folder that a process died creating: no params.yaml, not being
+        created (see :meth:`being_created`) and no live process running it."""
+        if self.params_file.exists() or self.being_created(grace):
+            return False
+        if not self.path.is_dir():
+            return False
+        return self.status != "running"
 
     def start(self, **fields: Any) -> dict[str, Any]:
         """Record the run as running in this process, and keep its heartbeat.

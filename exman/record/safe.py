@@ -23,7 +23,7 @@ from typing import IO, Any, Callable
 
 from .files import group_bits, share
 from .run import FINAL_STATUSES, LOG_FILE, TRACEBACK_FILE, Run
-from .store import Root, atomic_write
+from .store import ExmanError, Root, atomic_write
 
 __all__ = ["SafeExperiment", "Tee", "track"]
 
@@ -42,7 +42,7 @@ class Tee:
     def write(self, text: str) -> int:
         try:
             self._log.write(text)
-        except ValueError:  # the log was closed under us
+        except (ValueError, OSError):  # the log was closed under us, a full disk
             pass
         return self._stream.write(text)
 
@@ -53,7 +53,7 @@ class Tee:
     def flush(self) -> None:
         try:
             self._log.flush()
-        except ValueError:
+        except (ValueError, OSError):
             pass
         self._stream.flush()
 
@@ -178,6 +178,12 @@ def _format(
     return "".join(traceback.format_exception(etype, value, tb))
 
 
+def _why(error: BaseException) -> str:
+    if isinstance(error, OSError) and error.strerror:
+        return f"{error.strerror}" + (f" ({error.filename})" if error.filename else "")
+    return str(error)
+
+
 def _last_line(text: str) -> str | None:
     lines = [line for line in text.strip().splitlines() if line.strip()]
     return lines[-1].strip() if lines else None
@@ -189,8 +195,9 @@ class SafeExperiment:
 
     * stdout and stderr are copied to ``log.txt`` in the run folder;
     * an exception (or ``sys.exit`` with a non-zero code) records the run as
-      failed, writes ``traceback.txt``, moves the run to ``fails/``, removes
-      its index and mark links and lets the exception go on;
+      failed, writes ``traceback.txt``, moves the run to ``fails/`` (its
+      index link is removed, its marks follow it) and lets the exception go
+      on;
     * ``KeyboardInterrupt`` records the run as interrupted, writes
       ``traceback.txt``, and leaves it where it is (with ``prompt=True`` on a
       terminal it asks whether to move it to ``fails/`` instead);
@@ -238,8 +245,11 @@ class SafeExperiment:
             sys.stdout, sys.stderr = self._saved
             self._saved = None
         if self._log is not None:
-            self._log.close()
-            self._log = None
+            log, self._log = self._log, None
+            try:
+                log.close()
+            except OSError:  # a full disk: the script's own outcome matters more
+                pass
 
     def __exit__(
         self,
@@ -276,15 +286,34 @@ class SafeExperiment:
     def move_to_fails(
         self, text: str, status: str, code: int, reason: str | None
     ) -> None:
-        """Record the failure, move the run folder to ``fails/``, drop its links."""
-        atomic_write(self.run.path / TRACEBACK_FILE, text)
-        self.run.finish(status, exit_code=code, reason=reason)
-        target = self.root.move_to_fails(self.run.path, self.links)
-        metrics = sys.modules.get("exman.record.metrics")
-        if metrics is not None:
-            metrics.moved(self.run.path, target)
+        """Record the failure and move the run folder to ``fails/``.
+
+        Each step is tried even when one before failed, and none raises:
+        the script's exception, on its way out, must not be replaced by
+        exman's own trouble (a full disk, a read-only root), which is
+        printed on stderr beside it.
+        """
+        problems: list[str] = []
+        try:
+            atomic_write(self.run.path / TRACEBACK_FILE, text)
+        except OSError as e:
+            problems.append(f"could not write {TRACEBACK_FILE}: {_why(e)}")
+        try:
+            self.run.finish(status, exit_code=code, reason=reason)
+        except OSError as e:
+            problems.append(f"could not record the failure in run.json: {_why(e)}")
         untrack(self.run)
-        self.run = Run(target)
+        try:
+            target = self.root.move_to_fails(self.run.path)
+        except (OSError, ExmanError) as e:
+            problems.append(f"could not move the run to fails/: {_why(e)}")
+        else:
+            metrics = sys.modules.get("exman.record.metrics")
+            if metrics is not None:
+                metrics.moved(self.run.path, target)
+            self.run = Run(target)
+        for problem in problems:
+            print(f"exman: run {self.run.path}: {problem}", file=sys.stderr)
 
     def _ask(self, question: str) -> bool:
         """Ask yes/no on a terminal, 10 s at most; the default otherwise."""

@@ -11,15 +11,24 @@ from __future__ import annotations
 import datetime
 import os
 import pathlib
-import re
-import shutil
+import stat
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Union
 
+from .counter import format_counter, read_counter
 from .errors import ExmanError, RunNotFound
 from .files import atomic_write, make_dir, sync_dir, sync_file
 from .ids import claim_id
+from .links import make_link, prune_empty, remove_link, walk_links
+from .names import (
+    RUN_PLACES,
+    check_component,
+    check_key,
+    check_name,
+    path_component,
+    run_id,
+)
 
 if TYPE_CHECKING:
     from .lock import FileLock
@@ -40,72 +49,15 @@ __all__ = [
 StrPath = Union[str, "os.PathLike[str]"]
 
 DIR_TIME_FORMAT = "%Y-%m-%d-%H-%M-%S"
-#: a run folder: ``<id>-<YYYY-mm-dd-HH-MM-SS>[-<name>]``
-RUN_PATTERN = re.compile(r"^(\d+)-\d{4}-\d{2}-\d{2}-\d{2}-\d{2}-\d{2}(?:-|$)")
-#: where runs live; ``index`` and ``marked`` only hold links to them
-RUN_PLACES = ("runs", "tmp", "fails")
 STATE_DIR = ".exman"
+#: the folders of a root, made by Root.ensure
+SUB_FOLDERS = ("runs", "index", "marked", "fails", "tmp", STATE_DIR)
 #: the environment variable naming the root (ExParser, the command, launchers)
 ROOT_ENV = "EXMAN_ROOT"
 
 
 #: the value of an automark name that is not an argument (see Root.automark_key)
 NO_VALUE = object()
-
-
-def run_id(name: str) -> int | None:
-    """The id of a run folder or index file name, or None if it is not one."""
-    m = RUN_PATTERN.match(name)
-    return int(m.group(1)) if m else None
-
-
-def check_name(name: str, what: str = "name") -> str:
-    """Refuse a user-given name that could leave the folder it is put in.
-
-    :raises ExmanError: the name is empty, contains a path separator, a NUL
-        byte or ``..``.
-    """
-    if not name.strip():
-        raise ExmanError(f"{what} must not be empty")
-    bad = [c for c in ("/", "\\", "\0") if c in name]
-    if bad or ".." in name or name == ".":
-        raise ExmanError(
-            f"{what} {name!r} is refused: it must not contain '/', '\\', "
-            "a NUL byte or '..'"
-        )
-    return name
-
-
-def path_component(value: object) -> str:
-    """A value made safe as one folder name (used for automark values).
-
-    ``str(value)`` with ``/``, ``\\``, NUL and ``%`` escaped as ``%XX``;
-    ``.``, ``..`` and the empty string are escaped too so that the result
-    always names a child of its parent folder.
-    """
-    text = str(value)
-    out = text.replace("%", "%25").replace("/", "%2F").replace("\\", "%5C")
-    out = out.replace("\0", "%00").replace("..", "%2E%2E")
-    if out in ("", "."):
-        out = "%2E" if out else "%00"
-    return out
-
-
-def check_key(key: StrPath) -> tuple[str, ...]:
-    """Split a mark key like ``best/lr`` into its parts, refusing escapes.
-
-    :raises ExmanError: the key is absolute, empty or has a ``..`` part.
-    """
-    text = os.fspath(key)
-    if not text or text.startswith(("/", "\\")) or os.path.isabs(text):
-        raise ExmanError(f"mark key {text!r} must be a relative path like 'best/lr'")
-    parts = tuple(p for p in re.split(r"[/\\]", text) if p not in ("", "."))
-    if not parts or any(".." in p or "\0" in p for p in parts):
-        raise ExmanError(
-            f"mark key {text!r} is refused: it must be a relative path "
-            "without '..' parts"
-        )
-    return parts
 
 
 @dataclass(frozen=True)
@@ -176,10 +128,58 @@ class Root:
         return self.runs.is_dir() and self.index.is_dir()
 
     def ensure(self) -> Root:
-        """Create the root and its sub-folders if they are missing."""
-        make_dir(self.path, exist_ok=True)
-        for sub in ("runs", "index", "marked", "fails", "tmp", STATE_DIR):
-            make_dir(self.path / sub, exist_ok=True)
+        """Create the root and its sub-folders if they are missing.
+
+        :raises ExmanError: the root or a sub-folder cannot be made or is
+            no folder of the root (see :meth:`check_layout`).
+        """
+        try:
+            make_dir(self.path, exist_ok=True)
+        except FileExistsError:
+            raise ExmanError(
+                f"cannot use {self.path} as an exman root: it is not a folder"
+            ) from None
+        except OSError as e:
+            raise ExmanError(
+                f"cannot use {self.path} as an exman root: {e.strerror}"
+            ) from None
+        for sub in SUB_FOLDERS:
+            try:
+                make_dir(self.path / sub)
+            except FileExistsError:
+                pass  # or a file, or a link: check_layout says which
+            except OSError as e:
+                raise ExmanError(
+                    f"cannot create {self.path / sub}: {e.strerror}"
+                ) from None
+        return self.check_layout()
+
+    def check_layout(self) -> Root:
+        """Refuse a root whose sub-folders are links or files.
+
+        ``runs/``, ``index/``, ``marked/``, ``fails/``, ``tmp/`` and
+        ``.exman/`` must be real folders: a symbolic link would take what
+        exman reads, writes and deletes out of the root.
+
+        :raises ExmanError: one is a symbolic link, or not a folder.
+        """
+        for sub in SUB_FOLDERS:
+            path = self.path / sub
+            try:
+                mode = os.lstat(path).st_mode
+            except FileNotFoundError:
+                continue
+            except OSError as e:
+                raise ExmanError(f"cannot use {path}: {e.strerror}") from None
+            if stat.S_ISLNK(mode):
+                raise ExmanError(
+                    f"{path} is a symbolic link: exman does not follow links out "
+                    f"of the root; make {sub}/ a folder of {self.path}"
+                )
+            if not stat.S_ISDIR(mode):
+                raise ExmanError(
+                    f"{path} is not a folder: {self.path} is not a usable exman root"
+                )
         return self
 
     def lock(self, timeout: float = -1) -> FileLock:
@@ -220,10 +220,10 @@ class Root:
         Runs created from now on have larger ids.
         """
         try:
-            first = (self.state / "counter").read_text().split("\n", 1)[0]
-            return int(first.strip() or 0)
-        except (OSError, ValueError):
+            found = read_counter(str(self.state / "counter"))
+        except OSError:
             return 0
+        return 0 if found is None else found[0]
 
     def allocate(
         self,
@@ -248,15 +248,13 @@ class Root:
             check_name(name, "run name")
         counter = self.state / "counter"
         with self.lock():
-            try:
-                lines = counter.read_text().split("\n")
-                last, stamp = int(lines[0].strip() or 0), lines[1:2]
-            except FileNotFoundError:
+            found = read_counter(str(counter))
+            # a missing or damaged counter (an absurd id, text): the folders
+            # know better, as in a root of exman 0.1.9
+            last, stamp = (0, None) if found is None else found
+            if found is None:
                 make_dir(self.state, exist_ok=True)
-                last, stamp = 0, []
-            except ValueError:  # a damaged counter: the folders know better
-                last, stamp = 0, []
-            if stamp != [self._stamp()]:
+            if stamp != self._stamp():
                 # no counter (a root of exman 0.1.9), a damaged one, or runs/
                 # or tmp/ changed since it was written (exman 0.1.9 on the same
                 # root, a process killed before it wrote the counter, a run
@@ -279,7 +277,11 @@ class Root:
                     break
                 except FileExistsError:  # a writer that does not claim (0.1.9)
                     num += 1
-            atomic_write(counter, f"{num}\n{self._stamp()}\n")
+            try:
+                atomic_write(counter, format_counter(num, self._stamp()))
+            except BaseException:  # a full disk: no empty folder stays behind
+                (parent / folder).rmdir()
+                raise
         # to the disk outside the lock, which others wait for: a counter that
         # a power loss tore reads as damaged, and the folders are scanned
         sync_file(counter)
@@ -288,22 +290,13 @@ class Root:
         return RunPlace(num, folder, parent / folder, time.replace(microsecond=0), tmp)
 
     # -- links -------------------------------------------------------------
-    def _link(self, link: pathlib.Path, target: pathlib.Path, is_dir: bool) -> None:
-        rel = os.path.relpath(target, link.parent)
-        make_dir(link.parent, exist_ok=True)
-        try:
-            link.symlink_to(rel, target_is_directory=is_dir)
-        except FileExistsError:
-            if os.readlink(link) != rel:
-                raise
-
     def index_link(self, name: str) -> pathlib.Path:
         return self.index / f"{name}.yaml"
 
     def link_index(self, name: str) -> pathlib.Path:
         """Link ``index/<name>.yaml`` to ``runs/<name>/params.yaml``."""
         link = self.index_link(name)
-        self._link(link, self.runs / name / "params.yaml", is_dir=False)
+        make_link(link, self.runs / name / "params.yaml", is_dir=False)
         return link
 
     def mark_dir(self, key: StrPath) -> pathlib.Path:
@@ -313,7 +306,7 @@ class Root:
     def link_mark(self, key: StrPath, name: str, place: str = "runs") -> pathlib.Path:
         """Link ``marked/<key>/<name>`` to the run folder."""
         link = self.mark_dir(key) / check_name(name, "run name")
-        self._link(link, self.path / place / name, is_dir=True)
+        make_link(link, self.path / place / name, is_dir=True)
         return link
 
     def automark_key(self, pairs: Iterable[tuple[str, object]]) -> pathlib.Path:
@@ -322,12 +315,16 @@ class Root:
         A pair whose value is :data:`NO_VALUE` gives its key alone: an
         automark name that is not an argument is a constant folder (as in
         exman 0.1.9: ``automark=["user", "constant"]``).
+
+        :raises ExmanError: a value is too long for a folder name.
         """
         parts: list[str] = []
         for key, value in pairs:
-            parts.append(path_component(key))
+            parts.append(check_component(path_component(key), "automark name"))
             if value is not NO_VALUE:
-                parts.append(path_component(value))
+                part = path_component(value)
+                check_component(part, f"the value of automark {key!r},")
+                parts.append(part)
         return pathlib.Path(*parts)
 
     # -- removing ----------------------------------------------------------
@@ -338,17 +335,9 @@ class Root:
             ``marked/`` (exman removes only the links it makes).
         """
         path = pathlib.Path(os.path.abspath(link))
-        if not os.path.lexists(path):
-            return False
         if not (path.parent == self.index or self.marked in path.parents):
             raise ExmanError(f"{path} is not in {self.index} or {self.marked}")
-        if not path.is_symlink():
-            raise ExmanError(f"{path} is not a link: exman removes only its links")
-        try:
-            os.unlink(path)
-        except FileNotFoundError:  # somebody else removed it first
-            return False
-        return True
+        return remove_link(path)
 
     def unlink_index(self, name: str) -> bool:
         """Remove ``index/<name>.yaml``; False if it was not there."""
@@ -363,64 +352,41 @@ class Root:
 
     def prune_marks(self, folder: StrPath) -> None:
         """Remove ``folder`` and its parents below ``marked/`` while empty."""
-        path = pathlib.Path(os.path.abspath(folder))
-        while self.marked in path.parents:
-            try:
-                path.rmdir()
-            except OSError:  # not empty (or gone): the parents are not empty either
-                return
-            path = path.parent
+        prune_empty(pathlib.Path(os.path.abspath(folder)), self.marked)
 
     def mark_links(self) -> Iterator[pathlib.Path]:
         """Every link under ``marked/``, dangling or not (links are not followed)."""
-        for folder, dirs, files in os.walk(self.marked):
-            for entry in (*dirs, *files):
-                path = pathlib.Path(folder, entry)
-                if path.is_symlink():
-                    yield path
+        return walk_links(self.marked)
 
-    def move_to_fails(
-        self, path: StrPath, links: Iterable[StrPath] | None = None
-    ) -> pathlib.Path:
-        """Move a failed run's folder to ``fails/`` and remove the links to it.
+    def move_to_fails(self, path: StrPath) -> pathlib.Path:
+        """Move a failed run's folder to ``fails/``; its links follow it.
 
-        :param links: the links to remove; by default its index link and
-            every mark link with its name.
-        :returns: the folder's new place.
+        See :func:`exman.record.removal.move_to_fails`.
         """
-        folder = pathlib.Path(path)
-        name = folder.name
-        make_dir(self.fails, exist_ok=True)
-        target = self.fails / name
-        os.replace(folder, target)
-        if links is None:
-            marks = [link for link in self.mark_links() if link.name == name]
-            links = [self.index_link(name), *marks]
-        for link in links:
-            try:
-                os.unlink(link)
-            except FileNotFoundError:
-                pass
-        return target
+        from .removal import move_to_fails
+
+        return move_to_fails(self, path)
+
+    def abandon(self, name: str, path: StrPath) -> None:
+        """Undo a run whose creation failed.
+
+        See :func:`exman.record.removal.abandon`.
+        """
+        from .removal import abandon
+
+        abandon(self, name, path)
 
     def remove_run(self, path: StrPath) -> None:
         """Delete a run folder of this root with everything in it.
 
-        :raises ExmanError: ``path`` is not a run folder in ``runs/``,
-            ``tmp/`` or ``fails/``.
+        See :func:`exman.record.removal.remove_run`.
         """
-        folder = pathlib.Path(os.path.abspath(path))
-        places = [self.path / place for place in RUN_PLACES]
-        if (
-            folder.parent not in places
-            or run_id(folder.name) is None
-            or folder.is_symlink()
-            or not folder.is_dir()
-        ):
-            raise ExmanError(f"{folder} is not a run folder of {self.path}")
-        shutil.rmtree(folder)
+        from .removal import remove_run
+
+        remove_run(self, path)
 
     # -- finding runs ------------------------------------------------------
+
     def iter_runs(self, places: Iterable[str] = RUN_PLACES) -> Iterator[pathlib.Path]:
         """Every run folder in the given places (``runs``, ``tmp``, ``fails``)."""
         for place in places:
@@ -430,8 +396,27 @@ class Root:
                 continue
             with entries:
                 for entry in entries:
-                    if run_id(entry.name) is not None and entry.is_dir():
+                    # a link is no run folder: it would lead out of the root
+                    if run_id(entry.name) is not None and entry.is_dir(
+                        follow_symlinks=False
+                    ):
                         yield pathlib.Path(entry.path)
+
+    def run_links(self, places: Iterable[str] = RUN_PLACES) -> list[pathlib.Path]:
+        """Entries named like runs that are symbolic links (refused as runs)."""
+        found = []
+        for place in places:
+            try:
+                entries = os.scandir(self.path / place)
+            except FileNotFoundError:
+                continue
+            with entries:
+                found += [
+                    pathlib.Path(e.path)
+                    for e in entries
+                    if run_id(e.name) is not None and e.is_symlink()
+                ]
+        return sorted(found)
 
     def find(self, num: int, places: Iterable[str] = RUN_PLACES) -> pathlib.Path:
         """The folder of run ``num``.

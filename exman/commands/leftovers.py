@@ -1,0 +1,109 @@
+"""What processes that died left in a root, for ``exman gc`` to clean.
+
+A process killed at any instant leaves the old state or the new one, but
+it can leave debris beside them:
+
+* a run folder without ``params.yaml`` (killed between making the folder
+  and writing the file), in ``runs/``, ``fails/`` or ``tmp/``;
+* ``<file>.<pid>.<thread>.tmp``: a file being written atomically (params,
+  run.json, results, the counter, the cache, sweep records), or a mark
+  link being re-pointed;
+* ``.deleting-<id>-<pid>``: a run folder being deleted (see
+  :meth:`~exman.record.store.Root.remove_run`).
+
+Something is debris only when the process that made it is gone and it has
+not changed for :data:`~exman.record.run.CREATION_GRACE` seconds: nothing a
+live process is writing is ever taken, even one on another host (whose
+pid means nothing here) as long as it keeps writing.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import re
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from ..record.run import CREATION_GRACE, Run, pid_alive
+from ..record.store import RUN_PLACES, STATE_DIR, Root, run_id
+
+__all__ = ["Leftover", "find_leftovers"]
+
+#: what atomic writes leave while they write: ``<file>.<pid>.<thread>.tmp``
+TMP_FILE = re.compile(r"\.(\d+)\.\d+\.tmp\Z")
+#: a run folder renamed to be deleted: ``.deleting-<id>-<pid>``
+TRASH = re.compile(r"\A\.deleting-\d+-(\d+)\Z")
+
+
+@dataclass(frozen=True)
+class Leftover:
+    """One piece of debris: its path and what it is, for the report."""
+
+    path: pathlib.Path
+    what: str
+    folder: bool
+
+
+def _stale(path: str, pid: int | None, grace: float, now: float) -> bool:
+    if pid is not None and pid_alive(pid):
+        return False
+    try:
+        changed = os.lstat(path).st_mtime
+    except FileNotFoundError:
+        return False
+    return now - changed >= grace
+
+
+def _tmp_files(folder: str, grace: float, now: float) -> Iterator[Leftover]:
+    try:
+        entries = os.scandir(folder)
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    with entries:
+        for entry in entries:
+            m = TMP_FILE.search(entry.name)
+            if (
+                m is not None
+                and not entry.is_dir(follow_symlinks=False)
+                and _stale(entry.path, int(m.group(1)), grace, now)
+            ):
+                yield Leftover(pathlib.Path(entry.path), "unfinished file", False)
+
+
+def find_leftovers(root: Root, grace: float = CREATION_GRACE) -> list[Leftover]:
+    """The debris of dead processes in ``root`` (see the module docstring).
+
+    :param grace: seconds something must have stayed unchanged.
+    """
+    now = time.time()
+    found: list[Leftover] = []
+    for place in RUN_PLACES:
+        folder = root.path / place
+        try:
+            entries = os.scandir(folder)
+        except FileNotFoundError:
+            continue
+        with entries:
+            names = [(e.name, e.is_dir(follow_symlinks=False)) for e in entries]
+        for name, is_dir in sorted(names):
+            path = folder / name
+            trash = TRASH.match(name)
+            if trash is not None and is_dir:
+                if _stale(str(path), int(trash.group(1)), grace, now):
+                    found.append(Leftover(path, "half-deleted run folder", True))
+                continue
+            if not is_dir or run_id(name) is None:
+                continue
+            if Run(path).incomplete(grace):
+                found.append(
+                    Leftover(path, "incomplete run folder (no params.yaml)", True)
+                )
+            else:
+                found += _tmp_files(str(path), grace, now)
+    # the state, and the links being re-pointed under marked/
+    for top in (root.path / STATE_DIR, root.marked):
+        for here, _, _ in os.walk(top):  # links are not followed
+            found += _tmp_files(here, grace, now)
+    return found
