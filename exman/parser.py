@@ -326,7 +326,7 @@ class ExParser(configargparse.ArgumentParser):
             print(text, end="")
             for link in links:
                 print("created link", link)
-        set_current(place.path, params)
+        set_current(place.path)
         ns.root = place.path
         ns.safe_experiment = SafeExperiment(store, run, links)
         if not hasattr(ns, "run"):  # unless the script has an argument "run"
