@@ -178,6 +178,7 @@ class ExParser(configargparse.ArgumentParser):
     marked = property(lambda self: self.store.marked, doc="Its ``marked/`` folder.")
     fails = property(lambda self: self.store.fails, doc="Its ``fails/`` folder.")
     tmp = property(lambda self: self.store.tmp, doc="Its ``tmp/`` folder.")
+    lock = property(lambda self: self.store.lock(), doc="The root's lock.")
 
     def num_ex(self) -> int:
         """The number of run folders in ``runs/``."""

@@ -203,6 +203,9 @@ def test_0_1_9s_parser_methods(old_root: Path) -> None:
         old_root / "index",
         old_root / "marked",
     )
+    with parser.lock:  # 0.1.9 code took the root's lock around its own work
+        pass
+    assert exman.Index(old_root).root / "runs" == old_root / "runs"
     ns = parser.parse_args(["--lr", "0.5"])
     assert exman.Run(ns.root).id == parser.next_ex() - 1 == 8
     assert parser.num_ex() == 4
