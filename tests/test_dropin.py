@@ -271,3 +271,16 @@ def test_parse_args_refuses_unknown_arguments_before_any_run(root: Path) -> None
     assert not root.exists()
     ns, rest = parser.parse_known_args([])
     assert rest == [] and "unknown_args" not in record(ns.root)
+
+
+def test_a_sweep_task_sets_a_positional(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    parser = exman.ExParser(root=root)
+    parser.add_argument("data")
+    parser.add_argument("--lr", type=float, default=0.1)
+    monkeypatch.setenv("EXMAN_SWEEP_PARAMS", json.dumps({"data": "a.csv", "lr": 0.3}))
+    ns = parser.parse_args([])
+    assert (ns.data, ns.lr) == ("a.csv", 0.3)
+    ns = parser.parse_args(["b.csv", "--lr", "1"])
+    assert (ns.data, ns.lr) == ("b.csv", 1.0)
