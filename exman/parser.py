@@ -72,8 +72,6 @@ __all__ = [
 ArgumentError = argparse.ArgumentError
 
 DEFAULT_FOLDER = FOLDER_DEFAULT
-#: what exman itself puts in params.yaml and the namespace of every run
-RESERVED_DESTS = frozenset({"root", "time", "id", "safe_experiment"})
 
 
 def simpleroot(file: StrPath) -> pathlib.Path:
@@ -127,7 +125,7 @@ class ExParser(configargparse.ArgumentParser):
     ) -> None:
         self._volatile: set[str] = set()
         self._default_files = [os.fspath(f) for f in default_config_files]
-        self._flags = Flags(self)
+        self._flags = Flags(self, self._volatile)
         self._restoring: Positionals | None = None
         self._parsing = False
         kwargs.setdefault(
@@ -210,28 +208,22 @@ class ExParser(configargparse.ArgumentParser):
         :raises ValueError: the argument's dest is one that exman sets for
             every run (root, time, id, safe_experiment).
         """
-        flags = getattr(self, "_flags", None)
-        if flags is not None:
-            flags.make_room(args)
-        action = super().add_argument(*args, **kwargs)
-        if action.dest in RESERVED_DESTS:
-            self._remove_action(action)
-            for opt in action.option_strings:
-                self._option_string_actions.pop(opt, None)
-            raise ValueError(
-                f"the argument dest {action.dest!r} is exman's: every run sets "
-                f"{action.dest!r} in its params.yaml and namespace; give the "
-                f"argument another dest, e.g. dest='{action.dest}_'"
-            )
-        if flags is not None:
-            flags.added(action)
-        if volatile:
-            self._volatile.add(action.dest)
-        return action
+        return self._flags.add(super().add_argument, args, kwargs, volatile=volatile)
+
+    def add_argument_group(self, *args: Any, **kwargs: Any) -> Any:
+        """As ``argparse``; its ``add_argument`` follows the same rules."""
+        group = super().add_argument_group(*args, **kwargs)
+        self._flags.route(group)
+        return group
+
+    def add_mutually_exclusive_group(self, **kwargs: Any) -> Any:
+        """As ``argparse``; its ``add_argument`` follows the same rules."""
+        group = super().add_mutually_exclusive_group(**kwargs)
+        self._flags.route(group)
+        return group
 
     def get_possible_config_keys(self, action: argparse.Action) -> list[str]:
-        flags = getattr(self, "_flags", None)
-        if flags is not None and flags.is_counterpart(action):
+        if self._flags.is_counterpart(action):
             return []  # --no-x restores nothing: the key is its flag's
         keys = list(super().get_possible_config_keys(action))
         # params.yaml is keyed by dest, also for short-only options like -v

@@ -284,3 +284,33 @@ def test_a_sweep_task_sets_a_positional(
     assert (ns.data, ns.lr) == ("a.csv", 0.3)
     ns = parser.parse_args(["b.csv", "--lr", "1"])
     assert (ns.data, ns.lr) == ("b.csv", 1.0)
+
+
+def test_argument_groups_follow_the_same_rules(root: Path) -> None:
+    parser = exman.ExParser(root=root)
+    model = parser.add_argument_group("model")
+    model.add_argument("--name", default="resnet")
+    model.add_argument("--seed", type=int, default=0, volatile=True)
+    data = parser.add_argument_group("data")
+    data.add_argument("--augment", action="store_true")
+    either = data.add_mutually_exclusive_group()
+    either.add_argument("--crop", action="store_true")
+    either.add_argument("--pad", action="store_true")
+    only = parser.add_mutually_exclusive_group()
+    only.add_argument("--cpu", action="store_true")
+    with pytest.raises(ValueError, match="dest 'id' is exman's"):
+        model.add_argument("--id")
+    first = parser.parse_args(
+        ["--name", "vit", "--seed", "3", "--augment", "--crop", "--cpu"]
+    )
+    saved = str(first.root / "params.yaml")
+    ns = parser.parse_args(["--config", saved, "--no-augment", "--no-crop", "--no-cpu"])
+    assert (ns.name, ns.seed, ns.augment, ns.crop, ns.cpu) == (
+        "vit",
+        0,
+        False,
+        False,
+        False,
+    )
+    assert ns.exman_name is None
+    assert "(undo with --no-augment)" in parser.format_help()

@@ -22,14 +22,16 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Callable
 
 from .config import NEVER_RESTORED
 
-__all__ = ["PREFIX", "Flags"]
+__all__ = ["PREFIX", "RESERVED_DESTS", "Flags"]
 
 #: what exman's own flags and dests are renamed with when they yield
 PREFIX = "exman"
+#: what exman itself puts in params.yaml and the namespace of every run
+RESERVED_DESTS = frozenset({"root", "time", "id", "safe_experiment"})
 #: the keys exman writes in every params.yaml, never restored
 _RUN_KEYS = frozenset({"root", "time", "id", "commit", "dirty"})
 #: exman's flags besides --config: (key, flag, action, help)
@@ -49,10 +51,12 @@ class Flags:
     """The bookkeeping of one parser: exman's flags and the counterparts.
 
     :param parser: the parser the flags belong to.
+    :param volatile: where the dests of ``volatile=True`` arguments go.
     """
 
-    def __init__(self, parser: argparse.ArgumentParser) -> None:
+    def __init__(self, parser: argparse.ArgumentParser, volatile: set[str]) -> None:
         self.parser = parser
+        self.volatile = volatile
         #: exman's own flags by their first dest ("name", "config_file"...)
         self.own: dict[str, argparse.Action] = {}
         #: counterpart -> (the flag it turns off, the note added to its help)
@@ -122,6 +126,55 @@ class Flags:
             ).strip()
 
     # -- adding an argument -----------------------------------------------------
+    def add(
+        self,
+        add: Callable[..., argparse.Action],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        *,
+        volatile: bool = False,
+    ) -> argparse.Action:
+        """``add(*args, **kwargs)`` (the parser's or a group's ``add_argument``)
+        with exman's rules: its flags yield, flags get counterparts.
+
+        :raises ValueError: the argument's dest is one that exman sets for
+            every run (root, time, id, safe_experiment).
+        """
+        self.make_room(args)
+        action = add(*args, **kwargs)
+        if action.dest in RESERVED_DESTS:
+            getattr(action, "container", self.parser)._remove_action(action)
+            for opt in action.option_strings:
+                self.parser._option_string_actions.pop(opt, None)
+            raise ValueError(
+                f"the argument dest {action.dest!r} is exman's: every run sets "
+                f"{action.dest!r} in its params.yaml and namespace; give the "
+                f"argument another dest, e.g. dest='{action.dest}_'"
+            )
+        self.added(action)
+        if volatile:
+            self.volatile.add(action.dest)
+        return action
+
+    def route(self, group: Any) -> None:
+        """Make an argument group's ``add_argument`` (and its mutually
+        exclusive groups') follow the parser's rules, ``volatile`` included."""
+        add = group.add_argument
+        make = group.add_mutually_exclusive_group
+
+        def add_argument(
+            *args: Any, volatile: bool = False, **kwargs: Any
+        ) -> argparse.Action:
+            return self.add(add, args, kwargs, volatile=volatile)
+
+        def add_mutually_exclusive_group(**kwargs: Any) -> Any:
+            inner = make(**kwargs)
+            self.route(inner)
+            return inner
+
+        group.add_argument = add_argument
+        group.add_mutually_exclusive_group = add_mutually_exclusive_group
+
     def make_room(self, option_strings: Iterable[Any]) -> None:
         """Before the script adds ``option_strings``: exman's flags of those
         names yield and counterparts of those names go."""
