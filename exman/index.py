@@ -202,7 +202,8 @@ class Index:
         group's parameters, ``count`` (its runs), and ``<result>_mean`` and
         ``<result>_std`` (the sample standard deviation, NaN for one run) of
         each result; missing values are skipped. exman's own parameters
-        (``name``, ``tmp``, ``config_file``, ``commit``…) group nothing; a
+        (``name``, ``tmp``, ``config_file``, ``commit``…; ``exman_name``…
+        where the script has its own ``--name``) group nothing; a
         list or dict parameter groups by its value; runs without a
         parameter form their own group.
 

@@ -314,3 +314,21 @@ def test_argument_groups_follow_the_same_rules(root: Path) -> None:
     )
     assert ns.exman_name is None
     assert "(undo with --no-augment)" in parser.format_help()
+
+
+def test_aggregate_does_not_group_by_exmans_renamed_values(root: Path) -> None:
+    """Repetitions named with --exman-name (their --name is the script's)
+    are one group: exman_name is exman's, like name is elsewhere."""
+    parser = exman.ExParser(root=root)
+    parser.add_argument("--name", default="vit")
+    parser.add_argument("--seed", type=int, default=0)
+    for seed in (1, 2, 3):
+        ns = parser.parse_args(["--seed", str(seed), "--exman-name", f"s{seed}"])
+        with ns.safe_experiment:
+            exman.result(acc=seed / 10)
+    parser.parse_args(["--name", "bert"]).safe_experiment.__enter__().__exit__(
+        None, None, None
+    )
+    table = exman.Index(root).aggregate(over="seed", results="acc")
+    assert table["name"].tolist() == ["vit", "bert"]
+    assert table["count"].tolist() == [3, 1]

@@ -21,12 +21,12 @@ here the way argparse's ``conflict_handler="resolve"`` changes them.
 from __future__ import annotations
 
 import argparse
-from collections.abc import Iterable
+from collections.abc import Container, Iterable
 from typing import Any, Callable
 
 from .config import NEVER_RESTORED
 
-__all__ = ["PREFIX", "RESERVED_DESTS", "Flags"]
+__all__ = ["PREFIX", "RESERVED_DESTS", "Flags", "is_exmans"]
 
 #: what exman's own flags and dests are renamed with when they yield
 PREFIX = "exman"
@@ -45,6 +45,17 @@ _OWN = (
     ),
     ("name", "--name", "store", "a name for the run, added to its folder name"),
 )
+
+
+def is_exmans(key: str, keys: Container[str]) -> bool:
+    """Whether ``key`` of a params.yaml holds one of exman's own values.
+
+    :param keys: all the keys of the run(s): ``name`` is the script's own
+        when ``exman_name`` is there too (exman's flag yielded).
+    """
+    if key.startswith(f"{PREFIX}_"):
+        return key[len(PREFIX) + 1 :] in NEVER_RESTORED
+    return key in NEVER_RESTORED and f"{PREFIX}_{key}" not in keys
 
 
 class Flags:
