@@ -275,10 +275,12 @@ class ExParser(configargparse.ArgumentParser):
         skip = self._flags.never_restored()
         return skip | self._volatile if restoring else skip
 
-    def _config_items(self, data: dict[Any, Any], *, restoring: bool) -> dict[str, Any]:
+    def _config_items(
+        self, data: dict[Any, Any], *, restoring: bool, source: str = "a config file"
+    ) -> dict[str, Any]:
         items = config_items(self, data, skip=self._never_restored(restoring=restoring))
         if self._restoring is not None:
-            self._restoring.take(items)
+            self._restoring.take(items, source)
         return items
 
     # -- parsing -------------------------------------------------------------------

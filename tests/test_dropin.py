@@ -98,7 +98,9 @@ def test_positionals_are_restored_by_config_and_rerun(
     )
 
 
-def test_a_restored_positional_is_converted_and_checked(root: Path) -> None:
+def test_a_restored_positional_is_converted_and_checked(
+    root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     parser = exman.ExParser(root=root)
     parser.add_argument("epochs", type=int, choices=[1, 2, 3])
     parser.add_argument("pair", nargs=2, type=float)
@@ -112,6 +114,9 @@ def test_a_restored_positional_is_converted_and_checked(root: Path) -> None:
     bad.write_text("epochs: 9\npair: [1, 2]\n")
     with pytest.raises(SystemExit):
         parser.parse_args(["--config", str(bad)])
+    err = capsys.readouterr().err
+    assert "argument epochs: invalid choice: 9" in err
+    assert f"restored from {bad}" in err
     with pytest.raises(SystemExit):  # nargs=2 still wants two on the command line
         parser.parse_args(["1", "0.5", "--config", str(saved)])
 

@@ -134,7 +134,9 @@ class ConfigFile(configargparse.ConfigFileParser):
             raise configargparse.ConfigFileParserException(
                 f"{name}: expected 'key: value' pairs, found a {type(data).__name__}"
             )
-        return self.owner._config_items(data, restoring=not self._is_default(name))
+        return self.owner._config_items(
+            data, restoring=not self._is_default(name), source=name
+        )
 
 
 def find_action(
@@ -219,7 +221,7 @@ def sweep_args(
     items = config_items(parser, data, skip=skip)
     take = getattr(parser, "_restoring", None)
     if take is not None:  # positionals: see exman.record.positionals
-        take.take(items)
+        take.take(items, f"the sweep ({SWEEP_PARAMS_ENV})")
     for key, value in items.items():
         action = find_action(parser, key)
         if action is None:

@@ -34,15 +34,19 @@ class Positionals:
 
     def __init__(self, parser: argparse.ArgumentParser) -> None:
         self.parser = parser
-        #: dest -> (its action, the strings restored, its original nargs)
-        self.values: dict[str, tuple[argparse.Action, list[str], Any]] = {}
+        #: dest -> (its action, the strings restored, its original nargs, where
+        #: they come from)
+        self.values: dict[str, tuple[argparse.Action, list[str], Any, str]] = {}
         self._saved: dict[argparse.Action, tuple[Any, ...]] = {}
 
-    def take(self, items: dict[str, Any]) -> None:
+    def take(self, items: dict[str, Any], source: str) -> None:
         """Move the values of positionals out of ``items`` (config items as
         strings and lists of strings) and make those positionals optional
         until :meth:`finish`. The first value given for a positional wins,
-        as with options: the caller takes the highest priority first."""
+        as with options: the caller takes the highest priority first.
+
+        :param source: where the values come from (a file), for errors.
+        """
         for action in self.parser._actions:
             if (
                 action.option_strings
@@ -55,7 +59,7 @@ class Positionals:
             if action.dest in self.values:
                 continue
             strings = [str(v) for v in value] if isinstance(value, list) else [value]
-            self.values[action.dest] = (action, strings, action.nargs)
+            self.values[action.dest] = (action, strings, action.nargs, source)
             self._saved[action] = (
                 action.nargs,
                 action.required,
@@ -81,13 +85,13 @@ class Positionals:
     def finish(self, ns: argparse.Namespace) -> None:
         """Fill in the positionals the command line did not give."""
         self.reset()
-        for dest, (action, strings, nargs) in self.values.items():
+        for dest, (action, strings, nargs, source) in self.values.items():
             value: Any = getattr(ns, dest, _MISSING)
             if value is _MISSING:
                 try:
                     value = self.parser._get_values(action, strings)
                 except argparse.ArgumentError as e:
-                    self.parser.error(f"{e} (restored from the config file)")
+                    self.parser.error(f"{e}, restored from {source}")
                 setattr(ns, dest, value)
             elif isinstance(nargs, int) and len(value) != nargs:
                 self.parser.error(
