@@ -330,16 +330,31 @@ class ExParser(configargparse.ArgumentParser):
             args = shlex.split(args)
         arglist = None if args is None else list(args)
         given = sys.argv[1:] if arglist is None else arglist
-        self._restoring = Positionals(self)
+        restoring = self._restoring = Positionals(self)
         self._parsing = True
         try:
             extra_args = sweep_args(self, skip=self._never_restored(restoring=False))
-            ns, unknown = super().parse_known_args(
-                extra_args + given, namespace, **kwargs
-            )
-            self._restoring.finish(ns)
+            first = namespace
+            if namespace is not None:  # kept for a second parse
+                import copy
+
+                first = copy.copy(namespace)
+            ns, unknown = super().parse_known_args(extra_args + given, first, **kwargs)
+            if restoring.all_given(ns):
+                # every positional is on the command line: made optional they
+                # may split its values otherwise than argparse, so parse again
+                restoring.reset()
+                self._restoring = None
+                ns, unknown = super().parse_known_args(
+                    extra_args + given, namespace, **kwargs
+                )
+            else:
+                restoring.finish(ns)
+                if namespace is not None:
+                    vars(namespace).update(vars(ns))
+                    ns = namespace
         finally:
-            self._restoring.reset()
+            restoring.reset()
             self._restoring = None
             self._parsing = False
         if unknown and not known:

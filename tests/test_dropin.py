@@ -6,6 +6,7 @@ script's own --name or --config, parse_known_args().
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import shutil
@@ -119,6 +120,22 @@ def test_a_restored_positional_is_converted_and_checked(
     assert f"restored from {bad}" in err
     with pytest.raises(SystemExit):  # nargs=2 still wants two on the command line
         parser.parse_args(["1", "0.5", "--config", str(saved)])
+
+
+def test_positionals_all_on_the_command_line_split_as_in_argparse(root: Path) -> None:
+    parser = exman.ExParser(root=root)
+    parser.add_argument("data")
+    parser.add_argument("sizes", type=int, nargs="+")
+    parser.add_argument("pair", type=float, nargs=2)
+    saved = str(parser.parse_args(["a.csv", "3", "4", "0.5", "1.5"]).root)
+    config = ["--config", f"{saved}/params.yaml"]
+    ns = parser.parse_args(["b.csv", "5", "6", "1", "2", *config])
+    assert (ns.data, ns.sizes, ns.pair) == ("b.csv", [5, 6], [1.0, 2.0])
+    ns = parser.parse_args(["b.csv", "5", *config])  # the rest restored
+    assert (ns.data, ns.sizes, ns.pair) == ("b.csv", [5], [0.5, 1.5])
+    mine = argparse.Namespace(extra=1)
+    ns = parser.parse_args(config, namespace=mine)
+    assert ns is mine and (mine.data, mine.extra) == ("a.csv", 1)
 
 
 def test_a_missing_positional_is_still_an_error(

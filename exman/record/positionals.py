@@ -6,7 +6,9 @@ gives it is known only once argparse has matched it. So, for one parse, a
 positional that a config file gives a value to is made optional with a
 marker default; after the parse, a positional still holding the marker was
 not on the command line and gets the restored value, converted and checked
-as argparse would have done it. The command line still wins.
+as argparse would have done it. The command line still wins; when it gives
+every positional, the parse is done again without any of this, since
+optional positionals may split the command line's values differently.
 """
 
 from __future__ import annotations
@@ -81,6 +83,32 @@ class Positionals:
             action.nargs, action.required = nargs, required
             action.default, action.choices = default, choices
         self._saved.clear()
+
+    def all_given(self, ns: argparse.Namespace) -> bool:
+        """Whether the command line held as many positional values as the
+        positionals need: then argparse, not the restored values, decides."""
+        if not self.values:
+            return False
+        given = need = 0
+        for action in self.parser._actions:
+            if (
+                action.option_strings
+                or action.dest == argparse.SUPPRESS
+                or action.nargs in _NOT_RESTORED
+            ):
+                continue
+            saved = self._saved.get(action)
+            nargs = action.nargs if saved is None else saved[0]
+            if nargs in (None, argparse.ONE_OR_MORE):
+                need += 1
+            elif isinstance(nargs, int):
+                need += nargs
+            value = getattr(ns, action.dest, _MISSING)
+            if value is _MISSING or (saved is None and value is action.default):
+                continue
+            single = nargs in (None, argparse.OPTIONAL)
+            given += len(value) if isinstance(value, list) and not single else 1
+        return given >= need
 
     def finish(self, ns: argparse.Namespace) -> None:
         """Fill in the positionals the command line did not give."""
