@@ -48,6 +48,10 @@ def __getattr__(name: str) -> Any:
         from .index import Index
 
         return Index
+    if name == "index":  # the module, as exman 0.1.9 imported it eagerly
+        import importlib
+
+        return importlib.import_module(".index", __name__)
     if name == "sweep":
         # the package exman.sweep, callable as the function exman.sweep.sweep:
         # once imported, the package is what the attribute names anyway

@@ -30,7 +30,7 @@ from .commands.handlers import (
     cmd_unmark,
     err,
 )
-from .commands.selection import ROOT_ENV, find_root
+from .commands.selection import ROOT_ENV, locate_root
 from .record.params import ParamsError
 from .record.store import ExmanError, RunNotFound
 
@@ -50,8 +50,9 @@ DESCRIPTION = """\
 Manage the runs of an exman root: list, show, mark, delete, re-run, sweep.
 
 The root is --root PATH, else the EXMAN_ROOT environment variable, else the
-current folder or its nearest parent that is an exman root (a folder with
-runs/ and index/). Runs are given by id: 3, a range 3-7, or a list 3 5 9-12.
+nearest exman root (a folder with runs/ and index/) from the current folder
+up: each folder itself, then its exman/ (where simpleroot(__file__) puts the
+runs of a script). Runs are given by id: 3, a range 3-7, or a list 3 5 9-12.
 """
 
 EXAMPLES = """\
@@ -114,8 +115,8 @@ def _ids(parser: argparse.ArgumentParser, what: str) -> None:
 def build_parser() -> argparse.ArgumentParser:
     """The ``exman`` argument parser (the docs render its help)."""
     root_help = (
-        f"the exman root (default: ${ROOT_ENV}, else the current folder "
-        "or its nearest parent that is a root)"
+        f"the exman root (default: ${ROOT_ENV}, else the nearest root from "
+        "the current folder up, or an exman/ folder beside one)"
     )
     parser = argparse.ArgumentParser(
         prog="exman",
@@ -350,7 +351,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if standalone is not None:
             return standalone(args)
         func: Command = args.func
-        return func(args, find_root(args.root))
+        root, others = locate_root(args.root)
+        if others:
+            also = ", ".join(str(o.path) for o in others)
+            err(f"using the root {root.path} (also found: {also}; --root chooses)")
+        return func(args, root)
     except RunNotFound as e:
         err(str(e))
         return PARTIAL

@@ -41,8 +41,8 @@ runs, then ``status``, ``started``, ``finished``, ``duration``, ``host`` and
 with :func:`exman.log` that has no result of the same name, its last
 value (found in the last few KiB of ``metrics.jsonl``: see
 :mod:`exman.look.outcome`), typed like the parameters, in the order first met.
-An outcome name that a parameter or a run column already uses (only a
-file written by hand can have one) is called ``result_<name>``.
+An outcome name that a parameter or a run column already uses (a metric
+``lr`` logged by a run with a parameter ``lr``) is called ``result_<name>``.
 
 Types. The values of ``params.yaml`` are typed by YAML already (int, float,
 bool, str, list, dict, None); each column is built from those Python values
@@ -55,7 +55,7 @@ by pandas, and nothing is guessed from strings:
   null in every run is kept as a column of None; a run without a key that
   others have (a parameter added later) gets None/NaN there.
 * ``id`` -> int64; ``time`` (``%Y-%m-%dT%H:%M:%S``, local time, as written
-  in params.yaml) -> naive datetime64; ``root`` -> the absolute
+  in params.yaml) -> naive ``datetime64[ns]``; ``root`` -> the absolute
   ``pathlib.Path`` of the run folder, where it is now (``fails/...`` for a
   failed run).
 * ``status`` -> completed, failed, interrupted, running, crashed (the
@@ -209,7 +209,8 @@ class Index:
         group's parameters, ``count`` (its runs), and ``<result>_mean`` and
         ``<result>_std`` (the sample standard deviation, NaN for one run) of
         each result; missing values are skipped. exman's own parameters
-        (``name``, ``tmp``, ``config_file``, ``commit``…) group nothing; a
+        (``name``, ``tmp``, ``config_file``, ``commit``…; ``exman_name``…
+        where the script has its own ``--name``) group nothing; a
         list or dict parameter groups by its value; runs without a
         parameter form their own group.
 
@@ -644,7 +645,9 @@ def _times(values: list[Any]) -> pd.Series:
         values = [
             v if isinstance(v, (str, datetime.datetime)) else None for v in values
         ]
-    return pd.Series(pd.to_datetime(values, format=TIME_FORMAT, errors="coerce"))
+    times = pd.to_datetime(values, format=TIME_FORMAT, errors="coerce")
+    # nanoseconds, as exman 0.1.9 documented (pandas 3 parses to microseconds)
+    return pd.Series(times.astype("datetime64[ns]"))
 
 
 def _utc(values: list[Any]) -> pd.Series:

@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import argparse
-import glob
 import os
 import pathlib
 import sys
 from collections.abc import Iterable, Sequence
-from typing import Any, Callable, NamedTuple, NoReturn
+from typing import Any, Callable, NoReturn
 
 import configargparse
 
-from .record import heartbeat
+from .record.checks import Validator, validate
 from .record.config import (
-    NEVER_RESTORED,
     SWEEP_PARAMS_ENV,
     ConfigFile,
     config_items,
@@ -22,40 +20,58 @@ from .record.config import (
     str2bool,
     sweep_args,
 )
+from .record.create import check_run_name, create_run
+from .record.flags import Flags
+from .record.legacy import (
+    DIR_FORMAT,
+    DIR_PATTERN,
+    EXT,
+    FOLDER_DEFAULT,
+    TIME_FORMAT_DIR,
+    max_ex,
+    num_ex,
+    represent_as_str,
+    yaml_file,
+)
 from .record.metrics import set_current
-from .record.params import PARAMS_FILE, dump_params
-from .record.run import DIFF_FILE, Run, command_record, sweep_record
+from .record.params import PARAMS_FILE, TIME_FORMAT, register_str_converter
+from .record.positionals import Positionals
+from .record.run import DIFF_FILE, command_record
 from .record.safe import SafeExperiment, track, untrack
 from .record.store import (
     NO_VALUE,
     ROOT_ENV,
     ExmanError,
     Root,
-    RunPlace,
     StrPath,
-    atomic_write,
-    check_name,
 )
 from .record.vcs import GitError, GitState, git_state
 
 __all__ = [
+    "DIFF_FILE",
+    "DIR_FORMAT",
+    "DIR_PATTERN",
+    "EXT",
+    "FOLDER_DEFAULT",
+    "PARAMS_FILE",
     "ROOT_ENV",
     "SWEEP_PARAMS_ENV",
+    "TIME_FORMAT",
+    "TIME_FORMAT_DIR",
     "ArgumentError",
     "ExParser",
     "optional",
+    "register_str_converter",
+    "represent_as_str",
     "simpleroot",
     "str2bool",
+    "yaml_file",
 ]
 
 #: raised by a failing validator (the same class as argparse's)
 ArgumentError = argparse.ArgumentError
 
-DEFAULT_FOLDER = "exman"
-#: what exman itself puts in params.yaml and the namespace of every run
-RESERVED_DESTS = frozenset({"root", "time", "id", "safe_experiment"})
-#: a longer --name would not fit in a folder name (255 bytes) with id and time
-MAX_NAME_BYTES = 200
+DEFAULT_FOLDER = FOLDER_DEFAULT
 
 
 def simpleroot(file: StrPath) -> pathlib.Path:
@@ -66,11 +82,6 @@ def simpleroot(file: StrPath) -> pathlib.Path:
     return pathlib.Path(os.path.dirname(os.path.abspath(file))) / DEFAULT_FOLDER
 
 
-class _Validator(NamedTuple):
-    call: Callable[[argparse.Namespace], Any]
-    message: str
-
-
 class ExParser(configargparse.ArgumentParser):
     """A drop-in ``argparse.ArgumentParser`` that records every run.
 
@@ -78,6 +89,11 @@ class ExParser(configargparse.ArgumentParser):
     ``params.yaml`` and ``run.json``, links it into ``root/index/`` (and
     ``root/marked/…`` for ``automark``), and returns the namespace with
     ``root`` (the run folder) and ``safe_experiment`` added.
+
+    exman adds ``--config``, ``--tmp``, ``--git-dirty`` and ``--name``; a
+    flag of the script with one of these names wins, and exman's becomes
+    ``--exman-config``, ``--exman-name``… Every ``store_true`` flag ``--x``
+    gets ``--no-x`` to turn it off again.
 
     :param root: the exman root folder; the ``EXMAN_ROOT`` environment
         variable overrides it (launchers and clusters set it).
@@ -109,7 +125,12 @@ class ExParser(configargparse.ArgumentParser):
     ) -> None:
         self._volatile: set[str] = set()
         self._default_files = [os.fspath(f) for f in default_config_files]
-        kwargs.setdefault("config_file_parser_class", ConfigFile(self))
+        self._flags = Flags(self, self._volatile)
+        self._restoring: Positionals | None = None
+        self._parsing = False
+        kwargs.setdefault(
+            "config_file_parser_class", ConfigFile(self, self._default_files)
+        )
         kwargs.setdefault("ignore_unknown_config_file_keys", True)
         kwargs.setdefault(
             "config_arg_help_message",
@@ -135,7 +156,7 @@ class ExParser(configargparse.ArgumentParser):
         self.zfill = zfill
         self.automark = list(automark)
         self.verbose = verbose
-        self.validators: list[_Validator] = []
+        self.validators: list[Validator] = []
         self.setters: list[Callable[[argparse.Namespace], Any]] = []
         if git is True or (git in (None, False) and git_assert_clean):
             script = sys.argv[0] if sys.argv and sys.argv[0] else ""
@@ -146,41 +167,32 @@ class ExParser(configargparse.ArgumentParser):
             )
         self.git: str | None = None if git in (None, False) else os.fspath(git)  # type: ignore[arg-type]
         self.git_assert_clean = git_assert_clean
-        self.add_argument(
-            "--tmp",
-            action="store_true",
-            help="put the run in root/tmp, not in the index",
-        )
-        self.add_argument(
-            "--git-dirty",
-            action="store_true",
-            help="run even if the git work tree has uncommitted changes",
-        )
-        self.add_argument(
-            "--name",
-            help="a name for the run, added to its folder name",
-        )
+        self._flags.add_own()
 
     # -- compatibility with exman 0.1.9, where the parser was its root ---------
-    @property
-    def root(self) -> pathlib.Path:
-        return self.store.path
+    root = property(lambda self: self.store.path, doc="The root folder.")
+    runs = property(lambda self: self.store.runs, doc="Its ``runs/`` folder.")
+    index = property(lambda self: self.store.index, doc="Its ``index/`` folder.")
+    marked = property(lambda self: self.store.marked, doc="Its ``marked/`` folder.")
+    fails = property(lambda self: self.store.fails, doc="Its ``fails/`` folder.")
+    tmp = property(lambda self: self.store.tmp, doc="Its ``tmp/`` folder.")
+    lock = property(lambda self: self.store.lock(), doc="The root's lock.")
 
-    @property
-    def runs(self) -> pathlib.Path:
-        return self.store.runs
+    def num_ex(self) -> int:
+        """The number of run folders in ``runs/``."""
+        return num_ex(self.store)
 
-    @property
-    def index(self) -> pathlib.Path:
-        return self.store.index
+    def max_ex(self) -> int:
+        """The highest run id handed out so far in this root (0 if none)."""
+        return max_ex(self.store)
 
-    @property
-    def marked(self) -> pathlib.Path:
-        return self.store.marked
+    def next_ex(self) -> int:
+        """The id the next run will get, unless another process is faster."""
+        return self.max_ex() + 1
 
-    @property
-    def fails(self) -> pathlib.Path:
-        return self.store.fails
+    def next_ex_str(self) -> str:
+        """:meth:`next_ex` zero-padded as in folder names."""
+        return str(self.next_ex()).zfill(self.zfill)
 
     # -- arguments ---------------------------------------------------------------
     def add_argument(
@@ -189,23 +201,30 @@ class ExParser(configargparse.ArgumentParser):
         """As ``argparse``; ``volatile=True`` keeps the value out of ``--config``.
 
         A volatile value is saved in params.yaml but never restored from it
-        (a job id, a path that differs per machine).
+        (a job id, a path that differs per machine). An argument named like
+        one of exman's flags (``--name``, ``--config``…) takes the name:
+        exman's flag becomes ``--exman-name``…
 
         :raises ValueError: the argument's dest is one that exman sets for
             every run (root, time, id, safe_experiment).
         """
-        action = super().add_argument(*args, **kwargs)
-        if action.dest in RESERVED_DESTS:
-            raise ValueError(
-                f"the argument dest {action.dest!r} is exman's: every run sets "
-                f"{action.dest!r} in its params.yaml and namespace; give the "
-                f"argument another dest, e.g. dest='{action.dest}_'"
-            )
-        if volatile:
-            self._volatile.add(action.dest)
-        return action
+        return self._flags.add(super().add_argument, args, kwargs, volatile=volatile)
+
+    def add_argument_group(self, *args: Any, **kwargs: Any) -> Any:
+        """As ``argparse``; its ``add_argument`` follows the same rules."""
+        group = super().add_argument_group(*args, **kwargs)
+        self._flags.route(group)
+        return group
+
+    def add_mutually_exclusive_group(self, **kwargs: Any) -> Any:
+        """As ``argparse``; its ``add_argument`` follows the same rules."""
+        group = super().add_mutually_exclusive_group(**kwargs)
+        self._flags.route(group)
+        return group
 
     def get_possible_config_keys(self, action: argparse.Action) -> list[str]:
+        if self._flags.is_counterpart(action):
+            return []  # --no-x restores nothing: the key is its flag's
         keys = list(super().get_possible_config_keys(action))
         # params.yaml is keyed by dest, also for short-only options like -v
         if (
@@ -223,13 +242,14 @@ class ExParser(configargparse.ArgumentParser):
     ) -> None:
         """Check the parsed arguments together before a run is created.
 
-        A validator that returns a false value (other than None) or raises
-        makes :meth:`parse_args` raise :class:`ArgumentError` with
+        A validator passes by returning ``True`` or ``None``; any other
+        value (False, 0, a message string…) or an exception makes
+        :meth:`parse_args` raise :class:`ArgumentError` with
         ``message.format(**params)``.
         """
         if not callable(validator):
             raise TypeError("validator should be callable")
-        self.validators.append(_Validator(validator, message))
+        self.validators.append(Validator(validator, message))
 
     def register_setter(self, setter: Callable[[argparse.Namespace], Any]) -> None:
         """Call ``setter(namespace)`` after parsing, before the validators."""
@@ -240,61 +260,124 @@ class ExParser(configargparse.ArgumentParser):
         super().error(message)
         raise SystemExit(2)  # not reached: configargparse's error exits
 
-    # -- --config ------------------------------------------------------------------
-    def _is_default(self, name: str) -> bool:
-        full = os.path.abspath(name)
-        for entry in self._default_files:
-            for path in glob.glob(os.path.expanduser(entry)):
-                if os.path.abspath(path) == full:
-                    return True
-        return False
+    def set_additional_params(self, params: argparse.Namespace) -> None:
+        """Run the setters on ``params`` (as :meth:`parse_args` does)."""
+        for setter in self.setters:
+            setter(params)
 
-    def _config_items(self, data: dict[Any, Any], *, restoring: bool) -> dict[str, Any]:
-        skip = NEVER_RESTORED | self._volatile if restoring else NEVER_RESTORED
-        return config_items(self, data, skip=skip)
+    def validate_params(self, params: argparse.Namespace) -> None:
+        """Run the validators on ``params`` (as :meth:`parse_args` does).
+
+        :raises ArgumentError: a validator refused them.
+        """
+        for validator in self.validators:
+            validate(validator, params)
+
+    # -- --config ------------------------------------------------------------------
+    def _never_restored(self, *, restoring: bool) -> set[str]:
+        """Keys a file does not restore: exman's own (those the script did not
+        take for itself) and, from ``--config``, the volatile arguments."""
+        skip = self._flags.never_restored()
+        return skip | self._volatile if restoring else skip
+
+    def _config_items(
+        self, data: dict[Any, Any], *, restoring: bool, source: str = "a config file"
+    ) -> dict[str, Any]:
+        items = config_items(self, data, skip=self._never_restored(restoring=restoring))
+        if self._restoring is not None:
+            self._restoring.take(items, source)
+        return items
 
     # -- parsing -------------------------------------------------------------------
     def parse_args(
         self,
-        args: Sequence[str] | None = None,
+        args: Sequence[str] | str | None = None,
         namespace: argparse.Namespace | None = None,
         **kwargs: Any,
     ) -> argparse.Namespace:
         """Parse as argparse does, then create the run.
 
+        :param args: the arguments (default ``sys.argv[1:]``); one string
+            is split as a shell would split it.
         :returns: the namespace, with ``root`` (the run folder, a Path) and
             ``safe_experiment`` (see :class:`exman.record.safe.SafeExperiment`).
         :raises ArgumentError: a validator refused the arguments.
         :raises GitError: ``git_assert_clean`` and the tree is dirty.
         """
+        return self._parse(args, namespace, kwargs, known=False)[0]
+
+    def parse_known_args(
+        self,
+        args: Sequence[str] | str | None = None,
+        namespace: argparse.Namespace | None = None,
+        **kwargs: Any,
+    ) -> tuple[argparse.Namespace, list[str]]:
+        """As :meth:`parse_args`, and the arguments it does not know.
+
+        The run is created as by :meth:`parse_args`; the unknown arguments
+        are recorded in its run.json (``unknown_args``).
+        """
+        if self._parsing:  # argparse's own helpers call back in: no second run
+            return super().parse_known_args(args, namespace, **kwargs)
+        return self._parse(args, namespace, kwargs, known=True)
+
+    def _parse(
+        self,
+        args: Sequence[str] | str | None,
+        namespace: argparse.Namespace | None,
+        kwargs: dict[str, Any],
+        *,
+        known: bool,
+    ) -> tuple[argparse.Namespace, list[str]]:
+        if isinstance(args, str):
+            import shlex
+
+            args = shlex.split(args)
         arglist = None if args is None else list(args)
         given = sys.argv[1:] if arglist is None else arglist
-        ns = super().parse_args(sweep_args(self) + given, namespace, **kwargs)
-        if ns.name:
-            try:
-                check_name(ns.name, "--name")
-            except ExmanError as e:
-                self.error(str(e))
-            if len(os.fsencode(ns.name)) > MAX_NAME_BYTES:
-                self.error(
-                    f"--name is too long: {len(os.fsencode(ns.name))} bytes, "
-                    f"at most {MAX_NAME_BYTES} fit in a folder name"
-                )
-        state = self._git_state(ns)
-        for setter in self.setters:
-            setter(ns)
-        for validator in self.validators:
-            _validate(validator, ns)
-        mark = None
-        if self.automark and not ns.tmp:
-            try:  # before anything is created: a value may not fit a folder
-                mark = self.store.automark_key(
-                    (m, getattr(ns, m, NO_VALUE)) for m in self.automark
-                )
-            except ExmanError as e:
-                self.error(str(e))
+        restoring = self._restoring = Positionals(self)
+        self._parsing = True
         try:
-            return self._create_run(ns, state, arglist, mark)
+            extra_args = sweep_args(self, skip=self._never_restored(restoring=False))
+            first = namespace
+            if namespace is not None:  # kept for a second parse
+                import copy
+
+                first = copy.copy(namespace)
+            ns, unknown = super().parse_known_args(extra_args + given, first, **kwargs)
+            if restoring.all_given(ns):
+                # every positional is on the command line: made optional they
+                # may split its values otherwise than argparse, so parse again
+                restoring.reset()
+                self._restoring = None
+                ns, unknown = super().parse_known_args(
+                    extra_args + given, namespace, **kwargs
+                )
+            else:
+                restoring.finish(ns)
+                if namespace is not None:
+                    vars(namespace).update(vars(ns))
+                    ns = namespace
+        finally:
+            restoring.reset()
+            self._restoring = None
+            self._parsing = False
+        if unknown and not known:
+            message = f"unrecognized arguments: {' '.join(unknown)}"
+            if not self.exit_on_error:
+                raise ArgumentError(None, message)
+            self.error(message)
+        name = self._flags.value(ns, "name")
+        if name:
+            try:
+                check_run_name(name, self._flags.option("name"))
+            except ExmanError as e:
+                self.error(str(e))
+        state = self._git_state(ns)
+        self.set_additional_params(ns)
+        self.validate_params(ns)
+        try:
+            return self._create_run(ns, state, arglist, unknown), unknown
         except ExmanError as e:
             self.error(str(e))
         except OSError as e:  # a read-only root, a full disk, no permission
@@ -307,10 +390,11 @@ class ExParser(configargparse.ArgumentParser):
         if self.git is None:
             return None
         state = git_state(self.git)
-        if self.git_assert_clean and state.dirty and not ns.git_dirty:
+        dirty_ok = self._flags.value(ns, "git_dirty")
+        if self.git_assert_clean and state.dirty and not dirty_ok:
             raise GitError(
                 f"the git work tree {self.git!r} has uncommitted changes: commit "
-                "them, or pass --git-dirty to run anyway"
+                f"them, or pass {self._flags.option('git_dirty')} to run anyway"
             )
         return state
 
@@ -319,75 +403,37 @@ class ExParser(configargparse.ArgumentParser):
         ns: argparse.Namespace,
         git: GitState | None,
         args: list[str] | None,
-        mark: pathlib.Path | None,
+        unknown: list[str],
     ) -> argparse.Namespace:
-        every = heartbeat.interval()  # a bad EXMAN_HEARTBEAT stops us before the run
-        store = self.store.ensure()
-        place = store.allocate(tmp=ns.tmp, name=ns.name, zfill=self.zfill)
-        try:
-            return self._fill_run(store, place, ns, git, args, mark, every)
-        except BaseException:
-            # nothing half-made stays behind: no folder without params.yaml
-            untrack(Run(place.path))
-            store.abandon(place.name, place.path)
-            raise
-
-    def _fill_run(
-        self,
-        store: Root,
-        place: RunPlace,
-        ns: argparse.Namespace,
-        git: GitState | None,
-        args: list[str] | None,
-        mark: pathlib.Path | None,
-        every: float,
-    ) -> argparse.Namespace:
+        command = command_record(args)
+        if "config" in self._flags.own:
+            command["config_flag"] = self._flags.option("config")
+        record: dict[str, Any] = {"command": command}
+        if unknown:
+            record["unknown_args"] = list(unknown)
+        automark = None
+        if self.automark:
+            automark = [(m, getattr(ns, m, NO_VALUE)) for m in self.automark]
         params = dict(vars(ns))
-        params["root"] = place.relpath.as_posix()
-        if git is not None:
-            params["commit"] = git.commit
-            params["dirty"] = git.dirty
-        text = dump_params(params, time=place.time, id=place.id)
-        atomic_write(place.path / PARAMS_FILE, text, durable=True)
-        run = Run(place.path)
-        record = {"command": command_record(args)}
-        sweep = sweep_record()
-        if sweep is not None:
-            record["sweep"] = sweep
-        run.start(heartbeat=every, **record)
-        track(run)
-        if git is not None and git.diff:
-            atomic_write(place.path / DIFF_FILE, git.diff)
-        links: list[pathlib.Path] = []
-        if not ns.tmp:
-            links.append(store.link_index(place.name))
-            if mark is not None:
-                links.append(store.link_mark(mark.as_posix(), place.name))
+        made = create_run(
+            self.store,
+            params,
+            tmp=bool(self._flags.value(ns, "tmp")),
+            name=self._flags.value(ns, "name"),
+            zfill=self.zfill,
+            git=git,
+            record=record,
+            automark=automark,
+            started=track,
+            abandoned=untrack,
+        )
         if self.verbose:
-            print(text, end="")
-            for link in links:
+            print(made.text, end="")
+            for link in made.links:
                 print("created link", link)
-        set_current(place.path, params)
-        ns.root = place.path
-        ns.safe_experiment = SafeExperiment(store, run, links)
+        set_current(made.place.path)
+        ns.root = made.place.path
+        ns.safe_experiment = SafeExperiment(self.store, made.run, made.links)
         if not hasattr(ns, "run"):  # unless the script has an argument "run"
-            ns.run = run
+            ns.run = made.run
         return ns
-
-
-def _validate(validator: _Validator, ns: argparse.Namespace) -> None:
-    try:
-        ok = validator.call(ns)
-    except argparse.ArgumentError:
-        raise
-    except Exception as e:
-        raise argparse.ArgumentError(None, _format(validator.message, ns)) from e
-    if ok is not None and not ok:
-        raise argparse.ArgumentError(None, _format(validator.message, ns))
-
-
-def _format(message: str, ns: argparse.Namespace) -> str:
-    try:
-        return message.format(**vars(ns))
-    except (KeyError, IndexError, ValueError):
-        return message

@@ -154,3 +154,97 @@ def test_0_1_9_on_the_same_root_afterwards(old_root: Path) -> None:
         old_params("runs", folder, 9)
     )
     assert exman.Run(make_parser(old_root).parse_args([]).root).id == 10
+
+
+# -- exman 0.1.9's public names ----------------------------------------------------
+def test_0_1_9s_module_names(tmp_path: Path) -> None:
+    import exman.index
+    import exman.parser
+
+    assert exman.parser.yaml_file("000001-2020-01-01-10-00-00") == (
+        "000001-2020-01-01-10-00-00.yaml"
+    )
+    assert exman.parser.str2bool("yes") is True
+    assert exman.parser.str2bool("maybe", default=False) is False
+    assert exman.parser.optional(int)("null") is None
+    assert exman.parser.optional(int)("3") == 3
+    assert exman.parser.ArgumentError is exman.ArgumentError
+    assert exman.parser.simpleroot(tmp_path / "main.py") == tmp_path / "exman"
+    assert exman.parser.PARAMS_FILE == "params.yaml"
+    assert exman.parser.TIME_FORMAT == "%Y-%m-%dT%H:%M:%S"
+    assert exman.parser.DIR_PATTERN.match("000001-2020-01-01-10-00-00-x")
+    assert exman.index.Index is exman.Index
+
+
+def test_the_modules_are_attributes_of_the_package() -> None:
+    """0.1.9 imported exman.index and exman.parser in exman/__init__.py: code
+    wrote ``exman.index.Index`` after a bare ``import exman``."""
+    import subprocess
+    import sys
+
+    code = "import exman; print(exman.index.Index.__name__, exman.parser.__name__)"
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert proc.stdout == "Index exman.parser\n"
+
+
+def test_0_1_9s_parser_methods(old_root: Path) -> None:
+    parser = make_parser(old_root)
+    assert (parser.num_ex(), parser.max_ex(), parser.next_ex()) == (3, 7, 8)
+    assert parser.next_ex_str() == "000008"
+    assert (parser.root, parser.tmp, parser.fails) == (
+        old_root,
+        old_root / "tmp",
+        old_root / "fails",
+    )
+    assert (parser.runs, parser.index, parser.marked) == (
+        old_root / "runs",
+        old_root / "index",
+        old_root / "marked",
+    )
+    with parser.lock:  # 0.1.9 code took the root's lock around its own work
+        pass
+    assert exman.Index(old_root).root / "runs" == old_root / "runs"
+    ns = parser.parse_args(["--lr", "0.5"])
+    assert exman.Run(ns.root).id == parser.next_ex() - 1 == 8
+    assert parser.num_ex() == 4
+    # a run 0.1.9 makes by scanning is seen too
+    (old_root / "tmp" / "000020-2020-01-09-10-00-00").mkdir()
+    assert parser.next_ex() == 21
+
+
+def test_0_1_9s_setters_and_validators_by_hand(old_root: Path) -> None:
+    import argparse
+
+    parser = make_parser(old_root)
+    parser.register_setter(lambda p: setattr(p, "lr", p.lr * 2))
+    parser.register_validator(lambda p: p.lr < 1, "lr={lr} is too large")
+    params = argparse.Namespace(lr=0.2)
+    parser.set_additional_params(params)
+    assert params.lr == 0.4
+    parser.validate_params(params)
+    params.lr = 2.0
+    with pytest.raises(exman.ArgumentError, match=r"lr=2\.0 is too large"):
+        parser.validate_params(params)
+
+
+class Checkpoint:
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+
+def test_register_str_converter_touches_exmans_dumper_only(old_root: Path) -> None:
+    import exman.parser
+
+    dumpers = (yaml.Dumper, yaml.SafeDumper)
+    before = [dict(d.yaml_representers) for d in dumpers]
+    exman.parser.register_str_converter(Checkpoint, tostr=lambda c: f"step-{c.step}")
+    parser = make_parser(old_root)
+    parser.add_argument("--ckpt", type=lambda s: Checkpoint(int(s)), default=None)
+    ns = parser.parse_args(["--ckpt", "40"])
+    assert (ns.root / "params.yaml").read_text().startswith("ckpt: step-40\n")
+    # PyYAML's global state is as it was: other code's dumps do not change
+    assert [dict(d.yaml_representers) for d in dumpers] == before
+    with pytest.raises(yaml.representer.RepresenterError):
+        yaml.safe_dump({"c": Checkpoint(1)})

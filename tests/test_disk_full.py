@@ -93,7 +93,7 @@ def test_a_failed_metrics_write_does_not_glue_the_next_record(tmp_path: Path) ->
     with small_fs(tmp_path / "fs") as fs:
         run = fs / "run"
         run.mkdir()
-        recorder = Recorder(run, params=())
+        recorder = Recorder(run)
         recorder.log(0, loss=0.5)
         recorder.flush()
         filler = fill(fs)

@@ -122,13 +122,15 @@ def test_find_root_explicit_and_env(
         manage.find_root(cwd=root, environ={"EXMAN_ROOT": str(elsewhere)})
 
 
-def test_find_root_outside_says_what_to_do(runs: list[Path], tmp_path: Path) -> None:
+def test_find_root_outside_says_what_to_do(tmp_path: Path) -> None:
+    for sub in ("runs", "index"):
+        (tmp_path / "top" / "project" / "exman" / sub).mkdir(parents=True)
     with pytest.raises(NotARoot) as e:
-        manage.find_root(cwd=tmp_path, environ={})
+        manage.find_root(cwd=tmp_path / "top", environ={})
     message = str(e.value)
     assert "--root" in message and "EXMAN_ROOT" in message
-    # the root next to the script (simpleroot) is suggested
-    assert "exman --root exman" in message
+    # the root next to a script below is suggested
+    assert "exman --root project/exman" in message
 
 
 # -- mark / unmark ------------------------------------------------------------------

@@ -64,21 +64,33 @@ def test_result_updates_earlier_values(make_script, tmp_path):
     }
 
 
-@pytest.mark.parametrize("name", ["lr", "model", "id", "status", "time", "root"])
-def test_a_name_taken_by_a_parameter_or_column_is_refused(make_script, name):
+@pytest.mark.parametrize("name", ["lr", "model", "id", "status", "root", "time"])
+def test_a_name_taken_by_a_parameter_or_column_is_kept(make_script, tmp_path, name):
+    """Logging the learning rate of a scheduler, ``exman.log(lr=...)``, must
+    not stop the training; the index shows the value as ``result_<name>``."""
     script = make_script(
         f"""
-        for call in (lambda: exman.log(**{{{name!r}: 1}}),
-                     lambda: exman.result(**{{{name!r}: 1}})):
-            try:
-                call()
-            except exman.ExmanError as e:
-                print("refused:", e)
+        exman.log(**{{{name!r}: 0.5}})
+        exman.log(**{{{name!r}: 0.25}})
+        exman.result(**{{{name!r}: 7}}) if {name!r} == "model" else None
+        print("logged")
         """
     )
-    proc = run_python(script, check=True)
-    assert proc.stdout.count("refused:") == 2, proc.stdout
-    assert repr(name) in proc.stdout
+    proc = run_python(script, "--lr", "0.1", check=True)
+    assert proc.stdout == "logged\n"
+    run = newest_run(tmp_path / "exman")
+    stored = "metric_time" if name == "time" else name
+    assert [r[stored] for r in records(run)] == [0.5, 0.25]
+    assert all(isinstance(r["time"], float) for r in records(run))
+
+    import exman
+
+    frame = exman.Index(tmp_path / "exman").info()
+    shown = {"time": "metric_time"}.get(name, f"result_{name}")
+    last = 7 if name == "model" else 0.25
+    assert frame[shown].tolist() == [last]
+    if name in ("lr", "model"):  # the parameter keeps its own column
+        assert frame[name].tolist() == [0.1 if name == "lr" else "resnet"]
 
 
 def test_no_current_run_is_a_clear_error(tmp_path):

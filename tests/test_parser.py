@@ -281,7 +281,9 @@ def test_exmans_own_keys_cannot_be_arguments(
 
 
 # -- validators and setters ---------------------------------------------------
-@pytest.mark.parametrize("answer", [False, 0, "", [], "raise"])
+@pytest.mark.parametrize(
+    "answer", [False, 0, "", [], "raise", 1, "yes", "lr is too large", [1]]
+)
 def test_a_validator_refuses_before_any_folder(root: Path, answer: object) -> None:
     parser = make_parser(root)
 
@@ -301,8 +303,15 @@ def test_a_validator_refuses_before_any_folder(root: Path, answer: object) -> No
     assert make_parser(root).parse_args([]).root.name.startswith("000001-")
 
 
-@pytest.mark.parametrize("answer", [None, True, 1, "yes"])
+def _numpy_bool(value: bool) -> object:
+    numpy = pytest.importorskip("numpy")
+    return numpy.bool_(value)
+
+
+@pytest.mark.parametrize("answer", [None, True, "numpy"])
 def test_a_validator_that_passes(root: Path, answer: object) -> None:
+    if answer == "numpy":
+        answer = _numpy_bool(True)
     parser = make_parser(root)
     seen: list[float] = []
 
@@ -314,6 +323,14 @@ def test_a_validator_that_passes(root: Path, answer: object) -> None:
     ns = parser.parse_args(["--lr", "0.5"])
     assert seen == [0.5]
     assert ns.root.is_dir()
+
+
+def test_numpys_false_refuses(root: Path) -> None:
+    parser = make_parser(root)
+    parser.register_validator(lambda ns: _numpy_bool(ns.lr < 1), "lr={lr}")
+    with pytest.raises(exman.ArgumentError, match=r"lr=2\.0"):
+        parser.parse_args(["--lr", "2"])
+    assert parser.parse_args(["--lr", "0.5"]).root.is_dir()
 
 
 def test_a_validators_own_argument_error_goes_through(root: Path) -> None:

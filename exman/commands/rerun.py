@@ -147,7 +147,11 @@ def rerun(
     cwd = pathlib.Path(str(command.get("cwd") or "."))
     if not cwd.is_dir():
         raise ExmanError(f"run {num} ran in {cwd}, which does not exist any more")
-    argv = [*launcher, "--config", str(path / PARAMS_FILE), *extra]
+    # a script with its own --config renamed exman's: the run says to what
+    flag = str(command.get("config_flag") or "")
+    if not flag.startswith("--"):
+        flag = "--config"
+    argv = [*launcher, flag, str(path / PARAMS_FILE), *extra]
     plan = Rerun(num, root, argv, cwd, warnings)
     if not dry_run:
         plan.run()

@@ -1,7 +1,9 @@
 """Which root and which runs a command is about.
 
-* :func:`find_root` — ``--root``, else ``EXMAN_ROOT``, else the current
-  folder or its nearest parent that is an exman root.
+* :func:`find_root` — ``--root``, else ``EXMAN_ROOT``, else the nearest of
+  the current folder, its ``exman/`` (the root ``simpleroot(__file__)``
+  makes next to a script), a parent or a parent's ``exman/`` that is an
+  exman root (:func:`locate_root` also says which others qualified).
 * :func:`parse_ids` — ``3``, ``3-7``, ``3,5,9-12`` (and lists of those) to ids.
 * :func:`select` — the run folders of those ids, and the ids that have none.
 """
@@ -23,7 +25,9 @@ __all__ = [
     "Selection",
     "find_root",
     "format_ids",
+    "locate_root",
     "parse_ids",
+    "root_candidates",
     "select",
 ]
 
@@ -38,27 +42,40 @@ class NotARoot(ExmanError):
     """The folder given (or found) is not an exman root."""
 
 
-def _hint(cwd: pathlib.Path) -> str:
-    near = [p for p in (cwd / "exman", *cwd.glob("*/exman")) if Root(p).exists()]
-    if near:
-        rel = os.path.relpath(near[0], cwd)
-        return f" ({rel} is one: exman --root {rel} ...)"
-    return ""
+#: the folder ``exman.simpleroot(__file__)`` puts next to a script
+SCRIPT_ROOT = "exman"
 
 
-def find_root(
+def root_candidates(cwd: StrPath | None = None) -> list[Root]:
+    """The roots a command run in ``cwd`` can mean, the nearest first.
+
+    From ``cwd`` up to ``/``, each folder is a candidate when it is an exman
+    root itself (the command runs inside a root), then its ``exman/``
+    sub-folder (the root ``simpleroot(__file__)`` puts next to a script).
+    """
+    start = pathlib.Path(os.path.abspath(os.getcwd() if cwd is None else cwd))
+    found: dict[pathlib.Path, Root] = {}
+    for folder in (start, *start.parents):
+        for path in (folder, folder / SCRIPT_ROOT):
+            root = Root(path)
+            if path not in found and root.exists():
+                found[path] = root
+    return list(found.values())
+
+
+def locate_root(
     root: Roots | None = None,
     *,
     cwd: StrPath | None = None,
     environ: Mapping[str, str] | None = None,
-) -> Root:
-    """The root a command works on.
+) -> tuple[Root, list[Root]]:
+    """The root a command works on, and the other roots that qualified.
 
-    :param root: an explicit root (``--root``); it must exist.
-    :param cwd: where to start looking (default: the current folder).
-    :param environ: the environment (default: ``os.environ``) for ``EXMAN_ROOT``.
-    :raises NotARoot: the given root is not an exman root, or none was given
-        and neither ``EXMAN_ROOT`` nor the folders from ``cwd`` up are one.
+    ``--root`` (``root``), else ``EXMAN_ROOT``, else the nearest of
+    :func:`root_candidates`; the others are returned so that the command
+    can say which one it used.
+
+    :raises NotARoot: see :func:`find_root`.
     :raises ExmanError: a sub-folder of the root is a symbolic link or a file
         (see :meth:`~exman.record.store.Root.check_layout`).
     """
@@ -76,15 +93,41 @@ def find_root(
                 f"{candidate.path} ({origin}) is not an exman root: it has no "
                 "runs/ and index/ folders"
             )
-        return candidate.check_layout()
+        return candidate.check_layout(), []
+    found = root_candidates(cwd)
+    if found:
+        return found[0].check_layout(), found[1:]
     start = pathlib.Path(os.path.abspath(os.getcwd() if cwd is None else cwd))
-    for folder in (start, *start.parents):
-        if Root(folder).exists():
-            return Root(folder).check_layout()
     raise NotARoot(
-        f"{start} is not inside an exman root{_hint(start)}: run exman from "
-        f"the root folder or below it, pass --root PATH or set {ROOT_ENV}"
+        f"{start} is not inside an exman root, nor has it or a parent an "
+        f"{SCRIPT_ROOT}/ root{_hint(start)}: run exman from the script's "
+        f"folder or the root, pass --root PATH or set {ROOT_ENV}"
     )
+
+
+def _hint(cwd: pathlib.Path) -> str:
+    near = [p for p in cwd.glob(f"*/{SCRIPT_ROOT}") if Root(p).exists()]
+    if near:
+        rel = os.path.relpath(sorted(near)[0], cwd)
+        return f" ({rel} is one: exman --root {rel} ...)"
+    return ""
+
+
+def find_root(
+    root: Roots | None = None,
+    *,
+    cwd: StrPath | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Root:
+    """The root a command works on.
+
+    :param root: an explicit root (``--root``); it must exist.
+    :param cwd: where to start looking (default: the current folder).
+    :param environ: the environment (default: ``os.environ``) for ``EXMAN_ROOT``.
+    :raises NotARoot: the given root is not an exman root, or none was given
+        and neither ``EXMAN_ROOT`` nor :func:`root_candidates` give one.
+    """
+    return locate_root(root, cwd=cwd, environ=environ)[0]
 
 
 def parse_ids(specs: Iterable[str | int] | str | int) -> list[int]:

@@ -13,7 +13,7 @@ import warnings
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from ..record.config import NEVER_RESTORED
+from ..record.flags import is_exmans
 from ..record.metrics import METRICS_FILE
 from ..record.store import ExmanError
 from .outcome import DamagedMetricsWarning, read_records
@@ -199,7 +199,9 @@ def aggregate_frame(
     group = [
         p
         for p in params
-        if p not in over_names and p not in NEVER_RESTORED and p in frame.columns
+        if p not in over_names
+        and p in frame.columns
+        and not is_exmans(p, frame.columns)
     ]
     n = len(frame)
     if group and n:

@@ -11,6 +11,7 @@ for an :class:`optional` type.
 from __future__ import annotations
 
 import argparse
+import glob
 import json
 import os
 from typing import IO, Any, Callable
@@ -103,8 +104,18 @@ class ConfigFile(configargparse.ConfigFileParser):
     restored only where the argument can take it.
     """
 
-    def __init__(self, owner: Any) -> None:
+    def __init__(self, owner: Any, defaults: list[str] | None = None) -> None:
         self.owner = owner
+        #: the default config files (globs): they may set volatile arguments
+        self.defaults = [] if defaults is None else defaults
+
+    def _is_default(self, name: str) -> bool:
+        full = os.path.abspath(name)
+        for entry in self.defaults:
+            for path in glob.glob(os.path.expanduser(entry)):
+                if os.path.abspath(path) == full:
+                    return True
+        return False
 
     def get_syntax_description(self) -> str:
         return (
@@ -130,7 +141,7 @@ class ConfigFile(configargparse.ConfigFileParser):
                 f"{name}: expected 'key: value' pairs, found a {type(data).__name__}"
             )
         return self.owner._config_items(
-            data, restoring=not self.owner._is_default(name)
+            data, restoring=not self._is_default(name), source=name
         )
 
 
@@ -194,8 +205,15 @@ def config_items(
     return items
 
 
-def sweep_args(parser: configargparse.ArgumentParser) -> list[str]:
-    """Command-line arguments for the values a sweep task passes in."""
+def sweep_args(
+    parser: configargparse.ArgumentParser,
+    *,
+    skip: frozenset[str] | set[str] = NEVER_RESTORED,
+) -> list[str]:
+    """Command-line arguments for the values a sweep task passes in.
+
+    :param skip: keys a task does not set (exman's own).
+    """
     text = os.environ.get(SWEEP_PARAMS_ENV)
     if not text:
         return []
@@ -206,7 +224,11 @@ def sweep_args(parser: configargparse.ArgumentParser) -> list[str]:
     if not isinstance(data, dict):
         parser.error(f"{SWEEP_PARAMS_ENV} must be a JSON object of parameters")
     extra: list[str] = []
-    for key, value in config_items(parser, data).items():
+    items = config_items(parser, data, skip=skip)
+    take = getattr(parser, "_restoring", None)
+    if take is not None:  # positionals: see exman.record.positionals
+        take.take(items, f"the sweep ({SWEEP_PARAMS_ENV})")
+    for key, value in items.items():
         action = find_action(parser, key)
         if action is None:
             parser.error(

@@ -11,6 +11,12 @@
   ``results.json`` (written atomically, the run folder locked with
   ``flock`` meanwhile so that processes merging at once lose nothing).
 
+No name makes either fail a run: a metric or result may share its name
+with a parameter (``exman.log(lr=scheduler.get_last_lr()[0])``) or with a
+column exman keeps; ``Index.info()`` then calls its column
+``result_<name>``. The one name a record holds itself, ``time`` (when it
+was logged), is written as ``metric_time`` when it is a metric.
+
 The current run is the last one this process created with ``parse_args()``;
 a child process finds it through the ``EXMAN_RUN`` environment variable,
 which ``parse_args()`` sets to the run folder (children inherit it).
@@ -27,7 +33,7 @@ import pathlib
 import sys
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 from .files import group_bits, share
@@ -35,6 +41,7 @@ from .store import ExmanError, StrPath, atomic_write
 
 __all__ = [
     "METRICS_FILE",
+    "METRIC_TIME",
     "RESULTS_FILE",
     "RUN_ENV",
     "NoCurrentRun",
@@ -47,11 +54,8 @@ __all__ = [
 METRICS_FILE = "metrics.jsonl"
 RESULTS_FILE = "results.json"
 RUN_ENV = "EXMAN_RUN"
-#: names exman itself gives columns in the index; a metric may not take them
-RESERVED = frozenset(
-    {"id", "time", "root", "step", "status", "started", "finished", "duration"}
-    | {"host", "error", "sweep", "task", "task_key"}
-)
+#: a metric of the name a record uses for its own time is written as this
+METRIC_TIME = "metric_time"
 #: how often buffered records reach the disk: a crash loses less than this
 FLUSH_SECONDS = 0.5
 
@@ -94,14 +98,10 @@ class Recorder:
     """Writes the metrics and results of one run folder from this process.
 
     :param path: the run folder.
-    :param params: the run's parameter names (metrics may not reuse them);
-        read from its params.yaml when not given.
     """
 
-    def __init__(self, path: StrPath, params: Iterable[str] | None = None) -> None:
+    def __init__(self, path: StrPath) -> None:
         self.path = pathlib.Path(path)
-        self._params = None if params is None else frozenset(params)
-        self._checked: set[str] = set()
         self._buffer: list[str] = []
         self._lock = threading.Lock()
         self._step = -1
@@ -113,39 +113,15 @@ class Recorder:
     def __repr__(self) -> str:
         return f"Recorder({str(self.path)!r})"
 
-    # -- names ---------------------------------------------------------------
-    def _param_names(self) -> frozenset[str]:
-        if self._params is None:
-            from .params import PARAMS_FILE, load_params
-
-            try:
-                self._params = frozenset(load_params(self.path / PARAMS_FILE))
-            except (OSError, ValueError):
-                self._params = frozenset()
-        return self._params
-
-    def _check(self, names: Iterable[str], what: str) -> None:
-        params = self._param_names()
-        for name in names:
-            if name in RESERVED or name in params:
-                kind = "a parameter" if name in params else "a column exman keeps"
-                raise ExmanError(
-                    f"cannot {what} {name!r}: it is {kind} of run {self.path.name}; "
-                    "use another name"
-                )
-            self._checked.add(name)
-
     # -- metrics ---------------------------------------------------------------
     def log(self, step: int | None = None, **metrics: Any) -> None:
         """Append one record of ``metrics`` at ``step``.
 
         :param step: the step (an epoch, an iteration); by default one more
             than the previous call's in this process, starting at 0.
-        :raises ExmanError: a name is a parameter of the run or a column
-            exman keeps (``id``, ``step``, ``status``…).
         """
-        if not self._checked.issuperset(metrics):
-            self._check(metrics, "log")
+        if "time" in metrics:  # the record's own field
+            metrics[METRIC_TIME] = metrics.pop("time")
         self._step = step = self._step + 1 if step is None else step
         record = {"step": step, "time": round(time.time(), 3)}
         record.update(metrics)
@@ -219,10 +195,7 @@ class Recorder:
         """Set final values of the run; later calls update earlier ones.
 
         :returns: all results of the run so far.
-        :raises ExmanError: a name is a parameter of the run or a column
-            exman keeps.
         """
-        self._check(values, "record the result")
         with self._lock, _locked(self.path):
             file = self.path / RESULTS_FILE
             try:
@@ -273,9 +246,9 @@ _current: dict[str, Recorder] = {}
 _installed: list[bool] = []
 
 
-def set_current(path: StrPath, params: Iterable[str] | None = None) -> Recorder:
+def set_current(path: StrPath) -> Recorder:
     """Make ``path`` the current run of this process and of its children."""
-    recorder = _by_path[pathlib.Path(path)] = Recorder(path, params)
+    recorder = _by_path[pathlib.Path(path)] = Recorder(path)
     _current["run"] = recorder
     os.environ[RUN_ENV] = str(recorder.path)
     return recorder
@@ -331,8 +304,6 @@ def log(step: int | None = None, **metrics: Any) -> None:
         scalars and arrays become numbers and lists).
     :raises NoCurrentRun: no run was created in this process and
         ``EXMAN_RUN`` is not set.
-    :raises ExmanError: a name is a parameter of the run or a column exman
-        keeps (``id``, ``step``, ``status``…).
     """
     current().log(step, **metrics)
 
@@ -345,8 +316,6 @@ def result(**values: Any) -> dict[str, Any]:
     :returns: all results of the run so far.
     :raises NoCurrentRun: no run was created in this process and
         ``EXMAN_RUN`` is not set.
-    :raises ExmanError: a name is a parameter of the run or a column exman
-        keeps.
     """
     return current().result(**values)
 

@@ -12,7 +12,7 @@ import datetime
 import enum
 import pathlib
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Callable
 
 import yaml
 
@@ -33,6 +33,7 @@ __all__ = [
     "load_params",
     "load_yaml",
     "plain",
+    "register_str_converter",
 ]
 
 PARAMS_FILE = "params.yaml"
@@ -92,6 +93,21 @@ for _type in (tuple, set, frozenset):
     _Dumper.add_representer(_type, _Dumper.represent_undefined)
 _Dumper.add_multi_representer(enum.Enum, _Dumper.represent_undefined)
 _Dumper.add_multi_representer(pathlib.PurePath, _Dumper.represent_undefined)
+
+
+def register_str_converter(*types: type, tostr: Callable[[Any], str] = str) -> None:
+    """Write values of exactly these ``types`` into params.yaml as ``tostr(value)``.
+
+    exman 0.1.9 added such representers to PyYAML's global state; here they
+    change exman's own dumper only, and the file stays plain strings that
+    the safe loader reads.
+    """
+
+    def represent(dumper: Any, data: Any) -> Any:
+        return dumper.represent_str(str(tostr(data)))
+
+    for kind in types:
+        _Dumper.add_representer(kind, represent)
 
 
 def dump_params(params: Mapping[str, Any], *, time: datetime.datetime, id: int) -> str:

@@ -93,6 +93,10 @@ class Root:
     def __fspath__(self) -> str:
         return str(self.path)
 
+    def __truediv__(self, other: StrPath) -> pathlib.Path:
+        # ``index.root / "runs"``: exman 0.1.9's Index.root was a Path
+        return self.path / other
+
     # -- layout ------------------------------------------------------------
     @property
     def runs(self) -> pathlib.Path:
