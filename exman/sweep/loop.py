@@ -143,7 +143,7 @@ class SweepLoop:
                 self.progress.refused(task, refused)
                 continue
             self.launched += 1
-            yield launch_task(self.spec, task, self.logs)
+            yield launch_task(self.spec, task, self.logs, self.claims.handle(task.key))
 
     def _queued(self, event: Queued, launcher: Launcher) -> None:
         """A scheduler holds the task: its claim and the sweep record name the job."""

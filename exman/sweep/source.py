@@ -45,8 +45,14 @@ class StaticSource(TaskSource):
         return iter(self.planned)
 
 
-def launch_task(spec: Spec, task: Task, logs: pathlib.Path) -> LaunchTask:
-    """What a launcher needs to run ``task``; its output goes to a log in ``logs``."""
+def launch_task(
+    spec: Spec, task: Task, logs: pathlib.Path, claim_fd: int | None = None
+) -> LaunchTask:
+    """What a launcher needs to run ``task``; its output goes to a log in ``logs``.
+
+    :param claim_fd: the open lock file of the task's claim, for the command
+        to inherit.
+    """
     return LaunchTask(
         index=task.index,
         key=task.key,
@@ -55,4 +61,5 @@ def launch_task(spec: Spec, task: Task, logs: pathlib.Path) -> LaunchTask:
         env=spec.task_env(task),
         log=logs / f"{task.index:05d}-{task.key}.log",
         params=task.params,
+        claim_fd=claim_fd,
     )
