@@ -24,7 +24,7 @@ from .record.config import (
 )
 from .record.metrics import set_current
 from .record.params import PARAMS_FILE, dump_params
-from .record.run import DIFF_FILE, Run, command_record, sweep_record
+from .record.run import DIFF_FILE, SWEEP_ENV, Run, command_record, sweep_record
 from .record.safe import SafeExperiment, track, untrack
 from .record.store import (
     NO_VALUE,
@@ -354,6 +354,9 @@ class ExParser(configargparse.ArgumentParser):
         sweep = sweep_record()
         if sweep is not None:
             record["sweep"] = sweep
+        # this process is the sweep's task; what it starts from now on is not
+        for var in (*SWEEP_ENV.values(), SWEEP_PARAMS_ENV):
+            os.environ.pop(var, None)
         run.start(heartbeat=every, **record)
         track(run)
         if git is not None and git.diff:
