@@ -1,13 +1,19 @@
-"""What a sweep's task is: only the process the sweep started, not its children."""
+"""What a sweep's tasks are: the process it started (not its children), and a
+huge grid that is planned task by task, never held whole."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from _sweep_helpers import PYTHON, all_runs, write_spec
 
-from exman.sweep import sweep
+from exman.sweep import SpecError, sweep
 
 #: an evaluation step: another ExParser script (it could take the task's values)
 EVALUATE = """\
@@ -54,3 +60,77 @@ def test_a_script_run_by_a_task_is_not_the_task(
     assert all(
         "lr: 0.0\n" in (r["path"] / "params.yaml").read_text() for r in evaluations
     )
+
+
+# -- a huge grid is never held whole ---------------------------------------------------
+LAZY = """\
+import json, resource, sys, time
+from exman.sweep import sweep
+
+spec = sys.argv[1]
+start = time.monotonic()
+status = sweep(spec, status=True)
+shard = sweep(spec, shard="3/100000", dry_run=True)
+one = sweep(spec, index=999_999, jobs=1)
+again = sweep(spec, status=True)
+print(json.dumps({
+    "tasks": len(status.states),
+    "pending": status.counts()["pending"],
+    "shard": list(shard.commands),
+    "planned": [s.task.index for s in shard.planned],
+    "one": [r.status for r in one.results],
+    "params": one.results[0].task.params,
+    "after": again.counts(),
+    "seconds": time.monotonic() - start,
+    "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+}))
+"""
+
+
+def test_a_grid_of_a_million_tasks_is_planned_without_holding_it(
+    make_script: Callable[..., Path], root: Path
+) -> None:
+    script = make_script()
+    spec = write_spec(
+        script.parent,
+        command=f"{PYTHON} main.py",
+        grid={"lr": list(range(1000)), "epochs": list(range(1000))},
+    )
+    (script.parent / "lazy.py").write_text(LAZY)
+    out = subprocess.run(
+        [sys.executable, "lazy.py", str(spec)],
+        cwd=script.parent,
+        capture_output=True,
+        text=True,
+        timeout=100,
+    )
+    assert out.returncode == 0, out.stderr
+    found = json.loads(out.stdout.splitlines()[-1])
+    assert found["tasks"] == found["pending"] == 1_000_000
+    assert found["planned"] == list(range(3, 1_000_000, 100_000))
+    assert len(found["shard"]) == 10
+    assert "EXMAN_SWEEP_TASK=100003 " in found["shard"][1]
+    assert found["one"] == ["completed"]
+    assert found["params"] == {"lr": 999, "epochs": 999}
+    assert found["after"]["completed"] == 1
+    assert found["after"]["pending"] == 999_999
+    # the whole expansion took 1.1 GB; the plan holds what the root holds
+    assert found["maxrss_mb"] < 150, found
+
+
+def test_an_absurd_sweep_is_refused_before_any_work(tmp_path: Path) -> None:
+    spec = write_spec(
+        tmp_path,
+        command=f"{PYTHON} main.py",
+        grid={"a": list(range(1000)), "b": list(range(1000)), "c": list(range(100))},
+        repeat=3,
+    )
+    start = time.monotonic()
+    with pytest.raises(SpecError) as refused:
+        sweep(spec, dry_run=True)
+    assert time.monotonic() - start < 5
+    message = str(refused.value)
+    assert str(spec) in message
+    assert "300,000,000 tasks (1000 a × 1000 b × 100 c × repeat 3)" in message
+    assert "10,000,000" in message
+    assert not (tmp_path / "exman").exists()

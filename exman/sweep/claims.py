@@ -195,6 +195,10 @@ class Claims:
             # the job holds the claim now, for as long as the scheduler has it
             self._drop(key)
 
+    def record(self, key: str) -> dict[str, Any] | None:
+        """The claim on ``key`` (sweep, task number, holder), None if none."""
+        return self._read(self._file(key))
+
     def jobs(self, keys: Collection[str] | None = None) -> dict[str, dict[str, Any]]:
         """The claims (among ``keys``) held by scheduler jobs, by key."""
         out = {}

@@ -31,7 +31,8 @@ from .claims import Claims
 from .launchers.base import JobState, Queued, get_launcher
 from .options import sweep_dir
 from .outcome import Ending, settle
-from .plan import TaskState, scan_runs
+from .plan import TaskState, locate, scan_runs
+from .spec import Task
 
 __all__ = ["JobBook", "Refreshed", "ended", "new_record", "overlay", "refresh"]
 
@@ -102,9 +103,11 @@ class Refreshed:
     records: dict[str, dict[str, Any]] = field(default_factory=dict)
     live: dict[str, JobState] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    #: the number of each recorded task in the spec, by key
+    where: dict[str, int] = field(default_factory=dict)
 
 
-def refresh(root: Root, name: str, keys: Collection[str]) -> Refreshed:
+def refresh(root: Root, name: str, tasks: Sequence[Task]) -> Refreshed:
     """Ask about the open jobs of sweep ``name`` and settle those that ended.
 
     One question per backend, whatever the number of jobs. A job whose
@@ -113,8 +116,10 @@ def refresh(root: Root, name: str, keys: Collection[str]) -> Refreshed:
     """
     book = JobBook(root, name)
     claims = Claims(root)
-    held = claims.jobs(keys)
-    out = Refreshed(records=book.read(keys))
+    records = book.read()
+    where = locate(tasks, {k: r.get("task") for k, r in records.items()})
+    held = claims.jobs(where)
+    out = Refreshed({k: records[k] for k in where}, where=where)
     groups: dict[str, dict[str, dict[str, Any]]] = {}
     for key, record in out.records.items():
         if key in held and record.get("job") == held[key].get("job"):
@@ -182,12 +187,10 @@ def ended(
 
 def overlay(states: Sequence[TaskState], refreshed: Refreshed) -> None:
     """Give the plan's states what only the jobs know."""
-    for s in states:
-        record = refreshed.records.get(s.task.key)
-        if record is None:
-            continue
+    for key, record in refreshed.records.items():
+        s = states[refreshed.where[key]]
         s.job = record.get("job")
-        live = refreshed.live.get(s.task.key)
+        live = refreshed.live.get(key)
         if s.state == "running" and live is not None:
             s.state = "queued" if live.state == "queued" else "running"
             s.reason = live.reason

@@ -121,9 +121,8 @@ def settle(
     path = run.path
     if status == "failed" and path.parent.name == "runs":
         path = root.move_to_fails(path)
-    return Outcome(
-        status, reason, RunInfo(run.id, path, run.key, status, reason, run.task)
-    )
+    info = RunInfo(run.id, path, run.key, status, reason, run.task, run.sweep)
+    return Outcome(status, reason, info)
 
 
 class RunFinder:

@@ -24,8 +24,10 @@ from __future__ import annotations
 import json
 import os
 import pathlib
-from collections.abc import Collection, Iterable, Sequence
+from collections import Counter
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import overload
 
 from ..record.run import RUN_FILE, effective_status
 from ..record.store import ExmanError, Root, run_id
@@ -34,8 +36,10 @@ from .spec import Task
 
 __all__ = [
     "STATES",
+    "Plan",
     "RunInfo",
     "TaskState",
+    "locate",
     "parse_shard",
     "plan",
     "scan_runs",
@@ -57,6 +61,8 @@ class RunInfo:
     status: str
     reason: str | None = None
     task: int | None = None
+    #: the name of the sweep that made it
+    sweep: str | None = None
 
 
 @dataclass
@@ -106,6 +112,7 @@ def read_run(path: pathlib.Path) -> RunInfo | None:
         status=effective_status(record, beat),
         reason=record.get("reason"),
         task=task if isinstance(task, int) else None,
+        sweep=sweep.get("name") if isinstance(sweep.get("name"), str) else None,
     )
 
 
@@ -150,17 +157,125 @@ def task_state(runs: Sequence[RunInfo], held: bool = False) -> str:
     return "pending"
 
 
-def plan(root: Root, tasks: Sequence[Task]) -> list[TaskState]:
-    """Every task of ``tasks`` with its state in ``root``."""
-    keys = {t.key for t in tasks}
-    runs = scan_runs(root, keys) if root.path.is_dir() else {}
-    held = Claims(root).held(keys) if root.path.is_dir() else set()
-    return [
-        TaskState(
-            t, task_state(runs.get(t.key, []), t.key in held), runs.get(t.key, [])
+class Plan(Sequence[TaskState]):
+    """Every task of a sweep with its state, made when it is asked for.
+
+    Only the tasks that something on disk speaks of (a run, a claim, a job)
+    are held; every other task is ``pending``, and is made from its number
+    when it is read. A state read by number is kept, so that what the sweep
+    learns about it stays.
+    """
+
+    def __init__(self, tasks: Sequence[Task], known: Mapping[int, TaskState]) -> None:
+        self.tasks = tasks
+        self.known: dict[int, TaskState] = dict(known)
+
+    def __len__(self) -> int:
+        return len(self.tasks)
+
+    @overload
+    def __getitem__(self, index: int) -> TaskState: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[TaskState]: ...
+
+    def __getitem__(self, index: int | slice) -> TaskState | list[TaskState]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        if index < 0:
+            index += len(self)
+        state = self.known.get(index)
+        if state is None:
+            state = self.known[index] = TaskState(self.tasks[index], "pending")
+        return state
+
+    def peek(self, index: int) -> TaskState:
+        """Task ``index`` with its state, without keeping it."""
+        state = self.known.get(index)
+        return state if state is not None else TaskState(self.tasks[index], "pending")
+
+    def __iter__(self) -> Iterator[TaskState]:
+        for i in range(len(self)):
+            yield self.peek(i)
+
+    def touched(self) -> list[TaskState]:
+        """The states held: every task that is not plainly pending, and more."""
+        return [self.known[i] for i in sorted(self.known)]
+
+    def counts(self) -> Counter[str]:
+        """How many tasks are in each state."""
+        found = Counter(s.state for s in self.known.values())
+        found["pending"] += len(self) - len(self.known)
+        return found
+
+
+def locate(
+    tasks: Sequence[Task],
+    hints: Mapping[str, int | None],
+    search: Collection[str] | None = None,
+) -> dict[str, int]:
+    """The numbers of the tasks with the keys of ``hints``, where the spec has them.
+
+    Each key comes with the number a run or a record gave its task; where
+    that task has another key (the spec changed since), the tasks are read
+    in order, holding nothing but the keys still missing.
+
+    :param search: look for only these keys (all when None) when their
+        number is out of date.
+    """
+    found: dict[str, int] = {}
+    missing: set[str] = set()
+    for key, hint in hints.items():
+        if isinstance(hint, int) and 0 <= hint < len(tasks) and tasks[hint].key == key:
+            found[key] = hint
+            continue
+        if search is None or key in search:
+            missing.add(key)
+    if missing:
+        for task in tasks:
+            if task.key in missing:
+                found[task.key] = task.index
+                missing.discard(task.key)
+                if not missing:
+                    break
+    return found
+
+
+def plan(root: Root, tasks: Sequence[Task], name: str | None = None) -> Plan:
+    """Every task of ``tasks`` with its state in ``root``.
+
+    It reads the sweep runs of the root and the held claims, and the list
+    of tasks only where a run's task number is out of date.
+
+    :param name: the sweep's name: a run or claim of another sweep whose
+        number names another task is not looked for among all the tasks
+        (a sweep of a million tasks would read them all for it).
+    """
+    if not root.path.is_dir():
+        return Plan(tasks, {})
+    runs = scan_runs(root)
+    claims = Claims(root)
+    held = claims.held()
+    hints: dict[str, int | None] = {}
+    ours: set[str] = set()
+    for key, found in runs.items():
+        hints[key] = found[-1].task
+        if name is None or any(r.sweep == name for r in found):
+            ours.add(key)
+    for key in held:
+        record = claims.record(key) or {}
+        task = record.get("task")
+        hints.setdefault(key, task if isinstance(task, int) else None)
+        if name is None or record.get("sweep") == name:
+            ours.add(key)
+    where = locate(tasks, hints, ours)
+    known = {
+        i: TaskState(
+            tasks[i], task_state(runs.get(key, []), key in held), runs.get(key, [])
         )
-        for t in tasks
-    ]
+        for key, i in where.items()
+    }
+    return Plan(tasks, known)
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -187,11 +302,52 @@ def parse_shard(text: str) -> tuple[int, int]:
 class Selection:
     """The tasks to launch, and the ones left out with the reason."""
 
-    run: list[TaskState]
+    run: Sequence[TaskState]
     skipped: dict[str, list[TaskState]]
+    #: the task numbers that ``index`` and ``shard`` kept
+    chosen: Sequence[int] = ()
 
     def count(self, reason: str) -> int:
         return len(self.skipped.get(reason, []))
+
+
+class _Planned(Sequence[TaskState]):
+    """The chosen tasks but the skipped ones, read in order when asked for."""
+
+    def __init__(
+        self, states: Sequence[TaskState], chosen: Sequence[int], skip: set[int]
+    ) -> None:
+        self.states, self.chosen, self.skip = states, chosen, skip
+        self.size = (
+            len(chosen) - sum(1 for i in chosen if i in skip)
+            if isinstance(chosen, list)
+            else len(chosen) - len(skip)
+        )
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __iter__(self) -> Iterator[TaskState]:
+        peek = self.states.peek if isinstance(self.states, Plan) else None
+        for i in self.chosen:
+            if i not in self.skip:
+                yield peek(i) if peek is not None else self.states[i]
+
+    @overload
+    def __getitem__(self, index: int) -> TaskState: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[TaskState]: ...
+
+    def __getitem__(self, index: int | slice) -> TaskState | list[TaskState]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        if index < 0:
+            index += len(self)
+        for n, state in enumerate(self):
+            if n == index:
+                return state
+        raise IndexError(index)
 
 
 def select(
@@ -204,6 +360,9 @@ def select(
 ) -> Selection:
     """Pick the tasks to launch.
 
+    Only the tasks that are not pending are looked at one by one: the
+    selection of a large sweep is read lazily.
+
     :param index: only these task numbers.
     :param shard: ``(K, N)``: only the tasks whose number is K modulo N;
         the N shards are disjoint and together hold every task.
@@ -211,7 +370,7 @@ def select(
     :param retry_failed: run failed tasks again.
     :raises ExmanError: an index out of range.
     """
-    chosen = list(states)
+    chosen: Sequence[int] = range(len(states))
     if index is not None:
         wanted = [index] if isinstance(index, int) else list(index)
         for i in wanted:
@@ -220,13 +379,21 @@ def select(
                     f"task {i} does not exist: the sweep has {len(states)} tasks "
                     f"(0..{len(states) - 1})"
                 )
-        chosen = [states[i] for i in wanted]
+        chosen = wanted
     if shard is not None:
         k, n = shard
-        chosen = [s for s in chosen if s.task.index % n == k]
-    run: list[TaskState] = []
+        if isinstance(chosen, range):
+            chosen = chosen[k::n]
+        else:
+            chosen = [i for i in chosen if i % n == k]
+    if isinstance(chosen, list):
+        looked = [states[i] for i in dict.fromkeys(chosen)]
+    else:
+        candidates = states.touched() if isinstance(states, Plan) else states
+        looked = [s for s in candidates if s.task.index in chosen]
+    skip: set[int] = set()
     skipped: dict[str, list[TaskState]] = {}
-    for s in chosen:
+    for s in looked:
         if s.state in ("running", "queued"):  # never twice, not even with force
             reason = s.state
         elif force:
@@ -239,6 +406,5 @@ def select(
             reason = ""
         if reason:
             skipped.setdefault(reason, []).append(s)
-        else:
-            run.append(s)
-    return Selection(run, skipped)
+            skip.add(s.task.index)
+    return Selection(_Planned(states, chosen, skip), skipped, chosen)

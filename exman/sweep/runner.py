@@ -12,7 +12,8 @@ for a launcher that detaches.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from typing import overload
 
 from ..record.store import Root
 from .loop import SweepLoop
@@ -41,9 +42,9 @@ def execute(spec: Spec, options: Options, progress: Progress) -> SweepSummary:
         from .jobs import refresh
 
         # what became of the tasks handed to a scheduler, before planning
-        refreshed = refresh(root, spec.name, {t.key for t in tasks})
+        refreshed = refresh(root, spec.name, tasks)
     planned_at = time.time()
-    states = plan(root, tasks)
+    states = plan(root, tasks, spec.name)
     if refreshed is not None:
         from .jobs import overlay
 
@@ -55,14 +56,13 @@ def execute(spec: Spec, options: Options, progress: Progress) -> SweepSummary:
         force=options.force,
         retry_failed=options.retry_failed,
     )
-    chosen = _chosen(states, options)
     summary = SweepSummary(
         name=spec.name,
         root=root.path,
         spec=spec.path,
         mode="status" if options.status else "dry-run" if options.dry_run else "run",
         states=states,
-        selected=chosen,
+        selected=selection.chosen,
         planned=selection.run,
         skipped={why: len(s) for why, s in selection.skipped.items()},
         notes=list(spec.notes) + (refreshed.notes if refreshed is not None else []),
@@ -70,7 +70,7 @@ def execute(spec: Spec, options: Options, progress: Progress) -> SweepSummary:
     if options.status:
         return summary
     if options.dry_run:
-        summary.commands = [spec.shell_line(s.task) for s in selection.run]
+        summary.commands = _Lines(spec, selection.run)
         return summary
     launcher = make_launcher(spec, options)
     if launcher.detaches and not options.wait:
@@ -86,13 +86,26 @@ def execute(spec: Spec, options: Options, progress: Progress) -> SweepSummary:
     return loop.run(launcher)
 
 
-def _chosen(states: Sequence[TaskState], options: Options) -> list[int]:
-    indices = [s.task.index for s in states]
-    if options.index is not None:
-        indices = (
-            [options.index] if isinstance(options.index, int) else list(options.index)
-        )
-    if options.shard is not None:
-        k, n = options.shard
-        indices = [i for i in indices if i % n == k]
-    return indices
+class _Lines(Sequence[str]):
+    """The shell line of each planned task, made when it is read."""
+
+    def __init__(self, spec: Spec, planned: Sequence[TaskState]) -> None:
+        self.spec, self.planned = spec, planned
+
+    def __len__(self) -> int:
+        return len(self.planned)
+
+    def __iter__(self) -> Iterator[str]:
+        for state in self.planned:
+            yield self.spec.shell_line(state.task)
+
+    @overload
+    def __getitem__(self, index: int) -> str: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[str]: ...
+
+    def __getitem__(self, index: int | slice) -> str | list[str]:
+        if isinstance(index, slice):
+            return [self.spec.shell_line(s.task) for s in self.planned[index]]
+        return self.spec.shell_line(self.planned[index].task)

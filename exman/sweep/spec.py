@@ -1,22 +1,18 @@
-"""The sweep spec: what to run, and its expansion into numbered tasks.
+"""The sweep spec: what to run, read and checked.
 
-A spec is a YAML (or JSON) mapping. Expanding it gives the same numbered list
-of tasks on every machine: explicit ``configs`` × the ``grid`` × ``random``
-samples, all repeated ``repeat`` times (the repetition is the outer loop, as
-in PyExpUtils: task ``i`` is configuration ``i % P``, repetition ``i // P``).
-Each task has a stable key, a hash of the command and the task's values, that
-its run records; a re-run of the sweep knows what is done from these keys.
+A spec is a YAML (or JSON) mapping: the command, the values (``configs``,
+``grid``, ``random``, ``repeat``), the root, hooks and launcher sections.
+:meth:`Spec.tasks` gives its numbered tasks (:mod:`.expand`), each with a
+stable key, a hash of the command and the task's values, that its run
+records; a re-run of the sweep knows what is done from these keys.
 """
 
 from __future__ import annotations
 
-import hashlib
-import itertools
 import json
 import math
 import os
 import pathlib
-import random
 import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -26,6 +22,7 @@ from ..record.config import SWEEP_PARAMS_ENV
 from ..record.params import ParamsError, load_yaml
 from ..record.run import SWEEP_ENV
 from ..record.store import ROOT_ENV, ExmanError, check_name
+from .expand import SpecError, Task, TaskList, task_key
 from .launchers.ray_options import check_options as _ray_options
 from .launchers.slurm_options import check_options as _slurm_options
 
@@ -67,53 +64,6 @@ DISTRIBUTIONS = {
     "choice": "[value, value, ...]",
 }
 DEFAULT_ROOT = "exman"
-#: significant digits kept of a random float: the same on every libm
-FLOAT_DIGITS = 10
-#: how many draws a random sample gets to be unique, per sample asked for
-DRAWS_PER_SAMPLE = 50
-
-
-class SpecError(ExmanError):
-    """A spec that cannot be used; the message names the file and the key."""
-
-
-@dataclass(frozen=True)
-class Task:
-    """One task of a sweep: a configuration and its repetition.
-
-    :param index: the task number (from 0), the same on every machine.
-    :param params: the values passed to the script (``EXMAN_SWEEP_PARAMS``).
-    :param key: the stable hash of the command and ``params``.
-    :param repetition: which repetition of its configuration (from 0).
-    """
-
-    index: int
-    params: dict[str, Any]
-    key: str
-    repetition: int = 0
-
-    def params_json(self) -> str:
-        """``params`` as the JSON object the script reads."""
-        return json.dumps(self.params, ensure_ascii=False)
-
-
-def _canonical(data: Any) -> str:
-    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-
-def task_key(
-    argv: Sequence[str], params: Mapping[str, Any], repetition: int = 0
-) -> str:
-    """The stable key of a task: 16 hex digits of a SHA-256.
-
-    It hashes the command split into words (so spacing does not matter) and
-    the values in canonical JSON (so the order of the keys does not matter).
-    ``repetition`` enters only when it is not carried by a parameter.
-    """
-    data: dict[str, Any] = {"command": list(argv), "params": dict(params)}
-    if repetition:
-        data["repetition"] = repetition
-    return hashlib.sha256(_canonical(data).encode("utf-8")).hexdigest()[:16]
 
 
 @dataclass
@@ -143,7 +93,8 @@ class Spec:
     slurm: dict[str, Any] = field(default_factory=dict)
     #: remarks on the expansion (a random space smaller than the samples asked)
     notes: list[str] = field(default_factory=list)
-    _tasks: list[Task] | None = field(default=None, repr=False)
+    _tasks: TaskList | None = field(default=None, repr=False)
+    _shell_root: str | None = field(default=None, repr=False)
 
     # -- building ----------------------------------------------------------------
     @classmethod
@@ -287,78 +238,25 @@ class Spec:
             )
 
     # -- expansion ---------------------------------------------------------------
-    def tasks(self) -> list[Task]:
+    def tasks(self) -> TaskList:
         """The numbered tasks: the same list for the same spec, everywhere.
 
-        :raises SpecError: two tasks would have the same values.
+        Each task is made when it is asked for (see :class:`.expand.TaskList`).
+
+        :raises SpecError: too many tasks, or two tasks with the same values.
         """
         if self._tasks is None:
-            self._tasks = self._expand()
+            self._tasks = TaskList(
+                self.argv,
+                configs=self.configs,
+                grid=self.grid,
+                random=self.random,
+                repeat=self.repeat,
+                seed_param=self.seed_param,
+                where=self._where(),
+                notes=self.notes,
+            )
         return self._tasks
-
-    def _expand(self) -> list[Task]:
-        configs = self.configs or [{}]
-        keys = list(self.grid)
-        points = [
-            dict(zip(keys, values)) for values in itertools.product(*self.grid.values())
-        ]
-        samples = self._samples() if self.random is not None else [{}]
-        base = [
-            {**config, **point, **sample}
-            for config in configs
-            for point in points
-            for sample in samples
-        ]
-        tasks: list[Task] = []
-        seen: dict[str, int] = {}
-        for rep in range(self.repeat):
-            for values in base:
-                params = dict(values)
-                if self.seed_param is not None:
-                    params[self.seed_param] = rep
-                hidden = rep if self.seed_param is None else 0
-                key = task_key(self.argv, params, hidden)
-                index = len(tasks)
-                if key in seen:
-                    raise SpecError(
-                        f"{self._where()}: tasks {seen[key]} and {index} have the "
-                        f"same values {_canonical(params)}: remove the duplicate "
-                        "from configs or grid"
-                    )
-                seen[key] = index
-                tasks.append(Task(index, params, key, rep))
-        return tasks
-
-    def _samples(self) -> list[dict[str, Any]]:
-        assert self.random is not None  # checked by the caller
-        space: dict[str, tuple[str, Any]] = self.random["space"]
-        wanted: int = self.random["samples"]
-        names = sorted(space)  # the file's key order must not change the draws
-        size = _discrete_size(space)
-        if size is not None and size <= wanted:
-            if size < wanted:
-                self.notes.append(
-                    f"random: the space holds only {size} distinct configurations; "
-                    f"all {size} are used instead of {wanted} samples"
-                )
-            choices = [_support(*space[n]) for n in names]
-            return [dict(zip(names, combo)) for combo in itertools.product(*choices)]
-        rng = random.Random(self.random["seed"])
-        samples: list[dict[str, Any]] = []
-        seen: set[str] = set()
-        for _ in range(wanted * DRAWS_PER_SAMPLE):
-            sample = {n: _draw(rng, *space[n]) for n in names}
-            text = _canonical(sample)
-            if text not in seen:
-                seen.add(text)
-                samples.append(sample)
-                if len(samples) == wanted:
-                    return samples
-        raise SpecError(
-            f"{self._where()}: random: found only {len(samples)} distinct samples "
-            f"of {wanted} in {wanted * DRAWS_PER_SAMPLE} draws: widen the space "
-            "or ask for fewer samples"
-        )
 
     # -- running a task ------------------------------------------------------------
     def task_env(self, task: Task) -> dict[str, str]:
@@ -377,7 +275,9 @@ class Spec:
         Paths are relative to :attr:`cwd` where possible.
         """
         env = self.task_env(task)
-        env[ROOT_ENV] = _relative(self.root, self.cwd)
+        if self._shell_root is None:
+            self._shell_root = _relative(self.root, self.cwd)
+        env[ROOT_ENV] = self._shell_root
         words = [f"{k}={shlex.quote(v)}" for k, v in env.items()]
         return " ".join([*words, shlex.join(self.argv)])
 
@@ -577,44 +477,6 @@ def _dist_args(kind: str, args: Any, err: _Errors, key: str) -> Any:
     if kind == "loguniform" and low <= 0:
         raise err(key, f"needs 0 < low: {args!r}")
     return (low, high)
-
-
-def _discrete_size(space: Mapping[str, tuple[str, Any]]) -> int | None:
-    """How many distinct samples the space holds, None when it is continuous."""
-    size = 1
-    for kind, args in space.values():
-        if kind == "choice":
-            size *= len({_canonical(v) for v in args})
-        elif kind == "randint":
-            size *= args[1] - args[0] + 1
-        else:
-            return None
-    return size
-
-
-def _support(kind: str, args: Any) -> list[Any]:
-    if kind == "randint":
-        return list(range(args[0], args[1] + 1))
-    unique: dict[str, Any] = {}
-    for v in args:
-        unique.setdefault(_canonical(v), v)
-    return list(unique.values())
-
-
-def _round(x: float) -> float:
-    return float(f"{x:.{FLOAT_DIGITS}g}")
-
-
-def _draw(rng: random.Random, kind: str, args: Any) -> Any:
-    if kind == "choice":
-        return args[rng.randrange(len(args))]
-    if kind == "randint":
-        return rng.randint(args[0], args[1])
-    if kind == "uniform":
-        return _round(rng.uniform(args[0], args[1]))
-    if kind == "loguniform":
-        return _round(math.exp(rng.uniform(math.log(args[0]), math.log(args[1]))))
-    return _round(rng.gauss(args[0], args[1]))  # normal
 
 
 def _relative(path: pathlib.Path, start: pathlib.Path) -> str:
