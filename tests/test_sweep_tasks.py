@@ -134,3 +134,67 @@ def test_an_absurd_sweep_is_refused_before_any_work(tmp_path: Path) -> None:
     assert "300,000,000 tasks (1000 a × 1000 b × 100 c × repeat 3)" in message
     assert "10,000,000" in message
     assert not (tmp_path / "exman").exists()
+
+
+# -- task keys that forgive harmless edits ---------------------------------------------
+def test_an_ignored_flag_of_the_command_changes_no_key(
+    make_script: Callable[..., Path], root: Path
+) -> None:
+    script = make_script()
+    grid = {"lr": [0.1, 0.2]}
+    spec = write_spec(
+        script.parent,
+        command=f"{PYTHON} main.py --epochs 2 --flag",
+        grid=grid,
+        ignore=["epochs", "--flag"],
+    )
+    first = sweep(spec)
+    assert first.counts()["completed"] == 2
+    write_spec(
+        script.parent,
+        command=f"{PYTHON} main.py --epochs 8",
+        grid=grid,
+        ignore=["epochs"],
+    )
+    again = sweep(spec)
+    assert again.results == [] and again.counts()["completed"] == 2
+    assert again.notes == []
+    assert len(all_runs(root)) == 2
+
+
+def test_dry_run_says_which_change_of_the_command_runs_tasks_again(
+    make_script: Callable[..., Path],
+) -> None:
+    script = make_script()
+    grid = {"lr": [0.1, 0.2, 0.3]}
+    spec = write_spec(script.parent, command=f"{PYTHON} main.py --epochs 2", grid=grid)
+    assert sweep(spec).counts()["completed"] == 3
+    write_spec(script.parent, command=f"{PYTHON} main.py --epochs 3", grid=grid)
+    dry = sweep(spec, dry_run=True)
+    assert len(dry.planned) == 3
+    assert dry.notes == [
+        "3 tasks completed before will run again because --epochs changed "
+        "(2 -> 3) in command (list harmless flags under ignore: to keep them "
+        "out of the task keys)"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("ignore", "problem"),
+    [
+        (["lr"], "'lr' is swept"),
+        (["num-workers"], "'--num-workers' is not a flag of command"),
+        ([3], "must be a list of flags"),
+    ],
+)
+def test_ignore_names_flags_of_the_command_only(
+    tmp_path: Path, ignore: list[object], problem: str
+) -> None:
+    spec = write_spec(
+        tmp_path,
+        command=f"{PYTHON} main.py --epochs 2",
+        grid={"lr": [1]},
+        ignore=ignore,
+    )
+    with pytest.raises(SpecError, match="ignore: " + problem):
+        sweep(spec, dry_run=True)

@@ -21,7 +21,14 @@ from typing import Any, overload
 
 from ..record.store import ExmanError
 
-__all__ = ["MAX_TASKS", "SpecError", "Task", "TaskList", "task_key"]
+__all__ = [
+    "MAX_TASKS",
+    "SpecError",
+    "Task",
+    "TaskList",
+    "command_changes",
+    "task_key",
+]
 
 #: more tasks than this is a mistake (a grid axis too many), not a sweep
 MAX_TASKS = 10_000_000
@@ -76,6 +83,43 @@ def task_key(
     if repetition:
         data["repetition"] = repetition
     return hashlib.sha256(canonical(data).encode("utf-8")).hexdigest()[:16]
+
+
+def command_changes(old: Sequence[str], new: Sequence[str]) -> list[str]:
+    """What differs between two commands, as a person names it: ``--epochs``
+    changed (2 -> 3), ``--fast`` added, the script changed."""
+
+    def flags(argv: Sequence[str]) -> tuple[list[str], dict[str, str | None]]:
+        words: list[str] = []
+        found: dict[str, str | None] = {}
+        i = 1
+        while i < len(argv):
+            word = argv[i]
+            if word.startswith("--") and len(word) > 2:
+                name, eq, value = word.partition("=")
+                if not eq and i + 1 < len(argv) and not argv[i + 1].startswith("--"):
+                    value, i = argv[i + 1], i + 1
+                found[name] = value if eq or value else None
+            else:
+                words.append(word)
+            i += 1
+        return [argv[0], *words] if argv else words, found
+
+    old_words, old_flags = flags(old)
+    new_words, new_flags = flags(new)
+    changes = []
+    if old_words != new_words:
+        changes.append(
+            f"the command changed ({' '.join(old_words)} -> {' '.join(new_words)})"
+        )
+    for name in sorted(old_flags.keys() | new_flags.keys()):
+        if name not in new_flags:
+            changes.append(f"{name} was removed")
+        elif name not in old_flags:
+            changes.append(f"{name} was added")
+        elif old_flags[name] != new_flags[name]:
+            changes.append(f"{name} changed ({old_flags[name]} -> {new_flags[name]})")
+    return changes
 
 
 class TaskList(Sequence[Task]):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shlex
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -233,6 +234,8 @@ class SweepLoop:
             name=self.spec.name,
             spec=None if self.spec.path is None else str(self.spec.path),
             command=self.spec.command,
+            # the words that counted in the keys: what a later --dry-run compares
+            key_command=shlex.join(self.spec.key_argv()),
             tasks=len(self.summary.states),
             host=hostname(),
             pid=os.getpid(),

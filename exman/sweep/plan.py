@@ -166,9 +166,17 @@ class Plan(Sequence[TaskState]):
     learns about it stays.
     """
 
-    def __init__(self, tasks: Sequence[Task], known: Mapping[int, TaskState]) -> None:
+    def __init__(
+        self,
+        tasks: Sequence[Task],
+        known: Mapping[int, TaskState],
+        rekeyed: Collection[str] = (),
+    ) -> None:
         self.tasks = tasks
         self.known: dict[int, TaskState] = dict(known)
+        #: keys of this sweep's completed runs that no task has now (the
+        #: command or the values changed): those tasks run again
+        self.rekeyed = set(rekeyed)
 
     def __len__(self) -> int:
         return len(self.tasks)
@@ -275,7 +283,13 @@ def plan(root: Root, tasks: Sequence[Task], name: str | None = None) -> Plan:
         )
         for key, i in where.items()
     }
-    return Plan(tasks, known)
+    rekeyed = {
+        key
+        for key in ours
+        if key not in where
+        and any(r.status == "completed" and r.sweep == name for r in runs.get(key, []))
+    }
+    return Plan(tasks, known, rekeyed if name is not None else ())
 
 
 def parse_shard(text: str) -> tuple[int, int]:

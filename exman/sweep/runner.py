@@ -11,11 +11,14 @@ for a launcher that detaches.
 
 from __future__ import annotations
 
+import json
+import shlex
 import time
 from collections.abc import Iterator, Sequence
 from typing import overload
 
 from ..record.store import Root
+from .expand import command_changes
 from .loop import SweepLoop
 from .options import Options, make_launcher, sweep_dir
 from .plan import TaskState, plan, select
@@ -67,6 +70,9 @@ def execute(spec: Spec, options: Options, progress: Progress) -> SweepSummary:
         skipped={why: len(s) for why, s in selection.skipped.items()},
         notes=list(spec.notes) + (refreshed.notes if refreshed is not None else []),
     )
+    why = _rekeyed(spec, root, len(states.rekeyed)) if states.rekeyed else None
+    if why is not None:
+        summary.notes.append(why)
     if options.status:
         return summary
     if options.dry_run:
@@ -84,6 +90,24 @@ def execute(spec: Spec, options: Options, progress: Progress) -> SweepSummary:
         spec, root, options, progress, summary, planned_at, StaticSource(selection.run)
     )
     return loop.run(launcher)
+
+
+def _rekeyed(spec: Spec, root: Root, count: int) -> str | None:
+    """Why ``count`` tasks that this sweep completed will run again, when its
+    command changed since it last ran (None when it did not)."""
+    try:
+        record = json.loads((sweep_dir(root, spec.name) / "sweep.json").read_text())
+        before = record.get("key_command") or record.get("command")
+        changes = command_changes(shlex.split(before), spec.key_argv())
+    except (OSError, ValueError, TypeError, AttributeError):
+        return None
+    if not changes:
+        return None
+    return (
+        f"{count} task{'s' if count != 1 else ''} completed before will run again "
+        f"because {', '.join(changes)} in command (list harmless flags under "
+        "ignore: to keep them out of the task keys)"
+    )
 
 
 class _Lines(Sequence[str]):

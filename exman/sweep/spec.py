@@ -48,6 +48,7 @@ SPEC_KEYS = (
     "random",
     "repeat",
     "seed_param",
+    "ignore",
     "on_task_end",
     "on_sweep_end",
     "webhook",
@@ -93,6 +94,8 @@ class Spec:
     slurm: dict[str, Any] = field(default_factory=dict)
     #: remarks on the expansion (a random space smaller than the samples asked)
     notes: list[str] = field(default_factory=list)
+    #: the flags of ``command`` that do not count in the task keys
+    ignore: list[str] = field(default_factory=list)
     _tasks: TaskList | None = field(default=None, repr=False)
     _shell_root: str | None = field(default=None, repr=False)
 
@@ -193,9 +196,52 @@ class Spec:
             webhook=webhook,
             ray=_ray_options(data.get("ray"), err),
             slurm=_slurm_options(data.get("slurm"), err),
+            ignore=_ignore(data.get("ignore"), err),
         )
         spec._check_overlaps(err)
+        spec._check_ignore(err)
         return spec
+
+    def _check_ignore(self, err: _Errors) -> None:
+        """An ignored flag is one of ``command``; a swept value always counts."""
+        flags = {_norm(f) for f in _command_flags(self.argv)}
+        swept = {_norm(k) for k in self.grid}
+        swept |= {_norm(k) for config in self.configs for k in config}
+        if self.random is not None:
+            swept |= {_norm(k) for k in self.random["space"]}
+        if self.seed_param is not None:
+            swept.add(_norm(self.seed_param))
+        for name in self.ignore:
+            if _norm(name) in swept:
+                raise err(
+                    "ignore",
+                    f"{name!r} is swept: its values tell the tasks apart, so "
+                    "they count in the keys",
+                )
+            if _norm(name) not in flags:
+                raise err(
+                    "ignore",
+                    f"'--{name}' is not a flag of command: list flags given "
+                    "there (num-workers for --num-workers 4)",
+                )
+
+    def key_argv(self) -> list[str]:
+        """The command's words that count in the task keys: all but the
+        ignored flags and their values."""
+        if not self.ignore:
+            return list(self.argv)
+        ignored = {_norm(name) for name in self.ignore}
+        words: list[str] = [self.argv[0]]
+        rest = iter(self.argv[1:])
+        for word in rest:
+            if word.startswith("--") and _norm(word[2:].split("=", 1)[0]) in ignored:
+                if "=" not in word:
+                    following = next(rest, None)
+                    if following is not None and following.startswith("--"):
+                        words.append(following)  # a flag without a value
+                continue
+            words.append(word)
+        return words
 
     def _check_overlaps(self, err: _Errors) -> None:
         """A parameter may come from one place only."""
@@ -247,7 +293,7 @@ class Spec:
         """
         if self._tasks is None:
             self._tasks = TaskList(
-                self.argv,
+                self.key_argv(),
                 configs=self.configs,
                 grid=self.grid,
                 random=self.random,
@@ -337,6 +383,18 @@ def _command_flags(argv: Sequence[str]) -> list[str]:
         if word.startswith("--") and len(word) > 2:
             flags.append(word[2:].split("=", 1)[0])
     return flags
+
+
+def _ignore(value: Any, err: _Errors) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(
+        isinstance(v, str) and v.strip("-") for v in value
+    ):
+        raise err("ignore", f"must be a list of flags of command, not {value!r}")
+    return [v.lstrip("-") for v in value]
 
 
 def _check_value(value: Any, err: _Errors, key: str) -> Any:
