@@ -189,7 +189,8 @@ class ExParser(configargparse.ArgumentParser):
         """As ``argparse``; ``volatile=True`` keeps the value out of ``--config``.
 
         A volatile value is saved in params.yaml but never restored from it
-        (a job id, a path that differs per machine).
+        (a job id, a path that differs per machine), and a flag of a sweep's
+        command that sets it does not count in the task keys.
 
         :raises ValueError: the argument's dest is one that exman sets for
             every run (root, time, id, safe_experiment).
@@ -353,6 +354,8 @@ class ExParser(configargparse.ArgumentParser):
         record = {"command": command_record(args)}
         sweep = sweep_record()
         if sweep is not None:
+            if self._volatile:  # so that the sweep leaves them out of its keys
+                sweep["volatile"] = sorted(self._volatile)
             record["sweep"] = sweep
         # this process is the sweep's task; what it starts from now on is not
         for var in (*SWEEP_ENV.values(), SWEEP_PARAMS_ENV):

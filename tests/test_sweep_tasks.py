@@ -198,3 +198,23 @@ def test_ignore_names_flags_of_the_command_only(
     )
     with pytest.raises(SpecError, match="ignore: " + problem):
         sweep(spec, dry_run=True)
+
+
+def test_a_volatile_argument_of_the_script_changes_no_key(
+    make_script: Callable[..., Path], root: Path
+) -> None:
+    script = make_script(
+        extra='parser.add_argument("--workers", type=int, default=1, volatile=True)'
+    )
+    grid = {"lr": [0.1, 0.2]}
+    for workers in (2, 8, 16):
+        write_spec(
+            script.parent, command=f"{PYTHON} main.py --workers {workers}", grid=grid
+        )
+        summary = sweep(script.parent / "sweep.yaml")
+        assert summary.counts()["completed"] == 2, summary.text()
+        assert summary.notes == []
+    assert len(all_runs(root)) == 2  # the first sweep's, found under every edit
+    # the script's own arguments still count
+    write_spec(script.parent, command=f"{PYTHON} main.py --epochs 5", grid=grid)
+    assert len(sweep(script.parent / "sweep.yaml", dry_run=True).planned) == 2

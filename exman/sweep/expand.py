@@ -212,6 +212,11 @@ class TaskList(Sequence[Task]):
         )
         return task
 
+    def key_with(self, argv: Sequence[str], index: int) -> str:
+        """The key task ``index`` would have with the command ``argv``."""
+        params, rep = self._values(index)
+        return task_key(argv, params, rep if self.seed_param is None else 0)
+
     def _values(self, index: int) -> tuple[dict[str, Any], int]:
         rep, rest = divmod(index, self.per_repetition)
         config, rest = divmod(rest, self.points * len(self.samples))

@@ -75,6 +75,8 @@ class SweepLoop:
         self.failures = 0
         #: the keys of the tasks handed to a scheduler's jobs
         self.queued: set[str] = set()
+        #: the script's volatile arguments, as its runs record them
+        self.volatile: set[str] = set()
 
     def run(self, launcher: Launcher) -> SweepSummary:
         """Run the source's tasks with ``launcher``; the summary says how."""
@@ -174,6 +176,7 @@ class SweepLoop:
             )
         if result.run is not None:
             state.runs.append(result.run)
+            self.volatile.update(result.run.volatile)
         state.state = task_state(state.runs)
         if result.run is None and state.state != "completed":
             # nothing on disk says so, but this call saw it fail or stop
@@ -230,12 +233,18 @@ class SweepLoop:
             record = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             record = {}
+        key_command = shlex.join(self.spec.key_argv())
+        earlier = [c for c in record.get("key_commands", []) if isinstance(c, str)]
         record.update(
             name=self.spec.name,
             spec=None if self.spec.path is None else str(self.spec.path),
             command=self.spec.command,
             # the words that counted in the keys: what a later --dry-run compares
-            key_command=shlex.join(self.spec.key_argv()),
+            key_command=key_command,
+            # every form the keys were made with, and the script's volatile
+            # arguments: a later sweep finds these tasks under their old keys
+            key_commands=list(dict.fromkeys([*earlier, key_command])),
+            volatile=sorted({*record.get("volatile", []), *self.volatile}),
             tasks=len(self.summary.states),
             host=hostname(),
             pid=os.getpid(),

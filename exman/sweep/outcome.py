@@ -23,6 +23,7 @@ launched the task, and makes the run's record tell the truth:
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import pathlib
 from collections.abc import Sequence
@@ -121,7 +122,7 @@ def settle(
     path = run.path
     if status == "failed" and path.parent.name == "runs":
         path = root.move_to_fails(path)
-    info = RunInfo(run.id, path, run.key, status, reason, run.task, run.sweep)
+    info = dataclasses.replace(run, path=path, status=status, reason=reason)
     return Outcome(status, reason, info)
 
 

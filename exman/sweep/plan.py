@@ -32,6 +32,7 @@ from typing import overload
 from ..record.run import RUN_FILE, effective_status
 from ..record.store import ExmanError, Root, run_id
 from .claims import Claims
+from .expand import TaskList
 from .spec import Task
 
 __all__ = [
@@ -63,6 +64,8 @@ class RunInfo:
     task: int | None = None
     #: the name of the sweep that made it
     sweep: str | None = None
+    #: the script's ``volatile=True`` arguments
+    volatile: tuple[str, ...] = ()
 
 
 @dataclass
@@ -113,6 +116,7 @@ def read_run(path: pathlib.Path) -> RunInfo | None:
         reason=record.get("reason"),
         task=task if isinstance(task, int) else None,
         sweep=sweep.get("name") if isinstance(sweep.get("name"), str) else None,
+        volatile=tuple(v for v in sweep.get("volatile") or () if isinstance(v, str)),
     )
 
 
@@ -221,6 +225,7 @@ def locate(
     tasks: Sequence[Task],
     hints: Mapping[str, int | None],
     search: Collection[str] | None = None,
+    aliases: Sequence[Sequence[str]] = (),
 ) -> dict[str, int]:
     """The numbers of the tasks with the keys of ``hints``, where the spec has them.
 
@@ -230,6 +235,9 @@ def locate(
 
     :param search: look for only these keys (all when None) when their
         number is out of date.
+    :param aliases: earlier forms of the command whose keys still stand
+        for the same tasks (they differed only in flags that no longer
+        count): a key made with one of them finds its task too.
     """
     found: dict[str, int] = {}
     missing: set[str] = set()
@@ -238,6 +246,9 @@ def locate(
             found[key] = hint
             continue
         if search is None or key in search:
+            if isinstance(hint, int) and _alias(tasks, aliases, key, hint):
+                found[key] = hint
+                continue
             missing.add(key)
     if missing:
         for task in tasks:
@@ -249,7 +260,23 @@ def locate(
     return found
 
 
-def plan(root: Root, tasks: Sequence[Task], name: str | None = None) -> Plan:
+def _alias(
+    tasks: Sequence[Task], aliases: Sequence[Sequence[str]], key: str, hint: int
+) -> bool:
+    """Whether task ``hint`` had ``key`` with an earlier form of the command."""
+    if not aliases or not isinstance(tasks, TaskList):
+        return False
+    if not 0 <= hint < len(tasks):
+        return False
+    return any(tasks.key_with(argv, hint) == key for argv in aliases)
+
+
+def plan(
+    root: Root,
+    tasks: Sequence[Task],
+    name: str | None = None,
+    aliases: Sequence[Sequence[str]] = (),
+) -> Plan:
     """Every task of ``tasks`` with its state in ``root``.
 
     It reads the sweep runs of the root and the held claims, and the list
@@ -258,6 +285,7 @@ def plan(root: Root, tasks: Sequence[Task], name: str | None = None) -> Plan:
     :param name: the sweep's name: a run or claim of another sweep whose
         number names another task is not looked for among all the tasks
         (a sweep of a million tasks would read them all for it).
+    :param aliases: earlier forms of the command (see :func:`locate`).
     """
     if not root.path.is_dir():
         return Plan(tasks, {})
@@ -276,7 +304,7 @@ def plan(root: Root, tasks: Sequence[Task], name: str | None = None) -> Plan:
         hints.setdefault(key, task if isinstance(task, int) else None)
         if name is None or record.get("sweep") == name:
             ours.add(key)
-    where = locate(tasks, hints, ours)
+    where = locate(tasks, hints, ours, aliases)
     known = {
         i: TaskState(
             tasks[i], task_state(runs.get(key, []), key in held), runs.get(key, [])

@@ -39,6 +39,7 @@ __all__ = [
 def execute(spec: Spec, options: Options, progress: Progress) -> SweepSummary:
     """Plan the sweep, then show it (status, dry run) or run it."""
     root = Root(spec.root)
+    aliases = _learn(spec, root)
     tasks = spec.tasks()
     refreshed = None
     if (sweep_dir(root, spec.name) / "jobs").is_dir():
@@ -47,7 +48,7 @@ def execute(spec: Spec, options: Options, progress: Progress) -> SweepSummary:
         # what became of the tasks handed to a scheduler, before planning
         refreshed = refresh(root, spec.name, tasks)
     planned_at = time.time()
-    states = plan(root, tasks, spec.name)
+    states = plan(root, tasks, spec.name, aliases)
     if refreshed is not None:
         from .jobs import overlay
 
@@ -90,6 +91,20 @@ def execute(spec: Spec, options: Options, progress: Progress) -> SweepSummary:
         spec, root, options, progress, summary, planned_at, StaticSource(selection.run)
     )
     return loop.run(launcher)
+
+
+def _learn(spec: Spec, root: Root) -> list[list[str]]:
+    """What the sweep's earlier runs taught: the script's volatile arguments
+    (into ``spec``), and the earlier forms of the command that differ from
+    today's only in flags that do not count (returned)."""
+    try:
+        record = json.loads((sweep_dir(root, spec.name) / "sweep.json").read_text())
+        spec.volatile = [v for v in record.get("volatile", []) if isinstance(v, str)]
+        earlier = [shlex.split(c) for c in record.get("key_commands", [])]
+    except (OSError, ValueError, TypeError, AttributeError):
+        return []
+    now = spec.key_argv()
+    return [argv for argv in earlier if argv != now and spec.strip(argv) == now]
 
 
 def _rekeyed(spec: Spec, root: Root, count: int) -> str | None:

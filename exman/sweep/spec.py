@@ -96,6 +96,9 @@ class Spec:
     notes: list[str] = field(default_factory=list)
     #: the flags of ``command`` that do not count in the task keys
     ignore: list[str] = field(default_factory=list)
+    #: the script's ``volatile=True`` arguments, as its runs recorded them:
+    #: they do not count in the keys either (set before :meth:`tasks`)
+    volatile: list[str] = field(default_factory=list)
     _tasks: TaskList | None = field(default=None, repr=False)
     _shell_root: str | None = field(default=None, repr=False)
 
@@ -226,13 +229,23 @@ class Spec:
                 )
 
     def key_argv(self) -> list[str]:
-        """The command's words that count in the task keys: all but the
-        ignored flags and their values."""
-        if not self.ignore:
-            return list(self.argv)
-        ignored = {_norm(name) for name in self.ignore}
-        words: list[str] = [self.argv[0]]
-        rest = iter(self.argv[1:])
+        """The command's words that count in the task keys."""
+        return self.strip(self.argv)
+
+    def strip(self, argv: Sequence[str]) -> list[str]:
+        """``argv`` without the flags that do not count in the keys (and their
+        values): those under ``ignore``, and the script's ``volatile``
+        arguments that no task sweeps."""
+        swept = {_norm(k) for k in self.grid}
+        swept |= {_norm(k) for config in self.configs for k in config}
+        if self.random is not None:
+            swept |= {_norm(k) for k in self.random["space"]}
+        ignored = {_norm(n) for n in self.ignore}
+        ignored |= {_norm(n) for n in self.volatile} - swept
+        if not ignored or not argv:
+            return list(argv)
+        words: list[str] = [argv[0]]
+        rest = iter(argv[1:])
         for word in rest:
             if word.startswith("--") and _norm(word[2:].split("=", 1)[0]) in ignored:
                 if "=" not in word:
