@@ -31,7 +31,8 @@ from .claims import Claims
 from .launchers.base import JobState, Queued, get_launcher
 from .options import sweep_dir
 from .outcome import Ending, settle
-from .plan import TaskState, locate, scan_runs
+from .plan import TaskState, locate
+from .runs import scan_runs
 from .spec import Task
 
 __all__ = ["JobBook", "Refreshed", "ended", "new_record", "overlay", "refresh"]

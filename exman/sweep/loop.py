@@ -25,8 +25,9 @@ from .jobs import JobBook, new_record
 from .launchers.base import Finished, Launcher, LaunchTask, Queued, Started
 from .options import Options, sweep_dir
 from .outcome import Ending, RunFinder, settle
-from .plan import RunInfo, TaskState, task_state
+from .plan import TaskState
 from .progress import Progress
+from .runs import RunInfo, task_state
 from .source import TaskSource, launch_task
 from .spec import Spec
 from .summary import SweepSummary, TaskResult

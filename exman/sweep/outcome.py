@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from ..record.files import open_append
 from ..record.run import RUN_FILE, TRACEBACK_FILE, Run, effective_status
 from ..record.store import Root, run_id
-from .plan import PLACES, RunInfo, read_run
+from .runs import PLACES, RunInfo, read_run
 
 __all__ = ["Ending", "Outcome", "RunFinder", "last_line", "settle"]
 

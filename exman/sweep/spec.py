@@ -10,7 +10,6 @@ records; a re-run of the sweep knows what is done from these keys.
 from __future__ import annotations
 
 import json
-import math
 import os
 import pathlib
 import shlex
@@ -25,6 +24,16 @@ from ..record.store import ROOT_ENV, ExmanError, check_name
 from .expand import SpecError, Task, TaskList, task_key
 from .launchers.ray_options import check_options as _ray_options
 from .launchers.slurm_options import check_options as _slurm_options
+from .values import (
+    DISTRIBUTIONS,
+    Errors,
+    command_flags,
+    config_list,
+    grid_values,
+    ignore_list,
+    norm_name,
+    random_section,
+)
 
 __all__ = [
     "DISTRIBUTIONS",
@@ -55,15 +64,6 @@ SPEC_KEYS = (
     "ray",
     "slurm",
 )
-RANDOM_KEYS = ("samples", "seed", "space")
-#: the distributions of ``random.space``, with the form of their argument
-DISTRIBUTIONS = {
-    "uniform": "[low, high]",
-    "loguniform": "[low, high] with 0 < low",
-    "randint": "[low, high], both included",
-    "normal": "[mean, std]",
-    "choice": "[value, value, ...]",
-}
 DEFAULT_ROOT = "exman"
 
 
@@ -132,7 +132,7 @@ class Spec:
                 f"{where}: unknown key {unknown[0]!r}; valid keys: "
                 + ", ".join(SPEC_KEYS)
             )
-        err = _Errors(where)
+        err = Errors(where)
         spec_path = pathlib.Path(os.path.abspath(path)) if path is not None else None
         folder = (
             spec_path.parent
@@ -160,9 +160,9 @@ class Spec:
             raise err("root", f"must be a folder name, not {root_value!r}")
         root = folder / os.path.expanduser(root_value)
 
-        grid = _grid(data.get("grid"), err)
-        configs = _configs(data.get("configs"), err)
-        rand = _random(data.get("random"), err)
+        grid = grid_values(data.get("grid"), err)
+        configs = config_list(data.get("configs"), err)
+        rand = random_section(data.get("random"), err)
         repeat = data.get("repeat", 1)
         if isinstance(repeat, bool) or not isinstance(repeat, int) or repeat < 1:
             raise err("repeat", f"must be a whole number >= 1, not {repeat!r}")
@@ -199,29 +199,29 @@ class Spec:
             webhook=webhook,
             ray=_ray_options(data.get("ray"), err),
             slurm=_slurm_options(data.get("slurm"), err),
-            ignore=_ignore(data.get("ignore"), err),
+            ignore=ignore_list(data.get("ignore"), err),
         )
         spec._check_overlaps(err)
         spec._check_ignore(err)
         return spec
 
-    def _check_ignore(self, err: _Errors) -> None:
+    def _check_ignore(self, err: Errors) -> None:
         """An ignored flag is one of ``command``; a swept value always counts."""
-        flags = {_norm(f) for f in _command_flags(self.argv)}
-        swept = {_norm(k) for k in self.grid}
-        swept |= {_norm(k) for config in self.configs for k in config}
+        flags = {norm_name(f) for f in command_flags(self.argv)}
+        swept = {norm_name(k) for k in self.grid}
+        swept |= {norm_name(k) for config in self.configs for k in config}
         if self.random is not None:
-            swept |= {_norm(k) for k in self.random["space"]}
+            swept |= {norm_name(k) for k in self.random["space"]}
         if self.seed_param is not None:
-            swept.add(_norm(self.seed_param))
+            swept.add(norm_name(self.seed_param))
         for name in self.ignore:
-            if _norm(name) in swept:
+            if norm_name(name) in swept:
                 raise err(
                     "ignore",
                     f"{name!r} is swept: its values tell the tasks apart, so "
                     "they count in the keys",
                 )
-            if _norm(name) not in flags:
+            if norm_name(name) not in flags:
                 raise err(
                     "ignore",
                     f"'--{name}' is not a flag of command: list flags given "
@@ -236,18 +236,21 @@ class Spec:
         """``argv`` without the flags that do not count in the keys (and their
         values): those under ``ignore``, and the script's ``volatile``
         arguments that no task sweeps."""
-        swept = {_norm(k) for k in self.grid}
-        swept |= {_norm(k) for config in self.configs for k in config}
+        swept = {norm_name(k) for k in self.grid}
+        swept |= {norm_name(k) for config in self.configs for k in config}
         if self.random is not None:
-            swept |= {_norm(k) for k in self.random["space"]}
-        ignored = {_norm(n) for n in self.ignore}
-        ignored |= {_norm(n) for n in self.volatile} - swept
+            swept |= {norm_name(k) for k in self.random["space"]}
+        ignored = {norm_name(n) for n in self.ignore}
+        ignored |= {norm_name(n) for n in self.volatile} - swept
         if not ignored or not argv:
             return list(argv)
         words: list[str] = [argv[0]]
         rest = iter(argv[1:])
         for word in rest:
-            if word.startswith("--") and _norm(word[2:].split("=", 1)[0]) in ignored:
+            if (
+                word.startswith("--")
+                and norm_name(word[2:].split("=", 1)[0]) in ignored
+            ):
                 if "=" not in word:
                     following = next(rest, None)
                     if following is not None and following.startswith("--"):
@@ -256,12 +259,12 @@ class Spec:
             words.append(word)
         return words
 
-    def _check_overlaps(self, err: _Errors) -> None:
+    def _check_overlaps(self, err: Errors) -> None:
         """A parameter may come from one place only."""
         sources: dict[str, str] = {}
 
         def claim(key: str, source: str) -> None:
-            norm = _norm(key)
+            norm = norm_name(key)
             if norm in sources and sources[norm] != source:
                 raise err(
                     source,
@@ -270,8 +273,8 @@ class Spec:
                 )
             sources[norm] = source
 
-        for flag in _command_flags(self.argv):
-            sources[_norm(flag)] = f"command ('--{flag}')"
+        for flag in command_flags(self.argv):
+            sources[norm_name(flag)] = f"command ('--{flag}')"
         for key in self.grid:
             claim(key, "grid")
         if self.random is not None:
@@ -279,7 +282,7 @@ class Spec:
                 claim(key, "random.space")
         for i, config in enumerate(self.configs):
             for key in config:
-                norm = _norm(key)
+                norm = norm_name(key)
                 if norm in sources and not sources[norm].startswith("configs"):
                     raise err(
                         f"configs[{i}]",
@@ -287,12 +290,12 @@ class Spec:
                         "parameter in one place only",
                     )
         for key in {k for config in self.configs for k in config}:
-            sources.setdefault(_norm(key), "configs")
-        if self.seed_param is not None and _norm(self.seed_param) in sources:
+            sources.setdefault(norm_name(key), "configs")
+        if self.seed_param is not None and norm_name(self.seed_param) in sources:
             raise err(
                 "seed_param",
                 f"the repetition sets {self.seed_param!r}, which is also set by "
-                f"{sources[_norm(self.seed_param)]}: remove it there, or name "
+                f"{sources[norm_name(self.seed_param)]}: remove it there, or name "
                 "another parameter with seed_param (null: pass no seed)",
             )
 
@@ -375,181 +378,6 @@ def load_spec(path: StrPath) -> Spec:
 
 
 # -- validation helpers -------------------------------------------------------------
-class _Errors:
-    """Makes :class:`SpecError` messages that name the file and the key."""
-
-    def __init__(self, where: str) -> None:
-        self.where = where
-
-    def __call__(self, key: str, problem: str) -> SpecError:
-        return SpecError(f"{self.where}: {key}: {problem}")
-
-
-def _norm(name: str) -> str:
-    return name.replace("-", "_")
-
-
-def _command_flags(argv: Sequence[str]) -> list[str]:
-    """The long options given in the command (``--lr 0.1``, ``--lr=0.1``)."""
-    flags = []
-    for word in argv[1:]:
-        if word.startswith("--") and len(word) > 2:
-            flags.append(word[2:].split("=", 1)[0])
-    return flags
-
-
-def _ignore(value: Any, err: _Errors) -> list[str]:
-    if value is None:
-        return []
-    if isinstance(value, str):
-        value = [value]
-    if not isinstance(value, list) or not all(
-        isinstance(v, str) and v.strip("-") for v in value
-    ):
-        raise err("ignore", f"must be a list of flags of command, not {value!r}")
-    return [v.lstrip("-") for v in value]
-
-
-def _check_value(value: Any, err: _Errors, key: str) -> Any:
-    """A value the script can take: a scalar, or a list of scalars (``nargs``)."""
-    scalar = (str, int, float, bool, type(None))
-    if isinstance(value, scalar):
-        return value
-    if isinstance(value, list) and all(isinstance(v, scalar) for v in value):
-        return value
-    if isinstance(value, (list, dict)):
-        raise err(
-            key,
-            f"{value!r}: values must be numbers, strings, booleans, null or "
-            "lists of those (for nargs arguments)",
-        )
-    raise err(
-        key,
-        f"{value!r} is a {type(value).__name__}; quote it to pass it as a string",
-    )
-
-
-def _check_param_name(name: Any, err: _Errors, where: str) -> str:
-    if not isinstance(name, str) or not name or name.startswith("-"):
-        raise err(
-            where,
-            f"{name!r} is not a parameter name: use the argument's name "
-            "without dashes, as in params.yaml (lr, not --lr)",
-        )
-    return name
-
-
-def _grid(value: Any, err: _Errors) -> dict[str, list[Any]]:
-    if value is None:
-        return {}
-    if not isinstance(value, Mapping):
-        raise err("grid", "must map parameter names to lists of values")
-    grid: dict[str, list[Any]] = {}
-    for name, values in value.items():
-        name = _check_param_name(name, err, "grid")
-        if not isinstance(values, list):
-            values = [values]  # a single value: fixed for every task
-        if not values:
-            raise err(f"grid.{name}", "is an empty list: the sweep would have no tasks")
-        grid[name] = [_check_value(v, err, f"grid.{name}") for v in values]
-    return grid
-
-
-def _configs(value: Any, err: _Errors) -> list[dict[str, Any]]:
-    if value is None:
-        return []
-    if not isinstance(value, list) or not value:
-        raise err("configs", "must be a non-empty list of mappings")
-    configs = []
-    for i, config in enumerate(value):
-        if not isinstance(config, Mapping):
-            raise err(f"configs[{i}]", f"must be a mapping, not {config!r}")
-        configs.append(
-            {
-                _check_param_name(k, err, f"configs[{i}]"): _check_value(
-                    v, err, f"configs[{i}].{k}"
-                )
-                for k, v in config.items()
-            }
-        )
-    return configs
-
-
-def _number(value: Any, err: _Errors, key: str) -> float:
-    # YAML 1.1 reads 1e-5 (no dot) as a string: accept it as the number it means
-    if isinstance(value, str):
-        try:
-            value = float(value)
-        except ValueError:
-            pass
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise err(key, f"{value!r} is not a number")
-    if not math.isfinite(value):
-        raise err(key, f"{value!r} is not a finite number")
-    return value
-
-
-def _random(value: Any, err: _Errors) -> dict[str, Any] | None:
-    if value is None:
-        return None
-    if not isinstance(value, Mapping):
-        raise err("random", "must be a mapping with samples, seed and space")
-    unknown = [str(k) for k in value if k not in RANDOM_KEYS]
-    if unknown:
-        raise err(
-            f"random.{unknown[0]}", "unknown key; valid: " + ", ".join(RANDOM_KEYS)
-        )
-    samples = value.get("samples")
-    if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
-        raise err("random.samples", f"must be a whole number >= 1, not {samples!r}")
-    seed = value.get("seed", 0)
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise err("random.seed", f"must be a whole number, not {seed!r}")
-    space = value.get("space")
-    if not isinstance(space, Mapping) or not space:
-        raise err("random.space", "must map parameter names to distributions")
-    parsed: dict[str, tuple[str, Any]] = {}
-    for name, dist in space.items():
-        name = _check_param_name(name, err, "random.space")
-        key = f"random.space.{name}"
-        if not isinstance(dist, Mapping) or len(dist) != 1:
-            raise err(
-                key,
-                "must be one distribution, e.g. {uniform: [0.0, 1.0]}; "
-                "known: " + ", ".join(DISTRIBUTIONS),
-            )
-        ((kind, args),) = dist.items()
-        if kind not in DISTRIBUTIONS:
-            raise err(
-                key,
-                f"unknown distribution {kind!r}; known: " + ", ".join(DISTRIBUTIONS),
-            )
-        parsed[name] = (kind, _dist_args(kind, args, err, f"{key}.{kind}"))
-    return {"samples": samples, "seed": seed, "space": parsed}
-
-
-def _dist_args(kind: str, args: Any, err: _Errors, key: str) -> Any:
-    if kind == "choice":
-        if not isinstance(args, list) or not args:
-            raise err(key, "must be a non-empty list of values")
-        return [_check_value(v, err, key) for v in args]
-    if not isinstance(args, list) or len(args) != 2:
-        raise err(key, f"must be {DISTRIBUTIONS[kind]}, not {args!r}")
-    low, high = (_number(v, err, key) for v in args)
-    if kind == "randint":
-        if not all(isinstance(v, int) and not isinstance(v, bool) for v in args):
-            raise err(key, f"bounds must be whole numbers: {args!r}")
-        low, high = int(low), int(high)
-    if kind == "normal":
-        if high <= 0:
-            raise err(key, f"the standard deviation must be > 0: {args!r}")
-    elif low > high or (kind != "randint" and low == high):
-        raise err(key, f"needs low < high: {args!r}")
-    if kind == "loguniform" and low <= 0:
-        raise err(key, f"needs 0 < low: {args!r}")
-    return (low, high)
-
-
 def _relative(path: pathlib.Path, start: pathlib.Path) -> str:
     try:
         return os.path.relpath(path, start)

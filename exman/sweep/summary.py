@@ -10,7 +10,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .plan import STATES, Plan, RunInfo, TaskState
+from .plan import STATES, Plan, TaskState
+from .runs import RunInfo
 from .spec import Task
 
 __all__ = ["SweepSummary", "TaskResult"]
