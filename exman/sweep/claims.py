@@ -32,7 +32,7 @@ import time
 from collections.abc import Collection
 from typing import Any
 
-from ..record.files import make_dir
+from ..record.files import group_bits, make_dir, share
 from ..record.lock import FileLock
 from ..record.run import hostname, pid_alive, process_start
 from ..record.store import STATE_DIR, Root, atomic_write
@@ -257,6 +257,7 @@ def _take(path: pathlib.Path) -> int | None:
     """The lock file ``path``, open and locked by us; None when someone holds it."""
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
     try:
+        share(fd, group_bits(path.parent))  # another member takes it next
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         os.close(fd)
