@@ -36,7 +36,7 @@ from .record.legacy import (
 from .record.metrics import set_current
 from .record.params import PARAMS_FILE, TIME_FORMAT, register_str_converter
 from .record.positionals import Positionals
-from .record.run import DIFF_FILE, command_record
+from .record.run import DIFF_FILE, SWEEP_ENV, command_record, sweep_record
 from .record.safe import SafeExperiment, track, untrack
 from .record.store import (
     NO_VALUE,
@@ -201,9 +201,10 @@ class ExParser(configargparse.ArgumentParser):
         """As ``argparse``; ``volatile=True`` keeps the value out of ``--config``.
 
         A volatile value is saved in params.yaml but never restored from it
-        (a job id, a path that differs per machine). An argument named like
-        one of exman's flags (``--name``, ``--config``…) takes the name:
-        exman's flag becomes ``--exman-name``…
+        (a job id, a path that differs per machine), and a flag of a sweep's
+        command that sets it does not count in the task keys. An argument
+        named like one of exman's flags (``--name``, ``--config``…) takes the
+        name: exman's flag becomes ``--exman-name``…
 
         :raises ValueError: the argument's dest is one that exman sets for
             every run (root, time, id, safe_experiment).
@@ -415,6 +416,14 @@ class ExParser(configargparse.ArgumentParser):
         if self.automark:
             automark = [(m, getattr(ns, m, NO_VALUE)) for m in self.automark]
         params = dict(vars(ns))
+        sweep = sweep_record()
+        if sweep is not None:
+            if self._volatile:  # so that the sweep leaves them out of its keys
+                sweep["volatile"] = sorted(self._volatile)
+            record["sweep"] = sweep
+        # this process is the sweep's task; what it starts from now on is not
+        for var in (*SWEEP_ENV.values(), SWEEP_PARAMS_ENV):
+            os.environ.pop(var, None)
         made = create_run(
             self.store,
             params,

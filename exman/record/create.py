@@ -16,7 +16,7 @@ from typing import Any
 
 from . import heartbeat
 from .params import PARAMS_FILE, dump_params
-from .run import DIFF_FILE, Run, sweep_record
+from .run import DIFF_FILE, Run
 from .store import ExmanError, Root, RunPlace, atomic_write, check_name
 from .vcs import GitState
 
@@ -73,7 +73,7 @@ def create_run(
         ``git``) are added to them.
     :param tmp: put it in ``tmp/``, neither indexed nor marked.
     :param name: the name added to its folder name.
-    :param record: more fields of its run.json (``command``…).
+    :param record: more fields of its run.json (``command``, ``sweep``…).
     :param automark: ``(argument, value)`` pairs it is marked under.
     :param started: called with the run as soon as it is recorded as
         running, before the links (so that a failure there is the run's).
@@ -117,9 +117,6 @@ def _fill(
     text = dump_params(params, time=place.time, id=place.id)
     atomic_write(place.path / PARAMS_FILE, text, durable=True)
     run = Run(place.path)
-    sweep = sweep_record()
-    if sweep is not None:
-        record = {**record, "sweep": sweep}
     run.start(heartbeat=every, **record)
     if started is not None:
         started(run)

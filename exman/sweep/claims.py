@@ -9,6 +9,13 @@ file lock, so two launchers on the same root never start the same task at
 once. A claim whose processes are gone is stale and ignored; deleting the
 folder loses nothing but that protection.
 
+Whether a claim is held does not depend on the launcher having recorded its
+child's pid, which it can do only after the child exists: the launcher takes
+an exclusive ``flock`` on ``<key>.lock`` with the claim and hands the open
+file to the child (:meth:`Claims.handle`), which holds it for as long as it
+and whatever inherited it live. A launcher killed at any instant leaves a
+claim that is held exactly while a process that may run the task lives.
+
 A task handed to a scheduler (``exman sweep --backend slurm``) is held by
 its job instead (:meth:`Claims.assign`): the claim stands after the launcher
 exits, until the sweep learns that the job ended (:meth:`Claims.end`).
@@ -16,6 +23,8 @@ exits, until the sweep learns that the job ended (:meth:`Claims.end`).
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import pathlib
@@ -23,7 +32,7 @@ import time
 from collections.abc import Collection
 from typing import Any
 
-from ..record.files import make_dir
+from ..record.files import group_bits, make_dir, share
 from ..record.lock import FileLock
 from ..record.run import hostname, pid_alive, process_start
 from ..record.store import STATE_DIR, Root, atomic_write
@@ -35,6 +44,8 @@ TASKS_DIR = "tasks"
 #: finding the live claims reads only those, however many tasks have ended
 HELD = ".json"
 ENDED = ".ended"
+#: the lock that the launcher and the task's process hold while it may run
+LOCK = ".lock"
 
 
 class Claims:
@@ -46,9 +57,27 @@ class Claims:
     def __init__(self, root: Root) -> None:
         self.root = root
         self.dir = root.path / STATE_DIR / TASKS_DIR
+        #: the open lock files of the claims this process holds, by key
+        self._locks: dict[str, int] = {}
 
     def _file(self, key: str) -> pathlib.Path:
         return self.dir / f"{key}{HELD}"
+
+    def _lock_file(self, key: str) -> pathlib.Path:
+        return self.dir / f"{key}{LOCK}"
+
+    def handle(self, key: str) -> int | None:
+        """The open lock file of our claim on ``key``, for its process to inherit.
+
+        A process started with it (``pass_fds``) holds the claim as long as it
+        lives, even when this process dies before it learns the pid.
+        """
+        return self._locks.get(key)
+
+    def _drop(self, key: str) -> None:
+        fd = self._locks.pop(key, None)
+        if fd is not None:
+            os.close(fd)
 
     def _ended_file(self, key: str) -> pathlib.Path:
         return self.dir / f"{key}{ENDED}"
@@ -70,15 +99,30 @@ class Claims:
             names = os.listdir(self.dir)
         except FileNotFoundError:
             return set()
-        out = set()
-        for name in names:
-            key = name[: -len(HELD)]
-            if not name.endswith(HELD) or (keys is not None and key not in keys):
-                continue
-            record = self._read(self.dir / name)
-            if record is not None and alive(record):
-                out.add(key)
+        out: set[str] = set()
+        wanted = [
+            name[: -len(HELD)]
+            for name in names
+            if name.endswith(HELD) and (keys is None or name[: -len(HELD)] in keys)
+        ]
+        if not wanted:
+            return out
+        # a look at a claim's lock must not make a launcher taking it fail
+        with self._lock():
+            for key in wanted:
+                record = self._read(self._file(key))
+                if record is not None and self._alive(key, record):
+                    out.add(key)
         return out
+
+    def _alive(self, key: str, record: dict[str, Any]) -> bool:
+        if key in self._locks:
+            return True  # ours
+        if record.get("lock") and record.get("host") == hostname():
+            if record.get("state") != "running" or record.get("job") is not None:
+                return alive(record)
+            return _locked(self._lock_file(key))
+        return alive(record)
 
     def acquire(self, key: str, *, since: float, **info: Any) -> str | None:
         """Take task ``key`` for this process.
@@ -94,7 +138,7 @@ class Claims:
         path = self._file(key)
         with self._lock():
             record = self._read(path)
-            if record is not None and alive(record):
+            if record is not None and self._alive(key, record):
                 return "running"
             ended = self._read(self._ended_file(key)) or {}
             when = ended.get("ended")
@@ -102,6 +146,9 @@ class Claims:
             finished = isinstance(when, (int, float)) and when >= since
             if finished and state in ("completed", "failed"):
                 return str(state)
+            fd = _take(self._lock_file(key))
+            if fd is None:  # a process started under an older claim still runs
+                return "running"
             pid = os.getpid()
             record = {
                 "state": "running",
@@ -110,11 +157,17 @@ class Claims:
                 "pid_start": process_start(pid),
                 "child": None,
                 "child_start": None,
+                "lock": True,
                 "started": time.time(),
                 "ended": None,
                 **info,
             }
-            atomic_write(path, json.dumps(record) + "\n")
+            try:
+                atomic_write(path, json.dumps(record) + "\n")
+            except BaseException:
+                os.close(fd)
+                raise
+            self._locks[key] = fd
         return None
 
     def started(self, key: str, pid: int) -> None:
@@ -139,6 +192,12 @@ class Claims:
                 return
             record.update(info)
             atomic_write(path, json.dumps(record) + "\n")
+            # the job holds the claim now, for as long as the scheduler has it
+            self._drop(key)
+
+    def record(self, key: str) -> dict[str, Any] | None:
+        """The claim on ``key`` (sweep, task number, holder), None if none."""
+        return self._read(self._file(key))
 
     def jobs(self, keys: Collection[str] | None = None) -> dict[str, dict[str, Any]]:
         """The claims (among ``keys``) held by scheduler jobs, by key."""
@@ -159,6 +218,8 @@ class Claims:
             record.update(state=state, ended=time.time(), **info)
             atomic_write(self._ended_file(key), json.dumps(record) + "\n")
             path.unlink()
+            with contextlib.suppress(FileNotFoundError):
+                self._lock_file(key).unlink()
 
     def release(self, key: str, state: str) -> None:
         """Let go of task ``key``, which ended in ``state``."""
@@ -166,10 +227,15 @@ class Claims:
         with self._lock():
             record = self._read(path)
             if record is None or record.get("pid") != os.getpid():
+                self._drop(key)
                 return  # not ours (any more)
             record.update(state=state, ended=time.time())
             atomic_write(self._ended_file(key), json.dumps(record) + "\n")
             path.unlink()
+            if key in self._locks:
+                with contextlib.suppress(FileNotFoundError):
+                    self._lock_file(key).unlink()
+            self._drop(key)
 
 
 def alive(record: dict[str, Any]) -> bool:
@@ -184,4 +250,34 @@ def alive(record: dict[str, Any]) -> bool:
         pid = record.get(pid_key)
         if isinstance(pid, int) and pid_alive(pid, record.get(start_key)):
             return True
+    return False
+
+
+def _take(path: pathlib.Path) -> int | None:
+    """The lock file ``path``, open and locked by us; None when someone holds it."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+    try:
+        share(fd, group_bits(path.parent))  # another member takes it next
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _locked(path: pathlib.Path) -> bool:
+    """Whether a process holds the lock file ``path``."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
     return False

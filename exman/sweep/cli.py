@@ -13,6 +13,8 @@ from typing import IO, Any
 
 from ..record.store import ExmanError
 from .launchers.base import LAUNCHERS
+from .plan import Plan, TaskState
+from .spec import Task
 from .summary import SweepSummary
 
 __all__ = ["add_parser", "main", "print_dry_run", "print_status", "run"]
@@ -222,40 +224,42 @@ def run(args: argparse.Namespace) -> int:
 
 
 def print_status(summary: SweepSummary, out: IO[str] | None = None) -> None:
-    """The table of ``--status``: every selected task, its state and run."""
+    """The table of ``--status``: every selected task, its state and run.
+
+    The tasks are read one at a time: the widths come from the tasks that
+    are not plainly pending, so a sweep of a million tasks is not held whole.
+    """
     out = out if out is not None else sys.stdout
     print(f"sweep {summary.name}  root {summary.root}", file=out)
-    chosen = set(summary.selected)
-    jobs = any(s.job for s in summary.states)  # a column only when there are jobs
-    rows = [("task", "state", "run", *(["job"] if jobs else []), "key", "params")]
+    selected = summary.selected
+    chosen = selected if isinstance(selected, range) else set(selected)
+    states = summary.states
+    held = states.touched() if isinstance(states, Plan) else list(states)
+    held = [s for s in held if s.task.index in chosen]
+    jobs = any(s.job for s in held)  # a column only when there are jobs
+    head = ("task", "state", "run", *(["job"] if jobs else []), "key", "params")
     failed: list[str] = []
-    for state in summary.states:
-        if state.task.index not in chosen:
-            continue
-        run = state.run
-        params = " ".join(f"{k}={v}" for k, v in state.task.params.items())
-        shown = state.state
-        if state.state == "queued" and state.reason:
-            shown += f" ({state.reason})"
-        if state.state == "failed" and run is None and state.reason:
-            failed.append(f"task {state.task.index}: {state.reason}")
-        rows.append(
-            (
-                str(state.task.index),
-                shown,
-                "" if run is None else str(run.id),
-                *([state.job or ""] if jobs else []),
-                state.task.key,
-                params,
-            )
-        )
-    last = len(rows[0]) - 1  # params: as long as it is
-    widths = [max(len(r[i]) for r in rows) for i in range(last)]
-    for row in rows:
+    rows = list(held)
+    if len(chosen) > len(held):  # and pending tasks, all alike but the number
+        rows.append(TaskState(Task(max(chosen), {}, "0" * 16), "pending"))
+    last = len(head) - 1  # params: as long as it is
+    widths = [len(c) for c in head[:last]]
+    for state in rows:
+        for i, cell in enumerate(_status_row(state, jobs)[:last]):
+            widths[i] = max(widths[i], len(cell))
+
+    def show(row: tuple[str, ...]) -> None:
         cells = [row[0].rjust(widths[0])] + [
             c.ljust(w) for c, w in zip(row[1:last], widths[1:])
         ]
         print("  ".join([*cells, row[last]]).rstrip(), file=out)
+
+    show(head)
+    for index in selected if isinstance(selected, range) else sorted(chosen):
+        state = states[index] if not isinstance(states, Plan) else states.peek(index)
+        if state.state == "failed" and state.run is None and state.reason:
+            failed.append(f"task {state.task.index}: {state.reason}")
+        show(_status_row(state, jobs))
     for line in failed:  # no run tells why: the job's record does
         print(line, file=out)
     counts = summary.counts()
@@ -263,6 +267,21 @@ def print_status(summary: SweepSummary, out: IO[str] | None = None) -> None:
         f"{len(summary.selected)} tasks: "
         + ", ".join(f"{n} {s}" for s, n in counts.items() if n),
         file=out,
+    )
+
+
+def _status_row(state: TaskState, jobs: bool) -> tuple[str, ...]:
+    run = state.run
+    shown = state.state
+    if state.state == "queued" and state.reason:
+        shown += f" ({state.reason})"
+    return (
+        str(state.task.index),
+        shown,
+        "" if run is None else str(run.id),
+        *([state.job or ""] if jobs else []),
+        state.task.key,
+        " ".join(f"{k}={v}" for k, v in state.task.params.items()),
     )
 
 

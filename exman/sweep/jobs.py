@@ -25,22 +25,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..record.files import make_dir
-from ..record.run import Run, effective_status, hostname, now_iso, pid_alive
+from ..record.run import hostname, now_iso, pid_alive
 from ..record.store import ExmanError, Root, atomic_write
 from .claims import Claims
-from .launchers.base import JobState, Launcher, LaunchTask, Queued, get_launcher
-from .plan import TaskState, scan_runs
-from .runner import (
-    Options,
-    _last_line,
-    _note_traceback,
-    launch_task,
-    sweep_dir,
-)
-from .spec import Spec
-from .summary import SweepSummary
+from .launchers.base import JobState, Queued, get_launcher
+from .options import sweep_dir
+from .outcome import Ending, settle
+from .plan import TaskState, locate
+from .runs import scan_runs
+from .spec import Task
 
-__all__ = ["JobBook", "Refreshed", "overlay", "refresh", "submit"]
+__all__ = ["JobBook", "Refreshed", "ended", "new_record", "overlay", "refresh"]
 
 JOBS_DIR = "jobs"
 #: the states of a job that has not ended
@@ -109,9 +104,11 @@ class Refreshed:
     records: dict[str, dict[str, Any]] = field(default_factory=dict)
     live: dict[str, JobState] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    #: the number of each recorded task in the spec, by key
+    where: dict[str, int] = field(default_factory=dict)
 
 
-def refresh(root: Root, name: str, keys: Collection[str]) -> Refreshed:
+def refresh(root: Root, name: str, tasks: Sequence[Task]) -> Refreshed:
     """Ask about the open jobs of sweep ``name`` and settle those that ended.
 
     One question per backend, whatever the number of jobs. A job whose
@@ -120,8 +117,10 @@ def refresh(root: Root, name: str, keys: Collection[str]) -> Refreshed:
     """
     book = JobBook(root, name)
     claims = Claims(root)
-    held = claims.jobs(keys)
-    out = Refreshed(records=book.read(keys))
+    records = book.read()
+    where = locate(tasks, {k: r.get("task") for k, r in records.items()})
+    held = claims.jobs(where)
+    out = Refreshed({k: records[k] for k in where}, where=where)
     groups: dict[str, dict[str, dict[str, Any]]] = {}
     for key, record in out.records.items():
         if key in held and record.get("job") == held[key].get("job"):
@@ -144,7 +143,7 @@ def refresh(root: Root, name: str, keys: Collection[str]) -> Refreshed:
                     record.update(state=state.state, reason=state.reason)
                     book.write(key, record)
                 continue
-            record.update(settle(root, key, record, state))
+            record.update(ended(root, key, record, state))
             book.write(key, record)
             claims.end(key, record["state"], job=record["job"])
     return out
@@ -161,61 +160,38 @@ def _waited_for(claim: Mapping[str, Any]) -> bool:
     )
 
 
-def settle(
+def ended(
     root: Root, key: str, record: Mapping[str, Any], state: JobState
 ) -> dict[str, Any]:
-    """Record how job ``record`` ended in its task's run: the fields to update."""
+    """Settle the task of job ``record``, which ended: the fields to update.
+
+    The job's runs are those made since it was submitted; all but the last
+    are attempts that a requeue cut short.
+    """
     runs = scan_runs(root, {key}, after=int(record.get("after") or 0)).get(key, [])
-    status, reason, code = state.state, state.reason, state.exit_code
-    done = {"ended": now_iso(), "exit_code": code}
-    if not runs:
-        if status == "completed":
-            status, reason = (
-                "failed",
-                (
-                    "exited with code 0 but recorded no run: is the command an "
-                    "ExParser script (without --tmp)?"
-                ),
-            )
-        reason = (
-            reason or _last_line(pathlib.Path(record["log"])) or f"exit code {code}"
-        )
-        return {**done, "state": status, "reason": reason, "run": None}
-    for earlier in runs[:-1]:  # attempts before a requeue, killed outright
-        if earlier.status in ("running", "crashed"):
-            Run(earlier.path).finish("interrupted", reason="stopped; the job ran again")
-    info = runs[-1]
-    run = Run(info.path)
-    recorded = run.record()
-    was = effective_status(recorded, run.beat())
-    live = was in ("running", "crashed")
-    if was == "completed":
-        status, reason = "completed", None
-    elif status == "completed" and live:  # exited 0 without recording its end
-        run.finish("completed", exit_code=0, record=recorded)
-    elif status == "completed":
-        status, reason = "failed", recorded.get("reason") or f"recorded as {was}"
-    else:
-        status = "failed"
-        reason = reason or recorded.get("reason") or f"exit code {code}"
-        if state.timed_out or live:
-            # stopped from outside: the run says interrupted, or nothing yet
-            _note_traceback(run, f"exman sweep: {reason}\n")
-            run.finish("failed", exit_code=code, reason=reason, record=recorded)
-    path = info.path
-    if status == "failed" and path.parent.name == "runs":
-        path = root.move_to_fails(path)
-    return {**done, "state": status, "reason": reason, "run": info.id}
+    ending = Ending(
+        state.state,
+        state.reason,
+        state.exit_code,
+        pathlib.Path(record["log"]),
+        timed_out=state.timed_out,
+    )
+    outcome = settle(root, ending, runs[-1] if runs else None, runs[:-1])
+    return {
+        "ended": now_iso(),
+        "exit_code": state.exit_code,
+        "state": outcome.status,
+        "reason": outcome.reason,
+        "run": None if outcome.run is None else outcome.run.id,
+    }
 
 
 def overlay(states: Sequence[TaskState], refreshed: Refreshed) -> None:
     """Give the plan's states what only the jobs know."""
-    for s in states:
-        record = refreshed.records.get(s.task.key)
-        if record is None:
-            continue
+    for key, record in refreshed.records.items():
+        s = states[refreshed.where[key]]
         s.job = record.get("job")
-        live = refreshed.live.get(s.task.key)
+        live = refreshed.live.get(key)
         if s.state == "running" and live is not None:
             s.state = "queued" if live.state == "queued" else "running"
             s.reason = live.reason
@@ -226,68 +202,3 @@ def overlay(states: Sequence[TaskState], refreshed: Refreshed) -> None:
         ):
             s.state = "failed"  # e.g. cancelled in the queue: no run says so
             s.reason = record.get("reason")
-
-
-def submit(
-    spec: Spec,
-    root: Root,
-    options: Options,
-    launcher: Launcher,
-    summary: SweepSummary,
-    planned_at: float,
-) -> SweepSummary:
-    """Hand the planned tasks to ``launcher``'s scheduler, record the jobs, return.
-
-    :raises ExmanError: GPU slots are asked for (the scheduler hands out
-        GPUs), or nothing could be submitted.
-    """
-    if options.gpus:
-        raise ExmanError(
-            f"{launcher.name} assigns the GPUs itself: ask for them in the spec's "
-            f"{launcher.name}: section, not with --gpus"
-        )
-    root.ensure()
-    claims = Claims(root)
-    book = JobBook(root, spec.name)
-    logs = sweep_dir(root, spec.name) / "logs"
-    make_dir(logs, exist_ok=True)
-    after = root.last_id()
-    chosen: dict[str, tuple[TaskState, LaunchTask]] = {}
-    for state in summary.planned:
-        task = state.task
-        refused = claims.acquire(
-            task.key, since=planned_at, sweep=spec.name, task=task.index
-        )
-        if refused is not None:  # another launcher took it since the plan
-            summary.skipped[refused] = summary.skipped.get(refused, 0) + 1
-            continue
-        chosen[task.key] = (state, launch_task(spec, task, logs))
-    queued: list[Queued] = []
-    try:
-        if chosen:
-            queued = launcher.submit(
-                [t for _, t in chosen.values()],
-                jobs=options.jobs,
-                timeout=options.timeout,
-            )
-    finally:
-        taken = {q.task.key for q in queued if q.job is not None}
-        for key in chosen:
-            if key not in taken:
-                claims.release(key, "not submitted")
-    unsent = [q for q in queued if q.job is None]
-    for q in queued:
-        if q.job is None:
-            continue
-        state = chosen[q.task.key][0]
-        claims.assign(q.task.key, job=q.job, backend=launcher.name)
-        book.write(q.task.key, new_record(q, launcher.name, after))
-        state.state, state.job = "queued", q.job
-        summary.submitted[state.task.index] = q.job
-    if unsent:
-        summary.not_started = len(unsent)
-        summary.notes.append(
-            f"{len(unsent)} tasks were not submitted ({unsent[0].reason}): "
-            "run the same command again when the queue has room"
-        )
-    return summary

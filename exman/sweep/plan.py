@@ -1,9 +1,9 @@
 """Which tasks of a sweep are done, failed, running or still to run.
 
 The run folders are the truth: every run a sweep task made records the
-task's key in its ``run.json``. :func:`scan_runs` reads those records from
-``runs/`` and ``fails/`` (``tmp/`` runs never count); :func:`plan` gives each
-task its state; :func:`select` picks the tasks to launch.
+task's number and key in its ``run.json`` (:mod:`.runs`). :func:`plan`
+gives each task its state, holding only the tasks that a run, a claim or a
+job speaks of; :func:`select` picks the tasks to launch.
 
 A task's state, from the runs with its key:
 
@@ -21,42 +21,28 @@ A task's state, from the runs with its key:
 
 from __future__ import annotations
 
-import json
-import os
-import pathlib
-from collections.abc import Collection, Iterable, Sequence
+from collections import Counter
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import overload
 
-from ..record.run import RUN_FILE, effective_status
-from ..record.store import ExmanError, Root, run_id
+from ..record.store import ExmanError, Root
 from .claims import Claims
+from .expand import TaskList
+from .runs import RunInfo, scan_runs, task_state
 from .spec import Task
 
 __all__ = [
     "STATES",
-    "RunInfo",
+    "Plan",
     "TaskState",
+    "locate",
     "parse_shard",
     "plan",
-    "scan_runs",
     "select",
 ]
 
 STATES = ("pending", "queued", "running", "completed", "failed", "interrupted")
-#: where the runs of a sweep can be; ``tmp/`` runs are never done
-PLACES = ("runs", "fails")
-
-
-@dataclass(frozen=True)
-class RunInfo:
-    """A run that a sweep task made, from its ``run.json``."""
-
-    id: int
-    path: pathlib.Path
-    key: str
-    status: str
-    reason: str | None = None
-    task: int | None = None
 
 
 @dataclass
@@ -80,87 +66,163 @@ class TaskState:
         return self.runs[-1] if self.runs else None
 
 
-def read_run(path: pathlib.Path) -> RunInfo | None:
-    """The sweep run in folder ``path``, or None when it is not one."""
-    try:
-        with open(path / RUN_FILE, "rb") as f:
-            raw = f.read()
-            beat = os.fstat(f.fileno()).st_mtime  # the run's heartbeat
-    except OSError:
-        return None
-    if b'"sweep"' not in raw:  # most runs of a big root: no parse needed
-        return None
-    try:
-        record = json.loads(raw)
-    except ValueError:
-        return None
-    sweep = record.get("sweep") if isinstance(record, dict) else None
-    if not isinstance(sweep, dict) or not isinstance(sweep.get("key"), str):
-        return None
-    num = run_id(path.name)
-    task = sweep.get("task")
-    return RunInfo(
-        id=num if num is not None else -1,
-        path=path,
-        key=sweep["key"],
-        status=effective_status(record, beat),
-        reason=record.get("reason"),
-        task=task if isinstance(task, int) else None,
-    )
+class Plan(Sequence[TaskState]):
+    """Every task of a sweep with its state, made when it is asked for.
 
-
-def scan_runs(
-    root: Root, keys: Collection[str] | None = None, *, after: int = 0
-) -> dict[str, list[RunInfo]]:
-    """The sweep runs of ``root`` by task key, each list sorted by run id.
-
-    :param keys: keep only these keys (all when None).
-    :param after: only runs with a larger id (the runs made since then).
+    Only the tasks that something on disk speaks of (a run, a claim, a job)
+    are held; every other task is ``pending``, and is made from its number
+    when it is read. A state read by number is kept, so that what the sweep
+    learns about it stays.
     """
-    found: dict[str, list[RunInfo]] = {}
-    for place in PLACES:
-        try:
-            entries = os.scandir(root.path / place)
-        except FileNotFoundError:
+
+    def __init__(
+        self,
+        tasks: Sequence[Task],
+        known: Mapping[int, TaskState],
+        rekeyed: Collection[str] = (),
+    ) -> None:
+        self.tasks = tasks
+        self.known: dict[int, TaskState] = dict(known)
+        #: keys of this sweep's completed runs that no task has now (the
+        #: command or the values changed): those tasks run again
+        self.rekeyed = set(rekeyed)
+
+    def __len__(self) -> int:
+        return len(self.tasks)
+
+    @overload
+    def __getitem__(self, index: int) -> TaskState: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[TaskState]: ...
+
+    def __getitem__(self, index: int | slice) -> TaskState | list[TaskState]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        if index < 0:
+            index += len(self)
+        state = self.known.get(index)
+        if state is None:
+            state = self.known[index] = TaskState(self.tasks[index], "pending")
+        return state
+
+    def peek(self, index: int) -> TaskState:
+        """Task ``index`` with its state, without keeping it."""
+        state = self.known.get(index)
+        return state if state is not None else TaskState(self.tasks[index], "pending")
+
+    def __iter__(self) -> Iterator[TaskState]:
+        for i in range(len(self)):
+            yield self.peek(i)
+
+    def touched(self) -> list[TaskState]:
+        """The states held: every task that is not plainly pending, and more."""
+        return [self.known[i] for i in sorted(self.known)]
+
+    def counts(self) -> Counter[str]:
+        """How many tasks are in each state."""
+        found = Counter(s.state for s in self.known.values())
+        found["pending"] += len(self) - len(self.known)
+        return found
+
+
+def locate(
+    tasks: Sequence[Task],
+    hints: Mapping[str, int | None],
+    search: Collection[str] | None = None,
+    aliases: Sequence[Sequence[str]] = (),
+) -> dict[str, int]:
+    """The numbers of the tasks with the keys of ``hints``, where the spec has them.
+
+    Each key comes with the number a run or a record gave its task; where
+    that task has another key (the spec changed since), the tasks are read
+    in order, holding nothing but the keys still missing.
+
+    :param search: look for only these keys (all when None) when their
+        number is out of date.
+    :param aliases: earlier forms of the command whose keys still stand
+        for the same tasks (they differed only in flags that no longer
+        count): a key made with one of them finds its task too.
+    """
+    found: dict[str, int] = {}
+    missing: set[str] = set()
+    for key, hint in hints.items():
+        if isinstance(hint, int) and 0 <= hint < len(tasks) and tasks[hint].key == key:
+            found[key] = hint
             continue
-        with entries:
-            for entry in entries:
-                num = run_id(entry.name)
-                if num is None or num <= after:
-                    continue
-                info = read_run(pathlib.Path(entry.path))
-                if info is not None and (keys is None or info.key in keys):
-                    found.setdefault(info.key, []).append(info)
-    for runs in found.values():
-        runs.sort(key=lambda r: r.id)
+        if search is None or key in search:
+            if isinstance(hint, int) and _alias(tasks, aliases, key, hint):
+                found[key] = hint
+                continue
+            missing.add(key)
+    if missing:
+        for task in tasks:
+            if task.key in missing:
+                found[task.key] = task.index
+                missing.discard(task.key)
+                if not missing:
+                    break
     return found
 
 
-def task_state(runs: Sequence[RunInfo], held: bool = False) -> str:
-    """The state of a task whose runs are ``runs``; ``held`` by a live launcher."""
-    statuses = {r.status for r in runs}
-    if "completed" in statuses:
-        return "completed"
-    if "running" in statuses or held:
-        return "running"
-    if "failed" in statuses:
-        return "failed"
-    if statuses:
-        return "interrupted"  # interrupted, crashed, unknown
-    return "pending"
+def _alias(
+    tasks: Sequence[Task], aliases: Sequence[Sequence[str]], key: str, hint: int
+) -> bool:
+    """Whether task ``hint`` had ``key`` with an earlier form of the command."""
+    if not aliases or not isinstance(tasks, TaskList):
+        return False
+    if not 0 <= hint < len(tasks):
+        return False
+    return any(tasks.key_with(argv, hint) == key for argv in aliases)
 
 
-def plan(root: Root, tasks: Sequence[Task]) -> list[TaskState]:
-    """Every task of ``tasks`` with its state in ``root``."""
-    keys = {t.key for t in tasks}
-    runs = scan_runs(root, keys) if root.path.is_dir() else {}
-    held = Claims(root).held(keys) if root.path.is_dir() else set()
-    return [
-        TaskState(
-            t, task_state(runs.get(t.key, []), t.key in held), runs.get(t.key, [])
+def plan(
+    root: Root,
+    tasks: Sequence[Task],
+    name: str | None = None,
+    aliases: Sequence[Sequence[str]] = (),
+) -> Plan:
+    """Every task of ``tasks`` with its state in ``root``.
+
+    It reads the sweep runs of the root and the held claims, and the list
+    of tasks only where a run's task number is out of date.
+
+    :param name: the sweep's name: a run or claim of another sweep whose
+        number names another task is not looked for among all the tasks
+        (a sweep of a million tasks would read them all for it).
+    :param aliases: earlier forms of the command (see :func:`locate`).
+    """
+    if not root.path.is_dir():
+        return Plan(tasks, {})
+    runs = scan_runs(root)
+    claims = Claims(root)
+    held = claims.held()
+    hints: dict[str, int | None] = {}
+    ours: set[str] = set()
+    for key, found in runs.items():
+        hints[key] = found[-1].task
+        if name is None or any(r.sweep == name for r in found):
+            ours.add(key)
+    for key in held:
+        record = claims.record(key) or {}
+        task = record.get("task")
+        hints.setdefault(key, task if isinstance(task, int) else None)
+        if name is None or record.get("sweep") == name:
+            ours.add(key)
+    where = locate(tasks, hints, ours, aliases)
+    known = {
+        i: TaskState(
+            tasks[i], task_state(runs.get(key, []), key in held), runs.get(key, [])
         )
-        for t in tasks
-    ]
+        for key, i in where.items()
+    }
+    rekeyed = {
+        key
+        for key in ours
+        if key not in where
+        and any(r.status == "completed" and r.sweep == name for r in runs.get(key, []))
+    }
+    return Plan(tasks, known, rekeyed if name is not None else ())
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -187,11 +249,52 @@ def parse_shard(text: str) -> tuple[int, int]:
 class Selection:
     """The tasks to launch, and the ones left out with the reason."""
 
-    run: list[TaskState]
+    run: Sequence[TaskState]
     skipped: dict[str, list[TaskState]]
+    #: the task numbers that ``index`` and ``shard`` kept
+    chosen: Sequence[int] = ()
 
     def count(self, reason: str) -> int:
         return len(self.skipped.get(reason, []))
+
+
+class _Planned(Sequence[TaskState]):
+    """The chosen tasks but the skipped ones, read in order when asked for."""
+
+    def __init__(
+        self, states: Sequence[TaskState], chosen: Sequence[int], skip: set[int]
+    ) -> None:
+        self.states, self.chosen, self.skip = states, chosen, skip
+        self.size = (
+            len(chosen) - sum(1 for i in chosen if i in skip)
+            if isinstance(chosen, list)
+            else len(chosen) - len(skip)
+        )
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __iter__(self) -> Iterator[TaskState]:
+        peek = self.states.peek if isinstance(self.states, Plan) else None
+        for i in self.chosen:
+            if i not in self.skip:
+                yield peek(i) if peek is not None else self.states[i]
+
+    @overload
+    def __getitem__(self, index: int) -> TaskState: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[TaskState]: ...
+
+    def __getitem__(self, index: int | slice) -> TaskState | list[TaskState]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        if index < 0:
+            index += len(self)
+        for n, state in enumerate(self):
+            if n == index:
+                return state
+        raise IndexError(index)
 
 
 def select(
@@ -204,6 +307,9 @@ def select(
 ) -> Selection:
     """Pick the tasks to launch.
 
+    Only the tasks that are not pending are looked at one by one: the
+    selection of a large sweep is read lazily.
+
     :param index: only these task numbers.
     :param shard: ``(K, N)``: only the tasks whose number is K modulo N;
         the N shards are disjoint and together hold every task.
@@ -211,7 +317,7 @@ def select(
     :param retry_failed: run failed tasks again.
     :raises ExmanError: an index out of range.
     """
-    chosen = list(states)
+    chosen: Sequence[int] = range(len(states))
     if index is not None:
         wanted = [index] if isinstance(index, int) else list(index)
         for i in wanted:
@@ -220,13 +326,21 @@ def select(
                     f"task {i} does not exist: the sweep has {len(states)} tasks "
                     f"(0..{len(states) - 1})"
                 )
-        chosen = [states[i] for i in wanted]
+        chosen = wanted
     if shard is not None:
         k, n = shard
-        chosen = [s for s in chosen if s.task.index % n == k]
-    run: list[TaskState] = []
+        if isinstance(chosen, range):
+            chosen = chosen[k::n]
+        else:
+            chosen = [i for i in chosen if i % n == k]
+    if isinstance(chosen, list):
+        looked = [states[i] for i in dict.fromkeys(chosen)]
+    else:
+        candidates = states.touched() if isinstance(states, Plan) else states
+        looked = [s for s in candidates if s.task.index in chosen]
+    skip: set[int] = set()
     skipped: dict[str, list[TaskState]] = {}
-    for s in chosen:
+    for s in looked:
         if s.state in ("running", "queued"):  # never twice, not even with force
             reason = s.state
         elif force:
@@ -239,6 +353,5 @@ def select(
             reason = ""
         if reason:
             skipped.setdefault(reason, []).append(s)
-        else:
-            run.append(s)
-    return Selection(run, skipped)
+            skip.add(s.task.index)
+    return Selection(_Planned(states, chosen, skip), skipped, chosen)

@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 from collections import deque
+from collections.abc import Sequence
 from typing import IO, Any
 
 from .plan import TaskState
@@ -57,7 +58,7 @@ class Progress:
         *,
         name: str,
         total: int,
-        planned: list[TaskState],
+        planned: Sequence[TaskState],
         skipped: dict[str, int],
         jobs: int,
     ) -> None:

@@ -1,22 +1,17 @@
-"""The sweep spec: what to run, and its expansion into numbered tasks.
+"""The sweep spec: what to run, read and checked.
 
-A spec is a YAML (or JSON) mapping. Expanding it gives the same numbered list
-of tasks on every machine: explicit ``configs`` × the ``grid`` × ``random``
-samples, all repeated ``repeat`` times (the repetition is the outer loop, as
-in PyExpUtils: task ``i`` is configuration ``i % P``, repetition ``i // P``).
-Each task has a stable key, a hash of the command and the task's values, that
-its run records; a re-run of the sweep knows what is done from these keys.
+A spec is a YAML (or JSON) mapping: the command, the values (``configs``,
+``grid``, ``random``, ``repeat``), the root, hooks and launcher sections.
+:meth:`Spec.tasks` gives its numbered tasks (:mod:`.expand`), each with a
+stable key, a hash of the command and the task's values, that its run
+records; a re-run of the sweep knows what is done from these keys.
 """
 
 from __future__ import annotations
 
-import hashlib
-import itertools
 import json
-import math
 import os
 import pathlib
-import random
 import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -26,8 +21,19 @@ from ..record.config import SWEEP_PARAMS_ENV
 from ..record.params import ParamsError, load_yaml
 from ..record.run import SWEEP_ENV
 from ..record.store import ROOT_ENV, ExmanError, check_name
+from .expand import SpecError, Task, TaskList, task_key
 from .launchers.ray_options import check_options as _ray_options
 from .launchers.slurm_options import check_options as _slurm_options
+from .values import (
+    DISTRIBUTIONS,
+    Errors,
+    command_flags,
+    config_list,
+    grid_values,
+    ignore_list,
+    norm_name,
+    random_section,
+)
 
 __all__ = [
     "DISTRIBUTIONS",
@@ -51,69 +57,14 @@ SPEC_KEYS = (
     "random",
     "repeat",
     "seed_param",
+    "ignore",
     "on_task_end",
     "on_sweep_end",
     "webhook",
     "ray",
     "slurm",
 )
-RANDOM_KEYS = ("samples", "seed", "space")
-#: the distributions of ``random.space``, with the form of their argument
-DISTRIBUTIONS = {
-    "uniform": "[low, high]",
-    "loguniform": "[low, high] with 0 < low",
-    "randint": "[low, high], both included",
-    "normal": "[mean, std]",
-    "choice": "[value, value, ...]",
-}
 DEFAULT_ROOT = "exman"
-#: significant digits kept of a random float: the same on every libm
-FLOAT_DIGITS = 10
-#: how many draws a random sample gets to be unique, per sample asked for
-DRAWS_PER_SAMPLE = 50
-
-
-class SpecError(ExmanError):
-    """A spec that cannot be used; the message names the file and the key."""
-
-
-@dataclass(frozen=True)
-class Task:
-    """One task of a sweep: a configuration and its repetition.
-
-    :param index: the task number (from 0), the same on every machine.
-    :param params: the values passed to the script (``EXMAN_SWEEP_PARAMS``).
-    :param key: the stable hash of the command and ``params``.
-    :param repetition: which repetition of its configuration (from 0).
-    """
-
-    index: int
-    params: dict[str, Any]
-    key: str
-    repetition: int = 0
-
-    def params_json(self) -> str:
-        """``params`` as the JSON object the script reads."""
-        return json.dumps(self.params, ensure_ascii=False)
-
-
-def _canonical(data: Any) -> str:
-    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-
-def task_key(
-    argv: Sequence[str], params: Mapping[str, Any], repetition: int = 0
-) -> str:
-    """The stable key of a task: 16 hex digits of a SHA-256.
-
-    It hashes the command split into words (so spacing does not matter) and
-    the values in canonical JSON (so the order of the keys does not matter).
-    ``repetition`` enters only when it is not carried by a parameter.
-    """
-    data: dict[str, Any] = {"command": list(argv), "params": dict(params)}
-    if repetition:
-        data["repetition"] = repetition
-    return hashlib.sha256(_canonical(data).encode("utf-8")).hexdigest()[:16]
 
 
 @dataclass
@@ -143,7 +94,13 @@ class Spec:
     slurm: dict[str, Any] = field(default_factory=dict)
     #: remarks on the expansion (a random space smaller than the samples asked)
     notes: list[str] = field(default_factory=list)
-    _tasks: list[Task] | None = field(default=None, repr=False)
+    #: the flags of ``command`` that do not count in the task keys
+    ignore: list[str] = field(default_factory=list)
+    #: the script's ``volatile=True`` arguments, as its runs recorded them:
+    #: they do not count in the keys either (set before :meth:`tasks`)
+    volatile: list[str] = field(default_factory=list)
+    _tasks: TaskList | None = field(default=None, repr=False)
+    _shell_root: str | None = field(default=None, repr=False)
 
     # -- building ----------------------------------------------------------------
     @classmethod
@@ -175,7 +132,7 @@ class Spec:
                 f"{where}: unknown key {unknown[0]!r}; valid keys: "
                 + ", ".join(SPEC_KEYS)
             )
-        err = _Errors(where)
+        err = Errors(where)
         spec_path = pathlib.Path(os.path.abspath(path)) if path is not None else None
         folder = (
             spec_path.parent
@@ -203,9 +160,9 @@ class Spec:
             raise err("root", f"must be a folder name, not {root_value!r}")
         root = folder / os.path.expanduser(root_value)
 
-        grid = _grid(data.get("grid"), err)
-        configs = _configs(data.get("configs"), err)
-        rand = _random(data.get("random"), err)
+        grid = grid_values(data.get("grid"), err)
+        configs = config_list(data.get("configs"), err)
+        rand = random_section(data.get("random"), err)
         repeat = data.get("repeat", 1)
         if isinstance(repeat, bool) or not isinstance(repeat, int) or repeat < 1:
             raise err("repeat", f"must be a whole number >= 1, not {repeat!r}")
@@ -242,16 +199,72 @@ class Spec:
             webhook=webhook,
             ray=_ray_options(data.get("ray"), err),
             slurm=_slurm_options(data.get("slurm"), err),
+            ignore=ignore_list(data.get("ignore"), err),
         )
         spec._check_overlaps(err)
+        spec._check_ignore(err)
         return spec
 
-    def _check_overlaps(self, err: _Errors) -> None:
+    def _check_ignore(self, err: Errors) -> None:
+        """An ignored flag is one of ``command``; a swept value always counts."""
+        flags = {norm_name(f) for f in command_flags(self.argv)}
+        swept = {norm_name(k) for k in self.grid}
+        swept |= {norm_name(k) for config in self.configs for k in config}
+        if self.random is not None:
+            swept |= {norm_name(k) for k in self.random["space"]}
+        if self.seed_param is not None:
+            swept.add(norm_name(self.seed_param))
+        for name in self.ignore:
+            if norm_name(name) in swept:
+                raise err(
+                    "ignore",
+                    f"{name!r} is swept: its values tell the tasks apart, so "
+                    "they count in the keys",
+                )
+            if norm_name(name) not in flags:
+                raise err(
+                    "ignore",
+                    f"'--{name}' is not a flag of command: list flags given "
+                    "there (num-workers for --num-workers 4)",
+                )
+
+    def key_argv(self) -> list[str]:
+        """The command's words that count in the task keys."""
+        return self.strip(self.argv)
+
+    def strip(self, argv: Sequence[str]) -> list[str]:
+        """``argv`` without the flags that do not count in the keys (and their
+        values): those under ``ignore``, and the script's ``volatile``
+        arguments that no task sweeps."""
+        swept = {norm_name(k) for k in self.grid}
+        swept |= {norm_name(k) for config in self.configs for k in config}
+        if self.random is not None:
+            swept |= {norm_name(k) for k in self.random["space"]}
+        ignored = {norm_name(n) for n in self.ignore}
+        ignored |= {norm_name(n) for n in self.volatile} - swept
+        if not ignored or not argv:
+            return list(argv)
+        words: list[str] = [argv[0]]
+        rest = iter(argv[1:])
+        for word in rest:
+            if (
+                word.startswith("--")
+                and norm_name(word[2:].split("=", 1)[0]) in ignored
+            ):
+                if "=" not in word:
+                    following = next(rest, None)
+                    if following is not None and following.startswith("--"):
+                        words.append(following)  # a flag without a value
+                continue
+            words.append(word)
+        return words
+
+    def _check_overlaps(self, err: Errors) -> None:
         """A parameter may come from one place only."""
         sources: dict[str, str] = {}
 
         def claim(key: str, source: str) -> None:
-            norm = _norm(key)
+            norm = norm_name(key)
             if norm in sources and sources[norm] != source:
                 raise err(
                     source,
@@ -260,8 +273,8 @@ class Spec:
                 )
             sources[norm] = source
 
-        for flag in _command_flags(self.argv):
-            sources[_norm(flag)] = f"command ('--{flag}')"
+        for flag in command_flags(self.argv):
+            sources[norm_name(flag)] = f"command ('--{flag}')"
         for key in self.grid:
             claim(key, "grid")
         if self.random is not None:
@@ -269,7 +282,7 @@ class Spec:
                 claim(key, "random.space")
         for i, config in enumerate(self.configs):
             for key in config:
-                norm = _norm(key)
+                norm = norm_name(key)
                 if norm in sources and not sources[norm].startswith("configs"):
                     raise err(
                         f"configs[{i}]",
@@ -277,88 +290,35 @@ class Spec:
                         "parameter in one place only",
                     )
         for key in {k for config in self.configs for k in config}:
-            sources.setdefault(_norm(key), "configs")
-        if self.seed_param is not None and _norm(self.seed_param) in sources:
+            sources.setdefault(norm_name(key), "configs")
+        if self.seed_param is not None and norm_name(self.seed_param) in sources:
             raise err(
                 "seed_param",
                 f"the repetition sets {self.seed_param!r}, which is also set by "
-                f"{sources[_norm(self.seed_param)]}: remove it there, or name "
+                f"{sources[norm_name(self.seed_param)]}: remove it there, or name "
                 "another parameter with seed_param (null: pass no seed)",
             )
 
     # -- expansion ---------------------------------------------------------------
-    def tasks(self) -> list[Task]:
+    def tasks(self) -> TaskList:
         """The numbered tasks: the same list for the same spec, everywhere.
 
-        :raises SpecError: two tasks would have the same values.
+        Each task is made when it is asked for (see :class:`.expand.TaskList`).
+
+        :raises SpecError: too many tasks, or two tasks with the same values.
         """
         if self._tasks is None:
-            self._tasks = self._expand()
+            self._tasks = TaskList(
+                self.key_argv(),
+                configs=self.configs,
+                grid=self.grid,
+                random=self.random,
+                repeat=self.repeat,
+                seed_param=self.seed_param,
+                where=self._where(),
+                notes=self.notes,
+            )
         return self._tasks
-
-    def _expand(self) -> list[Task]:
-        configs = self.configs or [{}]
-        keys = list(self.grid)
-        points = [
-            dict(zip(keys, values)) for values in itertools.product(*self.grid.values())
-        ]
-        samples = self._samples() if self.random is not None else [{}]
-        base = [
-            {**config, **point, **sample}
-            for config in configs
-            for point in points
-            for sample in samples
-        ]
-        tasks: list[Task] = []
-        seen: dict[str, int] = {}
-        for rep in range(self.repeat):
-            for values in base:
-                params = dict(values)
-                if self.seed_param is not None:
-                    params[self.seed_param] = rep
-                hidden = rep if self.seed_param is None else 0
-                key = task_key(self.argv, params, hidden)
-                index = len(tasks)
-                if key in seen:
-                    raise SpecError(
-                        f"{self._where()}: tasks {seen[key]} and {index} have the "
-                        f"same values {_canonical(params)}: remove the duplicate "
-                        "from configs or grid"
-                    )
-                seen[key] = index
-                tasks.append(Task(index, params, key, rep))
-        return tasks
-
-    def _samples(self) -> list[dict[str, Any]]:
-        assert self.random is not None  # checked by the caller
-        space: dict[str, tuple[str, Any]] = self.random["space"]
-        wanted: int = self.random["samples"]
-        names = sorted(space)  # the file's key order must not change the draws
-        size = _discrete_size(space)
-        if size is not None and size <= wanted:
-            if size < wanted:
-                self.notes.append(
-                    f"random: the space holds only {size} distinct configurations; "
-                    f"all {size} are used instead of {wanted} samples"
-                )
-            choices = [_support(*space[n]) for n in names]
-            return [dict(zip(names, combo)) for combo in itertools.product(*choices)]
-        rng = random.Random(self.random["seed"])
-        samples: list[dict[str, Any]] = []
-        seen: set[str] = set()
-        for _ in range(wanted * DRAWS_PER_SAMPLE):
-            sample = {n: _draw(rng, *space[n]) for n in names}
-            text = _canonical(sample)
-            if text not in seen:
-                seen.add(text)
-                samples.append(sample)
-                if len(samples) == wanted:
-                    return samples
-        raise SpecError(
-            f"{self._where()}: random: found only {len(samples)} distinct samples "
-            f"of {wanted} in {wanted * DRAWS_PER_SAMPLE} draws: widen the space "
-            "or ask for fewer samples"
-        )
 
     # -- running a task ------------------------------------------------------------
     def task_env(self, task: Task) -> dict[str, str]:
@@ -377,7 +337,9 @@ class Spec:
         Paths are relative to :attr:`cwd` where possible.
         """
         env = self.task_env(task)
-        env[ROOT_ENV] = _relative(self.root, self.cwd)
+        if self._shell_root is None:
+            self._shell_root = _relative(self.root, self.cwd)
+        env[ROOT_ENV] = self._shell_root
         words = [f"{k}={shlex.quote(v)}" for k, v in env.items()]
         return " ".join([*words, shlex.join(self.argv)])
 
@@ -416,207 +378,6 @@ def load_spec(path: StrPath) -> Spec:
 
 
 # -- validation helpers -------------------------------------------------------------
-class _Errors:
-    """Makes :class:`SpecError` messages that name the file and the key."""
-
-    def __init__(self, where: str) -> None:
-        self.where = where
-
-    def __call__(self, key: str, problem: str) -> SpecError:
-        return SpecError(f"{self.where}: {key}: {problem}")
-
-
-def _norm(name: str) -> str:
-    return name.replace("-", "_")
-
-
-def _command_flags(argv: Sequence[str]) -> list[str]:
-    """The long options given in the command (``--lr 0.1``, ``--lr=0.1``)."""
-    flags = []
-    for word in argv[1:]:
-        if word.startswith("--") and len(word) > 2:
-            flags.append(word[2:].split("=", 1)[0])
-    return flags
-
-
-def _check_value(value: Any, err: _Errors, key: str) -> Any:
-    """A value the script can take: a scalar, or a list of scalars (``nargs``)."""
-    scalar = (str, int, float, bool, type(None))
-    if isinstance(value, scalar):
-        return value
-    if isinstance(value, list) and all(isinstance(v, scalar) for v in value):
-        return value
-    if isinstance(value, (list, dict)):
-        raise err(
-            key,
-            f"{value!r}: values must be numbers, strings, booleans, null or "
-            "lists of those (for nargs arguments)",
-        )
-    raise err(
-        key,
-        f"{value!r} is a {type(value).__name__}; quote it to pass it as a string",
-    )
-
-
-def _check_param_name(name: Any, err: _Errors, where: str) -> str:
-    if not isinstance(name, str) or not name or name.startswith("-"):
-        raise err(
-            where,
-            f"{name!r} is not a parameter name: use the argument's name "
-            "without dashes, as in params.yaml (lr, not --lr)",
-        )
-    return name
-
-
-def _grid(value: Any, err: _Errors) -> dict[str, list[Any]]:
-    if value is None:
-        return {}
-    if not isinstance(value, Mapping):
-        raise err("grid", "must map parameter names to lists of values")
-    grid: dict[str, list[Any]] = {}
-    for name, values in value.items():
-        name = _check_param_name(name, err, "grid")
-        if not isinstance(values, list):
-            values = [values]  # a single value: fixed for every task
-        if not values:
-            raise err(f"grid.{name}", "is an empty list: the sweep would have no tasks")
-        grid[name] = [_check_value(v, err, f"grid.{name}") for v in values]
-    return grid
-
-
-def _configs(value: Any, err: _Errors) -> list[dict[str, Any]]:
-    if value is None:
-        return []
-    if not isinstance(value, list) or not value:
-        raise err("configs", "must be a non-empty list of mappings")
-    configs = []
-    for i, config in enumerate(value):
-        if not isinstance(config, Mapping):
-            raise err(f"configs[{i}]", f"must be a mapping, not {config!r}")
-        configs.append(
-            {
-                _check_param_name(k, err, f"configs[{i}]"): _check_value(
-                    v, err, f"configs[{i}].{k}"
-                )
-                for k, v in config.items()
-            }
-        )
-    return configs
-
-
-def _number(value: Any, err: _Errors, key: str) -> float:
-    # YAML 1.1 reads 1e-5 (no dot) as a string: accept it as the number it means
-    if isinstance(value, str):
-        try:
-            value = float(value)
-        except ValueError:
-            pass
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise err(key, f"{value!r} is not a number")
-    if not math.isfinite(value):
-        raise err(key, f"{value!r} is not a finite number")
-    return value
-
-
-def _random(value: Any, err: _Errors) -> dict[str, Any] | None:
-    if value is None:
-        return None
-    if not isinstance(value, Mapping):
-        raise err("random", "must be a mapping with samples, seed and space")
-    unknown = [str(k) for k in value if k not in RANDOM_KEYS]
-    if unknown:
-        raise err(
-            f"random.{unknown[0]}", "unknown key; valid: " + ", ".join(RANDOM_KEYS)
-        )
-    samples = value.get("samples")
-    if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
-        raise err("random.samples", f"must be a whole number >= 1, not {samples!r}")
-    seed = value.get("seed", 0)
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise err("random.seed", f"must be a whole number, not {seed!r}")
-    space = value.get("space")
-    if not isinstance(space, Mapping) or not space:
-        raise err("random.space", "must map parameter names to distributions")
-    parsed: dict[str, tuple[str, Any]] = {}
-    for name, dist in space.items():
-        name = _check_param_name(name, err, "random.space")
-        key = f"random.space.{name}"
-        if not isinstance(dist, Mapping) or len(dist) != 1:
-            raise err(
-                key,
-                "must be one distribution, e.g. {uniform: [0.0, 1.0]}; "
-                "known: " + ", ".join(DISTRIBUTIONS),
-            )
-        ((kind, args),) = dist.items()
-        if kind not in DISTRIBUTIONS:
-            raise err(
-                key,
-                f"unknown distribution {kind!r}; known: " + ", ".join(DISTRIBUTIONS),
-            )
-        parsed[name] = (kind, _dist_args(kind, args, err, f"{key}.{kind}"))
-    return {"samples": samples, "seed": seed, "space": parsed}
-
-
-def _dist_args(kind: str, args: Any, err: _Errors, key: str) -> Any:
-    if kind == "choice":
-        if not isinstance(args, list) or not args:
-            raise err(key, "must be a non-empty list of values")
-        return [_check_value(v, err, key) for v in args]
-    if not isinstance(args, list) or len(args) != 2:
-        raise err(key, f"must be {DISTRIBUTIONS[kind]}, not {args!r}")
-    low, high = (_number(v, err, key) for v in args)
-    if kind == "randint":
-        if not all(isinstance(v, int) and not isinstance(v, bool) for v in args):
-            raise err(key, f"bounds must be whole numbers: {args!r}")
-        low, high = int(low), int(high)
-    if kind == "normal":
-        if high <= 0:
-            raise err(key, f"the standard deviation must be > 0: {args!r}")
-    elif low > high or (kind != "randint" and low == high):
-        raise err(key, f"needs low < high: {args!r}")
-    if kind == "loguniform" and low <= 0:
-        raise err(key, f"needs 0 < low: {args!r}")
-    return (low, high)
-
-
-def _discrete_size(space: Mapping[str, tuple[str, Any]]) -> int | None:
-    """How many distinct samples the space holds, None when it is continuous."""
-    size = 1
-    for kind, args in space.values():
-        if kind == "choice":
-            size *= len({_canonical(v) for v in args})
-        elif kind == "randint":
-            size *= args[1] - args[0] + 1
-        else:
-            return None
-    return size
-
-
-def _support(kind: str, args: Any) -> list[Any]:
-    if kind == "randint":
-        return list(range(args[0], args[1] + 1))
-    unique: dict[str, Any] = {}
-    for v in args:
-        unique.setdefault(_canonical(v), v)
-    return list(unique.values())
-
-
-def _round(x: float) -> float:
-    return float(f"{x:.{FLOAT_DIGITS}g}")
-
-
-def _draw(rng: random.Random, kind: str, args: Any) -> Any:
-    if kind == "choice":
-        return args[rng.randrange(len(args))]
-    if kind == "randint":
-        return rng.randint(args[0], args[1])
-    if kind == "uniform":
-        return _round(rng.uniform(args[0], args[1]))
-    if kind == "loguniform":
-        return _round(math.exp(rng.uniform(math.log(args[0]), math.log(args[1]))))
-    return _round(rng.gauss(args[0], args[1]))  # normal
-
-
 def _relative(path: pathlib.Path, start: pathlib.Path) -> str:
     try:
         return os.path.relpath(path, start)

@@ -6,11 +6,12 @@ import json
 import pathlib
 import signal
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .plan import STATES, RunInfo, TaskState
+from .plan import STATES, Plan, TaskState
+from .runs import RunInfo
 from .spec import Task
 
 __all__ = ["SweepSummary", "TaskResult"]
@@ -98,11 +99,11 @@ class SweepSummary:
     spec: pathlib.Path | None
     #: ``run``, ``status``, ``dry-run`` or ``submit`` (handed to a scheduler)
     mode: str
-    states: list[TaskState]
+    states: Sequence[TaskState]
     #: the task numbers that ``index``/``shard`` kept
-    selected: list[int]
+    selected: Sequence[int]
     #: the tasks this call meant to run
-    planned: list[TaskState]
+    planned: Sequence[TaskState]
     #: tasks left out, by reason: completed, failed, running
     skipped: dict[str, int] = field(default_factory=dict)
     results: list[TaskResult] = field(default_factory=list)
@@ -114,14 +115,17 @@ class SweepSummary:
     hook_errors: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     #: the shell lines of the planned tasks (``dry-run``)
-    commands: list[str] = field(default_factory=list)
+    commands: Sequence[str] = field(default_factory=list)
     #: task number -> the scheduler's job that now holds it (``submit``)
     submitted: dict[int, str] = field(default_factory=dict)
 
     # -- counts ------------------------------------------------------------------
     def counts(self) -> dict[str, int]:
         """How many tasks of the spec are in each state (after the sweep)."""
-        found = Counter(s.state for s in self.states)
+        if isinstance(self.states, Plan):
+            found = self.states.counts()
+        else:
+            found = Counter(s.state for s in self.states)
         return {state: found.get(state, 0) for state in STATES}
 
     def result_counts(self) -> dict[str, int]:
@@ -138,10 +142,12 @@ class SweepSummary:
         """No task of the selection is failed, and nothing was interrupted."""
         if self.interrupted is not None:
             return False
-        chosen = set(self.selected)
-        return not any(
-            s.state == "failed" for s in self.states if s.task.index in chosen
+        chosen = (
+            self.selected if isinstance(self.selected, range) else set(self.selected)
         )
+        # a failed task always has a run or a record: it is among the held ones
+        held = self.states.touched() if isinstance(self.states, Plan) else self.states
+        return not any(s.state == "failed" for s in held if s.task.index in chosen)
 
     @property
     def exit_code(self) -> int:

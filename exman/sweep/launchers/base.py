@@ -41,6 +41,9 @@ class LaunchTask:
     :param env: variables added to the launcher's environment.
     :param log: the file that receives the command's stdout and stderr.
     :param params: the task's values (for messages).
+    :param claim_fd: an open file of this process that holds the task's
+        claim; a launcher that starts the command on this host lets it
+        inherit the file, so that the claim holds while the command lives.
     """
 
     index: int
@@ -50,6 +53,7 @@ class LaunchTask:
     env: dict[str, str]
     log: pathlib.Path
     params: dict[str, Any] = field(default_factory=dict)
+    claim_fd: int | None = None
 
 
 @dataclass(frozen=True)

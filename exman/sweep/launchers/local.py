@@ -159,7 +159,7 @@ class LocalLauncher(Launcher):
         note = "" if gpu is None else f"  [CUDA_VISIBLE_DEVICES={gpu}]"
         with open_append(task.log) as log:
             write_header(log, task, note=note)
-            popen = spawn(task, log, task_env(task, **extra))
+            popen = spawn(task, log, task_env(task, **extra), here=True)
         start = time.monotonic()
         deadline = start + timeout if timeout is not None else None
         return _Proc(task, popen, start, deadline, gpu)

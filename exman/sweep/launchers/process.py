@@ -42,12 +42,15 @@ def write_header(
 
 
 def spawn(
-    task: LaunchTask, log: IO[bytes], env: dict[str, str]
+    task: LaunchTask, log: IO[bytes], env: dict[str, str], *, here: bool = False
 ) -> subprocess.Popen[bytes]:
     """Start the command in its own process group, its output into ``log``.
 
+    :param here: started by the process that claimed the task: the command
+        inherits the claim (:attr:`LaunchTask.claim_fd`).
     :raises OSError: the command cannot be started (see :func:`cannot_start`).
     """
+    keep = (task.claim_fd,) if here and task.claim_fd is not None else ()
     return subprocess.Popen(
         task.argv,
         cwd=task.cwd,
@@ -56,6 +59,7 @@ def spawn(
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,
+        pass_fds=keep,
     )
 
 

@@ -1,0 +1,70 @@
+"""How a sweep was asked to run: its options, its launcher, its folder."""
+
+from __future__ import annotations
+
+import pathlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..record.store import Root
+from .launchers.base import Launcher, get_launcher
+from .spec import Spec
+
+__all__ = ["SWEEPS_DIR", "Options", "make_launcher", "sweep_dir"]
+
+SWEEPS_DIR = "sweeps"
+
+
+def sweep_dir(root: Root, name: str) -> pathlib.Path:
+    """``root/.exman/sweeps/<name>``: the sweep's record and its task logs."""
+    return root.state / SWEEPS_DIR / name
+
+
+@dataclass
+class Options:
+    """The keyword arguments of :func:`exman.sweep`, checked."""
+
+    jobs: int | None = None
+    dry_run: bool = False
+    index: int | Sequence[int] | None = None
+    shard: tuple[int, int] | None = None
+    force: bool = False
+    retry_failed: bool = False
+    fail_fast: bool = False
+    max_failures: int | None = None
+    timeout: float | None = None
+    gpus: list[str] | None = None
+    per_gpu: int = 1
+    status: bool = False
+    backend: str = "local"
+    grace: float = 5.0
+    launcher_options: dict[str, Any] = field(default_factory=dict)
+    #: with a launcher that detaches (slurm): wait for the tasks all the same
+    wait: bool = False
+
+    @property
+    def failure_limit(self) -> int | None:
+        if self.fail_fast:
+            return 1
+        return self.max_failures
+
+    @property
+    def workers(self) -> int:
+        if self.jobs is not None:
+            return self.jobs
+        return len(self.gpus) * self.per_gpu if self.gpus else 1
+
+
+def make_launcher(spec: Spec, options: Options) -> Launcher:
+    """The launcher of ``options.backend``, with the spec's section for it."""
+    launcher_options = dict(options.launcher_options)
+    if options.backend == "local":
+        launcher_options.setdefault("grace", options.grace)
+    elif options.backend == "ray":
+        launcher_options = {"grace": options.grace, **spec.ray}
+        launcher_options.update(options.launcher_options)
+    elif options.backend == "slurm":
+        launcher_options = {"grace": options.grace, **spec.slurm}
+        launcher_options.update(options.launcher_options)
+    return get_launcher(options.backend, **launcher_options)

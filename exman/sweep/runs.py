@@ -1,0 +1,111 @@
+"""The runs a sweep made, read from their ``run.json``.
+
+Every run a sweep task made records the sweep's name, the task's number and
+its key in its ``run.json``. :func:`scan_runs` reads those records from
+``runs/`` and ``fails/`` (``tmp/`` runs never count); :func:`task_state`
+gives a task its state from its runs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+
+from ..record.run import RUN_FILE, effective_status
+from ..record.store import Root, run_id
+
+__all__ = ["PLACES", "RunInfo", "read_run", "scan_runs", "task_state"]
+
+#: where the runs of a sweep can be; ``tmp/`` runs are never done
+PLACES = ("runs", "fails")
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """A run that a sweep task made, from its ``run.json``."""
+
+    id: int
+    path: pathlib.Path
+    key: str
+    status: str
+    reason: str | None = None
+    task: int | None = None
+    #: the name of the sweep that made it
+    sweep: str | None = None
+    #: the script's ``volatile=True`` arguments
+    volatile: tuple[str, ...] = ()
+
+
+def read_run(path: pathlib.Path) -> RunInfo | None:
+    """The sweep run in folder ``path``, or None when it is not one."""
+    try:
+        with open(path / RUN_FILE, "rb") as f:
+            raw = f.read()
+            beat = os.fstat(f.fileno()).st_mtime  # the run's heartbeat
+    except OSError:
+        return None
+    if b'"sweep"' not in raw:  # most runs of a big root: no parse needed
+        return None
+    try:
+        record = json.loads(raw)
+    except ValueError:
+        return None
+    sweep = record.get("sweep") if isinstance(record, dict) else None
+    if not isinstance(sweep, dict) or not isinstance(sweep.get("key"), str):
+        return None
+    num = run_id(path.name)
+    task = sweep.get("task")
+    return RunInfo(
+        id=num if num is not None else -1,
+        path=path,
+        key=sweep["key"],
+        status=effective_status(record, beat),
+        reason=record.get("reason"),
+        task=task if isinstance(task, int) else None,
+        sweep=sweep.get("name") if isinstance(sweep.get("name"), str) else None,
+        volatile=tuple(v for v in sweep.get("volatile") or () if isinstance(v, str)),
+    )
+
+
+def scan_runs(
+    root: Root, keys: Collection[str] | None = None, *, after: int = 0
+) -> dict[str, list[RunInfo]]:
+    """The sweep runs of ``root`` by task key, each list sorted by run id.
+
+    :param keys: keep only these keys (all when None).
+    :param after: only runs with a larger id (the runs made since then).
+    """
+    found: dict[str, list[RunInfo]] = {}
+    for place in PLACES:
+        try:
+            entries = os.scandir(root.path / place)
+        except FileNotFoundError:
+            continue
+        with entries:
+            for entry in entries:
+                num = run_id(entry.name)
+                if num is None or num <= after:
+                    continue
+                info = read_run(pathlib.Path(entry.path))
+                if info is not None and (keys is None or info.key in keys):
+                    found.setdefault(info.key, []).append(info)
+    for runs in found.values():
+        runs.sort(key=lambda r: r.id)
+    return found
+
+
+def task_state(runs: Sequence[RunInfo], held: bool = False) -> str:
+    """The state of a task whose runs are ``runs``; ``held`` by a live launcher."""
+    statuses = {r.status for r in runs}
+    if "completed" in statuses:
+        return "completed"
+    if "running" in statuses or held:
+        return "running"
+    if "failed" in statuses:
+        return "failed"
+    if statuses:
+        return "interrupted"  # interrupted, crashed, unknown
+    return "pending"
