@@ -128,7 +128,23 @@ def test_the_callable_form(
     folder = the_run(tmp_path / "exman")
     assert folder.parent.name == "fails"
     assert record(folder)["reason"] == "KeyError: 'missing'"
-    assert (folder / "log.txt").read_text() == "inside\n"
+    log = (folder / "log.txt").read_text()
+    assert log.startswith("inside\nTraceback (most recent call last):\n")
+    assert log.endswith("KeyError: 'missing'\n")
+
+
+def test_a_failure_prints_its_traceback_to_stdout_and_the_log(
+    make_script: Callable[..., Path], run: Callable[..., Any], tmp_path: Path
+) -> None:
+    proc = run(make_script(), "--fail", "raise")
+    assert proc.returncode == 1
+    # on stdout, as exman 0.1.9 did, and on stderr as Python reports it
+    assert "Traceback (most recent call last)" in proc.stdout
+    assert proc.stdout.rstrip().endswith("ValueError: asked to fail")
+    assert "ValueError: asked to fail" in proc.stderr
+    log = (the_run(tmp_path / "exman") / "log.txt").read_text()
+    assert log.count("Traceback (most recent call last)") == 1
+    assert log.rstrip().endswith("ValueError: asked to fail")
 
 
 def test_sys_exit_3_is_a_failure_with_its_code(
@@ -174,29 +190,102 @@ def test_sys_exit_0_is_a_success(
     assert not (folder / "traceback.txt").exists()
 
 
-def test_ctrl_c_leaves_the_run_in_place(
+#: Ctrl-C in the middle of training, then the code after the block
+AFTER_CTRL_C = f"""\
+    import time
+    {CTRL_C_AS_ON_A_TERMINAL}
+    with args.safe_experiment{{options}}:
+        print("ready", flush=True)
+        time.sleep(60)
+    print("after the block", flush=True)
+    (args.root / "evaluated.txt").write_text("yes")
+    {{then}}
+"""
+
+
+@pytest.mark.parametrize(
+    "then", ["", "sys.exit(0)", "raise RuntimeError('after the block')"]
+)
+def test_ctrl_c_is_recorded_then_swallowed_as_in_0_1_9(
+    make_script: Callable[..., Path], tmp_path: Path, then: str
+) -> None:
+    script = make_script(AFTER_CTRL_C.format(options="", then=then))
+    proc = start_and_wait_ready(script)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == (1 if then.startswith("raise") else 0), err
+    # the traceback is printed (to stdout, so the log has it) and the
+    # script goes on after the block
+    assert "KeyboardInterrupt" in out
+    assert "after the block" in out
+
+    root = tmp_path / "exman"
+    folder = the_run(root)
+    assert folder.parent == root / "runs"
+    assert (folder / "evaluated.txt").read_text() == "yes"
+    assert len(links(root)) == 1
+    assert "KeyboardInterrupt" in (folder / "traceback.txt").read_text()
+    log = (folder / "log.txt").read_text()
+    assert "ready" in log and "KeyboardInterrupt" in log
+    assert "after the block" not in log
+    # whatever the process did after the block, the run was interrupted
+    rec = record(folder)
+    assert (rec["status"], rec["exit_code"]) == ("interrupted", 130)
+    assert rec["reason"] == "KeyboardInterrupt"
+    assert exman.Run(folder).status == "interrupted"
+    info = exman.Index(root).info()
+    assert list(info["id"]) == [1]
+    assert list(info["status"]) == ["interrupted"]
+
+
+def test_reraise_lets_ctrl_c_go_on(
     make_script: Callable[..., Path], tmp_path: Path
 ) -> None:
-    body = f"""\
-        import time
-        {CTRL_C_AS_ON_A_TERMINAL}
-        with args.safe_experiment(prompt=False):
-            print("ready", flush=True)
-            time.sleep(60)
-    """
-    proc = start_and_wait_ready(make_script(body))
+    script = make_script(AFTER_CTRL_C.format(options="(reraise=True)", then=""))
+    proc = start_and_wait_ready(script)
     proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=30)
+    out, err = proc.communicate(timeout=30)
     assert proc.returncode in (130, -signal.SIGINT), err
     assert "KeyboardInterrupt" in err
+    assert "after the block" not in out
 
     root = tmp_path / "exman"
     folder = the_run(root)
     assert folder.parent == root / "runs"
     assert len(links(root)) == 1
     assert "KeyboardInterrupt" in (folder / "traceback.txt").read_text()
+    assert not (folder / "evaluated.txt").exists()
     rec = record(folder)
-    assert rec["status"] == "interrupted"
-    assert rec["exit_code"] == 130
+    assert (rec["status"], rec["exit_code"]) == ("interrupted", 130)
     assert exman.Run(folder).status == "interrupted"
     assert "ready" in (folder / "log.txt").read_text()
+
+
+def test_a_sweep_runs_a_swallowed_interrupt_again(
+    make_script: Callable[..., Path], tmp_path: Path
+) -> None:
+    from exman.sweep import sweep
+
+    body = """\
+        with args.safe_experiment:
+            if args.fail == "interrupt":
+                raise KeyboardInterrupt
+        print("evaluated")
+    """
+    script = make_script(body)
+    spec = tmp_path / "sweep.yaml"
+    spec.write_text(
+        f"command: {sys.executable} main.py\n"
+        "grid:\n  fail: ['', interrupt]\n"
+        f"root: {tmp_path / 'exman'}\n"
+    )
+    assert script.parent == spec.parent
+    first = sweep(spec, jobs=1)
+    by_task = {r.task.params["fail"]: r for r in first.results}
+    assert by_task[""].status == "completed"
+    # the process exited 0, but the run was interrupted: not done
+    assert by_task["interrupt"].status == "interrupted"
+    assert by_task["interrupt"].reason == "KeyboardInterrupt"
+    again = sweep(spec, jobs=1)
+    assert [r.task.params["fail"] for r in again.results] == ["interrupt"]
+    assert again.skipped == {"completed": 1}

@@ -19,46 +19,13 @@ import threading
 import traceback
 from collections.abc import Sequence
 from types import TracebackType
-from typing import IO, Any, Callable
+from typing import Any, Callable
 
-from .files import group_bits, share
+from . import capture
 from .run import FINAL_STATUSES, LOG_FILE, TRACEBACK_FILE, Run
 from .store import ExmanError, Root, atomic_write
 
-__all__ = ["SafeExperiment", "Tee", "track"]
-
-
-class Tee:
-    """A text stream that writes to ``stream`` and to a log file.
-
-    Everything else (``isatty``, ``fileno``, ``encoding``…) is the stream's,
-    so progress bars and colour detection behave as without the tee.
-    """
-
-    def __init__(self, stream: IO[str], log: IO[str]) -> None:
-        self._stream = stream
-        self._log = log
-
-    def write(self, text: str) -> int:
-        try:
-            self._log.write(text)
-        except (ValueError, OSError):  # the log was closed under us, a full disk
-            pass
-        return self._stream.write(text)
-
-    def writelines(self, lines: Sequence[str]) -> None:
-        for line in lines:
-            self.write(line)
-
-    def flush(self) -> None:
-        try:
-            self._log.flush()
-        except (ValueError, OSError):
-            pass
-        self._stream.flush()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._stream, name)
+__all__ = ["SafeExperiment", "track"]
 
 
 # -- tracking runs in this process -------------------------------------------
@@ -94,6 +61,8 @@ def _finish_active(status: str, exit_code: int, reason: str | None) -> None:
 
 
 def _at_exit() -> None:
+    if os.getpid() == _owner[0]:
+        capture.stop_all()  # a block never left (a generator never closed)
     status, code = _exit_status(_exit_code[-1] if _exit_code else 0)
     _finish_active(status, code, None if code == 0 else f"exit code {code}")
 
@@ -130,6 +99,7 @@ def _on_sigterm(signum: int, frame: object) -> None:
             stream.flush()
         except (OSError, ValueError):
             pass
+    capture.stop_all()  # what is still in the log's pipe reaches the log
     metrics = sys.modules.get("exman.record.metrics")
     if metrics is not None:
         metrics.flush_all()
@@ -193,17 +163,28 @@ def _last_line(text: str) -> str | None:
 class SafeExperiment:
     """``with args.safe_experiment:`` around the body of an experiment.
 
-    * stdout and stderr are copied to ``log.txt`` in the run folder;
-    * an exception (or ``sys.exit`` with a non-zero code) records the run as
-      failed, writes ``traceback.txt``, moves the run to ``fails/`` (its
-      index link is removed, its marks follow it) and lets the exception go
-      on;
-    * ``KeyboardInterrupt`` records the run as interrupted, writes
-      ``traceback.txt``, and leaves it where it is (with ``prompt=True`` on a
-      terminal it asks whether to move it to ``fails/`` instead);
+    * what the process prints is copied to ``log.txt`` in the run folder
+      (see :mod:`exman.record.capture`): stdout and stderr, subprocesses,
+      C extensions, ``logging`` handlers, and the traceback of a failure;
+    * an exception (or ``sys.exit`` with a non-zero code) prints its
+      traceback to stdout, records the run as failed, writes
+      ``traceback.txt``, moves the run to ``fails/`` (its index link is
+      removed, its marks follow it) and lets the exception go on;
+    * ``KeyboardInterrupt`` (Ctrl-C) prints its traceback, records the run
+      as interrupted, writes ``traceback.txt``, leaves the run where it is
+      and is *swallowed*, as in exman 0.1.9: the code after the block runs
+      (to evaluate and save what was trained so far); the run stays
+      ``interrupted`` however the process ends. ``reraise=True`` lets it go
+      on instead. With ``prompt=True`` on a terminal it asks whether to move
+      the run to ``fails/``; then it goes on as a failure does;
     * leaving the block normally records the run as completed.
 
-    Call it to change the options: ``with args.safe_experiment(prompt=True):``.
+    In a launch of several processes (torchrun, srun), rank 0 owns the run
+    as above; another rank copies its output to ``log.rank<N>.txt``, writes
+    a failure's traceback to ``traceback.rank<N>.txt`` and leaves the run's
+    status and place to rank 0.
+
+    Call it to change the options: ``with args.safe_experiment(reraise=True):``.
     """
 
     def __init__(
@@ -214,65 +195,87 @@ class SafeExperiment:
         *,
         prompt: bool = False,
         default: bool = True,
+        reraise: bool = False,
+        rank: int = 0,
     ) -> None:
         self.root = root
         self.run = run
         self.links = list(links)
         self.prompt = prompt
         self.default = default
-        self._saved: tuple[Any, Any] | None = None
-        self._log: IO[str] | None = None
+        self.reraise = reraise
+        self.rank = rank
+        self._capture: capture.Capture | None = None
 
     def __call__(
-        self, *, prompt: bool | None = None, default: bool | None = None
+        self,
+        *,
+        prompt: bool | None = None,
+        default: bool | None = None,
+        reraise: bool | None = None,
     ) -> SafeExperiment:
+        """Change the options: ask on Ctrl-C (``prompt``, its ``default``
+        answer), or let Ctrl-C go on after it is recorded (``reraise``)."""
         if prompt is not None:
             self.prompt = prompt
         if default is not None:
             self.default = default
+        if reraise is not None:
+            self.reraise = reraise
         return self
+
+    def _file(self, name: str) -> pathlib.Path:
+        """A file of this rank: ``log.txt`` on rank 0, ``log.rank1.txt``…"""
+        if self.rank == 0:
+            return self.run.path / name
+        stem, dot, ext = name.rpartition(".")
+        return self.run.path / f"{stem}.rank{self.rank}{dot}{ext}"
 
     def __enter__(self) -> SafeExperiment:
-        self._log = open(self.run.path / LOG_FILE, "a", encoding="utf-8", buffering=1)
-        share(self._log.fileno(), group_bits(self.run.path))
-        self._saved = (sys.stdout, sys.stderr)
-        sys.stdout = Tee(sys.stdout, self._log)
-        sys.stderr = Tee(sys.stderr, self._log)
+        self._capture = capture.start(self._file(LOG_FILE))
         return self
 
-    def _restore(self) -> None:
-        if self._saved is not None:
-            sys.stdout, sys.stderr = self._saved
-            self._saved = None
-        if self._log is not None:
-            log, self._log = self._log, None
-            try:
-                log.close()
-            except OSError:  # a full disk: the script's own outcome matters more
-                pass
+    def _stop_capture(self) -> None:
+        if self._capture is not None:
+            self._capture.stop()
+            self._capture = None
 
     def __exit__(
         self,
         etype: type[BaseException] | None,
         value: BaseException | None,
         tb: TracebackType | None,
-    ) -> None:
-        self._restore()
+    ) -> bool:
         exit_code = value.code if isinstance(value, SystemExit) else None
         if value is None or (
             isinstance(value, SystemExit) and _exit_status(exit_code)[1] == 0
         ):
-            self.run.finish("completed", exit_code=0)
-            untrack(self.run)
-            return
+            self._stop_capture()
+            if self.rank == 0:
+                self.run.finish("completed", exit_code=0)
+                untrack(self.run)
+            return False
         text = _format(type(value), value, tb)
+        if not isinstance(value, SystemExit):
+            # to stdout, as exman 0.1.9 did: so the log has it too
+            try:
+                sys.stdout.write(text)
+                sys.stdout.flush()
+            except (OSError, ValueError, AttributeError):
+                pass
+        self._stop_capture()
+        interrupted = isinstance(value, KeyboardInterrupt)
+        if self.rank != 0:
+            if not interrupted:
+                _write_quietly(self._file(TRACEBACK_FILE), text)
+            return interrupted and not self.reraise
         reason = _last_line(text)
-        if isinstance(value, KeyboardInterrupt):
+        if interrupted:
             if not (self.prompt and self._ask("\nmove to fails? ")):
                 atomic_write(self.run.path / TRACEBACK_FILE, text)
                 self.run.finish("interrupted", exit_code=130, reason=reason)
                 untrack(self.run)
-                return
+                return not self.reraise
             status, code = "interrupted", 130
         elif isinstance(value, SystemExit):
             status, code = "failed", _exit_status(exit_code)[1]
@@ -282,6 +285,7 @@ class SafeExperiment:
         else:
             status, code = "failed", 1
         self.move_to_fails(text, status, code, reason)
+        return False
 
     def move_to_fails(
         self, text: str, status: str, code: int, reason: str | None
@@ -333,3 +337,11 @@ class SafeExperiment:
         if not ready:
             return self.default
         return str2bool(stream.readline().strip(), default=self.default)
+
+
+def _write_quietly(path: pathlib.Path, text: str) -> None:
+    """Write a file of another rank into a run folder rank 0 may have moved."""
+    try:
+        atomic_write(path, text)
+    except OSError:
+        pass

@@ -111,7 +111,8 @@ def settle(
         if live:  # exited 0 without recording its end (os._exit)
             folder.finish("completed", exit_code=0, record=record)
         else:
-            status = "failed"
+            # Ctrl-C that safe_experiment swallowed: exit 0, not done
+            status = "interrupted" if recorded == "interrupted" else "failed"
             reason = record.get("reason") or f"recorded as {recorded}"
     else:
         status = "failed"

@@ -1,0 +1,341 @@
+"""Copying what a run prints to its log file, and still to the terminal.
+
+Two ways, chosen by :func:`start`:
+
+* :class:`FdCapture` — in a script, file descriptors 1 and 2 are pointed at
+  a pipe (a pseudo-terminal where they were a terminal, so that programs
+  still see a terminal: colours, progress bars) and a thread copies what
+  comes out of it to the log file and to where 1 and 2 pointed before.
+  Whatever writes to the descriptors is caught: ``print``, ``logging``
+  handlers made earlier, C extensions, subprocesses.
+* :class:`TeeCapture` — where ``sys.stdout`` is not the process's fd 1 (a
+  Jupyter kernel, a test runner capturing output), ``sys.stdout`` and
+  ``sys.stderr`` are replaced by streams that write to both.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+from collections.abc import Sequence
+from typing import IO, Any, Protocol
+
+__all__ = ["Capture", "FdCapture", "Tee", "TeeCapture", "start", "stop_all"]
+
+#: how long stopping waits for output still in the pipe: a bound, not a pause
+DRAIN_SECONDS = 5.0
+#: output that stops coming for this long after the block ended is all there is
+IDLE_SECONDS = 0.02
+
+
+class Capture(Protocol):
+    """Output being copied to a log file until :meth:`stop`."""
+
+    def stop(self) -> None:
+        """Stop copying; everything written before is in the log."""
+
+
+_active: list[Capture] = []
+_active_lock = threading.Lock()
+
+
+def start(log_path: str | os.PathLike[str]) -> Capture:
+    """Copy this process's stdout and stderr to ``log_path`` (appended)."""
+    capture: Capture
+    if _has_real_descriptors():
+        try:
+            capture = FdCapture(os.fspath(log_path))
+        except OSError:  # no pipe, no pty, descriptors closed: copy in Python
+            capture = TeeCapture(os.fspath(log_path))
+    else:
+        capture = TeeCapture(os.fspath(log_path))
+    with _active_lock:
+        _active.append(capture)
+    return capture
+
+
+def stop_all() -> None:
+    """Stop every capture of this process (at exit, on SIGTERM), newest first."""
+    with _active_lock:
+        captures = _active[::-1]
+        _active.clear()
+    for capture in captures:
+        try:
+            capture.stop()
+        except (OSError, ValueError):
+            pass
+
+
+def _forget(capture: Capture) -> None:
+    with _active_lock:
+        if capture in _active:
+            _active.remove(capture)
+
+
+def _writes_to(stream: Any, fd: int) -> bool:
+    try:
+        return stream is not None and stream.fileno() == fd
+    except (AttributeError, OSError, ValueError):
+        return False
+
+
+def _has_real_descriptors() -> bool:
+    """Whether ``print`` ends up in fds 1 and 2 (a script, not a notebook)."""
+    return (
+        sys.stdout is sys.__stdout__
+        and sys.stderr is sys.__stderr__
+        and _writes_to(sys.stdout, 1)
+        and _writes_to(sys.stderr, 2)
+    )
+
+
+def _flush_python() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            if stream is not None:
+                stream.flush()
+        except (OSError, ValueError):
+            pass
+
+
+def _flush_c() -> None:
+    """Flush C's stdio buffers: a C extension's ``printf`` into a pipe is
+    block-buffered and would otherwise reach the terminal only at exit."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None).fflush(None)
+    except (ImportError, OSError, AttributeError):
+        pass
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+class _Channel:
+    """One captured descriptor: where it pointed before, and our pipe."""
+
+    def __init__(self, fd: int, also: Sequence[int] = ()) -> None:
+        self.fds = (fd, *also)
+        self.saved = os.dup(fd)
+        try:
+            self.read, self.write = _pipe_like(self.saved)
+        except OSError:
+            os.close(self.saved)
+            raise
+        self.terminal_ok = True
+
+    def redirect(self) -> None:
+        for fd in self.fds:
+            os.dup2(self.write, fd)
+
+    def restore(self) -> None:
+        for fd in self.fds:
+            os.dup2(self.saved, fd)
+        os.close(self.write)
+
+    def close(self) -> None:
+        for fd in (self.read, self.saved):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
+def _pipe_like(original: int) -> tuple[int, int]:
+    """A pipe, or a pseudo-terminal (sized as the terminal) where
+    ``original`` is a terminal, so that isatty() stays true."""
+    if not os.isatty(original):
+        return os.pipe()
+    import fcntl
+    import termios
+
+    master, slave = os.openpty()
+    try:
+        attrs = termios.tcgetattr(slave)
+        attrs[1] &= ~termios.OPOST  # no "\n" -> "\r\n": the log gets the bytes
+        termios.tcsetattr(slave, termios.TCSANOW, attrs)
+        size = fcntl.ioctl(original, termios.TIOCGWINSZ, b"\0" * 8)
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, size)
+    except (OSError, termios.error):
+        pass
+    os.set_inheritable(slave, False)
+    return master, slave
+
+
+def _same_target(a: int, b: int) -> bool:
+    """Whether two descriptors write to the same file, pipe or terminal."""
+    try:
+        sa, sb = os.fstat(a), os.fstat(b)
+    except OSError:
+        return False
+    return (sa.st_dev, sa.st_ino, sa.st_rdev) == (sb.st_dev, sb.st_ino, sb.st_rdev)
+
+
+class FdCapture:
+    """Descriptors 1 and 2 into a pipe; a thread copies it to the log and on.
+
+    :param log_path: the log file, appended to.
+    :raises OSError: the descriptors cannot be duplicated or no pipe made.
+    """
+
+    def __init__(self, log_path: str) -> None:
+        _flush_python()
+        _flush_c()
+        self._log = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self._channels: list[_Channel] = []
+        try:
+            if _same_target(1, 2):
+                # one channel keeps stdout and stderr in order in the log
+                self._channels.append(_Channel(1, also=(2,)))
+            else:
+                self._channels += [_Channel(1), _Channel(2)]
+            self._wake_r, self._wake_w = os.pipe()
+        except OSError:
+            for channel in self._channels:
+                os.close(channel.write)
+                channel.close()
+            os.close(self._log)
+            raise
+        self._stopping = threading.Event()
+        self._drained = threading.Event()
+        self._stopped = False
+        self._thread = threading.Thread(
+            target=self._pump, name="exman-log", daemon=True
+        )
+        self._thread.start()
+        for channel in self._channels:
+            channel.redirect()
+
+    def _pump(self) -> None:
+        import selectors
+
+        with selectors.DefaultSelector() as selector:
+            for channel in self._channels:
+                selector.register(channel.read, selectors.EVENT_READ, channel)
+            selector.register(self._wake_r, selectors.EVENT_READ, None)
+            open_channels = len(self._channels)
+            while open_channels:
+                waiting = self._stopping.is_set() and not self._drained.is_set()
+                events = selector.select(IDLE_SECONDS if waiting else None)
+                if waiting and not events:
+                    # the block ended and nothing more came: all of it is out
+                    # (a child that outlived the block may still write later)
+                    self._drained.set()
+                    continue
+                for key, _ in events:
+                    channel = key.data
+                    if channel is None:
+                        os.read(self._wake_r, 64)
+                        continue
+                    try:
+                        data = os.read(channel.read, 65536)
+                    except OSError:  # EIO: a pseudo-terminal's last writer closed
+                        data = b""
+                    if not data:
+                        selector.unregister(channel.read)
+                        open_channels -= 1
+                        continue
+                    self._copy(channel, data)
+        self._drained.set()
+        for channel in self._channels:
+            channel.close()
+        for fd in (self._wake_r, self._wake_w, self._log):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+    def _copy(self, channel: _Channel, data: bytes) -> None:
+        try:
+            _write_all(self._log, data)
+        except OSError:  # a full disk must not stop the output reaching the user
+            pass
+        if channel.terminal_ok:
+            try:
+                _write_all(channel.saved, data)
+            except OSError:  # the reader went away (``| head``): keep the log
+                channel.terminal_ok = False
+
+    def stop(self) -> None:
+        """Point 1 and 2 back, and wait until the pipe is empty.
+
+        A child process that still holds the pipe keeps being copied (to
+        the log and on) by the thread until it closes it.
+        """
+        if self._stopped:
+            return
+        self._stopped = True
+        _forget(self)
+        _flush_python()
+        _flush_c()
+        for channel in self._channels:
+            channel.restore()
+        self._stopping.set()
+        try:
+            os.write(self._wake_w, b"x")
+        except OSError:
+            pass
+        self._drained.wait(DRAIN_SECONDS)
+
+
+class Tee:
+    """A text stream that writes to ``stream`` and to a log file.
+
+    Everything else (``isatty``, ``fileno``, ``encoding``…) is the stream's,
+    so progress bars and colour detection behave as without the tee.
+    """
+
+    def __init__(self, stream: IO[str], log: IO[str]) -> None:
+        self._stream = stream
+        self._log = log
+
+    def write(self, text: str) -> int:
+        try:
+            self._log.write(text)
+        except ValueError:  # the log was closed under us
+            pass
+        return self._stream.write(text)
+
+    def writelines(self, lines: Sequence[str]) -> None:
+        for line in lines:
+            self.write(line)
+
+    def flush(self) -> None:
+        try:
+            self._log.flush()
+        except ValueError:
+            pass
+        self._stream.flush()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+class TeeCapture:
+    """``sys.stdout`` and ``sys.stderr`` replaced by :class:`Tee` streams.
+
+    Only what Python code writes through ``sys.stdout``/``sys.stderr`` is
+    copied: where the process has no descriptors of its own to redirect.
+    """
+
+    def __init__(self, log_path: str) -> None:
+        # open until stop(), which closes it
+        self._log: IO[str] | None = open(  # noqa: SIM115
+            log_path, "a", encoding="utf-8", buffering=1
+        )
+        self._saved = (sys.stdout, sys.stderr)
+        sys.stdout = Tee(sys.stdout, self._log)
+        sys.stderr = Tee(sys.stderr, self._log)
+
+    def stop(self) -> None:
+        _forget(self)
+        if self._log is None:
+            return
+        sys.stdout, sys.stderr = self._saved
+        self._log.close()
+        self._log = None
