@@ -33,10 +33,12 @@ from .record.legacy import (
     represent_as_str,
     yaml_file,
 )
+from .record.launch import Launch, detect_launch
 from .record.metrics import set_current
 from .record.params import PARAMS_FILE, TIME_FORMAT, register_str_converter
 from .record.positionals import Positionals
-from .record.run import DIFF_FILE, SWEEP_ENV, command_record, sweep_record
+from .record.ranks import join_launch, publish_launch
+from .record.run import DIFF_FILE, SWEEP_ENV, Run, command_record, sweep_record
 from .record.safe import SafeExperiment, track, untrack
 from .record.store import (
     NO_VALUE,
@@ -424,6 +426,11 @@ class ExParser(configargparse.ArgumentParser):
         # this process is the sweep's task; what it starts from now on is not
         for var in (*SWEEP_ENV.values(), SWEEP_PARAMS_ENV):
             os.environ.pop(var, None)
+        launch = detect_launch()
+        if launch is not None:
+            if launch.rank > 0:
+                return self._join_run(ns, launch)
+            record["launch"] = launch.record()
         made = create_run(
             self.store,
             params,
@@ -436,6 +443,8 @@ class ExParser(configargparse.ArgumentParser):
             started=track,
             abandoned=untrack,
         )
+        if launch is not None:
+            publish_launch(self.store, launch, made.place.relpath)
         if self.verbose:
             print(made.text, end="")
             for link in made.links:
@@ -445,4 +454,15 @@ class ExParser(configargparse.ArgumentParser):
         ns.safe_experiment = SafeExperiment(self.store, made.run, made.links)
         if not hasattr(ns, "run"):  # unless the script has an argument "run"
             ns.run = made.run
+        return ns
+
+    def _join_run(self, ns: argparse.Namespace, launch: Launch) -> argparse.Namespace:
+        """A rank other than 0 of a distributed launch: rank 0's run."""
+        folder = join_launch(self.store, launch)
+        run = Run(folder)
+        set_current(folder)
+        ns.root = folder
+        ns.safe_experiment = SafeExperiment(self.store, run, rank=launch.rank)
+        if not hasattr(ns, "run"):
+            ns.run = run
         return ns

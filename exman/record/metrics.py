@@ -37,6 +37,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from .files import group_bits, share
+from .launch import LOG_RANKS_ENV, detect_launch
 from .store import ExmanError, StrPath, atomic_write
 
 __all__ = [
@@ -109,6 +110,11 @@ class Recorder:
         self._torn = False  # the last write ended inside a line (a full disk)
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
+        # in a distributed launch rank 0 owns the run: the other ranks'
+        # records are dropped, or kept tagged with their rank on request
+        launch = detect_launch()
+        self._rank = None if launch is None else launch.rank
+        self._all_ranks = os.environ.get(LOG_RANKS_ENV, "").lower() == "all"
 
     def __repr__(self) -> str:
         return f"Recorder({str(self.path)!r})"
@@ -120,10 +126,14 @@ class Recorder:
         :param step: the step (an epoch, an iteration); by default one more
             than the previous call's in this process, starting at 0.
         """
+        if self._rank and not self._all_ranks:
+            return
         if "time" in metrics:  # the record's own field
             metrics[METRIC_TIME] = metrics.pop("time")
         self._step = step = self._step + 1 if step is None else step
         record = {"step": step, "time": round(time.time(), 3)}
+        if self._all_ranks and self._rank is not None:
+            record["rank"] = self._rank
         record.update(metrics)
         line = _encode(record) + "\n"
         self._buffer.append(line)  # list.append is atomic: no lock on the hot path
@@ -196,18 +206,24 @@ class Recorder:
 
         :returns: all results of the run so far.
         """
+        if self._rank:  # rank 0 owns the run's results
+            return self._results()
         with self._lock, _locked(self.path):
-            file = self.path / RESULTS_FILE
-            try:
-                with open(file, encoding="utf-8") as f:
-                    merged = json.load(f)
-                if not isinstance(merged, dict):
-                    merged = {}
-            except (OSError, ValueError):
-                merged = {}
+            merged = self._results()
             merged.update(json.loads(json.dumps(values, default=_default)))
-            atomic_write(file, json.dumps(merged, indent=1, allow_nan=True) + "\n")
+            atomic_write(
+                self.path / RESULTS_FILE,
+                json.dumps(merged, indent=1, allow_nan=True) + "\n",
+            )
         return merged
+
+    def _results(self) -> dict[str, Any]:
+        try:
+            with open(self.path / RESULTS_FILE, encoding="utf-8") as f:
+                merged = json.load(f)
+        except (OSError, ValueError):
+            return {}
+        return merged if isinstance(merged, dict) else {}
 
     def _after_fork(self) -> None:
         """In a forked child: the parent's buffer and thread are not ours."""
