@@ -283,3 +283,21 @@ def test_the_launch_is_read_from_the_launchers_environment(
         got = (launch.rank, launch.world_size, launch.key, launch.unique)
         assert got[:2] == expected[:2] and got[3] == expected[3]
         assert got[2].startswith(expected[2])
+
+
+def test_the_ddp_example_of_the_docs(tmp_path: Path) -> None:
+    need_torch()
+    example = tmp_path / "ddp.py"
+    shutil.copy(Path(__file__).resolve().parent.parent / "examples" / "ddp.py", example)
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
+    proc = launch([*torchrun, "--nproc_per_node", "2", str(example)], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    run = the_run(tmp_path / "exman")
+    assert record(run)["status"] == "completed"
+    assert (run / "w.pt").is_file()
+    assert [m["step"] for m in metrics(run)] == [0, 1, 2, 3, 4]
+    losses = [m["loss"] for m in metrics(run)]
+    assert losses == sorted(losses, reverse=True)  # it learns
+    assert "rank 0 epoch 4" in (run / "log.txt").read_text()
+    assert "rank 1 epoch 4" in (run / "log.rank1.txt").read_text()
+    assert set(json.loads((run / "results.json").read_text())) == {"loss"}

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import signal
 import subprocess
 import sys
+import textwrap
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -289,3 +293,39 @@ def test_a_sweep_runs_a_swallowed_interrupt_again(
     again = sweep(spec, jobs=1)
     assert [r.task.params["fail"] for r in again.results] == ["interrupt"]
     assert again.skipped == {"completed": 1}
+
+
+def test_the_ctrl_c_example_of_the_docs(tmp_path: Path) -> None:
+    page = (Path(__file__).resolve().parent.parent / "docs" / "parser.rst").read_text()
+    section = page[page.index("Stopping early with Ctrl-C") :]
+    block = re.search(r"\.\. code-block:: python\n\n((?:(?: {8}.*)?\n)+)", section)
+    assert block is not None
+    script = tmp_path / "train.py"
+    script.write_text(
+        textwrap.dedent(block.group(1)).replace(
+            "import time\n", f"import time\n{CTRL_C_AS_ON_A_TERMINAL}\n", 1
+        )
+    )
+    env = {k: v for k, v in os.environ.items() if k != "EXMAN_ROOT"}
+    proc = subprocess.Popen(
+        [sys.executable, str(script)],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    root = tmp_path / "exman"
+    deadline = time.monotonic() + 30
+    while not list(root.glob("runs/*/log.txt")):
+        assert time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.05)
+    time.sleep(0.3)  # a few epochs
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert "evaluated after" in out
+    folder = the_run(root)
+    assert record(folder)["status"] == "interrupted"
+    done = json.loads((folder / "results.json").read_text())["epochs_done"]
+    assert 0 < done < 1000
