@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import queue
+import re
 import signal
 import subprocess
 import sys
@@ -228,3 +229,31 @@ assert os.readlink("/proc/self/fd/1") == fd1
     assert "in the kernel 0.1\n" in "".join(streams)
     log = (the_run(tmp_path / "exman") / "log.txt").read_text()
     assert log == "in the kernel 0.1\n"
+
+
+def test_a_forked_child_writes_into_the_log_and_dies_of_sigterm_at_once(
+    make_script: Callable[..., Path], run: Callable[..., Any], tmp_path: Path
+) -> None:
+    """A forked child (a DataLoader worker) shares the pipe, not the thread."""
+    body = """\
+        import os, signal, time
+        with args.safe_experiment:
+            child = os.fork()
+            if child == 0:
+                print("from the forked child", flush=True)
+                time.sleep(60)
+                os._exit(0)
+            time.sleep(0.5)
+            start = time.monotonic()
+            os.kill(child, signal.SIGTERM)
+            _, status = os.waitpid(child, 0)
+            print("child died of", os.WTERMSIG(status), "after",
+                  round(time.monotonic() - start, 1), "s")
+    """
+    proc = run(make_script(body), check=True)
+    log = (the_run(tmp_path / "exman") / "log.txt").read_text()
+    assert "from the forked child\n" in log
+    died = re.search(r"child died of (\d+) after ([\d.]+) s\n", log)
+    assert died is not None and died.group(0) in proc.stdout
+    assert int(died.group(1)) == signal.SIGTERM
+    assert float(died.group(2)) < 2  # not the 5 s bound of a parent's stop

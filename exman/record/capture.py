@@ -204,6 +204,7 @@ class FdCapture:
         self._stopping = threading.Event()
         self._drained = threading.Event()
         self._stopped = False
+        self._pid = os.getpid()
         self._thread = threading.Thread(
             target=self._pump, name="exman-log", daemon=True
         )
@@ -268,6 +269,10 @@ class FdCapture:
         the log and on) by the thread until it closes it.
         """
         if self._stopped:
+            return
+        if os.getpid() != self._pid:
+            # a forked child (a DataLoader worker on SIGTERM): the thread is
+            # the parent's, and so is the pipe; the child just writes into it
             return
         self._stopped = True
         _forget(self)
