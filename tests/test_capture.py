@@ -130,9 +130,14 @@ def test_output_reaches_the_terminal_while_the_run_goes_on_and_sigterm_keeps_it(
         bufsize=0,  # readline() must not read ahead: communicate() would lose it
     )
     assert proc.stdout is not None
-    assert proc.stdout.readline() == b"ready\n"  # live, the run still sleeps
-    proc.send_signal(signal.SIGTERM)
-    out, _ = proc.communicate(timeout=30)
+    try:
+        assert proc.stdout.readline() == b"ready\n"  # live: the run still sleeps
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
     assert proc.returncode == -signal.SIGTERM
     assert out == b"no newline yetin python's buffer"
     folder = the_run(tmp_path / "exman")
