@@ -9,6 +9,7 @@ import re
 import signal
 import subprocess
 import sys
+import textwrap
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -262,3 +263,74 @@ def test_a_forked_child_writes_into_the_log_and_dies_of_sigterm_at_once(
     assert died is not None and died.group(0) in proc.stdout
     assert int(died.group(1)) == signal.SIGTERM
     assert float(died.group(2)) < 2  # not the 5 s bound of a parent's stop
+
+
+def test_a_resized_terminal_resizes_what_the_run_sees(
+    make_script: Callable[..., Path], tmp_path: Path
+) -> None:
+    import fcntl
+    import struct
+    import termios
+    import threading
+
+    body = """\
+        import subprocess, time
+        with args.safe_experiment:
+            print("before", tuple(os.get_terminal_size(1)), flush=True)
+            deadline = time.monotonic() + 20
+            while os.get_terminal_size(1).columns == 100:
+                assert time.monotonic() < deadline, "never resized"
+                time.sleep(0.02)
+            print("after", tuple(os.get_terminal_size(1)), flush=True)
+            code = "import os; print('child', tuple(os.get_terminal_size(1)))"
+            subprocess.run([sys.executable, "-c", code])
+    """
+    script = make_script("import os\n" + textwrap.dedent(body))
+    master, slave = os.openpty()
+
+    def resize(rows: int, cols: int) -> None:
+        fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+
+    resize(40, 100)
+    env = {k: v for k, v in os.environ.items() if k != "EXMAN_ROOT"}
+    screen = bytearray()
+    got_before = threading.Event()
+
+    def read() -> None:
+        while True:
+            try:
+                data = os.read(master, 4096)
+            except OSError:
+                return
+            if not data:
+                return
+            screen.extend(data)
+            if b"before" in screen:
+                got_before.set()
+
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, str(script)],
+            cwd=tmp_path,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=slave,
+            stderr=slave,
+        )
+        os.close(slave)
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        try:
+            assert got_before.wait(30)
+            resize(50, 123)  # the terminal was resized: the shell's SIGWINCH
+            proc.send_signal(signal.SIGWINCH)
+            assert proc.wait(timeout=60) == 0, bytes(screen)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        reader.join(10)
+    finally:
+        os.close(master)
+    log = (the_run(tmp_path / "exman") / "log.txt").read_text()
+    assert log == "before (100, 40)\nafter (123, 50)\nchild (123, 50)\n"

@@ -122,6 +122,7 @@ class _Channel:
     def __init__(self, fd: int, also: Sequence[int] = ()) -> None:
         self.fds = (fd, *also)
         self.saved = os.dup(fd)
+        self.pty = os.isatty(self.saved)
         try:
             self.read, self.write = _pipe_like(self.saved)
         except OSError:
@@ -151,7 +152,6 @@ def _pipe_like(original: int) -> tuple[int, int]:
     ``original`` is a terminal, so that isatty() stays true."""
     if not os.isatty(original):
         return os.pipe()
-    import fcntl
     import termios
 
     master, slave = os.openpty()
@@ -159,12 +159,22 @@ def _pipe_like(original: int) -> tuple[int, int]:
         attrs = termios.tcgetattr(slave)
         attrs[1] &= ~termios.OPOST  # no "\n" -> "\r\n": the log gets the bytes
         termios.tcsetattr(slave, termios.TCSANOW, attrs)
-        size = fcntl.ioctl(original, termios.TIOCGWINSZ, b"\0" * 8)
-        fcntl.ioctl(slave, termios.TIOCSWINSZ, size)
-    except (OSError, termios.error):
+    except termios.error:
         pass
+    _copy_size(original, slave)
     os.set_inheritable(slave, False)
     return master, slave
+
+
+def _copy_size(terminal: int, pty: int) -> None:
+    import fcntl
+    import termios
+
+    try:
+        size = fcntl.ioctl(terminal, termios.TIOCGWINSZ, b"\0" * 8)
+        fcntl.ioctl(pty, termios.TIOCSWINSZ, size)
+    except OSError:
+        pass
 
 
 def _same_target(a: int, b: int) -> bool:
@@ -211,6 +221,26 @@ class FdCapture:
         self._thread.start()
         for channel in self._channels:
             channel.redirect()
+        self._resizing = False
+        if any(c.pty for c in self._channels):
+            self._follow_resizes()
+
+    def _follow_resizes(self) -> None:
+        """A resized terminal resizes the pseudo-terminal (progress bars
+        ask for the width), where nobody else handles SIGWINCH yet."""
+        import signal
+
+        if (
+            threading.current_thread() is threading.main_thread()
+            and signal.getsignal(signal.SIGWINCH) == signal.SIG_DFL
+        ):
+            signal.signal(signal.SIGWINCH, self._on_resize)
+            self._resizing = True
+
+    def _on_resize(self, signum: int, frame: object) -> None:
+        for channel in self._channels:
+            if channel.pty and not self._stopped:
+                _copy_size(channel.saved, channel.write)
 
     def _pump(self) -> None:
         import selectors
@@ -276,6 +306,11 @@ class FdCapture:
             return
         self._stopped = True
         _forget(self)
+        if self._resizing:
+            import signal
+
+            if signal.getsignal(signal.SIGWINCH) == self._on_resize:
+                signal.signal(signal.SIGWINCH, signal.SIG_DFL)
         _flush_python()
         _flush_c()
         for channel in self._channels:
