@@ -1,8 +1,9 @@
 """The life of a run inside its process.
 
-* :class:`SafeExperiment` — ``with args.safe_experiment:`` copies stdout and
-  stderr to ``log.txt``; an exception moves the run to ``fails/`` with its
-  traceback; Ctrl-C leaves it in place with ``traceback.txt``.
+* :class:`SafeExperiment` — ``with args.safe_experiment:`` copies what the
+  process prints to ``log.txt`` (:mod:`exman.record.capture`); an exception
+  moves the run to ``fails/`` with its traceback; Ctrl-C leaves it in place
+  with ``traceback.txt`` and lets the script go on after the block.
 * :func:`track` — every run is tracked from ``parse_args()`` on, with or
   without ``safe_experiment``: an uncaught exception, a ``sys.exit(n)``, a
   SIGTERM or a normal exit end up in the run's ``run.json``.
