@@ -20,6 +20,10 @@ was logged), is written as ``metric_time`` when it is a metric.
 The current run is the last one this process created with ``parse_args()``;
 a child process finds it through the ``EXMAN_RUN`` environment variable,
 which ``parse_args()`` sets to the run folder (children inherit it).
+
+In a distributed launch (:mod:`exman.record.ranks`) rank 0 owns the run:
+the other ranks' ``log`` calls are dropped (or tagged with their rank under
+``EXMAN_LOG_RANKS=all``) and their ``result`` calls change nothing.
 """
 
 from __future__ import annotations
@@ -312,7 +316,9 @@ def log(step: int | None = None, **metrics: Any) -> None:
     """Append one record of ``metrics`` to the current run's metrics.jsonl.
 
     The record is written by a background thread within a second, and when
-    the process ends.
+    the process ends. In a distributed launch (torchrun, srun) only rank 0's
+    records are kept, unless the environment variable ``EXMAN_LOG_RANKS``
+    is ``all``: then every rank's are, each with a ``rank`` field.
 
     :param step: the step (an epoch, an iteration); by default one more
         than the previous call's in this process, starting at 0.
@@ -327,7 +333,8 @@ def log(step: int | None = None, **metrics: Any) -> None:
 def result(**values: Any) -> dict[str, Any]:
     """Set final values of the current run in its results.json.
 
-    A later call updates the values of an earlier one.
+    A later call updates the values of an earlier one. In a distributed
+    launch the results are rank 0's: another rank's call changes nothing.
 
     :returns: all results of the run so far.
     :raises NoCurrentRun: no run was created in this process and
