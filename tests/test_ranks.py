@@ -301,3 +301,35 @@ def test_the_ddp_example_of_the_docs(tmp_path: Path) -> None:
     assert "rank 0 epoch 4" in (run / "log.txt").read_text()
     assert "rank 1 epoch 4" in (run / "log.rank1.txt").read_text()
     assert set(json.loads((run / "results.json").read_text())) == {"loss"}
+
+
+def test_ranks_share_a_tmp_run_and_follow_it_to_fails(
+    script: Callable[..., Path], tmp_path: Path
+) -> None:
+    """Rank 0 fails after rank 1 joined, before rank 1 enters its block:
+    rank 1's log goes where the run went."""
+    main = script(
+        dict(
+            setup=(
+                "import time\n"
+                "if rank == 0:  # once rank 1 has joined\n"
+                "    here = os.path.dirname(__file__)\n"
+                "    while not os.path.exists(os.path.join(here, 'pid.1')):\n"
+                "        time.sleep(0.01)\n"
+                "    with args.safe_experiment:\n"
+                "        raise SystemExit('rank 0 gives up')\n"
+                "time.sleep(1)"
+            ),
+            body="",
+            teardown="",
+        )
+    )
+    launcher = tmp_path / "launch.py"
+    launcher.write_text(LAUNCHER)
+    proc = launch([sys.executable, str(launcher), "2", str(main), "--tmp"], tmp_path)
+    assert proc.returncode == 1, proc.stderr
+    run = the_run(tmp_path / "exman")
+    assert run.parent.name == "fails"
+    assert record(run)["reason"] == "rank 0 gives up"
+    assert "hello from rank 1" in (run / "log.rank1.txt").read_text()
+    assert list((tmp_path / "exman" / "tmp").iterdir()) == []

@@ -233,6 +233,10 @@ class SafeExperiment:
         return self.run.path / f"{stem}.rank{self.rank}{dot}{ext}"
 
     def __enter__(self) -> SafeExperiment:
+        if self.rank != 0 and not self.run.path.is_dir():
+            moved = self.root.fails / self.run.name
+            if moved.is_dir():  # rank 0 failed already and moved the run
+                self.run = Run(moved)
         self._capture = capture.start(self._file(LOG_FILE))
         return self
 
