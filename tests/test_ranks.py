@@ -333,3 +333,31 @@ def test_ranks_share_a_tmp_run_and_follow_it_to_fails(
     assert record(run)["reason"] == "rank 0 gives up"
     assert "hello from rank 1" in (run / "log.rank1.txt").read_text()
     assert list((tmp_path / "exman" / "tmp").iterdir()) == []
+
+
+def test_a_record_of_an_earlier_launch_with_the_same_id_is_not_joined(
+    script: Callable[..., Path], tmp_path: Path
+) -> None:
+    from exman.record.launch import Launch
+    from exman.record.ranks import publish_launch
+
+    main = script(PLAIN)
+    root = exman.Root(tmp_path / "exman").ensure()
+    place = root.allocate()
+    launch_ = Launch(0, 2, "torchrun:same-id:0", True, "torchrun")
+    publish_launch(root, launch_, place.relpath)
+    (file,) = (root.state / "launches").iterdir()
+    fresh = json.loads(file.read_text())
+    stale = dict(fresh, started=fresh["started"] - 3600)  # an hour ago
+    file.write_text(json.dumps(stale))
+    env = {"RANK": "1", "WORLD_SIZE": "2", "TORCHELASTIC_RUN_ID": "same-id"}
+    proc = launch([sys.executable, str(main)], tmp_path, EXMAN_RANK_TIMEOUT="1", **env)
+    assert proc.returncode == 1
+    assert "waited 1 s for rank 0" in proc.stderr
+    assert not (tmp_path / "pid.1").exists()
+
+    file.write_text(json.dumps(fresh))
+    proc = launch([sys.executable, str(main)], tmp_path, **env)
+    assert proc.returncode == 0, proc.stderr
+    assert pids(tmp_path)[1][1] == str(place.path)
+    assert (place.path / "log.rank1.txt").is_file()
