@@ -334,3 +334,30 @@ def test_a_resized_terminal_resizes_what_the_run_sees(
         os.close(master)
     log = (the_run(tmp_path / "exman") / "log.txt").read_text()
     assert log == "before (100, 40)\nafter (123, 50)\nchild (123, 50)\n"
+
+
+def test_faulthandlers_report_of_a_crash_still_reaches_the_terminal(
+    make_script: Callable[..., Path], tmp_path: Path
+) -> None:
+    body = """\
+        import ctypes
+        with args.safe_experiment:
+            print("before the crash", flush=True)
+            ctypes.string_at(0)  # a segfault
+    """
+    script = make_script(body)
+    env = {k: v for k, v in os.environ.items() if k != "EXMAN_ROOT"}
+    proc = subprocess.run(
+        [sys.executable, "-X", "faulthandler", str(script)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == -signal.SIGSEGV
+    assert "Fatal Python error: Segmentation fault" in proc.stderr
+    assert "main.py" in proc.stderr  # where it crashed
+    assert "before the crash" in proc.stdout
+    log = (the_run(tmp_path / "exman") / "log.txt").read_text()
+    assert "before the crash\n" in log

@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -347,8 +348,9 @@ def test_a_record_of_an_earlier_launch_with_the_same_id_is_not_joined(
     launch_ = Launch(0, 2, "torchrun:same-id:0", True, "torchrun")
     publish_launch(root, launch_, place.relpath)
     (file,) = (root.state / "launches").iterdir()
-    fresh = json.loads(file.read_text())
-    stale = dict(fresh, started=fresh["started"] - 3600)  # an hour ago
+    # as rank 0 of a launch that started now, and of one an hour ago
+    fresh = dict(json.loads(file.read_text()), started=time.time())
+    stale = dict(fresh, started=time.time() - 3600)
     file.write_text(json.dumps(stale))
     env = {"RANK": "1", "WORLD_SIZE": "2", "TORCHELASTIC_RUN_ID": "same-id"}
     proc = launch([sys.executable, str(main)], tmp_path, EXMAN_RANK_TIMEOUT="1", **env)

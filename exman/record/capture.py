@@ -4,8 +4,9 @@ Two ways, chosen by :func:`start`:
 
 * :class:`FdCapture` — in a script, file descriptors 1 and 2 are pointed at
   a pipe (a pseudo-terminal where they were a terminal, so that programs
-  still see a terminal: colours, progress bars) and a thread copies what
-  comes out of it to the log file and to where 1 and 2 pointed before.
+  still see a terminal: colours, progress bars) and a process of its own
+  copies what comes out of it to the log file and to where 1 and 2 pointed
+  before, so that it outlives a crash of the run.
   Whatever writes to the descriptors is caught: ``print``, ``logging``
   handlers made earlier, C extensions, subprocesses.
 * :class:`TeeCapture` — where ``sys.stdout`` is not the process's fd 1 (a
@@ -25,8 +26,6 @@ __all__ = ["Capture", "FdCapture", "Tee", "TeeCapture", "start", "stop_all"]
 
 #: how long stopping waits for output still in the pipe: a bound, not a pause
 DRAIN_SECONDS = 5.0
-#: output that stops coming for this long after the block ended is all there is
-IDLE_SECONDS = 0.02
 
 
 class Capture(Protocol):
@@ -110,12 +109,6 @@ def _flush_c() -> None:
         pass
 
 
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
-
-
 class _Channel:
     """One captured descriptor: where it pointed before, and our pipe."""
 
@@ -128,7 +121,6 @@ class _Channel:
         except OSError:
             os.close(self.saved)
             raise
-        self.terminal_ok = True
 
     def redirect(self) -> None:
         for fd in self.fds:
@@ -177,6 +169,22 @@ def _copy_size(terminal: int, pty: int) -> None:
         pass
 
 
+def _crash_reports_to(fd: int) -> bool:
+    """Send faulthandler's report of a crash (where it is on) to ``fd``.
+
+    Written into the pipe, the report of a segfault would die with the
+    thread that copies the pipe: it goes straight to the terminal instead.
+    """
+    faulthandler = sys.modules.get("faulthandler")
+    if faulthandler is None or not faulthandler.is_enabled():
+        return False
+    try:
+        faulthandler.enable(file=fd, all_threads=True)
+    except (OSError, ValueError, RuntimeError):
+        return False
+    return True
+
+
 def _same_target(a: int, b: int) -> bool:
     """Whether two descriptors write to the same file, pipe or terminal."""
     try:
@@ -187,43 +195,51 @@ def _same_target(a: int, b: int) -> bool:
 
 
 class FdCapture:
-    """Descriptors 1 and 2 into a pipe; a thread copies it to the log and on.
+    """Descriptors 1 and 2 into a pipe; a process of its own
+    (:mod:`exman.record.pump`) copies it to the log and on.
 
     :param log_path: the log file, appended to.
-    :raises OSError: the descriptors cannot be duplicated or no pipe made.
+    :raises OSError: the descriptors cannot be duplicated, no pipe made or
+        the copying process not started.
     """
 
     def __init__(self, log_path: str) -> None:
         _flush_python()
         _flush_c()
-        self._log = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         self._channels: list[_Channel] = []
+        mine: list[int] = []  # what only the copying process keeps
         try:
             if _same_target(1, 2):
                 # one channel keeps stdout and stderr in order in the log
                 self._channels.append(_Channel(1, also=(2,)))
             else:
                 self._channels += [_Channel(1), _Channel(2)]
-            self._wake_r, self._wake_w = os.pipe()
-        except OSError:
+            mine.append(
+                os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            )
+            ctl_r, self._ctl = os.pipe()
+            mine.append(ctl_r)
+            self._ack, ack_w = os.pipe()
+            mine.append(ack_w)
+            self._pid = _spawn_pump(mine, self._channels)
+        except BaseException:
+            for fd in mine:
+                os.close(fd)
             for channel in self._channels:
                 os.close(channel.write)
                 channel.close()
-            os.close(self._log)
             raise
-        self._stopping = threading.Event()
-        self._drained = threading.Event()
-        self._stopped = False
-        self._pid = os.getpid()
-        self._thread = threading.Thread(
-            target=self._pump, name="exman-log", daemon=True
-        )
-        self._thread.start()
+        for fd in mine:
+            os.close(fd)
         for channel in self._channels:
+            os.close(channel.read)
             channel.redirect()
+        self._stopped = False
+        self._owner = os.getpid()
         self._resizing = False
         if any(c.pty for c in self._channels):
             self._follow_resizes()
+        self._crash_reports = _crash_reports_to(self._channels[-1].saved)
 
     def _follow_resizes(self) -> None:
         """A resized terminal resizes the pseudo-terminal (progress bars
@@ -242,67 +258,17 @@ class FdCapture:
             if channel.pty and not self._stopped:
                 _copy_size(channel.saved, channel.write)
 
-    def _pump(self) -> None:
-        import selectors
-
-        with selectors.DefaultSelector() as selector:
-            for channel in self._channels:
-                selector.register(channel.read, selectors.EVENT_READ, channel)
-            selector.register(self._wake_r, selectors.EVENT_READ, None)
-            open_channels = len(self._channels)
-            while open_channels:
-                waiting = self._stopping.is_set() and not self._drained.is_set()
-                events = selector.select(IDLE_SECONDS if waiting else None)
-                if waiting and not events:
-                    # the block ended and nothing more came: all of it is out
-                    # (a child that outlived the block may still write later)
-                    self._drained.set()
-                    continue
-                for key, _ in events:
-                    channel = key.data
-                    if channel is None:
-                        os.read(self._wake_r, 64)
-                        continue
-                    try:
-                        data = os.read(channel.read, 65536)
-                    except OSError:  # EIO: a pseudo-terminal's last writer closed
-                        data = b""
-                    if not data:
-                        selector.unregister(channel.read)
-                        open_channels -= 1
-                        continue
-                    self._copy(channel, data)
-        self._drained.set()
-        for channel in self._channels:
-            channel.close()
-        for fd in (self._wake_r, self._wake_w, self._log):
-            try:
-                os.close(fd)
-            except OSError:
-                pass
-
-    def _copy(self, channel: _Channel, data: bytes) -> None:
-        try:
-            _write_all(self._log, data)
-        except OSError:  # a full disk must not stop the output reaching the user
-            pass
-        if channel.terminal_ok:
-            try:
-                _write_all(channel.saved, data)
-            except OSError:  # the reader went away (``| head``): keep the log
-                channel.terminal_ok = False
-
     def stop(self) -> None:
         """Point 1 and 2 back, and wait until the pipe is empty.
 
         A child process that still holds the pipe keeps being copied (to
-        the log and on) by the thread until it closes it.
+        the log and on) until it closes it.
         """
         if self._stopped:
             return
-        if os.getpid() != self._pid:
-            # a forked child (a DataLoader worker on SIGTERM): the thread is
-            # the parent's, and so is the pipe; the child just writes into it
+        if os.getpid() != self._owner:
+            # a forked child (a DataLoader worker on SIGTERM): the pipe and
+            # its copying are the parent's; the child just writes into it
             return
         self._stopped = True
         _forget(self)
@@ -315,12 +281,48 @@ class FdCapture:
         _flush_c()
         for channel in self._channels:
             channel.restore()
-        self._stopping.set()
+        if self._crash_reports:
+            _crash_reports_to(2)
         try:
-            os.write(self._wake_w, b"x")
+            os.write(self._ctl, b"s")
+            import select
+
+            # "k", or the end of the pipe when the copying process is done
+            if select.select([self._ack], [], [], DRAIN_SECONDS)[0]:
+                os.read(self._ack, 64)
         except OSError:
             pass
-        self._drained.wait(DRAIN_SECONDS)
+        for fd in (self._ctl, self._ack):
+            os.close(fd)
+        for channel in self._channels:
+            os.close(channel.saved)
+        try:
+            os.waitpid(self._pid, os.WNOHANG)  # reaped now if it is done
+        except ChildProcessError:
+            pass
+
+
+def _spawn_pump(fds: list[int], channels: Sequence[_Channel]) -> int:
+    """Start the copying process with ``fds`` (log, control, answer) and the
+    channels' pipes and old descriptors; its pid."""
+    if not sys.executable:
+        raise OSError("no Python executable to run the log's copying process")
+    sources = [*fds]
+    for channel in channels:
+        sources += [channel.read, channel.saved]
+    # the child's numbers are past every source, so no dup2 overwrites one
+    first = max(max(sources), 2) + 1
+    targets = list(range(first, first + len(sources)))
+    actions: list[tuple[Any, ...]] = [
+        (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0)
+    ]
+    actions += [(os.POSIX_SPAWN_DUP2, s, t) for s, t in zip(sources, targets)]
+    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pump.py")
+    argv = [sys.executable, "-I", "-S", script, *map(str, targets)]
+    # its own session: the terminal's Ctrl-C is for the run, not for it
+    return os.posix_spawn(
+        sys.executable, argv, os.environ, file_actions=actions, setsid=True
+    )
 
 
 class Tee:

@@ -1,0 +1,87 @@
+"""The process that copies a run's output to its log and on to the terminal.
+
+Started by :class:`exman.record.capture.FdCapture` as
+``python -I -S pump.py LOG CTL ACK IN OUT [IN OUT]`` (descriptor numbers):
+it copies each ``IN`` (the pipe the run's fds 1 and 2 point at) to ``LOG``
+and to its ``OUT`` (where they pointed before) until every ``IN`` is
+closed. A byte on ``CTL`` asks it to copy what is in the pipes now and say
+``k`` on ``ACK``. A process of its own, not a thread, so that what the run
+printed last still arrives when the run dies of a crash, SIGKILL or
+``os._exit``. It imports nothing of exman: it starts in milliseconds.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import signal
+import sys
+
+#: nothing more came in this long after a request: all of it is out
+IDLE_SECONDS = 0.02
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def pump(log: int, ctl: int, ack: int, pairs: dict[int, int]) -> None:
+    """Copy each input of ``pairs`` to ``log`` and to its output until all
+    inputs are closed."""
+    terminal_ok = dict.fromkeys(pairs, True)
+    inputs = set(pairs)
+    listening = True
+    asked = False
+    while inputs:
+        watch = [*inputs, ctl] if listening else list(inputs)
+        ready, _, _ = select.select(watch, [], [], IDLE_SECONDS if asked else None)
+        if asked and not ready:
+            _say_done(ack)
+            asked = False
+            continue
+        for fd in ready:
+            if fd == ctl:
+                if os.read(ctl, 64):
+                    asked = True
+                else:  # the run is gone: copy until its children are too
+                    listening = False
+                continue
+            try:
+                data = os.read(fd, 65536)
+            except OSError:  # EIO: a pseudo-terminal's last writer closed
+                data = b""
+            if not data:
+                inputs.discard(fd)
+                continue
+            try:
+                _write_all(log, data)
+            except OSError:  # a full disk must not stop the output reaching the user
+                pass
+            if terminal_ok[fd]:
+                try:
+                    _write_all(pairs[fd], data)
+                except OSError:  # the reader went away (``| head``): keep the log
+                    terminal_ok[fd] = False
+    _say_done(ack)
+
+
+def _say_done(ack: int) -> None:
+    try:
+        os.write(ack, b"k")
+    except OSError:
+        pass
+
+
+def main(argv: list[str]) -> None:
+    # Ctrl-C, a hang-up or a scheduler's SIGTERM to every process stop the
+    # run; this process ends when the run's output ends, after copying it
+    for name in ("SIGINT", "SIGTERM", "SIGHUP", "SIGPIPE"):
+        signal.signal(getattr(signal, name), signal.SIG_IGN)
+    log, ctl, ack, *rest = (int(arg) for arg in argv)
+    pump(log, ctl, ack, dict(zip(rest[0::2], rest[1::2])))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
