@@ -172,8 +172,8 @@ def _copy_size(terminal: int, pty: int) -> None:
 def _crash_reports_to(fd: int) -> bool:
     """Send faulthandler's report of a crash (where it is on) to ``fd``.
 
-    Written into the pipe, the report of a segfault would die with the
-    thread that copies the pipe: it goes straight to the terminal instead.
+    The report is written as the process dies: straight to the terminal
+    it cannot be held up behind the pipe.
     """
     faulthandler = sys.modules.get("faulthandler")
     if faulthandler is None or not faulthandler.is_enabled():
