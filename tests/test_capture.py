@@ -336,7 +336,7 @@ def test_a_resized_terminal_resizes_what_the_run_sees(
     assert log == "before (100, 40)\nafter (123, 50)\nchild (123, 50)\n"
 
 
-def test_faulthandlers_report_of_a_crash_still_reaches_the_terminal(
+def test_the_last_words_before_a_crash_reach_the_terminal_and_the_log(
     make_script: Callable[..., Path], tmp_path: Path
 ) -> None:
     body = """\
@@ -359,5 +359,7 @@ def test_faulthandlers_report_of_a_crash_still_reaches_the_terminal(
     assert "Fatal Python error: Segmentation fault" in proc.stderr
     assert "main.py" in proc.stderr  # where it crashed
     assert "before the crash" in proc.stdout
+    # the copying outlived the run: all of it is in the log too
     log = (the_run(tmp_path / "exman") / "log.txt").read_text()
     assert "before the crash\n" in log
+    assert "Fatal Python error: Segmentation fault" in log

@@ -169,22 +169,6 @@ def _copy_size(terminal: int, pty: int) -> None:
         pass
 
 
-def _crash_reports_to(fd: int) -> bool:
-    """Send faulthandler's report of a crash (where it is on) to ``fd``.
-
-    The report is written as the process dies: straight to the terminal
-    it cannot be held up behind the pipe.
-    """
-    faulthandler = sys.modules.get("faulthandler")
-    if faulthandler is None or not faulthandler.is_enabled():
-        return False
-    try:
-        faulthandler.enable(file=fd, all_threads=True)
-    except (OSError, ValueError, RuntimeError):
-        return False
-    return True
-
-
 def _same_target(a: int, b: int) -> bool:
     """Whether two descriptors write to the same file, pipe or terminal."""
     try:
@@ -239,7 +223,6 @@ class FdCapture:
         self._resizing = False
         if any(c.pty for c in self._channels):
             self._follow_resizes()
-        self._crash_reports = _crash_reports_to(self._channels[-1].saved)
 
     def _follow_resizes(self) -> None:
         """A resized terminal resizes the pseudo-terminal (progress bars
@@ -281,8 +264,6 @@ class FdCapture:
         _flush_c()
         for channel in self._channels:
             channel.restore()
-        if self._crash_reports:
-            _crash_reports_to(2)
         try:
             os.write(self._ctl, b"s")
             import select
