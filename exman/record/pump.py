@@ -17,9 +17,6 @@ import select
 import signal
 import sys
 
-#: nothing more came in this long after a request: all of it is out
-IDLE_SECONDS = 0.02
-
 
 def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
@@ -29,41 +26,46 @@ def _write_all(fd: int, data: bytes) -> None:
 
 def pump(log: int, ctl: int, ack: int, pairs: dict[int, int]) -> None:
     """Copy each input of ``pairs`` to ``log`` and to its output until all
-    inputs are closed."""
+    inputs are closed; answer each request on ``ctl`` once the inputs are
+    empty."""
     terminal_ok = dict.fromkeys(pairs, True)
     inputs = set(pairs)
+
+    def copy(fd: int) -> None:
+        try:
+            data = os.read(fd, 65536)
+        except OSError:  # EIO: a pseudo-terminal's last writer closed
+            data = b""
+        if not data:
+            inputs.discard(fd)
+            return
+        try:
+            _write_all(log, data)
+        except OSError:  # a full disk must not stop the output reaching the user
+            pass
+        if terminal_ok[fd]:
+            try:
+                _write_all(pairs[fd], data)
+            except OSError:  # the reader went away (``| head``): keep the log
+                terminal_ok[fd] = False
+
     listening = True
-    asked = False
     while inputs:
-        watch = [*inputs, ctl] if listening else list(inputs)
-        ready, _, _ = select.select(watch, [], [], IDLE_SECONDS if asked else None)
-        if asked and not ready:
-            _say_done(ack)
-            asked = False
-            continue
+        ready, _, _ = select.select([*inputs, ctl] if listening else [*inputs], [], [])
         for fd in ready:
-            if fd == ctl:
-                if os.read(ctl, 64):
-                    asked = True
-                else:  # the run is gone: copy until its children are too
-                    listening = False
-                continue
-            try:
-                data = os.read(fd, 65536)
-            except OSError:  # EIO: a pseudo-terminal's last writer closed
-                data = b""
-            if not data:
-                inputs.discard(fd)
-                continue
-            try:
-                _write_all(log, data)
-            except OSError:  # a full disk must not stop the output reaching the user
-                pass
-            if terminal_ok[fd]:
-                try:
-                    _write_all(pairs[fd], data)
-                except OSError:  # the reader went away (``| head``): keep the log
-                    terminal_ok[fd] = False
+            if fd != ctl:
+                copy(fd)
+            elif not os.read(ctl, 64):  # the run is gone: copy until the end
+                listening = False
+            else:
+                # the run wrote all it had before asking: copy what is there
+                while inputs:
+                    more = select.select([*inputs], [], [], 0)[0]
+                    if not more:
+                        break
+                    for other in more:
+                        copy(other)
+                _say_done(ack)
     _say_done(ack)
 
 
