@@ -18,6 +18,10 @@ import signal
 import sys
 
 
+#: how long a pipe that looks empty is watched before the run is told so
+SETTLE_SECONDS = 0.005
+
+
 def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
@@ -60,7 +64,8 @@ def pump(log: int, ctl: int, ack: int, pairs: dict[int, int]) -> None:
             else:
                 # the run wrote all it had before asking: copy what is there
                 while inputs:
-                    more = select.select([*inputs], [], [], 0)[0]
+                    # a pseudo-terminal hands on what was written a moment later
+                    more = select.select([*inputs], [], [], SETTLE_SECONDS)[0]
                     if not more:
                         break
                     for other in more:
