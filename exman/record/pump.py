@@ -17,7 +17,6 @@ import select
 import signal
 import sys
 
-
 #: how long a pipe that looks empty is watched before the run is told so
 SETTLE_SECONDS = 0.005
 
