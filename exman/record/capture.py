@@ -22,6 +22,8 @@ import threading
 from collections.abc import Sequence
 from typing import IO, Any, Protocol
 
+from .files import group_bits, share
+
 __all__ = ["Capture", "FdCapture", "Tee", "TeeCapture", "start", "stop_all"]
 
 #: how long stopping waits for output still in the pipe: a bound, not a pause
@@ -169,6 +171,17 @@ def _copy_size(terminal: int, pty: int) -> None:
         pass
 
 
+def _open_log(path: str) -> int:
+    """The log, opened to append, shared as its folder is (a team's root)."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        share(fd, group_bits(os.path.dirname(path) or "."))
+    except OSError:
+        os.close(fd)
+        raise
+    return fd
+
+
 def _same_target(a: int, b: int) -> bool:
     """Whether two descriptors write to the same file, pipe or terminal."""
     try:
@@ -198,9 +211,7 @@ class FdCapture:
                 self._channels.append(_Channel(1, also=(2,)))
             else:
                 self._channels += [_Channel(1), _Channel(2)]
-            mine.append(
-                os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-            )
+            mine.append(_open_log(log_path))
             ctl_r, self._ctl = os.pipe()
             mine.append(ctl_r)
             self._ack, ack_w = os.pipe()
@@ -349,7 +360,7 @@ class TeeCapture:
     def __init__(self, log_path: str) -> None:
         # open until stop(), which closes it
         self._log: IO[str] | None = open(  # noqa: SIM115
-            log_path, "a", encoding="utf-8", buffering=1
+            _open_log(log_path), "a", encoding="utf-8", buffering=1
         )
         self._saved = (sys.stdout, sys.stderr)
         sys.stdout = Tee(sys.stdout, self._log)

@@ -28,6 +28,7 @@ import time
 from typing import Any
 
 from .errors import ExmanError
+from .files import make_dir
 from .launch import Launch
 from .run import hostname, process_start
 from .store import Root, atomic_write, check_name
@@ -90,7 +91,7 @@ def publish_launch(root: Root, launch: Launch, relpath: pathlib.Path) -> None:
     :param relpath: the run folder relative to the root (``runs/<name>``).
     """
     path = _file(root, launch, _next(launch))
-    path.parent.mkdir(exist_ok=True)
+    make_dir(path.parent, exist_ok=True)
     record = {"key": launch.key, "run": relpath.as_posix(), **_me()}
     atomic_write(path, json.dumps(record) + "\n")
 
