@@ -22,6 +22,7 @@ from .record.config import (
 )
 from .record.create import check_run_name, create_run
 from .record.flags import Flags
+from .record.launch import Launch, detect_launch
 from .record.legacy import (
     DIR_FORMAT,
     DIR_PATTERN,
@@ -33,7 +34,6 @@ from .record.legacy import (
     represent_as_str,
     yaml_file,
 )
-from .record.launch import Launch, detect_launch
 from .record.metrics import set_current
 from .record.params import PARAMS_FILE, TIME_FORMAT, register_str_converter
 from .record.positionals import Positionals

@@ -331,7 +331,7 @@ class Tee:
     def write(self, text: str) -> int:
         try:
             self._log.write(text)
-        except ValueError:  # the log was closed under us
+        except (ValueError, OSError):  # the log was closed under us, a full disk
             pass
         return self._stream.write(text)
 
@@ -342,7 +342,7 @@ class Tee:
     def flush(self) -> None:
         try:
             self._log.flush()
-        except ValueError:
+        except (ValueError, OSError):
             pass
         self._stream.flush()
 
@@ -371,5 +371,8 @@ class TeeCapture:
         if self._log is None:
             return
         sys.stdout, sys.stderr = self._saved
-        self._log.close()
-        self._log = None
+        log, self._log = self._log, None
+        try:
+            log.close()
+        except OSError:  # a full disk: the script's own outcome matters more
+            pass
