@@ -236,14 +236,14 @@ def test_a_rank_without_rank_0_stops_with_a_clear_error(tmp_path: Path) -> None:
     main.write_text(SCRIPT.format(**PLAIN))
     env = {"RANK": "1", "WORLD_SIZE": "2", "EXMAN_RANK_TIMEOUT": "0.5"}
     proc = launch([sys.executable, str(main)], tmp_path, **env)
-    assert proc.returncode == 1
+    assert proc.returncode == 2  # reported by the parser, as argparse does
     assert "rank 1 of 2 waited 0.5 s for rank 0" in proc.stderr
     assert "EXMAN_RANK_TIMEOUT" in proc.stderr
     assert list(exman.Root(tmp_path / "exman").iter_runs()) == []
 
     env["EXMAN_RANK_TIMEOUT"] = "soon"
     proc = launch([sys.executable, str(main)], tmp_path, **env)
-    assert proc.returncode == 1
+    assert proc.returncode == 2
     assert "EXMAN_RANK_TIMEOUT='soon' is not a number of seconds" in proc.stderr
 
 
@@ -354,7 +354,7 @@ def test_a_record_of_an_earlier_launch_with_the_same_id_is_not_joined(
     file.write_text(json.dumps(stale))
     env = {"RANK": "1", "WORLD_SIZE": "2", "TORCHELASTIC_RUN_ID": "same-id"}
     proc = launch([sys.executable, str(main)], tmp_path, EXMAN_RANK_TIMEOUT="1", **env)
-    assert proc.returncode == 1
+    assert proc.returncode == 2
     assert "waited 1 s for rank 0" in proc.stderr
     assert not (tmp_path / "pid.1").exists()
 
