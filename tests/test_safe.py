@@ -328,4 +328,4 @@ def test_the_ctrl_c_example_of_the_docs(tmp_path: Path) -> None:
     folder = the_run(root)
     assert record(folder)["status"] == "interrupted"
     done = json.loads((folder / "results.json").read_text())["epochs_done"]
-    assert 0 < done < 1000
+    assert 0 < done < 20
