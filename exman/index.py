@@ -78,40 +78,21 @@ each run folder. ``Index(root, cache=False)`` reads every run again.
 
 from __future__ import annotations
 
-import array
-import datetime
-import os
-import pathlib
 import warnings
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from .look.analysis import Columns, aggregate_frame, metrics_frame
-from .look.cache import CacheFile, Clock, SkippedRunWarning, read_runs
-from .look.outcome import DamagedMetricsWarning, read_outcome
-from .look.rows import Table, inode_column
-from .record.params import PARAMS_FILE, TIME_FORMAT
-from .record.run import Run, effective_status
-from .record.store import ExmanError, Root, RunNotFound, StrPath, run_id
+from .look.cache import SkippedRunWarning
+from .look.frame import build_frame
+from .look.gather import Load, MarkNotFound
+from .look.outcome import DamagedMetricsWarning
+from .record.store import ExmanError, Root, RunNotFound, StrPath
 
 if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = ["DamagedMetricsWarning", "Index", "MarkNotFound", "SkippedRunWarning"]
-
-RUN_COLUMNS = ("status", "started", "finished", "duration", "host", "error")
-#: the sweep task a run belongs to: columns only when some run has one
-SWEEP_COLUMNS = ("sweep", "task", "task_key")
-PLACES = ("runs", "fails", "tmp")
-_FOREIGN = ""  # the place of a run folder outside runs/, fails/ and tmp/
-_GONE = object()  # an index link removed between listing index/ and reading it
-
-
-class MarkNotFound(ExmanError, KeyError):
-    """No runs were ever marked under this key."""
-
-    def __str__(self) -> str:  # KeyError would quote the message
-        return str(self.args[0]) if self.args else ""
 
 
 class Index:
@@ -233,7 +214,7 @@ class Index:
     def _load(
         self, source: StrPath | None, *, failed: bool = False, tmp: bool = False
     ) -> tuple[pd.DataFrame, Columns]:
-        load = _Load(self.root, self.cache)
+        load = Load(self.root, self.cache)
         if source is None:
             load.add_index()
         else:
@@ -242,7 +223,7 @@ class Index:
             load.add_place("fails")
         if tmp:
             load.add_place("tmp")
-        return _frame(load.run())
+        return build_frame(load.run())
 
     def row(self, num: int) -> pd.Series:
         """Run ``num`` (in ``runs/``, ``fails/`` or ``tmp/``) as a Series.
@@ -251,412 +232,9 @@ class Index:
             :class:`SkippedRunWarning` says why).
         """
         folder = self.root.find(num)
-        load = _Load(self.root, self.cache)
+        load = Load(self.root, self.cache)
         load.add(folder.parent.name, folder.name, str(folder))
-        frame = _frame(load.run())[0]
+        frame = build_frame(load.run())[0]
         if not len(frame):
             raise RunNotFound(f"run {num} in {folder} cannot be read")
         return frame.iloc[0]
-
-
-class _Load:
-    """One load: collects the runs that sources name, then reads them."""
-
-    def __init__(self, root: Root, cache: bool) -> None:
-        self.root = root
-        self.cache = cache
-        self.clock = Clock(root, enabled=cache)
-        # place -> run name -> the link that names it ("" none, None the usual
-        # index/<name>.yaml: not spelled out for each of 100,000 runs)
-        self.refs: dict[str, dict[str, str | None]] = {}
-        self.full: set[str] = set()
-        self.ordered: set[str] = set()  # places whose refs are in id order
-        self.files: dict[str, tuple[CacheFile, Table, dict[str, Any]]] = {}
-        self.extra: dict[str, dict[str, Any]] = {}  # place -> extras to store
-
-    def add(self, place: str, name: str, via: str) -> None:
-        self.refs.setdefault(place, {}).setdefault(name, via)
-        self.ordered.discard(place)
-
-    def cached(self, place: str) -> tuple[CacheFile, Table, dict[str, Any]]:
-        if place not in self.files:
-            cache = CacheFile(self.root, place, enabled=self.cache)
-            self.files[place] = (cache, *cache.read())
-        return self.files[place]
-
-    # -- sources ------------------------------------------------------------------
-    def add_place(self, place: str) -> None:
-        """Every run folder in ``place`` (``fails`` or ``tmp``)."""
-        self.full.add(place)
-        self.refs.setdefault(place, {})
-        try:
-            entries = os.scandir(self.root.path / place)
-        except FileNotFoundError:
-            return
-        with entries:
-            for entry in entries:
-                if run_id(entry.name) is not None and entry.is_dir():
-                    self.add(place, entry.name, "")
-
-    def add_index(self) -> None:
-        """The runs linked in ``index/``, in the order of their ids.
-
-        ``index/<name>.yaml`` links to ``../runs/<name>/params.yaml``: only a
-        link not met before (by name and inode) is read to check that. The
-        listing itself is reused while the folder's inode and ctime stay.
-        """
-        self.full.add("runs")
-        self.ordered.add("runs")
-        runs = self.refs.setdefault("runs", {})
-        index = str(self.root.index)
-        _, _, extra = self.cached("runs")
-        known = _index_map(extra.get("index"))
-        st = os.stat(index)
-        if known["dir"] != [st.st_ino, st.st_ctime_ns]:
-            self.clock()  # before the folder is examined: see exman.look.cache
-            st = os.stat(index)
-            with os.scandir(index) as entries:
-                found = sorted(
-                    (_order(e.name[: -len(".yaml")]), e.inode())
-                    for e in entries
-                    if e.name.endswith(".yaml")
-                )
-            old = dict(zip(known["stems"], zip(known["inos"], known["targets"])))
-            stems: list[str] = []
-            inos = inode_column()
-            targets = []
-            for (_, stem), ino in found:
-                seen = old.get(stem)
-                target = (
-                    seen[1]
-                    if seen is not None and seen[0] == ino
-                    else self._index_target(index, stem)
-                )
-                if target is _GONE:  # removed since the listing: a delete
-                    continue
-                stems.append(stem)
-                inos.append(ino)
-                targets.append(target)
-            stamp = [st.st_ino, self.clock.trusted(st.st_ctime_ns)]
-            known = {"dir": stamp, "stems": stems, "inos": inos, "targets": targets}
-            self.extra["runs"] = {**extra, "index": known}
-        for stem, target in zip(known["stems"], known["targets"]):
-            if target is None:  # the usual link
-                runs.setdefault(stem, None)
-            elif isinstance(target, list) and len(target) == 2:
-                self.add(str(target[0]), str(target[1]), f"index/{stem}.yaml")
-            else:
-                _warn(f"skipped index/{stem}.yaml: not a link to a run's {PARAMS_FILE}")
-
-    def _index_target(self, index: str, stem: str) -> Any:
-        """None for the usual link, ``[place, name]`` for another, :data:`_GONE`
-        for a link removed since the listing, else False."""
-        link = os.path.join(index, f"{stem}.yaml")
-        try:
-            target = os.readlink(link)
-        except FileNotFoundError:
-            return _GONE
-        except OSError:
-            return False
-        if target == f"../runs/{stem}/{PARAMS_FILE}":
-            return None
-        path = os.path.normpath(os.path.join(index, target))
-        if os.path.basename(path) != PARAMS_FILE:
-            return False
-        return list(self._where(os.path.dirname(path)))
-
-    def _where(self, folder: str) -> tuple[str, str]:
-        """``(place, name)`` of a run folder; ``("", folder)`` outside the root."""
-        parent, name = os.path.split(folder)
-        for place in PLACES:
-            if parent == str(self.root.path / place):
-                return place, name
-        return _FOREIGN, folder
-
-    def add_marks(self, key: StrPath) -> None:
-        """The runs linked anywhere below ``marked/<key>``.
-
-        :raises MarkNotFound: no such mark.
-        """
-        top = str(self.root.mark_dir(key))
-        if not os.path.lexists(top):
-            raise MarkNotFound(
-                f"no runs are marked {os.fspath(key)!r} in {self.root.path} "
-                f"({top} does not exist)"
-            )
-        marked = str(self.root.marked)
-        stack: list[str] = []
-        if os.path.islink(top):
-            self._add_mark(top, marked)
-        elif os.path.isdir(top):
-            stack.append(top)
-        while stack:
-            with os.scandir(stack.pop()) as entries:
-                for entry in entries:
-                    if entry.is_symlink():
-                        self._add_mark(entry.path, marked)
-                    elif entry.is_dir(follow_symlinks=False):
-                        stack.append(entry.path)
-
-    def _add_mark(self, link: str, marked: str) -> None:
-        try:
-            target = os.readlink(link)
-        except OSError:
-            return
-        folder = os.path.normpath(os.path.join(os.path.dirname(link), target))
-        place, name = self._where(folder)
-        self.add(place, name, "marked/" + os.path.relpath(link, marked))
-
-    # -- reading ---------------------------------------------------------------------
-    def run(self) -> list[tuple[str, Table]]:
-        """Read the runs: ``(folder of their place, rows)`` per place."""
-        parts: list[tuple[str, Table]] = []
-        for place in PLACES:
-            if place not in self.refs:
-                continue
-            refs = self.refs[place]
-            names = list(refs) if place in self.ordered else sorted(refs, key=_order)
-            cache, stored, extra = self.cached(place)
-            folder = str(self.root.path / place)
-            loaded = read_runs(
-                folder,
-                names,
-                stored,
-                self.clock,
-                full=place in self.full,
-                label=f"{place}/",
-            )
-            if loaded.store is not stored or place in self.extra:
-                extra = self.extra.get(place, extra)
-                if "index" in extra:
-                    extra = {**extra, "index": _shared(extra["index"], loaded.store)}
-                cache.write(loaded.store, extra)
-            self._missing(folder, loaded.missing, refs)
-            _refresh_running(folder, loaded.rows)
-            parts.append((folder, loaded.rows))
-        for path, via in self.refs.get(_FOREIGN, {}).items():
-            parent, name = os.path.split(path)
-            off = Clock(self.root, enabled=False)
-            loaded = read_runs(
-                parent, [name], Table(), off, full=True, label=f"{parent}/"
-            )
-            self._missing(parent, loaded.missing, {name: via})
-            _refresh_running(parent, loaded.rows)
-            parts.append((parent, loaded.rows))
-        self.files.clear()  # the frame can free the rows as it goes
-        return parts
-
-    def _missing(
-        self, folder: str, names: list[str], via: dict[str, str | None]
-    ) -> None:
-        for name in names:
-            link = via.get(name, "")
-            if link is None:
-                link = f"index/{name}.yaml"
-            # a link that is gone by now: the run was deleted during the load;
-            # a run now in fails/: it failed, and its links are being moved
-            if (
-                link
-                and os.path.lexists(self.root.path / link)
-                and not os.path.isdir(self.root.fails / name)
-            ):
-                _warn(f"skipped run {name}: {link} points to a missing folder")
-
-
-def _order(name: str) -> tuple[int, str]:
-    """Sort runs by id (names that are no run's come first)."""
-    num = run_id(name)
-    return (-1 if num is None else num), name
-
-
-def _index_map(known: Any) -> dict[str, Any]:
-    """The cached listing of index/, or an empty one if it is not valid.
-
-    ``stems``: the link names without ``.yaml``, in id order; ``inos``:
-    their inodes; ``targets``: None for the usual link, ``[place, name]``
-    for a link to another run folder, False for an entry that is none.
-    """
-    empty = {"dir": [], "stems": [], "inos": inode_column(), "targets": []}
-    if not isinstance(known, dict):
-        return empty
-    stems, targets, inos = known.get("stems"), known.get("targets"), known.get("inos")
-    if isinstance(inos, bytes) and len(inos) % 8 == 0:
-        inos = inode_column()
-        inos.frombytes(known["inos"])
-    if not (
-        isinstance(known.get("dir"), list)
-        and isinstance(stems, list)
-        and isinstance(targets, list)
-        and isinstance(inos, array.array)
-        and len(stems) == len(inos) == len(targets)
-        and all(type(s) is str for s in stems)
-    ):
-        return empty
-    return {"dir": known["dir"], "stems": stems, "inos": inos, "targets": targets}
-
-
-def _shared(known: dict[str, Any], table: Table) -> dict[str, Any]:
-    """``known`` to store, its names the very strings of ``table`` (so that
-    the pickle holds them once) and its inodes as bytes."""
-    same = {name: name for name in table.names}
-    stems = [same.get(stem, stem) for stem in known["stems"]]
-    inos = known["inos"]
-    return {**known, "stems": stems, "inos": bytes(inos)}
-
-
-def _refresh_running(folder: str, rows: Table) -> None:
-    """Read the status and outcome of running runs again: a heartbeat and
-    metrics.jsonl's appends leave the folder's ctime (what the cache checks)
-    as it was, so a cached "running" may be a run that died since."""
-    statuses = rows.record["status"]
-    for p, status in enumerate(statuses):
-        if status != "running":
-            continue
-        path = os.path.join(folder, rows.names[p])
-        if Run(path).status == "crashed":
-            statuses[p] = "crashed"
-        outcome, _ = read_outcome(path)
-        for key, col in rows.results.items():
-            col[p] = outcome.pop(key, None)
-        for key, value in outcome.items():
-            col = rows.results[key] = [None] * len(rows)
-            col[p] = value
-
-
-def _warn(message: str) -> None:
-    warnings.warn(f"exman: {message}", SkippedRunWarning, stacklevel=4)
-
-
-# -- the frame ----------------------------------------------------------------
-def _frame(parts: list[tuple[str, Table]]) -> tuple[pd.DataFrame, Columns]:
-    """One DataFrame from the rows of every place, typed and sorted by id,
-    and what its columns are.
-
-    The table is consumed column by column (each list is dropped once it is
-    a Series) and nothing is copied afterwards, so that a load needs little
-    more memory than the frame it returns.
-    """
-    import numpy as np
-    import pandas as pd
-
-    parts[:] = [(folder, rows) for folder, rows in parts if len(rows)]
-    table = Table.concat([rows for _, rows in parts]) if parts else Table()
-    folders = [folder for folder, rows in parts for _ in range(len(rows))]
-    parts.clear()  # the caller's list too: its tables go as columns are used
-    n = len(table)
-    ids = np.asarray(table.params.pop("id", []), dtype=np.int64)
-    order = np.argsort(ids, kind="stable")
-    if n < 2 or bool((ids[1:] >= ids[:-1]).all()):
-        index: list[int] | None = None
-    else:
-        index = order.tolist()
-        ids = ids[order]
-
-    def ordered(values: list[Any]) -> list[Any]:
-        return values if index is None else [values[i] for i in index]
-
-    keys = [k for k in table.keys(order.tolist()) if k != "id"]
-    for key in ("time", "root"):
-        if key not in keys:
-            keys.append(key)
-    data: dict[str, Any] = {"id": ids}
-    for key in keys:
-        if key == "root":
-            data[key] = pd.Series(_paths(ordered(folders), ordered(table.names)))
-        elif key == "time":
-            data[key] = _times(ordered(table.params.pop(key, [None] * n)))
-        else:
-            data[key] = pd.Series(ordered(table.params.pop(key, [None] * n)))
-    del folders
-    params = [k for k in data if k not in ("id", "time", "root")]
-    record = table.record
-    sweep_columns = (
-        SWEEP_COLUMNS if any(k is not None for k in record["task_key"]) else ()
-    )
-    run_names = {c: f"run_{c}" if c in data else c for c in RUN_COLUMNS + sweep_columns}
-    taken = {*data, *RUN_COLUMNS, *SWEEP_COLUMNS, *run_names.values()}
-    results = []
-    for key in _first_met(table.results, order):
-        name = f"result_{key}" if key in taken else key
-        data[name] = pd.Series(ordered(table.results.pop(key)))
-        results.append(name)
-    statuses = _statuses(record)
-    for column, name in run_names.items():
-        if column == "status":
-            data[name] = pd.Series(ordered(statuses))
-        elif column in ("started", "finished"):
-            data[name] = _utc(ordered(record[column]))
-        elif column == "duration":
-            data[name] = pd.Series(ordered(record[column]), dtype="float64")
-        else:
-            data[name] = pd.Series(ordered(record[column]))
-    del table, record
-    columns = Columns(params, results, run_names["status"])
-    return pd.DataFrame(data, copy=False), columns
-
-
-def _first_met(columns: dict[str, list[Any]], order: Any) -> list[str]:
-    """The keys of ``columns`` by the first row (in id ``order``) with a value."""
-    if len(columns) < 2:
-        return list(columns)
-    found: list[str] = []
-    left = dict(columns)
-    for p in order.tolist():  # usually the first run has every key
-        for key, col in list(left.items()):
-            if col[p] is not None:
-                found.append(key)
-                del left[key]
-        if not left:
-            break
-    return found + list(left)
-
-
-def _paths(folders: list[str], names: list[str]) -> pd.Series:
-    """Absolute Paths of the run folders as an object Series."""
-    import pandas as pd
-
-    # with_name on a sibling: the cheapest public way to many Paths
-    templates = {folder: pathlib.Path(folder, "_") for folder in set(folders)}
-    paths = [templates[f].with_name(name) for f, name in zip(folders, names)]
-    return pd.Series(paths, dtype=object)
-
-
-def _statuses(record: dict[str, list[Any]]) -> list[str]:
-    out = []
-    for i, status in enumerate(record["status"]):
-        if status == "running":
-            status = effective_status(
-                {
-                    "status": status,
-                    "host": record["host"][i],
-                    "pid": record["pid"][i],
-                    "pid_start": record["pid_start"][i],
-                }
-            )
-        out.append(status or "unknown")
-    return out
-
-
-def _times(values: list[Any]) -> pd.Series:
-    """``time`` of params.yaml as naive datetime64 (NaT where unreadable)."""
-    import pandas as pd
-
-    if not all(type(v) is str for v in values):
-        values = [
-            v if isinstance(v, (str, datetime.datetime)) else None for v in values
-        ]
-    times = pd.to_datetime(values, format=TIME_FORMAT, errors="coerce")
-    # nanoseconds, as exman 0.1.9 documented (pandas 3 parses to microseconds)
-    return pd.Series(times.astype("datetime64[ns]"))
-
-
-def _utc(values: list[Any]) -> pd.Series:
-    """Microseconds since the epoch as tz-aware datetime64 in UTC."""
-    import numpy as np
-    import pandas as pd
-
-    nat = np.iinfo(np.int64).min
-    micros = np.fromiter(
-        (nat if v is None else v for v in values), dtype=np.int64, count=len(values)
-    )
-    return pd.Series(pd.DatetimeIndex(micros.view("datetime64[us]")).tz_localize("UTC"))

@@ -1,0 +1,161 @@
+"""Rows into one typed DataFrame: the building half of :class:`exman.Index`.
+
+The parameters' columns are typed by pandas from YAML's values; the run
+columns (status, times, host, error) and the sweep's come last. See the
+docstring of :mod:`exman.index` for every column and its type.
+"""
+
+from __future__ import annotations
+
+import datetime
+import pathlib
+from typing import TYPE_CHECKING, Any
+
+from ..record.params import TIME_FORMAT
+from ..record.run import effective_status
+from .analysis import Columns
+from .rows import Table
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["RUN_COLUMNS", "SWEEP_COLUMNS", "build_frame"]
+
+#: the columns every run has, after its parameters and outcome
+RUN_COLUMNS = ("status", "started", "finished", "duration", "host", "error")
+#: the sweep task a run belongs to: columns only when some run has one
+SWEEP_COLUMNS = ("sweep", "task", "task_key")
+
+
+def build_frame(parts: list[tuple[str, Table]]) -> tuple[pd.DataFrame, Columns]:
+    """One DataFrame from the rows of every place, typed and sorted by id,
+    and what its columns are.
+
+    The table is consumed column by column (each list is dropped once it is
+    a Series) and nothing is copied afterwards, so that a load needs little
+    more memory than the frame it returns.
+    """
+    import numpy as np
+    import pandas as pd
+
+    parts[:] = [(folder, rows) for folder, rows in parts if len(rows)]
+    table = Table.concat([rows for _, rows in parts]) if parts else Table()
+    folders = [folder for folder, rows in parts for _ in range(len(rows))]
+    parts.clear()  # the caller's list too: its tables go as columns are used
+    n = len(table)
+    ids = np.asarray(table.params.pop("id", []), dtype=np.int64)
+    order = np.argsort(ids, kind="stable")
+    if n < 2 or bool((ids[1:] >= ids[:-1]).all()):
+        index: list[int] | None = None
+    else:
+        index = order.tolist()
+        ids = ids[order]
+
+    def ordered(values: list[Any]) -> list[Any]:
+        return values if index is None else [values[i] for i in index]
+
+    keys = [k for k in table.keys(order.tolist()) if k != "id"]
+    for key in ("time", "root"):
+        if key not in keys:
+            keys.append(key)
+    data: dict[str, Any] = {"id": ids}
+    for key in keys:
+        if key == "root":
+            data[key] = pd.Series(_paths(ordered(folders), ordered(table.names)))
+        elif key == "time":
+            data[key] = _times(ordered(table.params.pop(key, [None] * n)))
+        else:
+            data[key] = pd.Series(ordered(table.params.pop(key, [None] * n)))
+    del folders
+    params = [k for k in data if k not in ("id", "time", "root")]
+    record = table.record
+    sweep_columns = (
+        SWEEP_COLUMNS if any(k is not None for k in record["task_key"]) else ()
+    )
+    run_names = {c: f"run_{c}" if c in data else c for c in RUN_COLUMNS + sweep_columns}
+    taken = {*data, *RUN_COLUMNS, *SWEEP_COLUMNS, *run_names.values()}
+    results = []
+    for key in _first_met(table.results, order):
+        name = f"result_{key}" if key in taken else key
+        data[name] = pd.Series(ordered(table.results.pop(key)))
+        results.append(name)
+    statuses = _statuses(record)
+    for column, name in run_names.items():
+        if column == "status":
+            data[name] = pd.Series(ordered(statuses))
+        elif column in ("started", "finished"):
+            data[name] = _utc(ordered(record[column]))
+        elif column == "duration":
+            data[name] = pd.Series(ordered(record[column]), dtype="float64")
+        else:
+            data[name] = pd.Series(ordered(record[column]))
+    del table, record
+    columns = Columns(params, results, run_names["status"])
+    return pd.DataFrame(data, copy=False), columns
+
+
+def _first_met(columns: dict[str, list[Any]], order: Any) -> list[str]:
+    """The keys of ``columns`` by the first row (in id ``order``) with a value."""
+    if len(columns) < 2:
+        return list(columns)
+    found: list[str] = []
+    left = dict(columns)
+    for p in order.tolist():  # usually the first run has every key
+        for key, col in list(left.items()):
+            if col[p] is not None:
+                found.append(key)
+                del left[key]
+        if not left:
+            break
+    return found + list(left)
+
+
+def _paths(folders: list[str], names: list[str]) -> pd.Series:
+    """Absolute Paths of the run folders as an object Series."""
+    import pandas as pd
+
+    # with_name on a sibling: the cheapest public way to many Paths
+    templates = {folder: pathlib.Path(folder, "_") for folder in set(folders)}
+    paths = [templates[f].with_name(name) for f, name in zip(folders, names)]
+    return pd.Series(paths, dtype=object)
+
+
+def _statuses(record: dict[str, list[Any]]) -> list[str]:
+    out = []
+    for i, status in enumerate(record["status"]):
+        if status == "running":
+            status = effective_status(
+                {
+                    "status": status,
+                    "host": record["host"][i],
+                    "pid": record["pid"][i],
+                    "pid_start": record["pid_start"][i],
+                }
+            )
+        out.append(status or "unknown")
+    return out
+
+
+def _times(values: list[Any]) -> pd.Series:
+    """``time`` of params.yaml as naive datetime64 (NaT where unreadable)."""
+    import pandas as pd
+
+    if not all(type(v) is str for v in values):
+        values = [
+            v if isinstance(v, (str, datetime.datetime)) else None for v in values
+        ]
+    times = pd.to_datetime(values, format=TIME_FORMAT, errors="coerce")
+    # nanoseconds, as exman 0.1.9 documented (pandas 3 parses to microseconds)
+    return pd.Series(times.astype("datetime64[ns]"))
+
+
+def _utc(values: list[Any]) -> pd.Series:
+    """Microseconds since the epoch as tz-aware datetime64 in UTC."""
+    import numpy as np
+    import pandas as pd
+
+    nat = np.iinfo(np.int64).min
+    micros = np.fromiter(
+        (nat if v is None else v for v in values), dtype=np.int64, count=len(values)
+    )
+    return pd.Series(pd.DatetimeIndex(micros.view("datetime64[us]")).tz_localize("UTC"))

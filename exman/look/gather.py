@@ -1,0 +1,309 @@
+"""Which run folders a source names, read into rows: the gathering half of
+:class:`exman.Index`.
+
+A source is the runs linked in ``index/``, the runs marked under a key of
+``marked/``, every run of a place (``fails/``, ``tmp/``), or one folder.
+Links are resolved without leaving the root; each run is read once, through
+the cache (:mod:`exman.look.cache`); a run that cannot be read is skipped
+with a :class:`~exman.look.cache.SkippedRunWarning`, one deleted meanwhile
+silently.
+"""
+
+from __future__ import annotations
+
+import array
+import os
+import warnings
+from typing import Any
+
+from ..record.errors import ExmanError
+from ..record.params import PARAMS_FILE
+from ..record.run import Run
+from ..record.store import Root, StrPath, run_id
+from .cache import CacheFile, Clock, SkippedRunWarning, read_runs
+from .outcome import read_outcome
+from .rows import Table, inode_column
+
+__all__ = ["PLACES", "Load", "MarkNotFound"]
+
+PLACES = ("runs", "fails", "tmp")
+_FOREIGN = ""  # the place of a run folder outside runs/, fails/ and tmp/
+_GONE = object()  # an index link removed between listing index/ and reading it
+
+
+class MarkNotFound(ExmanError, KeyError):
+    """No runs were ever marked under this key."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class Load:
+    """One load: collects the runs that sources name, then reads them."""
+
+    def __init__(self, root: Root, cache: bool) -> None:
+        self.root = root
+        self.cache = cache
+        self.clock = Clock(root, enabled=cache)
+        # place -> run name -> the link that names it ("" none, None the usual
+        # index/<name>.yaml: not spelled out for each of 100,000 runs)
+        self.refs: dict[str, dict[str, str | None]] = {}
+        self.full: set[str] = set()
+        self.ordered: set[str] = set()  # places whose refs are in id order
+        self.files: dict[str, tuple[CacheFile, Table, dict[str, Any]]] = {}
+        self.extra: dict[str, dict[str, Any]] = {}  # place -> extras to store
+
+    def add(self, place: str, name: str, via: str) -> None:
+        self.refs.setdefault(place, {}).setdefault(name, via)
+        self.ordered.discard(place)
+
+    def cached(self, place: str) -> tuple[CacheFile, Table, dict[str, Any]]:
+        if place not in self.files:
+            cache = CacheFile(self.root, place, enabled=self.cache)
+            self.files[place] = (cache, *cache.read())
+        return self.files[place]
+
+    # -- sources ------------------------------------------------------------------
+    def add_place(self, place: str) -> None:
+        """Every run folder in ``place`` (``fails`` or ``tmp``)."""
+        self.full.add(place)
+        self.refs.setdefault(place, {})
+        try:
+            entries = os.scandir(self.root.path / place)
+        except FileNotFoundError:
+            return
+        with entries:
+            for entry in entries:
+                if run_id(entry.name) is not None and entry.is_dir():
+                    self.add(place, entry.name, "")
+
+    def add_index(self) -> None:
+        """The runs linked in ``index/``, in the order of their ids.
+
+        ``index/<name>.yaml`` links to ``../runs/<name>/params.yaml``: only a
+        link not met before (by name and inode) is read to check that. The
+        listing itself is reused while the folder's inode and ctime stay.
+        """
+        self.full.add("runs")
+        self.ordered.add("runs")
+        runs = self.refs.setdefault("runs", {})
+        index = str(self.root.index)
+        _, _, extra = self.cached("runs")
+        known = _index_map(extra.get("index"))
+        st = os.stat(index)
+        if known["dir"] != [st.st_ino, st.st_ctime_ns]:
+            self.clock()  # before the folder is examined: see exman.look.cache
+            st = os.stat(index)
+            with os.scandir(index) as entries:
+                found = sorted(
+                    (_order(e.name[: -len(".yaml")]), e.inode())
+                    for e in entries
+                    if e.name.endswith(".yaml")
+                )
+            old = dict(zip(known["stems"], zip(known["inos"], known["targets"])))
+            stems: list[str] = []
+            inos = inode_column()
+            targets = []
+            for (_, stem), ino in found:
+                seen = old.get(stem)
+                target = (
+                    seen[1]
+                    if seen is not None and seen[0] == ino
+                    else self._index_target(index, stem)
+                )
+                if target is _GONE:  # removed since the listing: a delete
+                    continue
+                stems.append(stem)
+                inos.append(ino)
+                targets.append(target)
+            stamp = [st.st_ino, self.clock.trusted(st.st_ctime_ns)]
+            known = {"dir": stamp, "stems": stems, "inos": inos, "targets": targets}
+            self.extra["runs"] = {**extra, "index": known}
+        for stem, target in zip(known["stems"], known["targets"]):
+            if target is None:  # the usual link
+                runs.setdefault(stem, None)
+            elif isinstance(target, list) and len(target) == 2:
+                self.add(str(target[0]), str(target[1]), f"index/{stem}.yaml")
+            else:
+                _warn(f"skipped index/{stem}.yaml: not a link to a run's {PARAMS_FILE}")
+
+    def _index_target(self, index: str, stem: str) -> Any:
+        """None for the usual link, ``[place, name]`` for another, :data:`_GONE`
+        for a link removed since the listing, else False."""
+        link = os.path.join(index, f"{stem}.yaml")
+        try:
+            target = os.readlink(link)
+        except FileNotFoundError:
+            return _GONE
+        except OSError:
+            return False
+        if target == f"../runs/{stem}/{PARAMS_FILE}":
+            return None
+        path = os.path.normpath(os.path.join(index, target))
+        if os.path.basename(path) != PARAMS_FILE:
+            return False
+        return list(self._where(os.path.dirname(path)))
+
+    def _where(self, folder: str) -> tuple[str, str]:
+        """``(place, name)`` of a run folder; ``("", folder)`` outside the root."""
+        parent, name = os.path.split(folder)
+        for place in PLACES:
+            if parent == str(self.root.path / place):
+                return place, name
+        return _FOREIGN, folder
+
+    def add_marks(self, key: StrPath) -> None:
+        """The runs linked anywhere below ``marked/<key>``.
+
+        :raises MarkNotFound: no such mark.
+        """
+        top = str(self.root.mark_dir(key))
+        if not os.path.lexists(top):
+            raise MarkNotFound(
+                f"no runs are marked {os.fspath(key)!r} in {self.root.path} "
+                f"({top} does not exist)"
+            )
+        marked = str(self.root.marked)
+        stack: list[str] = []
+        if os.path.islink(top):
+            self._add_mark(top, marked)
+        elif os.path.isdir(top):
+            stack.append(top)
+        while stack:
+            with os.scandir(stack.pop()) as entries:
+                for entry in entries:
+                    if entry.is_symlink():
+                        self._add_mark(entry.path, marked)
+                    elif entry.is_dir(follow_symlinks=False):
+                        stack.append(entry.path)
+
+    def _add_mark(self, link: str, marked: str) -> None:
+        try:
+            target = os.readlink(link)
+        except OSError:
+            return
+        folder = os.path.normpath(os.path.join(os.path.dirname(link), target))
+        place, name = self._where(folder)
+        self.add(place, name, "marked/" + os.path.relpath(link, marked))
+
+    # -- reading ---------------------------------------------------------------------
+    def run(self) -> list[tuple[str, Table]]:
+        """Read the runs: ``(folder of their place, rows)`` per place."""
+        parts: list[tuple[str, Table]] = []
+        for place in PLACES:
+            if place not in self.refs:
+                continue
+            refs = self.refs[place]
+            names = list(refs) if place in self.ordered else sorted(refs, key=_order)
+            cache, stored, extra = self.cached(place)
+            folder = str(self.root.path / place)
+            loaded = read_runs(
+                folder,
+                names,
+                stored,
+                self.clock,
+                full=place in self.full,
+                label=f"{place}/",
+            )
+            if loaded.store is not stored or place in self.extra:
+                extra = self.extra.get(place, extra)
+                if "index" in extra:
+                    extra = {**extra, "index": _shared(extra["index"], loaded.store)}
+                cache.write(loaded.store, extra)
+            self._missing(folder, loaded.missing, refs)
+            _refresh_running(folder, loaded.rows)
+            parts.append((folder, loaded.rows))
+        for path, via in self.refs.get(_FOREIGN, {}).items():
+            parent, name = os.path.split(path)
+            off = Clock(self.root, enabled=False)
+            loaded = read_runs(
+                parent, [name], Table(), off, full=True, label=f"{parent}/"
+            )
+            self._missing(parent, loaded.missing, {name: via})
+            _refresh_running(parent, loaded.rows)
+            parts.append((parent, loaded.rows))
+        self.files.clear()  # the frame can free the rows as it goes
+        return parts
+
+    def _missing(
+        self, folder: str, names: list[str], via: dict[str, str | None]
+    ) -> None:
+        for name in names:
+            link = via.get(name, "")
+            if link is None:
+                link = f"index/{name}.yaml"
+            # a link that is gone by now: the run was deleted during the load;
+            # a run now in fails/: it failed, and its links are being moved
+            if (
+                link
+                and os.path.lexists(self.root.path / link)
+                and not os.path.isdir(self.root.fails / name)
+            ):
+                _warn(f"skipped run {name}: {link} points to a missing folder")
+
+
+def _order(name: str) -> tuple[int, str]:
+    """Sort runs by id (names that are no run's come first)."""
+    num = run_id(name)
+    return (-1 if num is None else num), name
+
+
+def _index_map(known: Any) -> dict[str, Any]:
+    """The cached listing of index/, or an empty one if it is not valid.
+
+    ``stems``: the link names without ``.yaml``, in id order; ``inos``:
+    their inodes; ``targets``: None for the usual link, ``[place, name]``
+    for a link to another run folder, False for an entry that is none.
+    """
+    empty = {"dir": [], "stems": [], "inos": inode_column(), "targets": []}
+    if not isinstance(known, dict):
+        return empty
+    stems, targets, inos = known.get("stems"), known.get("targets"), known.get("inos")
+    if isinstance(inos, bytes) and len(inos) % 8 == 0:
+        inos = inode_column()
+        inos.frombytes(known["inos"])
+    if not (
+        isinstance(known.get("dir"), list)
+        and isinstance(stems, list)
+        and isinstance(targets, list)
+        and isinstance(inos, array.array)
+        and len(stems) == len(inos) == len(targets)
+        and all(type(s) is str for s in stems)
+    ):
+        return empty
+    return {"dir": known["dir"], "stems": stems, "inos": inos, "targets": targets}
+
+
+def _shared(known: dict[str, Any], table: Table) -> dict[str, Any]:
+    """``known`` to store, its names the very strings of ``table`` (so that
+    the pickle holds them once) and its inodes as bytes."""
+    same = {name: name for name in table.names}
+    stems = [same.get(stem, stem) for stem in known["stems"]]
+    inos = known["inos"]
+    return {**known, "stems": stems, "inos": bytes(inos)}
+
+
+def _refresh_running(folder: str, rows: Table) -> None:
+    """Read the status and outcome of running runs again: a heartbeat and
+    metrics.jsonl's appends leave the folder's ctime (what the cache checks)
+    as it was, so a cached "running" may be a run that died since."""
+    statuses = rows.record["status"]
+    for p, status in enumerate(statuses):
+        if status != "running":
+            continue
+        path = os.path.join(folder, rows.names[p])
+        if Run(path).status == "crashed":
+            statuses[p] = "crashed"
+        outcome, _ = read_outcome(path)
+        for key, col in rows.results.items():
+            col[p] = outcome.pop(key, None)
+        for key, value in outcome.items():
+            col = rows.results[key] = [None] * len(rows)
+            col[p] = value
+
+
+def _warn(message: str) -> None:
+    warnings.warn(f"exman: {message}", SkippedRunWarning, stacklevel=4)
+
+
+# -- the frame ----------------------------------------------------------------
