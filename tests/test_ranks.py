@@ -187,9 +187,15 @@ def test_srun_tasks_share_one_run(script: Callable[..., Path], tmp_path: Path) -
     if shutil.which("srun") is None:
         problem = "srun is not on PATH"
     else:
-        ping = subprocess.run(["scontrol", "ping"], capture_output=True, text=True)
-        if " UP" not in ping.stdout:
-            problem = f"no SLURM answers: {ping.stdout.strip()}"
+        try:
+            # without a controller scontrol retries for its whole message timeout
+            ping = subprocess.run(
+                ["scontrol", "ping"], capture_output=True, text=True, timeout=5
+            )
+            if " UP" not in ping.stdout:
+                problem = f"no SLURM answers: {ping.stdout.strip()}"
+        except subprocess.TimeoutExpired:
+            problem = "no SLURM answers within 5 s"
     if problem is not None:
         if IN_CI:
             pytest.fail(f"CI=true but {problem}", pytrace=False)
