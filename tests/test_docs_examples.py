@@ -43,8 +43,8 @@ REPO = Path(__file__).resolve().parent.parent
 DOCS = REPO / "docs"
 PAGES = [REPO / "README.rst", *sorted(DOCS.glob("*.rst"))]
 
-_DIRECTIVE = re.compile(r"^\.\. code-block:: (\w+)\s*$")
-_MARK = re.compile(r"^\.\. (skip-test|test-file: (\S+))\s*$")
+_DIRECTIVE = re.compile(r"^( *)\.\. code-block:: (\w+)\s*$")
+_MARK = re.compile(r"^ *\.\. (skip-test|test-file: (\S+))\s*$")
 _FRESH = ".. test-fresh-folder-per-script"
 _SESSION = ".. test-python-session"
 _SESSION_FILE = "session.py"
@@ -94,7 +94,8 @@ def blocks(text: str) -> list[Block]:
             continue
         start = i
         body: list[str] = []
-        while i < len(lines) and (not lines[i].strip() or lines[i].startswith(" ")):
+        inside = " " * (len(m.group(1)) + 1)
+        while i < len(lines) and (not lines[i].strip() or lines[i].startswith(inside)):
             body.append(lines[i])
             i += 1
         indent = min(len(b) - len(b.lstrip()) for b in body if b.strip())
@@ -102,7 +103,7 @@ def blocks(text: str) -> list[Block]:
         found.append(
             Block(
                 start,
-                m.group(1),
+                m.group(2),
                 code,
                 skip=mark is not None and mark.group(1) == "skip-test",
                 file=mark.group(2) if mark is not None else None,
