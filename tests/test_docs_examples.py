@@ -31,6 +31,7 @@ from __future__ import annotations
 import doctest
 import os
 import re
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -233,3 +234,24 @@ def test_the_example_runs_as_shown(example: Example, tmp_path: Path) -> None:
                 f"{where}:\n{block.code}--- printed:\n{proc.stdout}"
             )
     run_script()
+
+
+def test_the_example_of_the_set_up_runs_as_described(tmp_path: Path) -> None:
+    # README's set-up: "a small sweep of examples/main.py: 2 learning rates x
+    # 2 models x 2 seeds, 2 runs at a time; then the runs are listed"
+    examples = tmp_path / "examples"
+    shutil.copytree(REPO / "examples", examples, ignore=shutil.ignore_patterns("exman"))
+    env = {k: v for k, v in os.environ.items() if k != "EXMAN_ROOT"}
+    bindir = os.path.dirname(sys.executable)
+    env.update(PATH=f"{bindir}{os.pathsep}{env.get('PATH', '')}", COLUMNS="80")
+    first = run("bash examples/run.sh", tmp_path, env)
+    assert first.returncode == 0, first.stdout
+    assert first.stdout.startswith("sweep example: 8 tasks, 8 to run with 2 jobs\n")
+    assert "ran 8 tasks" in first.stdout and "8 completed" in first.stdout
+    listed = first.stdout[first.stdout.index("\nid ") + 1 :].splitlines()[1:]
+    assert [row.split()[0] for row in listed] == [str(i) for i in range(1, 9)]
+    again = run("bash examples/run.sh", tmp_path, env)
+    assert again.returncode == 0, again.stdout
+    assert again.stdout.startswith("sweep example: nothing to run (skipped: 8 "), (
+        again.stdout
+    )
