@@ -180,6 +180,16 @@ def test_the_pages_have_examples() -> None:
     assert {"README.rst", "docs/parser.rst", "docs/index_api.rst"} <= pages
 
 
+@pytest.mark.parametrize("page", PAGES, ids=lambda page: page.name)
+def test_every_mark_is_understood(page: Path) -> None:
+    # a misspelt mark is an rst comment like any other: the block would run
+    for number, line in enumerate(page.read_text().splitlines(), 1):
+        comment = re.match(r"^ *\.\. ((?:skip|test)\S*.*?)\s*$", line)
+        if comment is not None:
+            known = _MARK.match(line) or line.strip() in (_FRESH, _SESSION)
+            assert known, f"{page.name}:{number}: unknown mark {comment.group(1)!r}"
+
+
 @pytest.mark.parametrize("example", ALL, ids=str)
 def test_the_example_runs_as_shown(example: Example, tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "EXMAN_ROOT"}
