@@ -265,3 +265,34 @@ def test_the_example_of_the_set_up_runs_as_described(tmp_path: Path) -> None:
     assert again.stdout.startswith("sweep example: nothing to run (skipped: 8 "), (
         again.stdout
     )
+
+
+_TREE_SCRIPT = """\
+import exman
+
+parser = exman.ExParser(root="exman")
+args = parser.parse_args()
+with args.safe_experiment:
+    print("hello")
+    exman.log(step=0, loss=1.0)
+    exman.result(loss=1.0)
+"""
+
+
+@pytest.mark.parametrize("page", ["README.rst", "docs/layout.rst"])
+def test_the_tree_of_a_root_names_every_file_a_run_makes(
+    page: str, tmp_path: Path
+) -> None:
+    tree = next(
+        b.code for b in blocks((REPO / page).read_text()) if b.language == "text"
+    )
+    top = {m.group(1).split("/")[0] for m in re.finditer(r"^[├└]── (\S+)", tree, re.M)}
+    inside = set(re.findall(r"^│ {7}[├└]── (\S+)", tree, re.M))
+    (tmp_path / "main.py").write_text(_TREE_SCRIPT)
+    env = {k: v for k, v in os.environ.items() if k != "EXMAN_ROOT"}
+    proc = run(f"{sys.executable} main.py", tmp_path, env)
+    assert proc.returncode == 0, proc.stdout
+    root = tmp_path / "exman"
+    assert {p.name for p in root.iterdir()} <= top, f"{page}: {sorted(top)}"
+    (run_folder,) = (root / "runs").iterdir()
+    assert {p.name for p in run_folder.iterdir()} <= inside, f"{page}: {sorted(inside)}"
