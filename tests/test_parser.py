@@ -533,7 +533,7 @@ def test_parse_args_is_quiet_and_light(
         import json
         heavy = (
             "pandas", "git", "rich", "submitit", "ray", "numpy", "filelock",
-            "subprocess",
+            "subprocess", "dataclasses", "inspect",
         )
         loaded = sorted({m.split(".")[0] for m in sys.modules} & set(heavy))
         (args.root / "modules.json").write_text(json.dumps(loaded))

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import pathlib
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from typing import Any
 
 from . import heartbeat
@@ -42,16 +41,20 @@ def check_run_name(name: str, option: str = "--name") -> str:
     return name
 
 
-@dataclass
 class NewRun:
     """What :func:`create_run` made."""
 
-    place: RunPlace
-    run: Run
-    #: the text of its params.yaml
-    text: str
-    #: the links made to it (index/, marked/)
-    links: list[pathlib.Path] = field(default_factory=list)
+    # a plain class: dataclasses (and the inspect it imports) would cost
+    # every run's start more than this whole module
+    __slots__ = ("links", "place", "run", "text")
+
+    def __init__(self, place: RunPlace, run: Run, text: str) -> None:
+        self.place = place
+        self.run = run
+        #: the text of its params.yaml
+        self.text = text
+        #: the links made to it (index/, marked/)
+        self.links: list[pathlib.Path] = []
 
 
 def create_run(

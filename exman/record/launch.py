@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 __all__ = ["LOG_RANKS_ENV", "Launch", "detect_launch"]
 
@@ -19,8 +18,7 @@ __all__ = ["LOG_RANKS_ENV", "Launch", "detect_launch"]
 LOG_RANKS_ENV = "EXMAN_LOG_RANKS"
 
 
-@dataclass(frozen=True)
-class Launch:
+class Launch(NamedTuple):
     """This process's place in a distributed launch."""
 
     rank: int

@@ -13,8 +13,7 @@ import os
 import pathlib
 import stat
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Union
+from typing import TYPE_CHECKING, NamedTuple, Union
 
 from .counter import format_counter, read_counter
 from .errors import ExmanError, RunNotFound
@@ -60,8 +59,7 @@ ROOT_ENV = "EXMAN_ROOT"
 NO_VALUE = object()
 
 
-@dataclass(frozen=True)
-class RunPlace:
+class RunPlace(NamedTuple):
     """Where a new run was put: its id, folder name and absolute folder."""
 
     id: int

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from .store import ExmanError, StrPath
 
@@ -18,8 +17,7 @@ class GitError(ExmanError, RuntimeError):
     """git is missing, the folder is not in a repository, or the tree is dirty."""
 
 
-@dataclass(frozen=True)
-class GitState:
+class GitState(NamedTuple):
     """The state of a work tree: its commit (None before the first one)."""
 
     commit: str | None
