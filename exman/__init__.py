@@ -6,8 +6,6 @@ and pandas are imported only when first used.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
 from .parser import ArgumentError, ExParser, optional, simpleroot, str2bool
 from .record.errors import ExmanError, RunNotFound
 from .record.metrics import NoCurrentRun, log, result
@@ -16,7 +14,11 @@ from .record.run import Run
 from .record.store import Root
 from .record.vcs import GitError
 
+# not typing's: importing typing would slow every run's start
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from .index import Index
     from .sweep import sweep
 

@@ -7,7 +7,6 @@ import os
 import pathlib
 import sys
 from collections.abc import Iterable, Sequence
-from typing import Any, Callable, NoReturn
 
 import configargparse
 
@@ -48,6 +47,11 @@ from .record.store import (
     StrPath,
 )
 from .record.vcs import GitError, GitState, git_state
+
+# not typing's: importing typing would slow every run's start
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable, NoReturn
 
 __all__ = [
     "DIFF_FILE",

@@ -7,6 +7,8 @@ import datetime
 import json
 import os
 import re
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -543,6 +545,27 @@ def test_parse_args_is_quiet_and_light(
     assert proc.stderr == ""
     folder = only_child(tmp_path / "exman" / "runs")
     assert json.loads((folder / "modules.json").read_text()) == []
+
+
+def test_parse_args_imports_no_typing(tmp_path: Path) -> None:
+    # typing alone costs a few ms of every run's start; without site (-S) no
+    # .pth file of the interpreter has imported it before exman
+    code = (
+        "import sys, exman\n"
+        "p = exman.ExParser(root=sys.argv[1])\n"
+        "p.add_argument('--lr')\n"
+        "p.parse_args([])\n"
+        "print(sorted({'typing', 'dataclasses', 'inspect'} & set(sys.modules)))\n"
+    )
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    proc = subprocess.run(
+        [sys.executable, "-S", "-c", code, str(tmp_path / "exman")],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert proc.stdout == "[]\n"
 
 
 def test_verbose_prints_params_and_links(

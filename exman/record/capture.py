@@ -20,21 +20,25 @@ import os
 import sys
 import threading
 from collections.abc import Sequence
-from typing import IO, Any, Protocol
 
 from .files import group_bits, share
 
-__all__ = ["Capture", "FdCapture", "Tee", "TeeCapture", "start", "stop_all"]
+__all__ = ["FdCapture", "Tee", "TeeCapture", "start", "stop_all"]
 
 #: how long stopping waits for output still in the pipe: a bound, not a pause
 DRAIN_SECONDS = 5.0
 
 
-class Capture(Protocol):
-    """Output being copied to a log file until :meth:`stop`."""
+# not typing's: importing typing would slow every run's start
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import IO, Any, Protocol
 
-    def stop(self) -> None:
-        """Stop copying; everything written before is in the log."""
+    class Capture(Protocol):
+        """Output being copied to a log file until :meth:`stop`."""
+
+        def stop(self) -> None:
+            """Stop copying; everything written before is in the log."""
 
 
 _active: list[Capture] = []

@@ -10,16 +10,25 @@ is not a yes.
 from __future__ import annotations
 
 import argparse
-from typing import Any, Callable, NamedTuple
+import collections
 
 __all__ = ["Validator", "passed", "validate"]
 
 
-class Validator(NamedTuple):
-    """A check and the message it refuses with (``str.format`` of the arguments)."""
+# not typing's: importing typing would slow every run's start
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable, NamedTuple
 
-    call: Callable[[argparse.Namespace], Any]
-    message: str
+    class Validator(NamedTuple):
+        """A check and the message it refuses with (``str.format`` of the arguments)."""
+
+        call: Callable[[argparse.Namespace], Any]
+        message: str
+
+else:
+    # the named tuple of exman 0.1.9, made without typing
+    Validator = collections.namedtuple("Validator", "call,message")
 
 
 def passed(answer: Any) -> bool:

@@ -14,11 +14,15 @@ import argparse
 import glob
 import json
 import os
-from typing import IO, Any, Callable
 
 import configargparse
 
 from .params import ParamsError, load_yaml
+
+# not typing's: importing typing would slow every run's start
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import IO, Any, Callable
 
 __all__ = [
     "NEVER_RESTORED",

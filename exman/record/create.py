@@ -11,13 +11,17 @@ from __future__ import annotations
 import os
 import pathlib
 from collections.abc import Callable, Iterable
-from typing import Any
 
 from . import heartbeat
 from .params import PARAMS_FILE, dump_params
 from .run import DIFF_FILE, Run
 from .store import ExmanError, Root, RunPlace, atomic_write, check_name
 from .vcs import GitState
+
+# not typing's: importing typing would slow every run's start
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["MAX_NAME_BYTES", "NewRun", "check_run_name", "create_run"]
 

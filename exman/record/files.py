@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import os
 import threading
-from typing import BinaryIO, Union
 
 __all__ = [
     "atomic_write",
@@ -30,7 +29,14 @@ __all__ = [
     "sync_file",
 ]
 
-StrPath = Union[str, "os.PathLike[str]"]
+# not typing's: importing typing would slow every run's start
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import BinaryIO, Union
+
+    StrPath = Union[str, "os.PathLike[str]"]
+else:
+    StrPath = str  # the alias is for the type checker: annotations only
 
 _GROUP = 0o070
 _GROUP_WRITE = 0o020

@@ -22,9 +22,13 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Container, Iterable
-from typing import Any, Callable
 
 from .config import NEVER_RESTORED
+
+# not typing's: importing typing would slow every run's start
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable
 
 __all__ = ["PREFIX", "RESERVED_DESTS", "Flags", "is_exmans"]
 

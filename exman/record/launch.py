@@ -10,7 +10,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Any, NamedTuple
+
+# not typing's: importing typing would slow every run's start
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["LOG_RANKS_ENV", "Launch", "detect_launch"]
 
@@ -18,16 +22,27 @@ __all__ = ["LOG_RANKS_ENV", "Launch", "detect_launch"]
 LOG_RANKS_ENV = "EXMAN_LOG_RANKS"
 
 
-class Launch(NamedTuple):
+class Launch:
     """This process's place in a distributed launch."""
 
-    rank: int
-    world_size: int
-    #: the same string in every process of the launch
-    key: str
-    #: the launcher gives this launch an id no other launch has
-    unique: bool
-    launcher: str
+    __slots__ = ("key", "launcher", "rank", "unique", "world_size")
+
+    def __init__(
+        self, rank: int, world_size: int, key: str, unique: bool, launcher: str
+    ) -> None:
+        self.rank = rank
+        self.world_size = world_size
+        #: the same string in every process of the launch
+        self.key = key
+        #: the launcher gives this launch an id no other launch has
+        self.unique = unique
+        self.launcher = launcher
+
+    def __repr__(self) -> str:
+        return (
+            f"Launch(rank={self.rank}, world_size={self.world_size}, "
+            f"key={self.key!r}, unique={self.unique}, launcher={self.launcher!r})"
+        )
 
     def record(self) -> dict[str, Any]:
         """What run.json keeps about the launch."""

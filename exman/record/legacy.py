@@ -9,10 +9,14 @@ not keep their meaning.
 from __future__ import annotations
 
 import os
-from typing import Any, Callable
 
 from .names import RUN_PATTERN, run_id
 from .store import DIR_TIME_FORMAT, Root
+
+# not typing's: importing typing would slow every run's start
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable
 
 __all__ = [
     "DIR_FORMAT",

@@ -12,10 +12,14 @@ from __future__ import annotations
 import os
 import time
 from types import TracebackType
-from typing import Any
 
 from .errors import ExmanError
 from .files import group_bits, share
+
+# not typing's: importing typing would slow every run's start
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["FileLock", "LockTimeout"]
 

@@ -38,11 +38,15 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from typing import Any
 
 from .files import group_bits, share
 from .launch import LOG_RANKS_ENV, detect_launch
 from .store import ExmanError, StrPath, atomic_write
+
+# not typing's: importing typing would slow every run's start
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = [
     "METRICS_FILE",

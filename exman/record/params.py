@@ -12,11 +12,15 @@ import datetime
 import enum
 import pathlib
 from collections.abc import Mapping
-from typing import Any, Callable
 
 import yaml
 
 from .yamlsize import check_expansion
+
+# not typing's: importing typing would slow every run's start
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable
 
 try:  # the C implementations are several times faster
     from yaml import CSafeDumper as _BaseDumper

@@ -14,7 +14,11 @@ optional positionals may split the command line's values differently.
 from __future__ import annotations
 
 import argparse
-from typing import Any
+
+# not typing's: importing typing would slow every run's start
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["Positionals"]
 

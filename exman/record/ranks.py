@@ -25,13 +25,17 @@ import json
 import os
 import pathlib
 import time
-from typing import Any
 
 from .errors import ExmanError
 from .files import make_dir
 from .launch import Launch
 from .run import hostname, process_start
 from .store import Root, atomic_write, check_name
+
+# not typing's: importing typing would slow every run's start
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["RANK_TIMEOUT_ENV", "join_launch", "publish_launch"]
 

@@ -25,11 +25,15 @@ import os
 import pathlib
 import sys
 import time
-from typing import Any
 
 from . import heartbeat
 from .params import PARAMS_FILE, load_params
 from .store import StrPath, atomic_write, run_id
+
+# not typing's: importing typing would slow every run's start
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = [
     "FINAL_STATUSES",

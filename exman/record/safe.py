@@ -20,11 +20,15 @@ import threading
 import traceback
 from collections.abc import Sequence
 from types import TracebackType
-from typing import Any, Callable
 
 from . import capture
 from .run import FINAL_STATUSES, LOG_FILE, TRACEBACK_FILE, Run
 from .store import ExmanError, Root, atomic_write
+
+# not typing's: importing typing would slow every run's start
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable
 
 __all__ = ["SafeExperiment", "track"]
 

@@ -13,11 +13,10 @@ import os
 import pathlib
 import stat
 from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING, NamedTuple, Union
 
 from .counter import format_counter, read_counter
 from .errors import ExmanError, RunNotFound
-from .files import atomic_write, make_dir, sync_dir, sync_file
+from .files import StrPath, atomic_write, make_dir, sync_dir, sync_file
 from .ids import claim_id
 from .links import make_link, prune_empty, remove_link, walk_links
 from .names import (
@@ -29,6 +28,8 @@ from .names import (
     run_id,
 )
 
+# not typing's: importing typing would slow every run's start
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from .lock import FileLock
 
@@ -45,8 +46,6 @@ __all__ = [
     "run_id",
 ]
 
-StrPath = Union[str, "os.PathLike[str]"]
-
 DIR_TIME_FORMAT = "%Y-%m-%d-%H-%M-%S"
 STATE_DIR = ".exman"
 #: the folders of a root, made by Root.ensure
@@ -59,14 +58,24 @@ ROOT_ENV = "EXMAN_ROOT"
 NO_VALUE = object()
 
 
-class RunPlace(NamedTuple):
+class RunPlace:
     """Where a new run was put: its id, folder name and absolute folder."""
 
-    id: int
-    name: str
-    path: pathlib.Path
-    time: datetime.datetime
-    tmp: bool
+    __slots__ = ("id", "name", "path", "time", "tmp")
+
+    def __init__(
+        self,
+        id: int,
+        name: str,
+        path: pathlib.Path,
+        time: datetime.datetime,
+        tmp: bool,
+    ) -> None:
+        self.id = id
+        self.name = name
+        self.path = path
+        self.time = time
+        self.tmp = tmp
 
     @property
     def relpath(self) -> pathlib.Path:

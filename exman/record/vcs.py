@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, NamedTuple
 
 from .store import ExmanError, StrPath
 
+# not typing's: importing typing would slow every run's start
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     import subprocess
 
@@ -17,12 +18,18 @@ class GitError(ExmanError, RuntimeError):
     """git is missing, the folder is not in a repository, or the tree is dirty."""
 
 
-class GitState(NamedTuple):
+class GitState:
     """The state of a work tree: its commit (None before the first one)."""
 
-    commit: str | None
-    dirty: bool
-    diff: str
+    __slots__ = ("commit", "diff", "dirty")
+
+    def __init__(self, commit: str | None, dirty: bool, diff: str) -> None:
+        self.commit = commit
+        self.dirty = dirty
+        self.diff = diff
+
+    def __repr__(self) -> str:
+        return f"GitState(commit={self.commit!r}, dirty={self.dirty}, diff=...)"
 
 
 def _git(repo: StrPath, *args: str) -> subprocess.CompletedProcess[str]:
