@@ -21,7 +21,6 @@ import traceback
 from collections.abc import Sequence
 from types import TracebackType
 
-from . import capture
 from .run import FINAL_STATUSES, LOG_FILE, TRACEBACK_FILE, Run
 from .store import ExmanError, Root, atomic_write
 
@@ -29,6 +28,8 @@ from .store import ExmanError, Root, atomic_write
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, Callable
+
+    from .capture import Capture
 
 __all__ = ["SafeExperiment", "track"]
 
@@ -65,9 +66,17 @@ def _finish_active(status: str, exit_code: int, reason: str | None) -> None:
             pass
 
 
+def _stop_captures() -> None:
+    # capture is imported by the first safe_experiment block, not by every
+    # run's start: without it there is nothing to stop
+    capture = sys.modules.get(f"{__package__}.capture")
+    if capture is not None:
+        capture.stop_all()
+
+
 def _at_exit() -> None:
     if os.getpid() == _owner[0]:
-        capture.stop_all()  # a block never left (a generator never closed)
+        _stop_captures()  # a block never left (a generator never closed)
     status, code = _exit_status(_exit_code[-1] if _exit_code else 0)
     _finish_active(status, code, None if code == 0 else f"exit code {code}")
 
@@ -104,7 +113,7 @@ def _on_sigterm(signum: int, frame: object) -> None:
             stream.flush()
         except (OSError, ValueError):
             pass
-    capture.stop_all()  # what is still in the log's pipe reaches the log
+    _stop_captures()  # what is still in the log's pipe reaches the log
     metrics = sys.modules.get("exman.record.metrics")
     if metrics is not None:
         metrics.flush_all()
@@ -210,7 +219,7 @@ class SafeExperiment:
         self.default = default
         self.reraise = reraise
         self.rank = rank
-        self._capture: capture.Capture | None = None
+        self._capture: Capture | None = None
 
     def __call__(
         self,
@@ -241,6 +250,8 @@ class SafeExperiment:
             moved = self.root.fails / self.run.name
             if moved.is_dir():  # rank 0 failed already and moved the run
                 self.run = Run(moved)
+        from . import capture
+
         self._capture = capture.start(self._file(LOG_FILE))
         return self
 
