@@ -8,6 +8,7 @@ and returns the exit code.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import textwrap
 from collections.abc import Sequence
@@ -58,7 +59,7 @@ runs of a script). Runs are given by id: 3, a range 3-7, or a list 3 5 9-12.
 EXAMPLES = """\
 examples:
   exman ls                            runs and the parameters that differ
-  exman ls --query "lr > 0.01" --sort=-lr
+  exman ls --query "lr > 0.01" --sort -lr
   exman show 42                       everything about run 42
   exman mark best 3 5 9-12            link runs under marked/best/
   exman delete 7                      take run 7 out of the index
@@ -138,9 +139,10 @@ def build_parser() -> argparse.ArgumentParser:
         "ls",
         cmd_ls,
         "List runs as a table (or CSV, JSON).",
-        "exman ls\nexman ls --query \"lr > 0.01 and model == 'b'\" --sort=-lr\n"
+        "exman ls\nexman ls --query \"lr > 0.01 and model == 'b'\" --sort -lr\n"
         "exman ls --marked best --columns id,lr,model --format csv\n"
-        "exman ls --failed --status failed,crashed",
+        "exman ls --failed --status failed,crashed\n"
+        "exman ls --sort -lr --limit 5\nexman ls --last 20",
         parent,
         "By default: id, the parameters that differ between the runs listed, "
         "status and time.",
@@ -151,7 +153,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--sort",
         metavar="COL",
-        help="sort by these columns; -COL descends: --sort=-lr,id",
+        help="sort by these columns; -COL descends: --sort -lr,id",
+    )
+    count = p.add_mutually_exclusive_group()
+    count.add_argument(
+        "--last",
+        type=int,
+        metavar="N",
+        help="only the last N runs listed (the newest by default)",
+    )
+    count.add_argument(
+        "--limit", type=int, metavar="N", help="only the first N runs listed"
     )
     p.add_argument("-c", "--columns", metavar="A,B,C", help="the columns to show")
     p.add_argument("-a", "--all-columns", action="store_true", help="show every column")
@@ -330,13 +342,54 @@ def _rerun_rest(argv: list[str]) -> tuple[list[str], list[str]] | None:
     return None
 
 
+#: options whose value may begin with "-" (a descending column: --sort -lr)
+DASHED_VALUES = frozenset({"--sort"})
+
+
+def _glue_dashed(argv: list[str]) -> list[str]:
+    """``--sort -lr`` as ``--sort=-lr``: argparse takes ``-lr`` for an option.
+
+    Only before ``--`` (what follows goes to a script as is).
+    """
+    out: list[str] = []
+    tokens = iter(argv)
+    for token in tokens:
+        if token == "--":
+            out += [token, *tokens]
+            break
+        value = next(tokens, None) if token in DASHED_VALUES else None
+        if value is None:
+            out.append(token)
+        elif value.startswith("-") and value != "--":
+            out.append(f"{token}={value}")
+        else:
+            out += [token, value]
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``exman`` command; returns the exit code (see ``exman --help``).
 
+    A reader that stops early (``exman ls | head``) ends the command quietly,
+    with exit code 0: what it read is what it asked for.
+
     :param argv: the arguments (default: ``sys.argv[1:]``).
     """
-    args_list = list(sys.argv[1:] if argv is None else argv)
+    try:
+        code = _main(list(sys.argv[1:] if argv is None else argv))
+        sys.stdout.flush()  # a closed pipe shows here, not at exit
+    except BrokenPipeError:
+        # the recipe of Python's docs (signal module, "Note on SIGPIPE"):
+        # Python flushes stdout again at exit, which would fail as well
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return OK
+    return code
+
+
+def _main(args_list: list[str]) -> int:
     parser = build_parser()
+    args_list = _glue_dashed(args_list)
     split = _rerun_rest(args_list)
     try:
         args = parser.parse_args(args_list if split is None else split[0])
@@ -362,6 +415,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ExmanError, ParamsError) as e:
         err(f"error: {e}")
         return USAGE
+    except BrokenPipeError:
+        raise  # stdout closed by its reader: main() ends quietly
     except OSError as e:
         err(f"error: {e}")
         return PARTIAL

@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+import subprocess
+import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -13,7 +15,7 @@ import pytest
 import exman
 from exman.cli import main
 from exman.commands import manage
-from exman.record.store import ExmanError
+from exman.record.store import ExmanError, Root
 
 
 def make_runs(root: Path, *argvs: Sequence[str], fail: Sequence[int] = ()) -> None:
@@ -182,3 +184,110 @@ def test_library_ls(root: Path) -> None:
     assert list(df.columns) == ["id", "lr"] and list(df["id"]) == [2, 3]
     with pytest.raises(ExmanError):
         manage.ls(root, sort="nosuch")
+
+
+# -- at any size ------------------------------------------------------------------
+def test_sort_descending_as_users_type_it(ls: Ls) -> None:
+    assert [r["id"] for r in records(ls, "--sort", "-lr")] == [3, 2, 4, 1]
+    rows = records(ls, "--sort", "-model,lr", "--columns", "id")
+    assert [r["id"] for r in rows] == [2, 3, 1, 4]
+    code, _, err = ls("--sort", "-nosuch")
+    assert code == 2 and "no column 'nosuch'" in err
+
+
+def test_sort_value_glued_only_before_the_script_arguments() -> None:
+    from exman.cli import _glue_dashed
+
+    assert _glue_dashed(["ls", "--sort", "-lr", "--last", "3"]) == [
+        "ls",
+        "--sort=-lr",
+        "--last",
+        "3",
+    ]
+    assert _glue_dashed(["ls", "--sort", "lr"]) == ["ls", "--sort", "lr"]
+    rerun = ["rerun", "1", "--", "--sort", "-x"]
+    assert _glue_dashed(rerun) == rerun
+
+
+def test_last_and_limit(ls: Ls) -> None:
+    assert [r["id"] for r in records(ls, "--last", "2")] == [3, 4]
+    assert [r["id"] for r in records(ls, "--limit", "2")] == [1, 2]
+    assert [r["id"] for r in records(ls, "--sort", "-lr", "--limit", "1")] == [3]
+    assert [r["id"] for r in records(ls, "--sort", "-lr", "--last", "1")] == [1]
+    assert records(ls, "--last", "0") == []
+    assert len(records(ls, "--limit", "99")) == 4
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--last", "-1"], "--last -1: give a number of runs"),
+        (["--limit", "-2"], "--limit -2: give a number of runs"),
+        (["--last", "1", "--limit", "1"], "not allowed with"),
+        (["--last", "x"], "invalid int value: 'x'"),
+    ],
+)
+def test_bad_counts_say_what_is_valid(ls: Ls, argv: list[str], message: str) -> None:
+    code, out, err = ls(*argv)
+    assert code == 2 and out == ""
+    assert message in err and "Traceback" not in err
+
+
+def test_the_columns_cut_to_the_runs_listed(ls: Ls) -> None:
+    # runs 2 and 3 share model b: after the cut, model is the same everywhere
+    header = ls("--query", "model == 'b'", "--last", "2")[1].splitlines()[0].split()
+    assert "model" not in header and "lr" in header
+    # a column sorted by stays, to explain the order
+    header = ls("--sort", "model", "--last", "2")[1].splitlines()[0].split()
+    assert "model" in header
+
+
+def test_library_last_and_limit(root: Path) -> None:
+    assert list(manage.ls(root, last=1)["id"]) == [4]
+    assert list(manage.ls(root, sort="-id", limit=2)["id"]) == [4, 3]
+    with pytest.raises(ExmanError, match="one of them"):
+        manage.ls(root, last=1, limit=1)
+
+
+def test_table_for_a_pipe_is_what_rich_prints(root: Path) -> None:
+    import pandas as pd
+
+    from exman.commands import listing
+
+    awkward = pd.DataFrame(
+        {
+            "id": [1, 22, 333],
+            "name": ["ünï code", "宽字符", None],
+            "lr": [0.1, float("nan"), 1e-7],
+            "flag": [True, False, True],
+            "markup": ["[red]", "[/]", "a\tb"],
+            "layers": [[1, 2], [3], []],
+            "time": pd.to_datetime(
+                ["2026-01-01 00:00:01", None, "2026-01-02 00:00:00.5"], format="ISO8601"
+            ),
+            "status": ["completed", "failed", "running"],
+        }
+    )
+    at = Root(root)
+    for df in (awkward, manage.ls(root, all_columns=True)):
+        cells = [[listing._text(v, at) for v in df[c]] for c in df.columns]
+        rows = [[listing.printable(t) for t in row] for row in zip(*cells)]
+        assert listing.render(df, root=at) == listing._table(list(df.columns), rows)
+
+
+def test_a_long_table_is_not_drawn_by_rich(root: Path) -> None:
+    script = (
+        "import sys\n"
+        "from exman.cli import main\n"
+        "code = main(['--root', sys.argv[1], 'ls'])\n"
+        "assert 'rich.table' not in sys.modules, 'rich drew the table'\n"
+        "sys.exit(code)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script, str(root)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[0].split()[0] == "id"

@@ -166,6 +166,8 @@ def cmd_ls(args: argparse.Namespace, root: Root) -> int:
             tmp=args.tmp,
             status=args.status,
             all_columns=args.all_columns,
+            last=args.last,
+            limit=args.limit,
         )
     for warning in caught:
         err(f"warning: {warning.message}")
