@@ -291,3 +291,23 @@ def test_a_long_table_is_not_drawn_by_rich(root: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines()[0].split()[0] == "id"
+
+
+def test_default_view_leaves_out_exman_internals(
+    root: Path, ls: Ls, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    header = ls()[1].splitlines()[0].split()
+    for internal in ("tmp", "git_dirty", "config_file", "task_key", "pid_start"):
+        assert internal not in header
+    # a flag set on some of the runs listed is shown, as a parameter would be
+    assert "tmp" in ls("--tmp")[1].splitlines()[0].split()
+    monkeypatch.setenv("EXMAN_SWEEP", "grid")
+    for task in (0, 1):
+        monkeypatch.setenv("EXMAN_SWEEP_TASK", str(task))
+        monkeypatch.setenv("EXMAN_SWEEP_KEY", f"key{task}")
+        make_runs(root, ["--lr", str(task)])
+    header = ls("--query", "id > 6")[1].splitlines()[0].split()
+    assert "task" in header and "task_key" not in header
+    rows = records(ls, "--query", "id > 6", "--columns", "id,task_key")
+    assert [r["task_key"] for r in rows] == ["key0", "key1"]
+    assert "task_key" in ls("--all-columns")[1].splitlines()[0].split()
