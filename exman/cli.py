@@ -183,6 +183,12 @@ def build_parser() -> argparse.ArgumentParser:
         default="table",
         help="output format (default: table)",
     )
+    p.add_argument(
+        "--no-pager",
+        action="store_true",
+        help="print on the terminal even when longer than the screen "
+        "(default: through $PAGER, else less)",
+    )
 
     p = _add(
         sub,

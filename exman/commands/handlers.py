@@ -13,6 +13,7 @@ from typing import Callable
 
 from ..record.store import Root
 from .manage import Report, delete, gc, mark, restore, unmark
+from .pager import page, wants_pager
 from .selection import format_ids, select
 from .terminal import printable
 
@@ -176,7 +177,14 @@ def cmd_ls(args: argparse.Namespace, root: Root) -> int:
         return OK
     text = render(df, args.format, root=root)
     # the table escapes its cells itself, and its colours are escapes
-    print(text if args.format == "table" else _for_terminal(text))
+    text = text if args.format == "table" else _for_terminal(text)
+    if not args.no_pager and wants_pager(text):
+        why = page(text)
+        if why is None:
+            return OK
+        if why != "no pager":
+            err(f"note: {why}; printing instead")
+    print(text)
     return OK
 
 
