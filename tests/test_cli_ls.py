@@ -311,3 +311,15 @@ def test_default_view_leaves_out_exman_internals(
     rows = records(ls, "--query", "id > 6", "--columns", "id,task_key")
     assert [r["task_key"] for r in rows] == ["key0", "key1"]
     assert "task_key" in ls("--all-columns")[1].splitlines()[0].split()
+
+
+def test_csv_and_table_write_booleans_alike(ls: Ls, root: Path) -> None:
+    import pandas as pd
+
+    code, out, _ = ls("--tmp", "--format", "csv", "--columns", "id,tmp")
+    assert code == 0
+    assert out.splitlines()[1:] == [
+        f"{i},{'true' if i == 6 else 'false'}" for i in (1, 2, 3, 4, 6)
+    ]
+    assert ls("--tmp", "--columns", "id,tmp")[1].split()[-1] == "true"
+    assert pd.read_csv(io.StringIO(out))["tmp"].dtype == bool

@@ -279,8 +279,11 @@ def render(df: pd.DataFrame, format: str = "table", *, root: Root | None = None)
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(columns)
     for row in rows:
+        # true/false as the table and JSON write them (pandas reads both)
         writer.writerow(
-            json.dumps(v, ensure_ascii=False) if isinstance(v, (list, dict)) else v
+            json.dumps(v, ensure_ascii=False)
+            if isinstance(v, (list, dict, bool))
+            else v
             for v in row
         )
     return buf.getvalue().rstrip("\n")
