@@ -297,6 +297,10 @@ def _plains(column: pd.Series[Any], root: Root | None) -> list[Any]:
         return values
     if kind == "f":
         return [v if v == v else None for v in values]
+    if kind == "M":  # NaT != NaT
+        return [v.isoformat() if v == v else "" for v in values]
+    if all(type(v) is str for v in values):
+        return values
     return [_plain(v, root) for v in values]
 
 
@@ -312,6 +316,8 @@ def _texts(column: pd.Series[Any], root: Root | None) -> list[str]:
         return [f"{v:.6g}" if v == v else "" for v in values]
     if kind == "M":  # NaT != NaT
         return [v.isoformat(sep=" ") if v == v else "" for v in values]
+    if all(type(v) is str and v.isprintable() for v in values):
+        return [v.replace("T", " ", 1) if _looks_like_time(v) else v for v in values]
     return [printable(_text(v, root)) for v in values]
 
 
