@@ -301,14 +301,19 @@ def test_default_view_leaves_out_exman_internals(
         assert internal not in header
     # a flag set on some of the runs listed is shown, as a parameter would be
     assert "tmp" in ls("--tmp")[1].splitlines()[0].split()
+    config = root.parent / "config.yaml"
+    config.write_text("lr: 0.3\n")
+    make_runs(root, ["--config", str(config)])
+    header = ls()[1].splitlines()[0].split()
+    assert "config_file" not in header and "tmp" not in header
     monkeypatch.setenv("EXMAN_SWEEP", "grid")
     for task in (0, 1):
         monkeypatch.setenv("EXMAN_SWEEP_TASK", str(task))
         monkeypatch.setenv("EXMAN_SWEEP_KEY", f"key{task}")
         make_runs(root, ["--lr", str(task)])
-    header = ls("--query", "id > 6")[1].splitlines()[0].split()
+    header = ls("--query", "id > 7")[1].splitlines()[0].split()
     assert "task" in header and "task_key" not in header
-    rows = records(ls, "--query", "id > 6", "--columns", "id,task_key")
+    rows = records(ls, "--query", "id > 7", "--columns", "id,task_key")
     assert [r["task_key"] for r in rows] == ["key0", "key1"]
     assert "task_key" in ls("--all-columns")[1].splitlines()[0].split()
 

@@ -46,9 +46,11 @@ META_COLUMNS = frozenset(
         "pid_start",
         # which task of a sweep made the run: a hash, for exman's own use
         "task_key",
-        # exman's own flags (tmp, git_dirty, config_file, name) are not here:
-        # like parameters, they are shown where they differ between the runs
-        # listed, so --tmp shows which runs are tmp ones
+        # exman's own flags: how a run was made, not what it computed; tmp
+        # and name are not here: where they differ they tell runs apart
+        "git_dirty",
+        "config",
+        "config_file",
     }
 )
 #: always shown by default, around the parameters that differ
