@@ -3,28 +3,12 @@ has it: ``python main.py`` then ``exman ls`` in the same folder."""
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from exman.commands.selection import locate_root, root_candidates
-
-
-def exman_command(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    """The ``exman`` console script in a real process, without EXMAN_ROOT."""
-    found = shutil.which("exman", path=os.path.dirname(sys.executable))
-    if found is None:
-        pytest.skip("the exman console script is not installed")
-    env = {k: v for k, v in os.environ.items() if k != "EXMAN_ROOT"}
-    return subprocess.run(
-        [found, *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=60
-    )
+from tests._run_helpers import exman_command
 
 
 def make_root(path: Path) -> Path:

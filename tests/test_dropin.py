@@ -8,10 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import shutil
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -20,7 +16,7 @@ import pytest
 import yaml
 
 import exman
-from tests._run_helpers import record
+from tests._run_helpers import exman_command, record
 
 
 def params(folder: Path) -> dict[str, Any]:
@@ -30,16 +26,6 @@ def params(folder: Path) -> dict[str, Any]:
 
 def runs_of(root: Path) -> list[Path]:
     return sorted((root / "runs").iterdir())
-
-
-def exman_command(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    found = shutil.which("exman", path=os.path.dirname(sys.executable))
-    if found is None:
-        pytest.skip("the exman console script is not installed")
-    env = {k: v for k, v in os.environ.items() if k != "EXMAN_ROOT"}
-    return subprocess.run(
-        [found, *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=60
-    )
 
 
 # -- one string of arguments ----------------------------------------------------
