@@ -585,6 +585,30 @@ def test_claims_keep_a_task_from_starting_twice(tmp_path: Path) -> None:
     assert claims.acquire("k2", since=before) is None
 
 
+def test_a_task_that_ended_under_a_dead_launchers_claim_is_not_started_again(
+    make_script: Callable[..., Path], root: Path
+) -> None:
+    # a launcher claims the task and dies; its task still completes, after
+    # the next launcher planned the sweep but before it takes the task
+    script = make_script("")
+    claim = (
+        "import sys; from exman.record.store import Root; "
+        "from exman.sweep.claims import Claims; "
+        "assert Claims(Root(sys.argv[1])).acquire('k1', since=0) is None"
+    )
+    subprocess.run([sys.executable, "-c", claim, str(root)], check=True)
+    planned_at = time.time()
+    env = dict(os.environ, EXMAN_SWEEP="s", EXMAN_SWEEP_TASK="0", EXMAN_SWEEP_KEY="k1")
+    subprocess.run([sys.executable, str(script)], env=env, check=True)
+    claims = Claims(Root(root))
+    assert claims.held() == set()  # its processes are gone
+    assert claims.acquire("k1", since=planned_at) == "completed"
+    assert claims.acquire("k1", since=planned_at) == "completed"  # now ended
+    # a task that did not finish under the dead claim is taken again
+    subprocess.run([sys.executable, "-c", claim.replace("k1", "k2"), str(root)])
+    assert claims.acquire("k2", since=planned_at) is None
+
+
 def test_a_failed_run_left_in_runs_is_moved_with_its_links(
     make_script: Callable[..., Path], root: Path
 ) -> None:

@@ -16,6 +16,12 @@ file to the child (:meth:`Claims.handle`), which holds it for as long as it
 and whatever inherited it live. A launcher killed at any instant leaves a
 claim that is held exactly while a process that may run the task lives.
 
+A launcher killed while its task runs cannot say how the task ended, and
+the task may finish after another launcher planned the sweep but before it
+takes the task. So taking over such a stale claim first looks at the runs
+made since it was taken (its ``after`` id): a task that completed or failed
+under it is not started again.
+
 A task handed to a scheduler (``exman sweep --backend slurm``) is held by
 its job instead (:meth:`Claims.assign`): the claim stands after the launcher
 exits, until the sweep learns that the job ended (:meth:`Claims.end`).
@@ -36,6 +42,7 @@ from ..record.files import group_bits, make_dir, share
 from ..record.lock import FileLock
 from ..record.run import hostname, pid_alive, process_start
 from ..record.store import STATE_DIR, Root, atomic_write
+from .runs import scan_runs, task_state
 
 __all__ = ["Claims"]
 
@@ -149,6 +156,12 @@ class Claims:
             fd = _take(self._lock_file(key))
             if fd is None:  # a process started under an older claim still runs
                 return "running"
+            if record is not None and record.get("state") == "running":
+                # its launcher died: nothing said how the task ended
+                ended_as = self._ended_under(key, record)
+                if ended_as is not None:
+                    os.close(fd)
+                    return ended_as
             pid = os.getpid()
             record = {
                 "state": "running",
@@ -160,6 +173,8 @@ class Claims:
                 "lock": True,
                 "started": time.time(),
                 "ended": None,
+                # the task's runs have larger ids than this
+                "after": self.root.last_id(),
                 **info,
             }
             try:
@@ -169,6 +184,24 @@ class Claims:
                 raise
             self._locks[key] = fd
         return None
+
+    def _ended_under(self, key: str, record: dict[str, Any]) -> str | None:
+        """How the task of the stale claim ``record`` ended, if it did: then end it.
+
+        Called under the lock, with the task's lock file ours: no process
+        started under the claim runs any more, so its runs are final.
+        """
+        after = record.get("after")
+        runs = scan_runs(
+            self.root, {key}, after=after if isinstance(after, int) else 0
+        ).get(key, [])
+        state = task_state(runs)
+        if state not in ("completed", "failed"):
+            return None
+        record.update(state=state, ended=time.time())
+        atomic_write(self._ended_file(key), json.dumps(record) + "\n")
+        self._file(key).unlink()
+        return state
 
     def started(self, key: str, pid: int) -> None:
         """Record the process that runs task ``key`` (it may outlive us)."""
