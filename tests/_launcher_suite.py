@@ -92,11 +92,14 @@ class LauncherSuite:
     def test_no_more_than_jobs_tasks_at_once(self, tmp_path: Path) -> None:
         tasks = [shell_task(tmp_path, i, "sleep 0.2") for i in range(6)]
         running, most = 0, 0
-        for event in self.launcher().launch(tasks, jobs=2):
+        launcher = self.launcher()
+        for event in launcher.launch(tasks, jobs=2):
             if not isinstance(event, Queued):
                 running += 1 if isinstance(event, Started) else -1
             most = max(most, running)
-        assert most == 2
+        assert 1 <= most <= 2
+        if launcher.lazy:  # here both slots fill at once; a busy scheduler may not
+            assert most == 2
 
     def test_tasks_are_taken_only_when_there_is_room(self, tmp_path: Path) -> None:
         taken: list[int] = []
