@@ -186,18 +186,34 @@ def test_gc_removes_what_dead_processes_left_and_nothing_else(tmp_path: Path) ->
         path.write_text("half")
     mark_tmp = root / "marked" / f".{good.name}.{pid}.140.tmp"  # a re-pointed mark
     mark_tmp.symlink_to(f"../runs/{good.name}")
-    for path in (old_empty, failed_empty, dead_tmp, live_tmp, cache_tmp, mark_tmp):
+    # what rank 0 of a distributed launch told its ranks, long ago and just now
+    old_launch = root / ".exman" / "launches" / "0123abcd.1.json"
+    young_launch = old_launch.with_name("4567cdef.1.json")
+    old_launch.parent.mkdir()
+    for path in (old_launch, young_launch):
+        path.write_text("{}")
+    olds = (
+        old_empty,
+        failed_empty,
+        dead_tmp,
+        live_tmp,
+        cache_tmp,
+        mark_tmp,
+        old_launch,
+    )
+    for path in olds:
         age(path, 2 * 3600)
 
     dry = manage.gc(root, dry_run=True)
     going = {c.path for c in dry.done}
-    assert going == {old_empty, failed_empty, dead_tmp, cache_tmp, mark_tmp}
+    assert going == {old_empty, failed_empty, dead_tmp, cache_tmp, mark_tmp, old_launch}
     assert old_empty.exists() and dead_tmp.exists()
 
     report = manage.gc(root)
     assert {c.path for c in report.done} == going
     assert not any(os.path.lexists(p) for p in going)
     assert young_empty.is_dir() and young_tmp.exists() and live_tmp.exists()
+    assert young_launch.exists()
     assert (good / "params.yaml").exists()
     assert exman.Index(root).info().id.tolist() == [1]
 

@@ -9,7 +9,10 @@ it can leave debris beside them:
   run.json, results, the counter, the cache, sweep records), or a mark
   link being re-pointed;
 * ``.deleting-<id>-<pid>``: a run folder being deleted (see
-  :meth:`~exman.record.store.Root.remove_run`).
+  :meth:`~exman.record.store.Root.remove_run`);
+* ``.exman/launches/*.json``: what rank 0 of a distributed launch told the
+  other ranks (see :mod:`exman.record.ranks`), which they read within
+  seconds and never again.
 
 Something is debris only when the process that made it is gone and it has
 not changed for :data:`~exman.record.run.CREATION_GRACE` seconds: nothing a
@@ -26,6 +29,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from ..record.ranks import LAUNCHES
 from ..record.run import CREATION_GRACE, Run, pid_alive
 from ..record.store import RUN_PLACES, STATE_DIR, Root, run_id
 
@@ -102,8 +106,33 @@ def find_leftovers(root: Root, grace: float = CREATION_GRACE) -> list[Leftover]:
                 )
             else:
                 found += _tmp_files(str(path), grace, now)
+    found += _old_launches(root.state / LAUNCHES, grace, now)
     # the state, and the links being re-pointed under marked/
     for top in (root.path / STATE_DIR, root.marked):
         for here, _, _ in os.walk(top):  # links are not followed
             found += _tmp_files(here, grace, now)
+    return found
+
+
+def _old_launches(folder: pathlib.Path, grace: float, now: float) -> list[Leftover]:
+    """Launch records unchanged for ``grace`` seconds: their ranks joined long ago."""
+    try:
+        entries = os.scandir(folder)
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    found = []
+    with entries:
+        for entry in entries:
+            if not entry.name.endswith(".json") or not entry.is_file(
+                follow_symlinks=False
+            ):
+                continue
+            try:
+                changed = entry.stat(follow_symlinks=False).st_mtime
+            except FileNotFoundError:
+                continue
+            if now - changed >= grace:
+                found.append(
+                    Leftover(pathlib.Path(entry.path), "old launch record", False)
+                )
     return found
