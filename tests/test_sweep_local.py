@@ -495,6 +495,30 @@ def test_two_launchers_at_once_share_the_work(script: Path, root: Path) -> None:
     assert len(keys) == 6 and set(keys.values()) == {1}, out1 + out2
 
 
+def test_a_reader_that_stops_early_does_not_stop_the_sweep(
+    script: Path, root: Path
+) -> None:
+    spec = write_spec(
+        script.parent,
+        command=f"{PYTHON} main.py --sleep 0.1",
+        grid={"lr": [1, 2, 3, 4, 5, 6]},
+    )
+    with subprocess.Popen(
+        [sys.executable, "-m", "exman.sweep", str(spec), "-j", "2"],
+        cwd=spec.parent,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as proc:
+        assert proc.stdout is not None and proc.stderr is not None
+        first = proc.stdout.readline()  # `exman sweep ... | head -1`
+        proc.stdout.close()
+        assert first.startswith("sweep ")
+        assert proc.wait(timeout=60) == 0
+        assert proc.stderr.read() == ""
+    assert sorted(r["status"] for r in all_runs(root)) == ["completed"] * 6
+
+
 # -- the Python surface and the display --------------------------------------------
 def test_exman_sweep_is_lazy_and_callable(script: Path, root: Path) -> None:
     spec = write_spec(script.parent, grid={"lr": [0.1]})

@@ -7,6 +7,7 @@ per finished task, for CI logs and files. :class:`Progress` shows nothing.
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 import time
@@ -120,9 +121,18 @@ class PlainProgress(Progress):
     def __init__(self, stream: IO[str] | None = None) -> None:
         super().__init__()
         self.stream = stream if stream is not None else sys.stdout
+        #: the reader closed the stream (``exman sweep | head``)
+        self.closed = False
 
     def _print(self, text: str) -> None:
-        print(text, file=self.stream, flush=True)
+        if self.closed:
+            return
+        try:
+            print(text, file=self.stream, flush=True)
+        except BrokenPipeError:
+            # the reader has read what it wanted; the tasks still matter
+            self.closed = True
+            _discard(self.stream)
 
     def begin(self, **kwargs: Any) -> None:
         super().begin(**kwargs)
@@ -236,6 +246,19 @@ class LiveProgress(Progress):
         for result in failures:
             parts.append(Text("failed " + result.describe(), style="red"))
         return Group(*parts)
+
+
+def _discard(stream: IO[str]) -> None:
+    """Send what is still buffered for ``stream``, and all it gets later, nowhere."""
+    try:
+        fd = stream.fileno()
+    except (AttributeError, OSError, ValueError):
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, fd)
+    finally:
+        os.close(devnull)
 
 
 def make_progress(show: bool, stream: IO[str] | None = None) -> Progress:
