@@ -28,6 +28,7 @@ from .commands.handlers import (
     cmd_restore,
     cmd_show,
     cmd_sweep,
+    cmd_table,
     cmd_unmark,
     err,
 )
@@ -48,7 +49,8 @@ EXIT_CODES = {
 }
 
 DESCRIPTION = """\
-Manage the runs of an exman root: list, show, mark, delete, re-run, sweep.
+Manage the runs of an exman root: list, show, tabulate, mark, delete, re-run,
+sweep.
 
 The root is --root PATH, else the EXMAN_ROOT environment variable, else the
 nearest exman root (a folder with runs/ and index/) from the current folder
@@ -61,6 +63,7 @@ examples:
   exman ls                            runs and the parameters that differ
   exman ls --query "lr > 0.01" --sort -lr
   exman show 42                       everything about run 42
+  exman table --rows model --cols dataset --value loss
   exman mark best 3 5 9-12            link runs under marked/best/
   exman delete 7                      take run 7 out of the index
   exman rerun 42 -- --lr 0.5          run 42 again with another lr
@@ -142,10 +145,12 @@ def build_parser() -> argparse.ArgumentParser:
         "exman ls\nexman ls --query \"lr > 0.01 and model == 'b'\" --sort -lr\n"
         "exman ls --marked best --columns id,lr,model --format csv\n"
         "exman ls --failed --status failed,crashed\n"
-        "exman ls --sort -lr --limit 5\nexman ls --last 20",
+        "exman ls --sort -lr --limit 5\nexman ls --last 20\n"
+        "exman ls -f parquet -o runs.parquet",
         parent,
         "By default: id, the parameters that differ between the runs listed, "
-        "status and time.",
+        "status and time. With -o FILE: every column, for pandas, polars or "
+        "DuckDB to read back (Parquet keeps the types).",
     )
     p.add_argument(
         "-q", "--query", help="a pandas query: \"lr > 0.01 and model == 'b'\""
@@ -179,9 +184,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--format",
         "-f",
-        choices=("table", "csv", "json"),
+        choices=("table", "csv", "json", "parquet"),
         default="table",
-        help="output format (default: table)",
+        help="output format (default: table); parquet needs -o and pyarrow",
+    )
+    p.add_argument(
+        "-o",
+        "--output",
+        metavar="FILE",
+        help="write the runs to FILE (csv, json or parquet), every column "
+        "unless --columns says which",
     )
     p.add_argument(
         "--no-pager",
@@ -189,6 +201,67 @@ def build_parser() -> argparse.ArgumentParser:
         help="print on the terminal even when longer than the screen "
         "(default: through $PAGER, else less)",
     )
+
+    p = _add(
+        sub,
+        "table",
+        cmd_table,
+        "A table for a paper: a result over seeds, one parameter by another.",
+        "exman table --rows model --cols dataset --value loss\n"
+        "exman table --rows model --value acc --maximize --stat ci -f markdown\n"
+        "exman table --rows model,lr --cols dataset --value loss "
+        "--query 'epochs == 10' -o table.tex",
+        parent,
+        "Runs that share every parameter but --over (and exman's own) are "
+        "repetitions: each cell is their mean ± std (or ± the 95% confidence "
+        "interval of the mean), the best of each column in bold, the number "
+        "of runs, and a comment that names them. Only completed runs count. "
+        "A parameter that differs within a cell is an error: add it to --rows, "
+        "--cols or --over, or choose runs with --query.",
+    )
+    p.add_argument(
+        "--rows", required=True, metavar="A,B", help="the parameter(s) down the rows"
+    )
+    p.add_argument("--cols", metavar="A,B", help="the parameter(s) across")
+    p.add_argument(
+        "--value", required=True, metavar="NAME", help="the result to aggregate"
+    )
+    p.add_argument(
+        "--over",
+        default="seed",
+        metavar="A,B",
+        help="the parameter(s) that differ between repetitions (default: seed)",
+    )
+    p.add_argument(
+        "--stat",
+        choices=("std", "ci"),
+        default="std",
+        help="± the standard deviation (default) or the 95%% confidence interval",
+    )
+    best = p.add_mutually_exclusive_group()
+    best.add_argument(
+        "--minimize",
+        dest="minimize",
+        action="store_true",
+        default=True,
+        help="the lowest mean of a column is the best (default)",
+    )
+    best.add_argument(
+        "--maximize",
+        dest="minimize",
+        action="store_false",
+        help="the highest mean of a column is the best",
+    )
+    p.add_argument("-q", "--query", help="a pandas query that keeps the runs to use")
+    p.add_argument("-m", "--marked", metavar="KEY", help="only runs marked under KEY")
+    p.add_argument(
+        "-f",
+        "--format",
+        choices=("latex", "markdown", "csv"),
+        default="latex",
+        help="output format (default: latex)",
+    )
+    p.add_argument("-o", "--output", metavar="FILE", help="write the table to FILE")
 
     p = _add(
         sub,

@@ -10,6 +10,8 @@
     one = index.row(42)                 # run 42 as a Series, wherever it is
     curves = index.metrics("loss")      # id, step, time, loss: every record
     table = index.aggregate(over="seed")  # count, loss_mean, loss_std per config
+    paper = index.table(rows="model", cols="dataset", value="loss", over="seed")
+    fig = index.plot("loss ~ lr", by="model", over="seed")   # needs matplotlib
 
 Signature: ``Index(root, *, cache=True)``; ``Index.info(source=None, *,
 failed=False, tmp=False) -> DataFrame``; ``Index.row(id) -> Series``;
@@ -82,15 +84,18 @@ import warnings
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from .look.analysis import Columns, aggregate_frame, metrics_frame
+from .look.analysis import Columns, as_names, metrics_frame
 from .look.cache import SkippedRunWarning
 from .look.frame import build_frame
 from .look.gather import Load, MarkNotFound
 from .look.outcome import DamagedMetricsWarning
 from .record.store import ExmanError, Root, RunNotFound, StrPath
+from .views.aggregate import aggregate_frame, curves, select, summarize
 
 if TYPE_CHECKING:
     import pandas as pd
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 __all__ = ["DamagedMetricsWarning", "Index", "MarkNotFound", "SkippedRunWarning"]
 
@@ -209,6 +214,179 @@ class Index:
         frame, columns = self._load(source)
         return aggregate_frame(
             frame, columns, over=over, results=results, status=status
+        )
+
+    def table(
+        self,
+        rows: str | Sequence[str],
+        cols: str | Sequence[str] | None = None,
+        *,
+        value: str,
+        over: str | Sequence[str] = "seed",
+        stat: str = "std",
+        source: StrPath | None = None,
+        query: str | None = None,
+        status: str | Sequence[str] | None = "completed",
+    ) -> pd.DataFrame:
+        """``value`` over repetitions, one parameter down, another across.
+
+        The runs are grouped as by :meth:`aggregate`; ``rows`` and ``cols``
+        must tell the groups apart (a parameter that varies otherwise is
+        named in the error: add it to ``rows``, ``cols`` or ``over``, or
+        leave runs out with ``query``). Write the frame with
+        :func:`exman.views.tables.render_table` (LaTeX, Markdown, CSV).
+
+        :param rows: the parameter(s) whose values are the rows.
+        :param cols: the parameter(s) whose values are the columns; None:
+            one column, ``value``.
+        :param value: the result (or last logged value) to aggregate.
+        :param over: the parameter(s) that differ between repetitions.
+        :param stat: the spread kept: ``"std"`` (sample standard deviation)
+            or ``"ci"`` (half-width of the 95 % confidence interval of the
+            mean, Student's t).
+        :param source: the runs, as in :meth:`info`.
+        :param query: a pandas query on :meth:`info`'s columns that keeps
+            the runs to use: ``"epochs == 10"``.
+        :param status: only the runs with this status (None: all).
+        :returns: one row per value of ``rows`` (in the order of their first
+            runs); the columns ``(value of cols, field)``, the fields being
+            ``mean``, ``std`` or ``ci``, ``count`` (the runs) and ``ids``
+            (their ids). ``table.xs("mean", axis=1, level=-1)`` is the means.
+        :raises ExmanError: a name is no column, ``value`` is no number, an
+            unknown ``stat``, a bad query, or ``rows`` and ``cols`` do not
+            tell the groups apart.
+        """
+        from .views.tables import table_frame
+
+        row_names = as_names(rows, "rows") or []
+        col_names = as_names(cols, "cols") or []
+        over_names = as_names(over, "over") or []
+        frame, columns = self._load(source)
+        frame = select(frame, query)
+        summary = summarize(
+            frame,
+            columns,
+            value=value,
+            keys=[*row_names, *col_names],
+            over=over_names,
+            status=status,
+        )
+        return table_frame(
+            summary,
+            rows=row_names,
+            cols=col_names,
+            value=value,
+            stat=stat,
+            attrs={"over": over_names, "query": query, "source": source},
+        )
+
+    def plot(
+        self,
+        formula: str,
+        *,
+        by: str | Sequence[str] | None = None,
+        over: str | Sequence[str] = "seed",
+        band: str | None = "std",
+        logx: bool = False,
+        logy: bool = False,
+        source: StrPath | None = None,
+        query: str | None = None,
+        status: str | Sequence[str] | None = "completed",
+        ax: Axes | None = None,
+    ) -> Figure:
+        """``"y ~ x"``: the mean of ``y`` over repetitions against ``x``.
+
+        One line per value of ``by``, the points sorted by ``x``, a band of
+        ± ``band`` around it. The runs are grouped as by :meth:`aggregate`;
+        ``x`` and ``by`` must tell the groups apart. Needs matplotlib (the
+        ``plots`` extra); without a display it draws with the Agg backend.
+
+        :param formula: ``"loss ~ lr"``: a result against a parameter.
+        :param by: the parameter(s) that make the lines (None: one line).
+        :param over: the parameter(s) that differ between repetitions.
+        :param band: ``"std"``, ``"ci"`` (95 % confidence interval of the
+            mean) or None (no band).
+        :param logx: a logarithmic x axis.
+        :param logy: a logarithmic y axis.
+        :param source: the runs, as in :meth:`info`.
+        :param query: a pandas query that keeps the runs to use.
+        :param status: only the runs with this status (None: all).
+        :param ax: the matplotlib Axes to draw on (default: a new figure).
+        :returns: the Figure; each line's label names its ``by`` values
+            and the number of runs behind each point.
+        :raises ExmanError: as :meth:`table`; a formula that is not
+            ``"y ~ x"``; an unknown band.
+        """
+        from .views.plots import parse_formula, plot_summary
+
+        y, x = parse_formula(formula)
+        by_names = as_names(by, "by") or []
+        frame, columns = self._load(source)
+        summary = summarize(
+            select(frame, query),
+            columns,
+            value=y,
+            keys=[x, *by_names],
+            over=over,
+            status=status,
+        )
+        return plot_summary(
+            summary, x=x, y=y, by=by_names, band=band, logx=logx, logy=logy, ax=ax
+        )
+
+    def plot_metrics(
+        self,
+        name: str,
+        *,
+        by: str | Sequence[str] | None = None,
+        over: str | Sequence[str] | None = None,
+        band: str | None = "std",
+        smooth: int | None = None,
+        logx: bool = False,
+        logy: bool = False,
+        source: StrPath | None = None,
+        query: str | None = None,
+        status: str | Sequence[str] | None = None,
+        ax: Axes | None = None,
+    ) -> Figure:
+        """Learning curves: the metric ``name`` logged by the runs, by step.
+
+        :param by: the parameter(s) that colour the curves and name them.
+        :param over: None: one curve per run; else the parameter(s) that
+            differ between repetitions: one curve per group (grouped as by
+            :meth:`aggregate`), the mean at each step with a band.
+        :param band: ``"std"``, ``"ci"`` or None, with ``over``.
+        :param smooth: draw the trailing mean of this many records.
+        :param status: only the runs with this status (None: all, running
+            ones included).
+        :returns: the Figure; the other parameters as in :meth:`plot`.
+        :raises ExmanError: no run logged ``name``; as :meth:`plot`.
+        """
+        from .views.plots import plot_curves
+
+        by_names = as_names(by, "by") or []
+        frame, columns = self._load(source)
+        frame = select(frame, query)
+        runs = list(zip(frame["id"].tolist(), frame["root"].tolist()))
+        data = curves(
+            metrics_frame(runs, name),
+            frame,
+            columns,
+            value=name,
+            keys=by_names,
+            over=over,
+            status=status,
+            smooth=smooth,
+        )
+        return plot_curves(
+            data,
+            value=name,
+            by=by_names,
+            per_run=over is None,
+            band=band,
+            logx=logx,
+            logy=logy,
+            ax=ax,
         )
 
     def _load(

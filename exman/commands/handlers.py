@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from typing import Callable
 
@@ -30,6 +31,7 @@ __all__ = [
     "cmd_restore",
     "cmd_show",
     "cmd_sweep",
+    "cmd_table",
     "cmd_unmark",
     "err",
 ]
@@ -149,11 +151,50 @@ def cmd_rerun(args: argparse.Namespace, root: Root) -> int:
     return code
 
 
+def _names(text: str | None) -> list[str]:
+    """``"a, b"`` as ``["a", "b"]``; nothing for None or ``""``."""
+    return [name.strip() for name in (text or "").split(",") if name.strip()]
+
+
+def cmd_table(args: argparse.Namespace, root: Root) -> int:
+    import warnings
+
+    from ..index import Index
+    from ..record.files import atomic_write
+    from ..views.tables import render_table
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        frame = Index(root).table(
+            _names(args.rows),
+            _names(args.cols),
+            value=args.value,
+            over=_names(args.over),
+            stat=args.stat,
+            source=args.marked,
+            query=args.query,
+        )
+    for warning in caught:
+        err(f"warning: {warning.message}")
+    if not len(frame):
+        err(f"no completed runs with a value of {args.value!r} in {root.path}")
+    text = render_table(frame, args.format, minimize=args.minimize)
+    if args.output:
+        atomic_write(args.output, text)
+        print(f"wrote a table of {len(frame)} row(s) to {args.output}")
+        return OK
+    print(_for_terminal(text), end="")
+    return OK
+
+
 def cmd_ls(args: argparse.Namespace, root: Root) -> int:
     import warnings
 
     from .listing import ls, render
 
+    if args.format == "parquet" and not args.output:
+        err("error: --format parquet writes a file: give -o FILE")
+        return USAGE
     # a run that cannot be read is left out with a warning: say which, once
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -166,12 +207,25 @@ def cmd_ls(args: argparse.Namespace, root: Root) -> int:
             failed=args.failed,
             tmp=args.tmp,
             status=args.status,
-            all_columns=args.all_columns,
+            # a file is for a program: every column, unless told
+            all_columns=args.all_columns or bool(args.output),
             last=args.last,
             limit=args.limit,
         )
     for warning in caught:
         err(f"warning: {warning.message}")
+    if args.output:
+        from .export import EXPORTS, export
+
+        format = args.format
+        if format == "table":  # -o runs.csv: the format from the suffix
+            format = os.path.splitext(args.output)[1].lstrip(".").lower()
+            if format not in EXPORTS:
+                err(f"error: -o {args.output}: give --format {'|'.join(EXPORTS)}")
+                return USAGE
+        export(df, args.output, format, root=root)
+        print(f"wrote {len(df)} run(s) to {args.output}")
+        return OK
     if args.format == "table" and len(df) == 0:
         err(f"no runs to list in {root.path}")
         return OK
