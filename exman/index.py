@@ -270,6 +270,7 @@ class Index:
             keys=[*row_names, *col_names],
             over=over_names,
             status=status,
+            what="the rows or cols",
         )
         return table_frame(
             summary,
@@ -329,6 +330,7 @@ class Index:
             keys=[x, *by_names],
             over=over,
             status=status,
+            what=f"by (or x: {x!r})",
         )
         return plot_summary(
             summary, x=x, y=y, by=by_names, band=band, logx=logx, logy=logy, ax=ax

@@ -276,6 +276,7 @@ class _Groups:
         columns: Columns,
         keys: Sequence[str],
         over: Sequence[str],
+        what: str = "the keys",
     ) -> None:
         import numpy as np
 
@@ -297,9 +298,11 @@ class _Groups:
         for code, num in zip(self.codes.tolist(), frame["id"].tolist()):
             self.ids[code].append(int(num))
         self.frame = frame[self.keys].iloc[self.first].reset_index(drop=True)
-        self._check_unique(frame, group)
+        self._check_unique(frame, group, what)
 
-    def _check_unique(self, frame: pd.DataFrame, group: Sequence[str]) -> None:
+    def _check_unique(
+        self, frame: pd.DataFrame, group: Sequence[str], what: str
+    ) -> None:
         seen: dict[tuple[Any, ...], int] = {}
         named = [self.frame[k].map(_key).tolist() for k in self.keys]
         for code, key in enumerate(zip(*named)):
@@ -315,7 +318,7 @@ class _Groups:
             values = ", ".join(f"{d}={a[d]!r} or {b[d]!r}" for d in differ)
             raise ExmanError(
                 f"the runs with {where} differ in {values} as well (runs "
-                f"{runs}): add {quoted(differ)} to the keys, or to over= to pool "
+                f"{runs}): add {quoted(differ)} to {what}, or to over to pool "
                 "those runs, or choose the runs with a query"
             )
 
@@ -328,12 +331,14 @@ def summarize(
     keys: Sequence[str] = (),
     over: str | Sequence[str] = "seed",
     status: str | Sequence[str] | None = "completed",
+    what: str = "the keys",
 ) -> pd.DataFrame:
     """``value`` over the repetitions of each group, one row per group.
 
     The runs are grouped by every parameter but ``over`` and exman's own;
     ``keys`` must tell the groups apart. Runs without ``value`` are left out.
 
+    :param what: what the keys are, for the error that says to add one.
     :returns: the ``keys``, then ``count``, ``mean``, ``std``, ``ci`` (see
         :func:`describe`) and ``ids`` (the list of the group's run ids), in
         the order of each group's first run.
@@ -349,7 +354,7 @@ def summarize(
     numbers = _number_column(frame, value)
     present = ~np.isnan(numbers)
     frame, numbers = frame[present], numbers[present]
-    groups = _Groups(frame, columns, keys, over_names)
+    groups = _Groups(frame, columns, keys, over_names, what)
     stats = describe(numbers, groups.codes, groups.count)
     out = groups.frame.copy()
     for name in ("count", "mean", "std", "ci"):
@@ -400,7 +405,7 @@ def curves(
         _check_columns(frame, keys, "keys")
         named = frame[["id", *keys]].reset_index(drop=True)
         return named.merge(records, on="id", how="inner", sort=False)
-    groups = _Groups(frame, columns, keys, over_names)
+    groups = _Groups(frame, columns, keys, over_names, "by")
     of_run = dict(zip(frame["id"].tolist(), groups.codes.tolist()))
     group_of = records["id"].map(of_run).to_numpy(dtype=np.int64)
     steps = records["step"].to_numpy(dtype="float64")

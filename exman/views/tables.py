@@ -358,9 +358,9 @@ def _markdown(layout: _Layout) -> str:
         lines.append("| " + " | ".join(labels + numbers) + " |")
     comments = layout.comments()
     lines += ["", markdown_escape(comments[1]) + ".", ""]
-    # "--" cannot appear inside an HTML comment
+    # an HTML comment ends at the first "-->"
     lines += [
-        f"<!-- {c.replace('--', '- -')} -->" for c in [comments[0], *comments[2:]]
+        f"<!-- {c.replace('-->', '- ->')} -->" for c in [comments[0], *comments[2:]]
     ]
     return "\n".join(lines) + "\n"
 
