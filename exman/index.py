@@ -330,7 +330,7 @@ class Index:
             keys=[x, *by_names],
             over=over,
             status=status,
-            what=f"by (or x: {x!r})",
+            what="by",
         )
         return plot_summary(
             summary, x=x, y=y, by=by_names, band=band, logx=logx, logy=logy, ax=ax
