@@ -11,11 +11,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from _views_runs import SEED_STEP, STEPS, grid, loss, make_root
 
 from exman import ExmanError, Index
 from exman.views.aggregate import T_975, describe, t_quantile
-
-from _views_runs import SEED_STEP, STEPS, grid, loss, make_root
 
 mpl = pytest.importorskip("matplotlib")
 
