@@ -123,6 +123,13 @@ def _key(value: Any) -> Any:
     return _hashable(value)
 
 
+def _show(value: Any) -> str:
+    """A value for a message: ``0.1``, not ``np.float64(0.1)``."""
+    if hasattr(value, "item") and type(value).__module__ == "numpy":
+        value = value.item()
+    return repr(value)
+
+
 def _numbers(column: pd.Series) -> Any:
     """The column as float64 values (NaN where missing), or None if some
     value is no number (strings are never read as numbers)."""
@@ -314,8 +321,8 @@ class _Groups:
                 g for g in group if g not in self.keys and _key(a[g]) != _key(b[g])
             ]
             where = ", ".join(f"{k}={v!r}" for k, v in zip(self.keys, key)) or "all"
-            runs = ", ".join(map(str, self.ids[other] + self.ids[code]))
-            values = ", ".join(f"{d}={a[d]!r} or {b[d]!r}" for d in differ)
+            runs = ", ".join(map(str, sorted(self.ids[other] + self.ids[code])))
+            values = ", ".join(f"{d}={_show(a[d])} or {_show(b[d])}" for d in differ)
             raise ExmanError(
                 f"the runs with {where} differ in {values} as well (runs "
                 f"{runs}): add {quoted(differ)} to {what}, or to over to pool "
