@@ -256,6 +256,15 @@ def test_table_errors_name_what_is_wrong(root: Path) -> None:
     assert proc.returncode == 0 and "6 runs per cell" in proc.stdout
 
 
+def test_a_table_of_no_runs_writes_nothing(root: Path, tmp_path: Path) -> None:
+    out = tmp_path / "t.tex"
+    proc = table(root, "--rows", "model", "--value", "loss",
+                 "--query", "lr > 5", "-o", str(out))  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "no completed run with a value of 'loss'" in proc.stderr
+    assert proc.stdout == "" and not out.exists()
+
+
 # -- exman ls -o -----------------------------------------------------------------
 def test_ls_to_parquet_keeps_the_types(root: Path, tmp_path: Path) -> None:
     pytest.importorskip("pyarrow")

@@ -14,7 +14,7 @@ import pytest
 from _views_runs import SEED_STEP, STEPS, grid, loss, make_root
 
 from exman import ExmanError, Index
-from exman.views.aggregate import T_975, describe, t_quantile
+from exman.views.stats import T_975, describe, t_quantile
 
 mpl = pytest.importorskip("matplotlib")
 
@@ -133,6 +133,15 @@ def test_table_refuses_what_it_cannot_do(root: Path) -> None:
         index.table("seed", ["model", "dataset"], value="loss")
     with pytest.raises(ExmanError, match=r"query 'model ==': SyntaxError"):
         index.table("model", "dataset", value="loss", query="model ==")
+
+
+def test_a_table_of_no_runs_is_empty_and_not_written(root: Path) -> None:
+    from exman.views.tables import render_table
+
+    empty = Index(root).table("model", "dataset", value="loss", query="lr > 5")
+    assert len(empty) == 0
+    with pytest.raises(ExmanError, match="the table has no runs"):
+        render_table(empty, "latex")
 
 
 # -- Index.plot ------------------------------------------------------------------

@@ -177,7 +177,8 @@ def cmd_table(args: argparse.Namespace, root: Root) -> int:
     for warning in caught:
         err(f"warning: {warning.message}")
     if not len(frame):
-        err(f"no completed runs with a value of {args.value!r} in {root.path}")
+        err(f"no completed run with a value of {args.value!r} to tabulate")
+        return OK
     text = render_table(frame, args.format, minimize=args.minimize)
     if args.output:
         atomic_write(args.output, text)

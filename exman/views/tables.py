@@ -137,6 +137,11 @@ class _Layout:
     """A :func:`table_frame` frame read back: labels, cells, best cells."""
 
     def __init__(self, table: pd.DataFrame, minimize: bool) -> None:
+        if not len(table):
+            raise ExmanError(
+                "the table has no runs, nothing to write: no run with the "
+                "status asked for has the value, or the query kept none"
+            )
         levels = table.columns.nlevels
         fields = list(dict.fromkeys(c[-1] for c in table.columns))
         spread = [f for f in fields if f in STATS]
