@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,14 @@ from exman import ExmanError, Index
 from exman.views.stats import T_975, describe, t_quantile
 
 mpl = pytest.importorskip("matplotlib")
+
+
+@pytest.fixture(autouse=True)
+def _close_pyplot_figures() -> Iterator[None]:
+    """Where another test imported pyplot, plots go to pyplot figures."""
+    yield
+    if "matplotlib.pyplot" in sys.modules:
+        sys.modules["matplotlib.pyplot"].close("all")
 
 
 @pytest.fixture(scope="module")
@@ -268,6 +277,17 @@ def test_tables_need_no_matplotlib_and_plots_no_pyplot(root: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "FigureCanvasAgg"
     assert (root.parent / "plot.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_plots_go_to_pyplot_where_it_is_in_use(root: Path) -> None:
+    code = (
+        "import matplotlib.pyplot as plt, exman\n"
+        "fig = exman.Index('exman').plot('loss ~ dataset', by='model')\n"
+        "print(plt.get_fignums(), fig is plt.gcf())\n"
+    )
+    proc = python(code, root.parent)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[1] True"
 
 
 def test_plot_without_matplotlib_says_what_to_install(root: Path) -> None:
