@@ -302,3 +302,15 @@ def test_plot_without_matplotlib_says_what_to_install(root: Path) -> None:
     proc = python(code, root.parent)
     assert proc.returncode == 0, proc.stderr
     assert "pip install 'exman[plots]'" in proc.stdout
+
+
+def test_the_benchmark_runs() -> None:
+    bench = Path(__file__).resolve().parent.parent / "bench" / "aggregate.py"
+    proc = subprocess.run(
+        [sys.executable, str(bench), "--runs", "2000", "--reps", "1"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode in (0, 1), proc.stderr  # 1: a target missed
+    assert "summarize / floor" in proc.stdout

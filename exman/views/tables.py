@@ -160,20 +160,20 @@ class _Layout:
         self.row_keys = [k if isinstance(k, tuple) else (k,) for k in table.index]
         self.minimize = minimize
         self.attrs = attrs
-        self.cells: list[list[_Cell]] = []
-        for i in range(len(table)):
-            row = table.iloc[i]
-            self.cells.append(
-                [
-                    _Cell(
-                        float(row[_at(c, "mean")]),
-                        float(row[_at(c, self.stat)]),
-                        int(row[_at(c, "count")]),
-                        list(row[_at(c, "ids")]),
-                    )
-                    for c in self.col_keys
-                ]
+        # whole columns: a lookup per cell in a MultiIndex row is slow
+        columns = [
+            zip(
+                table[_at(c, "mean")].tolist(),
+                table[_at(c, self.stat)].tolist(),
+                table[_at(c, "count")].tolist(),
+                table[_at(c, "ids")].tolist(),
             )
+            for c in self.col_keys
+        ]
+        self.cells: list[list[_Cell]] = [
+            [_Cell(float(m), float(s), int(n), list(ids)) for m, s, n, ids in row]
+            for row in zip(*columns)
+        ]
         for j in range(len(self.col_keys)):
             means = [r[j].mean for r in self.cells if not math.isnan(r[j].mean)]
             if means:
