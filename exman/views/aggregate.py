@@ -218,7 +218,7 @@ class _Groups:
     ) -> None:
         import numpy as np
 
-        _check_columns(frame, keys, "keys")
+        _check_columns(frame, keys, what)
         both = [k for k in keys if k in over]
         if both:
             raise ExmanError(
@@ -340,7 +340,7 @@ def curves(
     frame = frame[frame["id"].isin(records["id"]).to_numpy()]
     over_names = as_names(over, "over")
     if over_names is None:
-        _check_columns(frame, keys, "keys")
+        _check_columns(frame, keys, "by")
         named = frame[["id", *keys]].reset_index(drop=True)
         return named.merge(records, on="id", how="inner", sort=False)
     groups = _Groups(frame, columns, keys, over_names, "by")
