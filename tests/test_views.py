@@ -153,6 +153,38 @@ def test_a_table_of_no_runs_is_empty_and_not_written(root: Path) -> None:
         render_table(empty, "latex")
 
 
+def test_table_of_list_and_missing_values_in_several_rows(tmp_path: Path) -> None:
+    from _index_runs import make_run
+    from test_index_results import write_outcome
+
+    from exman.views.tables import render_table
+
+    root = tmp_path / "exman"
+    for data in ("x", "y"):  # two columns: each missing wd must be one row
+        for seed in range(2):
+            for wd in (None, 0.1):
+                for layers in ([1, 2], [3]):
+                    params = {"wd": wd, "layers": layers, "data": data, "seed": seed}
+                    write_outcome(make_run(root, params), loss=seed + (wd or 0))
+            params = {"layers": [3], "data": data, "seed": seed}
+            write_outcome(make_run(root, params), loss=5.0)
+    table = Index(root).table(["wd", "layers"], "data", value="loss")
+    # a run without wd and one with wd null are one configuration
+    wd = table.index.get_level_values("wd")
+    assert wd.isna().tolist() == [True, True, False, False]
+    assert wd[2:].tolist() == [0.1, 0.1]
+    assert table.index.get_level_values("layers").tolist() == [(1, 2), (3,)] * 2
+    assert len(table) == 4
+    for data in ("x", "y"):
+        assert table[(data, "count")].tolist() == [2, 4, 2, 2]
+        assert table[(data, "mean")].tolist() == pytest.approx([0.5, 2.75, 0.6, 0.6])
+    text = render_table(table, "latex")
+    assert "wd & layers & x & y \\\\" in text
+    # no wd: an empty label; the lowest mean in bold
+    assert "\n & [1, 2] & $\\mathbf{0.50 \\pm 0.71}$ (2) & " in text
+    assert "\n & [3] & $2.8 \\pm 2.6$ (4) & " in text  # counts differ
+
+
 # -- Index.plot ------------------------------------------------------------------
 @pytest.fixture
 def lr_root(tmp_path: Path) -> Path:

@@ -33,7 +33,12 @@ FIELDS = ("mean", "count", "ids")
 
 
 def _label(value: Any) -> Any:
-    """A value as an index label: hashable (lists become tuples)."""
+    """A value as an index label: hashable (lists become tuples), and one
+    label, None, for every missing value (NaN is not equal to itself)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    if type(value).__name__ in ("NAType", "NaTType"):
+        return None
     if isinstance(value, list):
         return tuple(_label(v) for v in value)
     if isinstance(value, dict):
@@ -237,7 +242,8 @@ class _Layout:
 
 
 def _text(value: Any) -> str:
-    if isinstance(value, float) and math.isnan(value):
+    """A key as a label: a missing one (None, NaN) is empty."""
+    if _label(value) is None:
         return ""
     if isinstance(value, float):
         return f"{value:g}"
