@@ -256,6 +256,22 @@ def test_table_errors_name_what_is_wrong(root: Path) -> None:
     assert proc.returncode == 0 and "6 runs per cell" in proc.stdout
 
 
+def test_a_cell_without_runs(root: Path, tmp_path: Path) -> None:
+    args = ["--rows", "model", "--cols", "dataset", "--value", "loss",
+            "--query", "not (model == 'cnn' and dataset == 'yy')"]  # fmt: skip
+    proc = table(root, *args)
+    assert proc.returncode == 0, proc.stderr
+    check_latex(proc.stdout, columns=3)
+    assert "\ncnn & $" in proc.stdout and "$ & -- \\\\\n" in proc.stdout
+    assert "% model=cnn, dataset=yy: runs none" in proc.stdout
+    if shutil.which("pdflatex"):
+        compile_latex(proc.stdout, tmp_path)
+    proc = table(root, *args, "-f", "markdown")
+    assert "| cnn | " in proc.stdout and " | – |" in proc.stdout
+    proc = table(root, *args, "-f", "csv")
+    assert proc.stdout.splitlines()[-1].startswith("cnn,yy,,,0,false,")
+
+
 def test_a_table_of_no_runs_writes_nothing(root: Path, tmp_path: Path) -> None:
     out = tmp_path / "t.tex"
     proc = table(root, "--rows", "model", "--value", "loss",
