@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 
 __all__ = ["parse_formula", "plot_curves", "plot_summary"]
 
+#: the most runs a legend names one by one
+LEGEND = 10
 _FORMULA = re.compile(r"^\s*([^~\s][^~]*?)\s*~\s*([^~\s][^~]*?)\s*$")
 
 
@@ -177,12 +179,15 @@ def plot_curves(
     _check_band(band)
     ax = _axes(ax)
     if per_run:
+        # without by, each run its colour and, up to a legend's worth, a label
+        few = data["id"].nunique() <= LEGEND
         for i, (label, part) in enumerate(_split(data, by)):
             color = f"C{i % 10}"
             for j, (num, run) in enumerate(part.groupby("id", sort=False)):
                 name = label if j == 0 else "_nolegend_"
                 if not by:
-                    color, name = f"C{j % 10}", f"run {num}"
+                    color = f"C{j % 10}"
+                    name = f"run {num}" if few else "_nolegend_"
                 ax.plot(run["step"], run[value], color=color, label=name)
         ax.set_ylabel(value)
     else:
