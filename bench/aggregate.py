@@ -33,9 +33,9 @@ import numpy as np
 import pandas as pd
 from _common import Summary, Targets, header, interleaved
 
+from exman.look.aggregate import summarize
 from exman.look.analysis import Columns
-from exman.views.aggregate import summarize
-from exman.views.tables import render_table, table_frame
+from exman.look.tables import render_table, table_frame
 
 TARGET = 3.0
 KEYS = ["model", "dataset", "lr"]

@@ -84,13 +84,13 @@ import warnings
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from .look.aggregate import aggregate_frame, curves, select, summarize
 from .look.analysis import Columns, as_names, metrics_frame
 from .look.cache import SkippedRunWarning
 from .look.frame import build_frame
 from .look.gather import Load, MarkNotFound
 from .look.outcome import DamagedMetricsWarning
 from .record.store import ExmanError, Root, RunNotFound, StrPath
-from .views.aggregate import aggregate_frame, curves, select, summarize
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -234,7 +234,7 @@ class Index:
         must tell the groups apart (a parameter that varies otherwise is
         named in the error: add it to ``rows``, ``cols`` or ``over``, or
         leave runs out with ``query``). Write the frame with
-        :func:`exman.views.tables.render_table` (LaTeX, Markdown, CSV).
+        :func:`exman.look.tables.render_table` (LaTeX, Markdown, CSV).
 
         :param rows: the parameter(s) whose values are the rows.
         :param cols: the parameter(s) whose values are the columns; None:
@@ -256,7 +256,7 @@ class Index:
             unknown ``stat``, a bad query, or ``rows`` and ``cols`` do not
             tell the groups apart.
         """
-        from .views.tables import table_frame
+        from .look.tables import table_frame
 
         row_names = as_names(rows, "rows") or []
         col_names = as_names(cols, "cols") or []
@@ -318,7 +318,7 @@ class Index:
         :raises ExmanError: as :meth:`table`; a formula that is not
             ``"y ~ x"``; an unknown band.
         """
-        from .views.plots import parse_formula, plot_summary
+        from .look.plots import parse_formula, plot_summary
 
         y, x = parse_formula(formula)
         by_names = as_names(by, "by") or []
@@ -364,7 +364,7 @@ class Index:
         :returns: the Figure; the other parameters as in :meth:`plot`.
         :raises ExmanError: no run logged ``name``; as :meth:`plot`.
         """
-        from .views.plots import plot_curves
+        from .look.plots import plot_curves
 
         by_names = as_names(by, "by") or []
         frame, columns = self._load(source)

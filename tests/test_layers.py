@@ -1,10 +1,10 @@
 """The package's layers and its import graph, read from the source.
 
 ``record/`` (a run's folder) is at the bottom, ``look/`` and ``parser``
-stand on it, ``views/`` on ``look/``, ``index`` on both, ``sweep/`` on the
-index, ``commands/`` on everything below and ``cli`` on top. Every import
-counts, including those inside functions and under ``TYPE_CHECKING``: a
-lazy import that climbs a layer is still a dependency that climbs.
+stand on it, ``index`` on both, ``sweep/`` on the index, ``commands/`` on
+everything below and ``cli`` on top. Every import counts, including those
+inside functions and under ``TYPE_CHECKING``: a lazy import that climbs a
+layer is still a dependency that climbs.
 """
 
 from __future__ import annotations
@@ -21,13 +21,10 @@ ALLOWED: dict[str, set[str]] = {
     "record": set(),
     "look": {"record"},
     "parser": {"record"},
-    # aggregates, tables and plots of runs' frames; Index's methods are
-    # their faces
-    "views": {"record", "look"},
-    "index": {"record", "look", "views"},
+    "index": {"record", "look"},
     "sweep": {"record", "look", "index"},
-    "commands": {"record", "look", "parser", "index", "sweep", "views"},
-    "cli": {"record", "look", "parser", "index", "sweep", "commands", "views", "exman"},
+    "commands": {"record", "look", "parser", "index", "sweep"},
+    "cli": {"record", "look", "parser", "index", "sweep", "commands", "exman"},
     "__main__": {"cli"},
     # the public face: lazy attributes for Index and sweep
     "exman": {"record", "parser", "index", "sweep"},

@@ -15,7 +15,7 @@ import pytest
 from _views_runs import SEED_STEP, STEPS, grid, loss, make_root
 
 from exman import ExmanError, Index
-from exman.views.stats import T_975, describe, t_quantile
+from exman.look.stats import T_975, describe, t_quantile
 
 mpl = pytest.importorskip("matplotlib")
 
@@ -145,7 +145,7 @@ def test_table_refuses_what_it_cannot_do(root: Path) -> None:
 
 
 def test_a_table_of_no_runs_is_empty_and_not_written(root: Path) -> None:
-    from exman.views.tables import render_table
+    from exman.look.tables import render_table
 
     empty = Index(root).table("model", "dataset", value="loss", query="lr > 5")
     assert len(empty) == 0
@@ -157,7 +157,7 @@ def test_table_of_list_and_missing_values_in_several_rows(tmp_path: Path) -> Non
     from _index_runs import make_run
     from test_index_results import write_outcome
 
-    from exman.views.tables import render_table
+    from exman.look.tables import render_table
 
     root = tmp_path / "exman"
     for data in ("x", "y"):  # two columns: each missing wd must be one row

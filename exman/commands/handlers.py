@@ -160,8 +160,8 @@ def cmd_table(args: argparse.Namespace, root: Root) -> int:
     import warnings
 
     from ..index import Index
+    from ..look.tables import render_table
     from ..record.files import atomic_write
-    from ..views.tables import render_table
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

@@ -2,7 +2,7 @@
 
 :meth:`exman.Index.metrics` is a thin wrapper around :func:`metrics_frame`;
 the runs come from :meth:`exman.Index.info`. What the runs' outcomes give
-when grouped and aggregated is :mod:`exman.views.aggregate`.
+when grouped and aggregated is :mod:`exman.look.aggregate`.
 """
 
 from __future__ import annotations

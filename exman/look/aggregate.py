@@ -19,9 +19,9 @@ import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from ..look.analysis import Columns, as_names, quoted
 from ..record.flags import is_exmans
 from ..record.store import ExmanError
+from .analysis import Columns, as_names, quoted
 from .stats import describe
 
 if TYPE_CHECKING:

@@ -1,8 +1,8 @@
 """An aggregate drawn with matplotlib: a mean line and a band around it.
 
 :meth:`exman.Index.plot` and :meth:`exman.Index.plot_metrics` draw what
-:func:`exman.views.aggregate.summarize` and
-:func:`exman.views.aggregate.curves` compute. matplotlib (the ``plots``
+:func:`exman.look.aggregate.summarize` and
+:func:`exman.look.aggregate.curves` compute. matplotlib (the ``plots``
 extra) is imported inside the functions. A figure goes on the given Axes;
 else, where pyplot is in use (a notebook, a script that imported it), on
 a new pyplot figure, so that ``plt.show()`` and notebooks show it; else on
@@ -134,7 +134,7 @@ def plot_summary(
 ) -> Figure:
     """The mean of ``y`` against ``x``, a line per value of ``by``.
 
-    :param summary: from :func:`exman.views.aggregate.summarize` with the
+    :param summary: from :func:`exman.look.aggregate.summarize` with the
         keys ``[x, *by]``.
     :param band: the spread drawn around the mean: ``std``, ``ci`` or None.
     :raises ExmanError: an unknown band, or no matplotlib.
@@ -170,7 +170,7 @@ def plot_curves(
 ) -> Figure:
     """A metric against ``step``: a curve per run, or per group with a band.
 
-    :param data: from :func:`exman.views.aggregate.curves` (``over=None``
+    :param data: from :func:`exman.look.aggregate.curves` (``over=None``
         when ``per_run``).
     :param by: the parameters that colour the curves and name them; the
         runs of one value of ``by`` share a colour.

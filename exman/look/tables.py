@@ -1,7 +1,7 @@
 """An aggregate as a table for a paper: LaTeX, Markdown or CSV.
 
 :func:`table_frame` lays out the groups of
-:func:`exman.views.aggregate.summarize` with one parameter down the rows
+:func:`exman.look.aggregate.summarize` with one parameter down the rows
 and another across the columns (what :meth:`exman.Index.table` returns);
 :func:`render_table` writes that frame as text: mean ± std (or ± the 95 %
 confidence interval) per cell, the best cell of each column in bold, the
@@ -63,7 +63,7 @@ def table_frame(
     """The groups of ``summary`` with ``rows`` down and ``cols`` across.
 
     :param summary: one row per group, from
-        :func:`exman.views.aggregate.summarize` with ``keys=rows + cols``.
+        :func:`exman.look.aggregate.summarize` with ``keys=rows + cols``.
     :param stat: the spread to keep: ``"std"`` or ``"ci"``.
     :param attrs: kept in the frame's ``attrs`` (what made the table).
     :returns: one row per value of ``rows`` (a MultiIndex for several), in
