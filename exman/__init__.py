@@ -7,8 +7,9 @@ and pandas are imported only when first used.
 from __future__ import annotations
 
 from .parser import ArgumentError, ExParser, optional, simpleroot, str2bool
+from .record.checkpoints import latest_checkpoint
 from .record.errors import ExmanError, RunNotFound
-from .record.metrics import NoCurrentRun, log, result
+from .record.metrics import NoCurrentRun, last_step, log, result
 from .record.params import ParamsError
 from .record.run import Run
 from .record.store import Root
@@ -35,6 +36,8 @@ __all__ = [
     "Root",
     "Run",
     "RunNotFound",
+    "last_step",
+    "latest_checkpoint",
     "log",
     "optional",
     "result",

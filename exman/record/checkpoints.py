@@ -8,7 +8,6 @@ there. Nothing here knows what a checkpoint holds: exman only finds it.
 
 from __future__ import annotations
 
-import fnmatch
 import os
 import pathlib
 
@@ -43,6 +42,8 @@ def latest_checkpoint(folder: StrPath, pattern: str = "*") -> pathlib.Path | Non
     :param pattern: a shell pattern (``"*.pt"``).
     :returns: its path, or None when there is none (or no ``folder``).
     """
+    import fnmatch  # not on the path of every run's start
+
     best: tuple[int, tuple[object, ...]] | None = None
     found: pathlib.Path | None = None
     try:

@@ -158,7 +158,7 @@ class LocalLauncher(Launcher):
                             # what the task left running in its group would
                             # outlive it as orphans
                             _killpg(proc, signal.SIGKILL)
-                            again = self._again(proc, timeout)
+                            again = self._again(proc, code, timeout)
                             if isinstance(again, _Proc):
                                 running.append(again)
                                 waiter.add(again.popen.pid)
@@ -209,10 +209,14 @@ class LocalLauncher(Launcher):
         began = start if earlier is None else earlier.began
         return _Proc(task, popen, start, deadline, gpu, attempt=attempt, began=began, job=job)
 
-    def _again(self, proc: _Proc, timeout: float | None) -> _Proc | Finished | None:
+    def _again(
+        self, proc: _Proc, code: int, timeout: float | None
+    ) -> _Proc | Finished | None:
         """The next attempt at a task the timeout stopped, when it may have one
         (or the end of a task that could not be started again)."""
         if not (self.resume and proc.timed_out and proc.attempt < self.max_attempts):
+            return None
+        if code == 0:  # it ended as the time ran out: done
             return None
         if self.stopping or self._signals:
             return None
