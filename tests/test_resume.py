@@ -165,7 +165,8 @@ def test_resume_run_errors(
         live.communicate()
     # a completed run, and one that failed
     run(train, "--epochs", "1", check=True)
-    assert "run 3 completed; nothing to resume" in run(train, "--resume-run", "3").stderr
+    proc = run(train, "--resume-run", "3")
+    assert "run 3 completed; nothing to resume" in proc.stderr
     make_script('with args.safe_experiment:\n    raise ValueError("no")\n')
     run(train)
     proc = run(train, "--resume-run", "4")
@@ -202,7 +203,7 @@ def test_the_newest_checkpoint(tmp_path: Path) -> None:
     folder.mkdir()
     assert latest_checkpoint(folder) is None
     now = time.time()
-    for i, name in enumerate(["step9.pt", "step10.pt", "step2.pt"]):
+    for name in ["step9.pt", "step10.pt", "step2.pt"]:
         (folder / name).write_text(name)
         os.utime(folder / name, (now, now))  # the same time: the number decides
     (folder / "step99.pt.tmp").write_text("half")  # still being written
@@ -243,7 +244,8 @@ def test_a_timed_out_task_continues_its_run(train: Path, root: Path) -> None:
     assert record["attempt"] >= 2
     assert [a["status"] for a in record["attempts"]][-1] == "completed"
     # stopped by the timeout (or, rarely, as it was ending anyway)
-    assert {a["status"] for a in record["attempts"][:-1]} <= {"interrupted", "completed"}
+    earlier = {a["status"] for a in record["attempts"][:-1]}
+    assert earlier <= {"interrupted", "completed"}
     assert steps(record["path"]) == list(range(6))
     (log,) = (root / ".exman" / "sweeps" / "sweep" / "logs").glob("*.log")
     assert "attempt 2 continues the run" in log.read_text()
@@ -288,7 +290,9 @@ def test_without_resume_a_timed_out_task_fails(train: Path, root: Path) -> None:
         ({"max_attempts": True}, "max_attempts: must be a whole number >= 1"),
     ],
 )
-def test_resume_keys_are_checked(tmp_path: Path, data: dict[str, object], message: str) -> None:
+def test_resume_keys_are_checked(
+    tmp_path: Path, data: dict[str, object], message: str
+) -> None:
     spec = write_spec(tmp_path, grid={"lr": [1]}, **data)
     with pytest.raises(SpecError, match=message):
         sweep(spec, dry_run=True)

@@ -434,7 +434,8 @@ def test_scontrol_requeue_continues_the_same_run(
     assert metric_steps(run["path"]) == list(range(8))
     log = (run["path"] / "log.txt").read_text()
     assert "attempt 1 from 0" in log and "attempt 2 from " in log
-    assert "(attempt 2)" in next((root / ".exman" / "sweeps" / name / "logs").glob("*.log")).read_text()
+    (task_log,) = (root / ".exman" / "sweeps" / name / "logs").glob("*.log")
+    assert "(attempt 2)" in task_log.read_text()
 
 
 @pytest.mark.slow

@@ -1,9 +1,10 @@
 """exman's own flags on a script's parser, and flags that turn off.
 
 exman adds ``--config``, ``--tmp``, ``--git-dirty``, ``--name`` and
-``--resume-run`` to every script. A script that defines one of these flags (or an argument with one
-of their dests) keeps it: exman's flag yields and becomes ``--exman-<flag>``
-with the dest ``exman_<dest>``, and its help says so.
+``--resume-run`` to every script. A script that defines one of these flags
+(or an argument with one of their dests) keeps it: exman's flag yields and
+becomes ``--exman-<flag>`` with the dest ``exman_<dest>``, and its help says
+so.
 
 Every ``store_true`` flag ``--x`` also gets ``--no-x``, which turns it off
 (and a flag spelled ``--no-x`` gets ``--x``), so that a run restored with

@@ -413,7 +413,7 @@ def _seconds(start: object, end: object) -> float | None:
 
 def _attempt_entry(record: dict[str, Any], number: int) -> dict[str, Any]:
     """The first attempt of a run, from the record it wrote before a resume."""
-    entry = {"attempt": number}
+    entry: dict[str, Any] = {"attempt": number}
     for key in ("started", "finished", "duration", "host", "pid", "status"):
         entry[key] = record.get(key)
     entry["exit_code"] = record.get("exit_code")

@@ -81,7 +81,9 @@ class LocalLauncher(Launcher):
         if grace < 0:
             raise ExmanError(f"grace must be >= 0 seconds, not {grace!r}")
         if isinstance(max_attempts, bool) or not isinstance(max_attempts, int):
-            raise ExmanError(f"max_attempts must be a whole number, not {max_attempts!r}")
+            raise ExmanError(
+                f"max_attempts must be a whole number, not {max_attempts!r}"
+            )
         if max_attempts < 1:
             raise ExmanError(f"max_attempts must be >= 1, not {max_attempts}")
         self.grace = grace
@@ -197,7 +199,8 @@ class LocalLauncher(Launcher):
         job = None
         where = ""
         if self.resume:
-            job = earlier.job if earlier is not None else _job_token(task)
+            job = earlier.job if earlier is not None and earlier.job else None
+            job = job or _job_token(task)
             extra.update({JOB_ENV: job, ATTEMPT_ENV: str(attempt)})
             if attempt > 1:
                 where = f" (attempt {attempt} of {self.max_attempts})"
@@ -207,7 +210,9 @@ class LocalLauncher(Launcher):
         start = time.monotonic()
         deadline = start + timeout if timeout is not None else None
         began = start if earlier is None else earlier.began
-        return _Proc(task, popen, start, deadline, gpu, attempt=attempt, began=began, job=job)
+        return _Proc(
+            task, popen, start, deadline, gpu, attempt=attempt, began=began, job=job
+        )
 
     def _again(
         self, proc: _Proc, code: int, timeout: float | None
