@@ -81,6 +81,7 @@ def stopped_run(script: Path, root: Path, *args: str, after: int = 2) -> Path:
     finally:
         if proc.poll() is None:
             proc.kill()
+            proc.communicate()
     assert proc.returncode == -signal.SIGTERM
     (folder,) = root.glob("runs/0*")
     return folder
