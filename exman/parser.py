@@ -41,6 +41,7 @@ from .record.resume import (
     ATTEMPT_ENV,
     JOB_ENV,
     check_by_hand,
+    check_task_key,
     launcher_attempt,
     remember,
     task_run,
@@ -509,11 +510,14 @@ class ExParser(configargparse.ArgumentParser):
             if launch.rank > 0:
                 return self._join_run(ns, launch)
             record["launch"] = launch.record()
+        if sweep is not None and job is not None:
+            check_task_key(sweep["key"])  # before anything is made
+        by_hand = resume is not None
         if resume is None and sweep is not None and job is not None and job[1] > 1:
             # a launcher started the task again: its first attempt's run goes on
             resume = task_run(self.store, sweep["key"], job[0])
         if resume is not None:
-            return self._continue_run(ns, resume, launch)
+            return self._continue_run(ns, resume, launch, by_hand=by_hand)
         made = create_run(
             self.store,
             params,
@@ -542,12 +546,24 @@ class ExParser(configargparse.ArgumentParser):
         return ns
 
     def _continue_run(
-        self, ns: argparse.Namespace, run: Run, launch: Launch | None
+        self,
+        ns: argparse.Namespace,
+        run: Run,
+        launch: Launch | None,
+        *,
+        by_hand: bool,
     ) -> argparse.Namespace:
         """The next attempt of ``run``, in this process."""
         from .record import heartbeat
 
-        run.resume(heartbeat=heartbeat.interval())
+        every = heartbeat.interval()
+        if by_hand:
+            # two --resume-run of one run at once: the second finds it running
+            with self.store.lock():
+                check_by_hand(self.store, run.id, command_record(None)["script"])
+                run.resume(heartbeat=every)
+        else:
+            run.resume(heartbeat=every)
         track(run)
         if launch is not None:
             publish_launch(self.store, launch, run.path.relative_to(self.store.path))

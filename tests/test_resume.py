@@ -261,7 +261,8 @@ def test_attempts_are_bounded(train: Path, root: Path) -> None:
         resume=True,
         max_attempts=2,
     )
-    summary = sweep(spec, timeout=1)
+    # long enough for a slow start to make its run in every attempt
+    summary = sweep(spec, timeout=3)
     assert summary.result_counts()["failed"] == 1, summary.text()
     (result,) = summary.results
     assert result.reason is not None and result.reason.startswith("timeout")
@@ -297,3 +298,55 @@ def test_resume_keys_are_checked(
     spec = write_spec(tmp_path, grid={"lr": [1]}, **data)
     with pytest.raises(SpecError, match=message):
         sweep(spec, dry_run=True)
+
+
+def test_a_launchers_later_attempt_continues_its_jobs_run(
+    make_script: Callable[..., Path],
+    root: Path,
+    run: Callable[..., subprocess.CompletedProcess[str]],
+) -> None:
+    body = """\
+    print("run", args.run.id, "attempt", args.run.attempt)
+    """
+    script = make_script(body)
+
+    def attempt(job: str, n: int, key: str = "0123456789abcdef") -> str:
+        env = {
+            "EXMAN_SWEEP": "s",
+            "EXMAN_SWEEP_TASK": "0",
+            "EXMAN_SWEEP_KEY": key,
+            "EXMAN_SWEEP_JOB": job,
+            "EXMAN_SWEEP_ATTEMPT": str(n),
+        }
+        proc = run(script, env=env)
+        return (proc.stdout + proc.stderr).strip().splitlines()[-1]
+
+    assert attempt("slurm-7_0", 1) == "run 1 attempt 1"
+    assert (root / ".exman" / "resume" / "0123456789abcdef.json").is_file()
+    assert attempt("slurm-7_0", 2) == "run 1 attempt 2"
+    assert attempt("slurm-7_0", 3) == "run 1 attempt 3"
+    # another job of the same task (a later sweep) does not take that run
+    assert attempt("slurm-8_0", 2) == "run 2 attempt 1"
+    # a first attempt that made no run: the next attempt makes one
+    assert attempt("slurm-9_0", 2, key="fedcba9876543210") == "run 3 attempt 1"
+    for n in (1, 2):
+        assert "the task key '../x'" in attempt("slurm-9_0", n, key="../x")
+    assert len(list(root.glob("runs/0*"))) == 3  # nothing made for it
+
+
+def test_a_script_with_its_own_resume_run_keeps_it(
+    make_script: Callable[..., Path],
+    root: Path,
+    run: Callable[..., subprocess.CompletedProcess[str]],
+) -> None:
+    extra = 'parser.add_argument("--resume-run", default="no")\n'
+    body = """\
+    print("own", args.resume_run, "run", args.run.id, "attempt", args.run.attempt)
+    if args.run.attempt == 1:
+        import os, signal
+        os.kill(os.getpid(), signal.SIGTERM)
+    """
+    script = make_script(body, extra=extra)
+    assert run(script, "--resume-run", "yes").returncode == -signal.SIGTERM
+    out = run(script, "--exman-resume-run", "1", check=True).stdout
+    assert out.strip() == "own yes run 1 attempt 2"

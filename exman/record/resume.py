@@ -36,6 +36,7 @@ __all__ = [
     "JOB_ENV",
     "RESUME_DIR",
     "check_by_hand",
+    "check_task_key",
     "launcher_attempt",
     "remember",
     "task_run",
@@ -61,9 +62,16 @@ def launcher_attempt() -> tuple[str, int] | None:
     return job, attempt
 
 
+def check_task_key(key: str) -> str:
+    """``key`` if it can name a file in the root (it comes from the environment).
+
+    :raises ExmanError: it holds a path separator, ``..`` or a control character.
+    """
+    return check_name(key, f"the task key {key!r}")
+
+
 def _pointer(store: Root, key: str) -> pathlib.Path:
-    check_name(key, "the task key")  # from the environment: one file, in the root
-    return store.path / STATE_DIR / RESUME_DIR / f"{key}.json"
+    return store.path / STATE_DIR / RESUME_DIR / f"{check_task_key(key)}.json"
 
 
 def remember(store: Root, key: str, job: str, run: Run) -> None:
