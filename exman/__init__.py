@@ -7,7 +7,6 @@ and pandas are imported only when first used.
 from __future__ import annotations
 
 from .parser import ArgumentError, ExParser, optional, simpleroot, str2bool
-from .record.checkpoints import latest_checkpoint
 from .record.errors import ExmanError, RunNotFound
 from .record.metrics import NoCurrentRun, last_step, log, result
 from .record.params import ParamsError
@@ -21,6 +20,7 @@ if TYPE_CHECKING:
     from typing import Any
 
     from .index import Index
+    from .record.checkpoints import latest_checkpoint
     from .sweep import sweep
 
 __version__ = "0.2.0.dev0"
@@ -53,6 +53,10 @@ def __getattr__(name: str) -> Any:
         from .index import Index
 
         return Index
+    if name == "latest_checkpoint":  # not on the path of every run's start
+        from .record.checkpoints import latest_checkpoint
+
+        return latest_checkpoint
     if name == "index":  # the module, as exman 0.1.9 imported it eagerly
         import importlib
 

@@ -37,15 +37,6 @@ from .record.metrics import set_current
 from .record.params import PARAMS_FILE, TIME_FORMAT, register_str_converter
 from .record.positionals import Positionals
 from .record.ranks import join_launch, publish_launch
-from .record.resume import (
-    ATTEMPT_ENV,
-    JOB_ENV,
-    check_by_hand,
-    check_task_key,
-    launcher_attempt,
-    remember,
-    task_run,
-)
 from .record.run import DIFF_FILE, SWEEP_ENV, Run, command_record, sweep_record
 from .record.safe import SafeExperiment, track, untrack
 from .record.store import (
@@ -442,6 +433,8 @@ class ExParser(configargparse.ArgumentParser):
                 f"{option} restores the arguments of run {num}: "
                 f"{config} cannot be given with it"
             )
+        from .record.resume import check_by_hand
+
         script = command_record(None)["script"]
         try:
             run = check_by_hand(self.store, num, script)
@@ -501,9 +494,14 @@ class ExParser(configargparse.ArgumentParser):
             if self._volatile:  # so that the sweep leaves them out of its keys
                 sweep["volatile"] = sorted(self._volatile)
             record["sweep"] = sweep
-        job = launcher_attempt() if sweep is not None else None
+        job = None
+        if sweep is not None:
+            # a sweep's task: it may continue its run (not on every run's path)
+            from .record import resume as resuming
+
+            job = resuming.launcher_attempt()
         # this process is the sweep's task; what it starts from now on is not
-        for var in (*SWEEP_ENV.values(), SWEEP_PARAMS_ENV, JOB_ENV, ATTEMPT_ENV):
+        for var in (*SWEEP_ENV.values(), SWEEP_PARAMS_ENV):
             os.environ.pop(var, None)
         launch = detect_launch()
         if launch is not None:
@@ -511,11 +509,11 @@ class ExParser(configargparse.ArgumentParser):
                 return self._join_run(ns, launch)
             record["launch"] = launch.record()
         if sweep is not None and job is not None:
-            check_task_key(sweep["key"])  # before anything is made
+            resuming.check_task_key(sweep["key"])  # before anything is made
         by_hand = resume is not None
         if resume is None and sweep is not None and job is not None and job[1] > 1:
             # a launcher started the task again: its first attempt's run goes on
-            resume = task_run(self.store, sweep["key"], job[0])
+            resume = resuming.task_run(self.store, sweep["key"], job[0])
         if resume is not None:
             return self._continue_run(ns, resume, launch, by_hand=by_hand)
         made = create_run(
@@ -531,7 +529,7 @@ class ExParser(configargparse.ArgumentParser):
             abandoned=untrack,
         )
         if sweep is not None and job is not None:
-            remember(self.store, sweep["key"], job[0], made.run)
+            resuming.remember(self.store, sweep["key"], job[0], made.run)
         if launch is not None:
             publish_launch(self.store, launch, made.place.relpath)
         if self.verbose:
@@ -555,6 +553,7 @@ class ExParser(configargparse.ArgumentParser):
     ) -> argparse.Namespace:
         """The next attempt of ``run``, in this process."""
         from .record import heartbeat
+        from .record.resume import check_by_hand
 
         every = heartbeat.interval()
         if by_hand:

@@ -23,7 +23,7 @@ import pathlib
 
 from .errors import ExmanError, RunNotFound
 from .files import make_dir
-from .run import Run, effective_status
+from .run import SWEEP_ENV, Run, effective_status
 from .store import STATE_DIR, Root, atomic_write, check_name
 
 # not typing's: importing typing would slow every run's start
@@ -43,9 +43,9 @@ __all__ = [
 ]
 
 #: set by a launcher that may start a task again: the job the attempts share
-JOB_ENV = "EXMAN_SWEEP_JOB"
+JOB_ENV = SWEEP_ENV["job"]
 #: set with it: which attempt of the job this process is (1, 2…)
-ATTEMPT_ENV = "EXMAN_SWEEP_ATTEMPT"
+ATTEMPT_ENV = SWEEP_ENV["attempt"]
 #: ``.exman/resume/<key>.json``: the run of a task's job
 RESUME_DIR = "resume"
 

@@ -444,11 +444,15 @@ def effective_status(
     return "running"
 
 
-#: set by ``exman sweep`` for the processes it launches
+#: set by ``exman sweep`` for the processes it launches; ``job`` and
+#: ``attempt`` by a launcher that may start a task again (see
+#: :mod:`exman.record.resume`)
 SWEEP_ENV = {
     "name": "EXMAN_SWEEP",
     "task": "EXMAN_SWEEP_TASK",
     "key": "EXMAN_SWEEP_KEY",
+    "job": "EXMAN_SWEEP_JOB",
+    "attempt": "EXMAN_SWEEP_ATTEMPT",
 }
 
 
