@@ -112,6 +112,14 @@ def test_resume_run_continues_the_same_run(
     df = exman.Index(root).info()
     assert df["attempts"].tolist() == [2] and df["status"].tolist() == ["completed"]
     assert df["loss"].tolist() == [1 / 8]
+    shown = subprocess.run(
+        [sys.executable, "-m", "exman", "show", "1", "--root", str(root)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "  attempts  2\n    1: interrupted (SIGTERM), " in shown
+    assert "    2: completed, " in shown
 
 
 def test_a_run_that_was_never_resumed_has_no_attempts_column(
