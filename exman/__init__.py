@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from .parser import ArgumentError, ExParser, optional, simpleroot, str2bool
 from .record.errors import ExmanError, RunNotFound
-from .record.metrics import NoCurrentRun, log, result
+from .record.metrics import NoCurrentRun, last_step, log, result
 from .record.params import ParamsError
 from .record.run import Run
 from .record.store import Root
@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from typing import Any
 
     from .index import Index
+    from .record.checkpoints import latest_checkpoint
     from .sweep import sweep
 
 __version__ = "0.2.0.dev0"
@@ -35,6 +36,8 @@ __all__ = [
     "Root",
     "Run",
     "RunNotFound",
+    "last_step",
+    "latest_checkpoint",
     "log",
     "optional",
     "result",
@@ -50,6 +53,10 @@ def __getattr__(name: str) -> Any:
         from .index import Index
 
         return Index
+    if name == "latest_checkpoint":  # not on the path of every run's start
+        from .record.checkpoints import latest_checkpoint
+
+        return latest_checkpoint
     if name == "index":  # the module, as exman 0.1.9 imported it eagerly
         import importlib
 

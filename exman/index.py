@@ -69,7 +69,9 @@ by pandas, and nothing is guessed from strings:
   ``.dt.tz_convert(...)`` for local times). ``duration`` -> float64 seconds.
   ``host`` -> the machine that ran it. ``error`` -> the last line of
   ``traceback.txt`` (or the recorded reason, like ``exit code 3``) for a
-  failed or interrupted run, else missing. When some run was made by
+  failed or interrupted run, else missing. When some run was resumed
+  (see ``--resume-run`` and :attr:`exman.Run.attempt`): ``attempts``
+  (int64, the attempts it made; 1 for the others). When some run was made by
   ``exman sweep``: ``sweep`` (its name), ``task`` (the task number) and
   ``task_key`` (the task's key), missing for the other runs.
 

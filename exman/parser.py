@@ -96,10 +96,15 @@ class ExParser(configargparse.ArgumentParser):
     ``root/marked/…`` for ``automark``), and returns the namespace with
     ``root`` (the run folder) and ``safe_experiment`` added.
 
-    exman adds ``--config``, ``--tmp``, ``--git-dirty`` and ``--name``; a
-    flag of the script with one of these names wins, and exman's becomes
-    ``--exman-config``, ``--exman-name``… Every ``store_true`` flag ``--x``
-    gets ``--no-x`` to turn it off again.
+    exman adds ``--config``, ``--tmp``, ``--git-dirty``, ``--name`` and
+    ``--resume-run``; a flag of the script with one of these names wins, and
+    exman's becomes ``--exman-config``, ``--exman-name``… Every
+    ``store_true`` flag ``--x`` gets ``--no-x`` to turn it off again.
+
+    ``--resume-run ID`` continues run ID instead of making a new one: the
+    same folder and id, its own arguments, the next attempt (see
+    :attr:`Run.attempt <exman.Run.attempt>`). A sweep's launcher continues
+    a requeued or timed-out task's run the same way.
 
     :param root: the exman root folder; the ``EXMAN_ROOT`` environment
         variable overrides it (launchers and clusters set it).
@@ -342,6 +347,7 @@ class ExParser(configargparse.ArgumentParser):
             args = shlex.split(args)
         arglist = None if args is None else list(args)
         given = sys.argv[1:] if arglist is None else arglist
+        resume, restore = self._resume_request(given)
         restoring = self._restoring = Positionals(self)
         self._parsing = True
         try:
@@ -351,14 +357,16 @@ class ExParser(configargparse.ArgumentParser):
                 import copy
 
                 first = copy.copy(namespace)
-            ns, unknown = super().parse_known_args(extra_args + given, first, **kwargs)
+            ns, unknown = super().parse_known_args(
+                extra_args + restore + given, first, **kwargs
+            )
             if restoring.all_given(ns):
                 # every positional is on the command line: made optional they
                 # may split its values otherwise than argparse, so parse again
                 restoring.reset()
                 self._restoring = None
                 ns, unknown = super().parse_known_args(
-                    extra_args + given, namespace, **kwargs
+                    extra_args + restore + given, namespace, **kwargs
                 )
             else:
                 restoring.finish(ns)
@@ -374,6 +382,10 @@ class ExParser(configargparse.ArgumentParser):
             if not self.exit_on_error:
                 raise ArgumentError(None, message)
             self.error(message)
+        if hasattr(ns, self._flags.dest("resume_run")):
+            delattr(ns, self._flags.dest("resume_run"))
+        if resume is not None:
+            self._check_same_args(ns, resume)
         name = self._flags.value(ns, "name")
         if name:
             try:
@@ -384,13 +396,67 @@ class ExParser(configargparse.ArgumentParser):
         self.set_additional_params(ns)
         self.validate_params(ns)
         try:
-            return self._create_run(ns, state, arglist, unknown), unknown
+            return self._create_run(ns, state, arglist, unknown, resume), unknown
         except ExmanError as e:
             self.error(str(e))
         except OSError as e:  # a read-only root, a full disk, no permission
             where = f" ({e.filename})" if e.filename else ""
             self.error(
                 f"cannot create a run in {self.store.path}: {e.strerror or e}{where}"
+            )
+
+    # -- continuing a run ------------------------------------------------------
+    def _resume_request(self, given: Sequence[str]) -> tuple[Run | None, list[str]]:
+        """The run ``--resume-run ID`` continues, and the arguments that
+        restore its parameters (its params.yaml as the config file)."""
+        option = self._flags.option("resume_run")
+        config = self._flags.option("config")
+        value: str | None = None
+        has_config = False
+        for i, word in enumerate(given):
+            if word == "--":
+                break
+            if word == option and i + 1 < len(given):
+                value = given[i + 1]
+            elif word.startswith(option + "="):
+                value = word[len(option) + 1 :]
+            elif word == config or word.startswith(config + "="):
+                has_config = True
+        if value is None:
+            return None, []
+        try:
+            num = int(value)
+        except ValueError:
+            return None, []  # argparse says what is wrong with it
+        if has_config:
+            self.error(
+                f"{option} restores the arguments of run {num}: "
+                f"{config} cannot be given with it"
+            )
+        from .record.resume import check_by_hand
+
+        script = command_record(None)["script"]
+        try:
+            run = check_by_hand(self.store, num, script)
+        except ExmanError as e:
+            self.error(str(e))
+        return run, [config, str(run.params_file)]
+
+    def _check_same_args(self, ns: argparse.Namespace, run: Run) -> None:
+        """A run continues with the arguments it has: none may differ."""
+        saved = run.params
+        skip = self._never_restored(restoring=True)
+        changed = []
+        for key, value in saved.items():
+            if key in skip or not hasattr(ns, key):
+                continue
+            now = getattr(ns, key)
+            if not _same(now, value):
+                changed.append(f"{key}={now!r} (run {run.id} has {value!r})")
+        if changed:
+            self.error(
+                f"{self._flags.option('resume_run')} {run.id} continues the run "
+                "with its own arguments; these differ: " + ", ".join(changed)
             )
 
     def _git_state(self, ns: argparse.Namespace) -> GitState | None:
@@ -411,6 +477,7 @@ class ExParser(configargparse.ArgumentParser):
         git: GitState | None,
         args: list[str] | None,
         unknown: list[str],
+        resume: Run | None = None,
     ) -> argparse.Namespace:
         command = command_record(args)
         if "config" in self._flags.own:
@@ -427,6 +494,12 @@ class ExParser(configargparse.ArgumentParser):
             if self._volatile:  # so that the sweep leaves them out of its keys
                 sweep["volatile"] = sorted(self._volatile)
             record["sweep"] = sweep
+        job = None
+        if sweep is not None:
+            # a sweep's task: it may continue its run (not on every run's path)
+            from .record import resume as resuming
+
+            job = resuming.launcher_attempt()
         # this process is the sweep's task; what it starts from now on is not
         for var in (*SWEEP_ENV.values(), SWEEP_PARAMS_ENV):
             os.environ.pop(var, None)
@@ -435,6 +508,14 @@ class ExParser(configargparse.ArgumentParser):
             if launch.rank > 0:
                 return self._join_run(ns, launch)
             record["launch"] = launch.record()
+        if sweep is not None and job is not None:
+            resuming.check_task_key(sweep["key"])  # before anything is made
+        by_hand = resume is not None
+        if resume is None and sweep is not None and job is not None and job[1] > 1:
+            # a launcher started the task again: its first attempt's run goes on
+            resume = resuming.task_run(self.store, sweep["key"], job[0])
+        if resume is not None:
+            return self._continue_run(ns, resume, launch, by_hand=by_hand)
         made = create_run(
             self.store,
             params,
@@ -447,6 +528,8 @@ class ExParser(configargparse.ArgumentParser):
             started=track,
             abandoned=untrack,
         )
+        if sweep is not None and job is not None:
+            resuming.remember(self.store, sweep["key"], job[0], made.run)
         if launch is not None:
             publish_launch(self.store, launch, made.place.relpath)
         if self.verbose:
@@ -460,6 +543,40 @@ class ExParser(configargparse.ArgumentParser):
             ns.run = made.run
         return ns
 
+    def _continue_run(
+        self,
+        ns: argparse.Namespace,
+        run: Run,
+        launch: Launch | None,
+        *,
+        by_hand: bool,
+    ) -> argparse.Namespace:
+        """The next attempt of ``run``, in this process."""
+        from .record import heartbeat
+        from .record.resume import check_by_hand
+
+        every = heartbeat.interval()
+        if by_hand:
+            # two --resume-run of one run at once: the second finds it running
+            with self.store.lock():
+                check_by_hand(self.store, run.id, command_record(None)["script"])
+                run.resume(heartbeat=every)
+        else:
+            run.resume(heartbeat=every)
+        track(run)
+        if launch is not None:
+            publish_launch(self.store, launch, run.path.relative_to(self.store.path))
+        if self.verbose:
+            print(f"resuming run {run.id} (attempt {run.attempt}): {run.path}")
+        set_current(run.path, resumed=True)
+        ns.root = run.path
+        link = self.store.index_link(run.name)
+        links = [link] if os.path.lexists(link) else []
+        ns.safe_experiment = SafeExperiment(self.store, run, links)
+        if not hasattr(ns, "run"):
+            ns.run = run
+        return ns
+
     def _join_run(self, ns: argparse.Namespace, launch: Launch) -> argparse.Namespace:
         """A rank other than 0 of a distributed launch: rank 0's run."""
         folder = join_launch(self.store, launch)
@@ -470,3 +587,13 @@ class ExParser(configargparse.ArgumentParser):
         if not hasattr(ns, "run"):
             ns.run = run
         return ns
+
+
+def _same(now: object, saved: object) -> bool:
+    """Whether a parsed value is the one a params.yaml holds (lists for
+    tuples, text for paths and the script's own types)."""
+    if now == saved:
+        return True
+    if isinstance(now, (list, tuple)) and isinstance(saved, (list, tuple)):
+        return len(now) == len(saved) and all(map(_same, now, saved))
+    return str(now) == str(saved)

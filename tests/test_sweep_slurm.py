@@ -364,11 +364,110 @@ def test_a_task_is_requeued_up_to_the_bound(
     status = wait_status(spec, ended)
     state = status.states[0]
     assert state.state == "failed", status.text()
-    first, second = all_runs(root)
+    (run,) = all_runs(root)  # the second attempt continued the first's run
+    assert run["status"] == "failed" and run["place"] == "fails"
+    assert "not requeued again" in run["reason"], run
+    first, second = run["attempts"]
     assert first["status"] == "interrupted" and first["reason"] == "SIGTERM"
-    assert second["status"] == "failed" and second["place"] == "fails"
-    assert "not requeued again" in second["reason"], second
+    assert second["status"] == "failed"
     assert "(attempt 2)" in next(logs.glob("*.log")).read_text()
+
+
+#: checkpoints every step and starts again from its newest checkpoint; a
+#: step, its checkpoint and its record are one (SIGTERM waits for them)
+TRAIN = """\
+import signal
+import time
+
+run = args.run
+ckpt = run.last_checkpoint()
+start = 0 if ckpt is None else int(ckpt.read_text()) + 1
+with args.safe_experiment:
+    print("attempt", run.attempt, "from", start, flush=True)
+    for step in range(start, args.epochs):
+        time.sleep(args.sleep)
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+        (run.checkpoint_dir / f"step{step}.txt").write_text(str(step))
+        exman.log(step=step, loss=1.0 / (step + 1))
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
+"""
+
+
+def requeued_now(job: str) -> None:
+    """Start a requeued job at once: SLURM holds it back two minutes."""
+    # not within the second of the requeue: slurmd would still see the old
+    # job's revoked credential and fail the new start
+    time.sleep(2)
+    slurm("scontrol", "update", f"JobId={job}", "StartTime=now")
+
+
+def metric_steps(folder: Path) -> list[int]:
+    lines = (folder / "metrics.jsonl").read_text().splitlines()
+    return [json.loads(line)["step"] for line in lines]
+
+
+@pytest.mark.slurm
+@pytest.mark.usefixtures("slurm_cluster")
+def test_scontrol_requeue_continues_the_same_run(
+    make_script: Callable[..., Path], root: Path, name: str
+) -> None:
+    script = make_script(TRAIN, extra=EXTRA)
+    spec = write_spec(
+        script.parent,
+        name=name,
+        command=f"{PYTHON} main.py --epochs 8 --sleep 0.5",
+        grid={"lr": [1]},
+    )
+    (job,) = sweep(spec, backend="slurm").submitted.values()
+    wait_for(lambda: len(list(root.glob("runs/*/checkpoints/*"))) >= 2)
+    slurm("scontrol", "requeue", job)
+    wait_status(spec, lambda s: s.states[0].state == "queued")
+    requeued_now(job)
+    status = wait_status(spec, ended, timeout=120)
+    assert status.states[0].state == "completed", status.text()
+    (run,) = all_runs(root)  # one run, in its own folder all along
+    assert run["status"] == "completed" and run["place"] == "runs"
+    assert run["attempt"] == 2, run
+    first, second = run["attempts"]
+    assert first["status"] == "interrupted" and first["reason"] == "SIGTERM"
+    assert second["status"] == "completed"
+    assert metric_steps(run["path"]) == list(range(8))
+    log = (run["path"] / "log.txt").read_text()
+    assert "attempt 1 from 0" in log and "attempt 2 from " in log
+    (task_log,) = (root / ".exman" / "sweeps" / name / "logs").glob("*.log")
+    assert "(attempt 2)" in task_log.read_text()
+
+
+@pytest.mark.slow
+@pytest.mark.slurm
+@pytest.mark.usefixtures("slurm_cluster")
+@pytest.mark.timeout(420)
+def test_a_task_requeued_at_its_time_limit_continues_its_run(
+    make_script: Callable[..., Path], root: Path, name: str
+) -> None:
+    # SLURM's smallest limit is a minute; the warning comes before it
+    script = make_script(TRAIN, extra=EXTRA)
+    spec = write_spec(
+        script.parent,
+        name=name,
+        command=f"{PYTHON} main.py --epochs 300 --sleep 0.25",
+        grid={"lr": [1]},
+        slurm={"time": 1, "requeue": True, "max_requeue": 4},
+    )
+    (job,) = sweep(spec, backend="slurm").submitted.values()
+    end = time.monotonic() + 360
+    while True:
+        status = sweep(spec, status=True)
+        if ended(status) or time.monotonic() > end:
+            break
+        if status.states[0].state == "queued" and list(root.glob("runs/0*")):
+            requeued_now(job)  # requeued: do not wait for SLURM's delay
+        time.sleep(1)
+    assert status.states[0].state == "completed", status.text()
+    (run,) = all_runs(root)
+    assert run["status"] == "completed" and run["attempt"] >= 2, run
+    assert {a["status"] for a in run["attempts"][:-1]} == {"interrupted"}
+    assert metric_steps(run["path"]) == list(range(300))
 
 
 def task_output(logs: Path) -> int:

@@ -185,6 +185,20 @@ def _value(value: Any) -> str:
     return json.dumps(value, default=str, ensure_ascii=False)
 
 
+def _attempt(a: dict[str, Any]) -> str:
+    """One attempt of a resumed run: ``1: interrupted (SIGTERM), 2.5 s on vm``."""
+    line = f"    {a.get('attempt')}: {a.get('status')}"
+    if a.get("reason"):
+        line += f" ({a['reason']})"
+    if isinstance(a.get("duration"), (int, float)):
+        line += f", {a['duration']} s"
+    if a.get("host"):
+        line += f" on {a['host']}"
+    if a.get("started"):
+        line += f", from {a['started']}"
+    return line
+
+
 def format_details(d: RunDetails) -> str:
     """``exman show`` as text: a header, parameters, command, files, log."""
     rec = d.record
@@ -211,6 +225,10 @@ def format_details(d: RunDetails) -> str:
         out.append(f"  duration  {rec['duration']} s")
     if rec.get("host"):
         out.append(f"  host      {rec['host']} (pid {rec.get('pid')})")
+    attempts = rec.get("attempts")
+    if isinstance(attempts, list) and len(attempts) > 1:
+        out.append(f"  attempts  {len(attempts)}")
+        out += [_attempt(a) for a in attempts if isinstance(a, dict)]
     if d.silent_for is not None and isinstance(rec.get("heartbeat"), (int, float)):
         out.append(
             f"  heartbeat every {rec['heartbeat']:g} s, last {d.silent_for:.0f} s ago"

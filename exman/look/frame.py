@@ -19,12 +19,14 @@ from .rows import Table
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["RUN_COLUMNS", "SWEEP_COLUMNS", "build_frame"]
+__all__ = ["ATTEMPT_COLUMNS", "RUN_COLUMNS", "SWEEP_COLUMNS", "build_frame"]
 
 #: the columns every run has, after its parameters and outcome
 RUN_COLUMNS = ("status", "started", "finished", "duration", "host", "error")
 #: the sweep task a run belongs to: columns only when some run has one
 SWEEP_COLUMNS = ("sweep", "task", "task_key")
+#: how many attempts a run made: a column only when some run was resumed
+ATTEMPT_COLUMNS = ("attempts",)
 
 
 def build_frame(parts: list[tuple[str, Table]]) -> tuple[pd.DataFrame, Columns]:
@@ -72,8 +74,18 @@ def build_frame(parts: list[tuple[str, Table]]) -> tuple[pd.DataFrame, Columns]:
     sweep_columns = (
         SWEEP_COLUMNS if any(k is not None for k in record["task_key"]) else ()
     )
-    run_names = {c: f"run_{c}" if c in data else c for c in RUN_COLUMNS + sweep_columns}
-    taken = {*data, *RUN_COLUMNS, *SWEEP_COLUMNS, *run_names.values()}
+    attempt_columns = (
+        ATTEMPT_COLUMNS if any(k is not None for k in record["attempts"]) else ()
+    )
+    own = RUN_COLUMNS + attempt_columns + sweep_columns
+    run_names = {c: f"run_{c}" if c in data else c for c in own}
+    taken = {
+        *data,
+        *RUN_COLUMNS,
+        *ATTEMPT_COLUMNS,
+        *SWEEP_COLUMNS,
+        *run_names.values(),
+    }
     results = []
     for key in _first_met(table.results, order):
         name = f"result_{key}" if key in taken else key
@@ -87,6 +99,9 @@ def build_frame(parts: list[tuple[str, Table]]) -> tuple[pd.DataFrame, Columns]:
             data[name] = _utc(ordered(record[column]))
         elif column == "duration":
             data[name] = pd.Series(ordered(record[column]), dtype="float64")
+        elif column == "attempts":
+            counts = [1 if v is None else v for v in record[column]]
+            data[name] = pd.Series(ordered(counts), dtype="int64")
         else:
             data[name] = pd.Series(ordered(record[column]))
     del table, record

@@ -41,6 +41,7 @@ RECORD_FIELDS = (
     "sweep",
     "task",
     "task_key",
+    "attempts",
 )
 #: a file larger than this is refused, not read
 MAX_FILE = 16 << 20
@@ -162,6 +163,8 @@ def read_run(folder: str, dir_fd: int | None, memo: dict[str, str]) -> Parsed:
         record["sweep"] = _as(sweep.get("name"), (str,))
         record["task"] = _as(sweep.get("task"), (int,))
         record["task_key"] = _as(sweep.get("key"), (str,))
+        # only a resumed run says: the others made one attempt
+        record["attempts"] = _as(data.get("attempt"), (int,))
     if data is None or record["status"] in _ERROR_STATUSES:
         try:
             record["error"] = _last_line(_read(f"{folder}/{TRACEBACK_FILE}", dir_fd))

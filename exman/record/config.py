@@ -46,6 +46,7 @@ NEVER_RESTORED = frozenset(
         "config",
         "config_file",
         "git_dirty",
+        "resume_run",
         "root",
         "time",
         "id",

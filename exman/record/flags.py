@@ -1,9 +1,10 @@
 """exman's own flags on a script's parser, and flags that turn off.
 
-exman adds ``--config``, ``--tmp``, ``--git-dirty`` and ``--name`` to every
-script. A script that defines one of these flags (or an argument with one
-of their dests) keeps it: exman's flag yields and becomes ``--exman-<flag>``
-with the dest ``exman_<dest>``, and its help says so.
+exman adds ``--config``, ``--tmp``, ``--git-dirty``, ``--name`` and
+``--resume-run`` to every script. A script that defines one of these flags
+(or an argument with one of their dests) keeps it: exman's flag yields and
+becomes ``--exman-<flag>`` with the dest ``exman_<dest>``, and its help says
+so.
 
 Every ``store_true`` flag ``--x`` also gets ``--no-x``, which turns it off
 (and a flag spelled ``--no-x`` gets ``--x``), so that a run restored with
@@ -87,6 +88,16 @@ class Flags:
         add = argparse._ActionsContainer.add_argument
         for key, flag, kind, text in _OWN:
             self.own[key] = add(self.parser, flag, action=kind, help=text)
+        # absent from the namespace (and params.yaml) unless given
+        self.own["resume_run"] = add(
+            self.parser,
+            "--resume-run",
+            type=int,
+            default=argparse.SUPPRESS,
+            metavar="ID",
+            help="continue run ID (stopped: interrupted or crashed) in its own "
+            "folder, with its own arguments, as its next attempt",
+        )
 
     def dest(self, key: str) -> str:
         """The dest exman's flag ``key`` has now (``exman_name`` once it yielded)."""

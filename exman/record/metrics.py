@@ -56,6 +56,7 @@ __all__ = [
     "NoCurrentRun",
     "Recorder",
     "current",
+    "last_step",
     "log",
     "result",
 ]
@@ -270,9 +271,17 @@ _current: dict[str, Recorder] = {}
 _installed: list[bool] = []
 
 
-def set_current(path: StrPath) -> Recorder:
-    """Make ``path`` the current run of this process and of its children."""
+def set_current(path: StrPath, *, resumed: bool = False) -> Recorder:
+    """Make ``path`` the current run of this process and of its children.
+
+    :param resumed: the run continues an earlier attempt: a ``log`` call
+        without a step goes on after the step of the last record.
+    """
     recorder = _by_path[pathlib.Path(path)] = Recorder(path)
+    if resumed:
+        last = last_step(path)
+        if last is not None:
+            recorder._step = last
     _current["run"] = recorder
     os.environ[RUN_ENV] = str(recorder.path)
     return recorder
@@ -314,6 +323,47 @@ def current() -> Recorder:
             )
         rec = _current["run"] = recorder_for(path)
     return rec
+
+
+#: how much of the end of metrics.jsonl :func:`last_step` reads at most
+_TAIL = 1 << 20
+
+
+def last_step(run_folder: StrPath) -> int | None:
+    """The step of the last whole record in a run's metrics.jsonl.
+
+    A resumed run starts again from its checkpoint; this tells which steps
+    its metrics already hold (the file is appended to, never rewritten).
+    Only the end of the file is read.
+
+    :param run_folder: the run folder (``args.root``).
+    :returns: the step, or None when nothing was logged.
+    """
+    mine = _by_path.get(pathlib.Path(run_folder))
+    if mine is not None:  # what this process logged counts too
+        mine.flush()
+    try:
+        with open(pathlib.Path(run_folder) / METRICS_FILE, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            f.seek(max(0, size - _TAIL))
+            tail = f.read()
+    except OSError:
+        return None
+    # a line cut by a full disk or a kill is no record; nor is a line cut by
+    # where the read began
+    lines = tail.split(b"\n")[:-1]
+    if size > _TAIL:
+        lines = lines[1:]
+    for line in reversed(lines):
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        step = record.get("step") if isinstance(record, dict) else None
+        if isinstance(step, int) and not isinstance(step, bool):
+            return step
+    return None
 
 
 def log(step: int | None = None, **metrics: Any) -> None:

@@ -15,6 +15,14 @@ between, its modification time is the run's heartbeat (see
 but whose process is gone (killed with SIGKILL, a node that failed) reads
 as ``crashed``: on every host once its heartbeat is stale, and at once on
 the host that ran it, where its pid is gone.
+
+A run that is continued after it was stopped (:meth:`Run.resume`: a
+requeued SLURM job, a timed-out local task, ``--resume-run``) keeps its
+folder and its id; its record then holds ``attempt`` (the current one,
+from 1) and ``attempts``, one entry per attempt with its own start, end,
+host, status and reason. ``started`` stays the first attempt's start,
+``duration`` is the sum of the attempts' durations, and the other fields
+describe the last attempt.
 """
 
 from __future__ import annotations
@@ -168,6 +176,43 @@ class Run:
 
         return recorder_for(self.path).result(**values)
 
+    # -- attempts and checkpoints -----------------------------------------------
+    @property
+    def attempt(self) -> int:
+        """The attempt this run is at: 1, then 2 once it was resumed…"""
+        value = self.record().get("attempt")
+        return value if isinstance(value, int) and value >= 1 else 1
+
+    @property
+    def resumed(self) -> bool:
+        """Whether the run continues an earlier attempt (``attempt > 1``)."""
+        return self.attempt > 1
+
+    @property
+    def checkpoint_dir(self) -> pathlib.Path:
+        """``<run folder>/checkpoints``, created when first asked for."""
+        from .checkpoints import checkpoint_dir
+
+        return checkpoint_dir(self.path)
+
+    def last_checkpoint(self, pattern: str = "*") -> pathlib.Path | None:
+        """The newest file in :attr:`checkpoint_dir` (None if there is none).
+
+        See :func:`exman.latest_checkpoint`.
+        """
+        from .checkpoints import CHECKPOINT_DIR, latest_checkpoint
+
+        return latest_checkpoint(self.path / CHECKPOINT_DIR, pattern)
+
+    def last_step(self) -> int | None:
+        """The step of the last record in the run's metrics (None if none).
+
+        See :func:`exman.last_step`.
+        """
+        from .metrics import last_step
+
+        return last_step(self.path)
+
     # -- the status record ---------------------------------------------------
     @property
     def record_file(self) -> pathlib.Path:
@@ -262,6 +307,64 @@ class Run:
         heartbeat.start(str(self.record_file), every)
         return record
 
+    def resume(self, **fields: Any) -> dict[str, Any]:
+        """Record a new attempt of the run, running in this process.
+
+        The attempt before it is closed in ``attempts``: with how it ended,
+        or, when it ended without a word (SIGKILL, a lost node), as
+        ``crashed`` at its last heartbeat.
+
+        :param fields: more fields of the record, as for :meth:`start`.
+        """
+        every = fields.pop("heartbeat", None) or heartbeat.interval()
+        record = self.record()
+        attempts = record.get("attempts")
+        if not isinstance(attempts, list) or not attempts:
+            attempts = [_attempt_entry(record, 1)]
+        last = attempts[-1]
+        if isinstance(last, dict) and last.get("status") in (None, "running"):
+            beat = self.beat()
+            last["status"] = "crashed"
+            last["reason"] = last.get("reason") or "ended without recording its end"
+            if beat is not None:
+                when = datetime.datetime.fromtimestamp(beat).astimezone()
+                last["finished"] = when.isoformat(timespec="milliseconds")
+                last["duration"] = _seconds(last.get("started"), last["finished"])
+        number = len(attempts) + 1
+        pid = os.getpid()
+        now = now_iso()
+        current = {
+            "attempt": number,
+            "started": now,
+            "finished": None,
+            "duration": None,
+            "host": hostname(),
+            "pid": pid,
+            "status": "running",
+            "exit_code": None,
+            "reason": None,
+        }
+        attempts.append(current)
+        record.update(
+            id=run_id(self.name),
+            status="running",
+            finished=None,
+            duration=None,
+            host=current["host"],
+            pid=pid,
+            pid_start=process_start(pid),
+            exit_code=None,
+            reason=None,
+            heartbeat=every,
+            attempt=number,
+            attempts=attempts,
+        )
+        record.setdefault("started", now)
+        record.update(fields)
+        self.write_record(record)
+        heartbeat.start(str(self.record_file), every)
+        return record
+
     def finish(
         self,
         status: str,
@@ -273,14 +376,19 @@ class Run:
         """Record the end of the run: ``status`` with its exit code and reason."""
         record = dict(self.record() if record is None else record)
         finished = now_iso()
-        duration = None
-        try:
-            started = datetime.datetime.fromisoformat(record["started"])
-            duration = round(
-                (datetime.datetime.fromisoformat(finished) - started).total_seconds(), 3
+        duration = _seconds(record.get("started"), finished)
+        attempts = record.get("attempts")
+        if isinstance(attempts, list) and attempts and isinstance(attempts[-1], dict):
+            last = attempts[-1]
+            last.update(
+                status=status,
+                finished=finished,
+                duration=_seconds(last.get("started"), finished),
+                exit_code=exit_code,
+                reason=reason,
             )
-        except (KeyError, TypeError, ValueError):
-            pass
+            spans = [a.get("duration") for a in attempts if isinstance(a, dict)]
+            duration = round(sum(d for d in spans if isinstance(d, (int, float))), 3)
         record.update(
             status=status,
             finished=finished,
@@ -291,6 +399,26 @@ class Run:
         self.write_record(record)
         heartbeat.stop(str(self.record_file))
         return record
+
+
+def _seconds(start: object, end: object) -> float | None:
+    """The seconds between two ISO times of a record (None if unreadable)."""
+    try:
+        a = datetime.datetime.fromisoformat(str(start))
+        b = datetime.datetime.fromisoformat(str(end))
+        return round((b - a).total_seconds(), 3)
+    except (TypeError, ValueError):
+        return None
+
+
+def _attempt_entry(record: dict[str, Any], number: int) -> dict[str, Any]:
+    """The first attempt of a run, from the record it wrote before a resume."""
+    entry: dict[str, Any] = {"attempt": number}
+    for key in ("started", "finished", "duration", "host", "pid", "status"):
+        entry[key] = record.get(key)
+    entry["exit_code"] = record.get("exit_code")
+    entry["reason"] = record.get("reason")
+    return entry
 
 
 def effective_status(
@@ -316,11 +444,15 @@ def effective_status(
     return "running"
 
 
-#: set by ``exman sweep`` for the processes it launches
+#: set by ``exman sweep`` for the processes it launches; ``job`` and
+#: ``attempt`` by a launcher that may start a task again (see
+#: :mod:`exman.record.resume`)
 SWEEP_ENV = {
     "name": "EXMAN_SWEEP",
     "task": "EXMAN_SWEEP_TASK",
     "key": "EXMAN_SWEEP_KEY",
+    "job": "EXMAN_SWEEP_JOB",
+    "attempt": "EXMAN_SWEEP_ATTEMPT",
 }
 
 

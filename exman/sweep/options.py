@@ -61,6 +61,9 @@ def make_launcher(spec: Spec, options: Options) -> Launcher:
     launcher_options = dict(options.launcher_options)
     if options.backend == "local":
         launcher_options.setdefault("grace", options.grace)
+        if spec.resume:
+            launcher_options.setdefault("resume", True)
+            launcher_options.setdefault("max_attempts", spec.max_attempts)
     elif options.backend == "ray":
         launcher_options = {"grace": options.grace, **spec.ray}
         launcher_options.update(options.launcher_options)

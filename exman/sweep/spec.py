@@ -61,6 +61,8 @@ SPEC_KEYS = (
     "on_task_end",
     "on_sweep_end",
     "webhook",
+    "resume",
+    "max_attempts",
     "ray",
     "slurm",
 )
@@ -92,6 +94,10 @@ class Spec:
     ray: dict[str, Any] = field(default_factory=dict)
     #: the ``slurm:`` section: what each array element asks of SLURM
     slurm: dict[str, Any] = field(default_factory=dict)
+    #: a task stopped by ``--timeout`` starts again and continues its run
+    resume: bool = False
+    #: with ``resume``, the attempts at a task in all
+    max_attempts: int = 3
     #: remarks on the expansion (a random space smaller than the samples asked)
     notes: list[str] = field(default_factory=list)
     #: the flags of ``command`` that do not count in the task keys
@@ -182,6 +188,19 @@ class Spec:
         if webhook is not None and not webhook.startswith(("http://", "https://")):
             raise err("webhook", f"must be an http:// or https:// URL, not {webhook!r}")
 
+        resume = data.get("resume", False)
+        if not isinstance(resume, bool):
+            raise err("resume", f"must be true or false, not {resume!r}")
+        max_attempts = data.get("max_attempts", 3)
+        if (
+            isinstance(max_attempts, bool)
+            or not isinstance(max_attempts, int)
+            or max_attempts < 1
+        ):
+            raise err(
+                "max_attempts", f"must be a whole number >= 1, not {max_attempts!r}"
+            )
+
         spec = cls(
             command=command,
             argv=argv,
@@ -200,6 +219,8 @@ class Spec:
             ray=_ray_options(data.get("ray"), err),
             slurm=_slurm_options(data.get("slurm"), err),
             ignore=ignore_list(data.get("ignore"), err),
+            resume=resume,
+            max_attempts=max_attempts,
         )
         spec._check_overlaps(err)
         spec._check_ignore(err)

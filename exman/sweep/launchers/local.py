@@ -12,6 +12,12 @@ still alive after ``grace`` seconds, or at a second signal, are killed with
 SIGKILL, their whole group with them. When a task's process ends, whatever
 it left running in its process group is killed too, as a batch system does
 at the end of a job: a sweep leaves no orphans behind.
+
+Resuming: with ``resume=True`` a task stopped by the timeout is started
+again, up to ``max_attempts`` attempts in all, and each attempt continues
+the run of the first (:mod:`exman.record.resume`): every attempt gets the
+same ``EXMAN_SWEEP_JOB`` and its number in ``EXMAN_SWEEP_ATTEMPT``. Only the
+last attempt's end is reported, so the sweep counts the task once.
 """
 
 from __future__ import annotations
@@ -28,6 +34,8 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from ...record.files import open_append
+from ...record.resume import ATTEMPT_ENV, JOB_ENV
+from ...record.run import hostname
 from ...record.store import ExmanError
 from .base import Finished, Launcher, LaunchEvent, LaunchTask, Started
 from .process import cannot_start, killpg, signame, spawn, task_env, write_header
@@ -47,6 +55,11 @@ class _Proc:
     gpu: str | None
     kill_at: float | None = None
     timed_out: bool = False
+    #: which attempt at the task this is, and when the first one started
+    attempt: int = 1
+    began: float | None = None
+    #: what the attempts at the task share (with ``resume``)
+    job: str | None = None
 
 
 class LocalLauncher(Launcher):
@@ -54,15 +67,28 @@ class LocalLauncher(Launcher):
 
     :param grace: seconds a stopped task (timeout, Ctrl-C) gets to record
         itself before SIGKILL.
+    :param resume: start a task stopped by the timeout again, continuing
+        its run.
+    :param max_attempts: with ``resume``, the attempts at a task in all.
     """
 
     name: ClassVar[str] = "local"
 
-    def __init__(self, *, grace: float = 5.0) -> None:
+    def __init__(
+        self, *, grace: float = 5.0, resume: bool = False, max_attempts: int = 3
+    ) -> None:
         super().__init__()
         if grace < 0:
             raise ExmanError(f"grace must be >= 0 seconds, not {grace!r}")
+        if isinstance(max_attempts, bool) or not isinstance(max_attempts, int):
+            raise ExmanError(
+                f"max_attempts must be a whole number, not {max_attempts!r}"
+            )
+        if max_attempts < 1:
+            raise ExmanError(f"max_attempts must be >= 1, not {max_attempts}")
         self.grace = grace
+        self.resume = resume
+        self.max_attempts = max_attempts
         self._signals: list[int] = []
         self._waiter: _Waiter | None = None
 
@@ -131,11 +157,17 @@ class LocalLauncher(Launcher):
                         if code is not None:
                             running.remove(proc)
                             waiter.remove(proc.popen.pid)
-                            slots.append(proc.gpu)
                             # what the task left running in its group would
                             # outlive it as orphans
                             _killpg(proc, signal.SIGKILL)
-                            yield self._finished(proc, code, timeout)
+                            again = self._again(proc, code, timeout)
+                            if isinstance(again, _Proc):
+                                running.append(again)
+                                waiter.add(again.popen.pid)
+                                yield Started(again.task, again.popen.pid, again.gpu)
+                                continue
+                            slots.append(proc.gpu)
+                            yield again or self._finished(proc, code, timeout)
                         elif proc.kill_at is not None and now >= proc.kill_at:
                             _killpg(proc, signal.SIGKILL)
                             proc.kill_at = None
@@ -154,18 +186,57 @@ class LocalLauncher(Launcher):
             self._waiter = None
 
     # -- starting and ending ---------------------------------------------------------
-    def _start(self, task: LaunchTask, gpu: str | None, timeout: float | None) -> _Proc:
+    def _start(
+        self,
+        task: LaunchTask,
+        gpu: str | None,
+        timeout: float | None,
+        earlier: _Proc | None = None,
+    ) -> _Proc:
         extra = {} if gpu is None else {"CUDA_VISIBLE_DEVICES": gpu}
         note = "" if gpu is None else f"  [CUDA_VISIBLE_DEVICES={gpu}]"
+        attempt = 1 if earlier is None else earlier.attempt + 1
+        job = None
+        where = ""
+        if self.resume:
+            job = earlier.job if earlier is not None and earlier.job else None
+            job = job or _job_token(task)
+            extra.update({JOB_ENV: job, ATTEMPT_ENV: str(attempt)})
+            if attempt > 1:
+                where = f" (attempt {attempt} of {self.max_attempts})"
         with open_append(task.log) as log:
-            write_header(log, task, note=note)
+            write_header(log, task, where=where, note=note)
             popen = spawn(task, log, task_env(task, **extra), here=True)
         start = time.monotonic()
         deadline = start + timeout if timeout is not None else None
-        return _Proc(task, popen, start, deadline, gpu)
+        began = start if earlier is None else earlier.began
+        return _Proc(
+            task, popen, start, deadline, gpu, attempt=attempt, began=began, job=job
+        )
+
+    def _again(
+        self, proc: _Proc, code: int, timeout: float | None
+    ) -> _Proc | Finished | None:
+        """The next attempt at a task the timeout stopped, when it may have one
+        (or the end of a task that could not be started again)."""
+        if not (self.resume and proc.timed_out and proc.attempt < self.max_attempts):
+            return None
+        if code == 0:  # it ended as the time ran out: done
+            return None
+        if self.stopping or self._signals:
+            return None
+        try:
+            with open_append(proc.task.log) as log:
+                log.write(
+                    f"exman sweep: timeout after {timeout:g} s; attempt "
+                    f"{proc.attempt + 1} continues the run\n".encode()
+                )
+            return self._start(proc.task, proc.gpu, timeout, earlier=proc)
+        except OSError as e:
+            return _not_started(proc.task, e)
 
     def _finished(self, proc: _Proc, code: int, timeout: float | None) -> Finished:
-        duration = round(time.monotonic() - proc.start, 3)
+        duration = round(time.monotonic() - (proc.began or proc.start), 3)
         if proc.timed_out:
             return Finished(
                 proc.task,
@@ -238,6 +309,11 @@ class LocalLauncher(Launcher):
             _killpg(proc, signal.SIGKILL)  # whatever the task left in its group
             waiter.remove(proc.popen.pid)
         return codes
+
+
+def _job_token(task: LaunchTask) -> str:
+    """What names the attempts at one task of this launcher, and no others."""
+    return f"local-{hostname()}-{os.getpid()}-{task.index}-{os.urandom(4).hex()}"
 
 
 def _not_started(task: LaunchTask, error: OSError) -> Finished:

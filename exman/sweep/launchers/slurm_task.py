@@ -8,9 +8,15 @@ environment, the same timeout) and keeps a small record next to the log,
 The launcher reads these records to see tasks start and end without asking
 the scheduler; it asks the scheduler only about the tasks that have none.
 
-Signals from SLURM: SIGTERM (time limit, ``scancel``, preemption) is passed
-on to the command, which records itself as stopped; the launcher then learns
-from the scheduler why. The warning before the time limit (SIGUSR2, sent by
+Signals from SLURM: SIGTERM (time limit, ``scancel``, preemption, ``scontrol
+requeue``) is passed on to the command, which records itself as stopped; the
+launcher then learns from the scheduler why.
+
+A requeued job runs its task again, and that attempt continues the run of
+the first (:mod:`exman.record.resume`): the command gets the job's id in
+``EXMAN_SWEEP_JOB`` and the attempt in ``EXMAN_SWEEP_ATTEMPT``, counted by
+submitit's requeues and by SLURM's own (``SLURM_RESTART_COUNT``: a
+preemption, ``scontrol requeue``). The warning before the time limit (SIGUSR2, sent by
 ``--signal``) is left to submitit when the task may be requeued
 (:class:`RequeueableTaskCall`: submitit requeues the job, up to a bound);
 otherwise it is only noted in the log, and the time limit takes its course.
@@ -33,6 +39,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from ...record.files import open_append
+from ...record.resume import ATTEMPT_ENV, JOB_ENV
 from ...record.run import hostname, pid_alive, process_start
 from ...record.store import atomic_write
 from .base import LaunchTask
@@ -94,7 +101,8 @@ class TaskCall:
 
     def __call__(self) -> int | None:
         """Run the command; returns its exit code (None: it could not start)."""
-        self.attempt += 1
+        # a job SLURM requeued itself runs the call as first submitted
+        self.attempt = max(self.attempt + 1, _restarts() + 1)
         self._active = _Run(self)
         try:
             return self._active.run()
@@ -158,9 +166,12 @@ class _Run:
             if self.call.attempt > 1:
                 where += f" (attempt {self.call.attempt})"
             write_header(log, task, where=where)
+            attempt = {ATTEMPT_ENV: str(self.call.attempt)}
+            if self.record["job"]:
+                attempt[JOB_ENV] = f"slurm-{self.record['job']}"
             try:
                 with _warning_ignored():
-                    self.proc = spawn(task, log, task_env(task))
+                    self.proc = spawn(task, log, task_env(task, **attempt))
             except OSError as e:
                 reason = cannot_start(task, e)
                 log.write(f"exman sweep: {reason}\n".encode("utf-8", "replace"))
@@ -263,6 +274,14 @@ class _Run:
             for s, h in old.items():
                 if h is not None:
                     signal.signal(s, h)
+
+
+def _restarts() -> int:
+    """How many times SLURM has requeued this job."""
+    try:
+        return max(0, int(os.environ.get("SLURM_RESTART_COUNT", "0")))
+    except ValueError:
+        return 0
 
 
 @contextlib.contextmanager
