@@ -11,6 +11,7 @@ from .record.errors import ExmanError, RunNotFound
 from .record.metrics import NoCurrentRun, last_step, log, result
 from .record.params import ParamsError
 from .record.run import Run
+from .record.stop import should_stop
 from .record.store import Root
 from .record.vcs import GitError
 
@@ -41,6 +42,7 @@ __all__ = [
     "log",
     "optional",
     "result",
+    "should_stop",
     "simpleroot",
     "str2bool",
     "sweep",

@@ -60,7 +60,8 @@ by pandas, and nothing is guessed from strings:
   in params.yaml) -> naive ``datetime64[ns]``; ``root`` -> the absolute
   ``pathlib.Path`` of the run folder, where it is now (``fails/...`` for a
   failed run).
-* ``status`` -> completed, failed, interrupted, running, crashed (the
+* ``status`` -> completed, failed, interrupted, pruned (stopped early by
+  the pruner of an ``exman sweep`` search), running, crashed (the
   record says running but its heartbeat stopped, or its process is gone
   from this host: see :mod:`exman.record.heartbeat`) or unknown
   (no run.json: a run made by exman 0.1.9). It is worked out at every call,

@@ -25,7 +25,15 @@ if TYPE_CHECKING:
 __all__ = ["FORMATS", "META_COLUMNS", "STATUSES", "ls", "render"]
 
 FORMATS = ("table", "csv", "json")
-STATUSES = ("completed", "failed", "interrupted", "running", "crashed", "unknown")
+STATUSES = (
+    "completed",
+    "failed",
+    "interrupted",
+    "pruned",
+    "running",
+    "crashed",
+    "unknown",
+)
 #: columns that describe a run rather than parametrise it
 META_COLUMNS = frozenset(
     {
@@ -247,6 +255,7 @@ STATUS_STYLE = {
     "failed": "red",
     "crashed": "red",
     "interrupted": "yellow",
+    "pruned": "magenta",
     "running": "cyan",
 }
 

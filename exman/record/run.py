@@ -34,7 +34,7 @@ import pathlib
 import sys
 import time
 
-from . import heartbeat
+from . import heartbeat, stop
 from .params import PARAMS_FILE, load_params
 from .store import StrPath, atomic_write, run_id
 
@@ -59,7 +59,8 @@ RUN_FILE = "run.json"
 LOG_FILE = "log.txt"
 TRACEBACK_FILE = "traceback.txt"
 DIFF_FILE = "changes.diff"
-FINAL_STATUSES = frozenset({"completed", "failed", "interrupted"})
+#: ``pruned``: stopped early by a search's pruner (see :mod:`exman.record.stop`)
+FINAL_STATUSES = frozenset({"completed", "failed", "interrupted", "pruned"})
 #: seconds a run folder without run.json is taken as still being created
 #: (between its folder and its run.json, parse_args writes params.yaml)
 CREATION_GRACE = 3600.0
@@ -373,7 +374,14 @@ class Run:
         reason: str | None = None,
         record: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """Record the end of the run: ``status`` with its exit code and reason."""
+        """Record the end of the run: ``status`` with its exit code and reason.
+
+        In the run's own process, a run that a search asked to stop
+        (:func:`exman.record.stop.requested`) is recorded as ``pruned``
+        when it completed or was interrupted.
+        """
+        if status in ("completed", "interrupted") and stop.requested():
+            status, reason = "pruned", "stopped early by the search's pruner"
         record = dict(self.record() if record is None else record)
         finished = now_iso()
         duration = _seconds(record.get("started"), finished)

@@ -151,7 +151,7 @@ class Claims:
             when = ended.get("ended")
             state = ended.get("state")
             finished = isinstance(when, (int, float)) and when >= since
-            if finished and state in ("completed", "failed"):
+            if finished and state in ("completed", "pruned", "failed"):
                 return str(state)
             fd = _take(self._lock_file(key))
             if fd is None:  # a process started under an older claim still runs
@@ -196,7 +196,7 @@ class Claims:
             self.root, {key}, after=after if isinstance(after, int) else 0
         ).get(key, [])
         state = task_state(runs)
-        if state not in ("completed", "failed"):
+        if state not in ("completed", "pruned", "failed"):
             return None
         record.update(state=state, ended=time.time())
         atomic_write(self._ended_file(key), json.dumps(record) + "\n")

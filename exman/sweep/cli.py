@@ -268,6 +268,8 @@ def print_status(summary: SweepSummary, out: IO[str] | None = None) -> None:
         + ", ".join(f"{n} {s}" for s, n in counts.items() if n),
         file=out,
     )
+    for line in summary.search_lines():
+        print(line, file=out)
 
 
 def _status_row(state: TaskState, jobs: bool) -> tuple[str, ...]:

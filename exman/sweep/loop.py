@@ -107,6 +107,7 @@ class SweepLoop:
                     if isinstance(event, Started):
                         if event.pid is not None:
                             self.claims.started(event.task.key, event.pid)
+                        self.source.started(event.task, event.pid)
                         self.progress.started(
                             summary.states[event.task.index].task, event.gpu
                         )
@@ -117,6 +118,7 @@ class SweepLoop:
                     for error in self.hooks.new_errors():
                         self.progress.note(f"hook failed: {error}")
         finally:
+            self.source.close()
             summary.interrupted = launcher.interrupted
             summary.not_started = max(
                 0, len(summary.planned) - self.launched - self.refused
@@ -204,6 +206,7 @@ class SweepLoop:
             event.exit_code,
             event.task.log,
             timed_out=event.timed_out,
+            pruned=self.source.stopped(event.task),
         )
         outcome = settle(self.root, ending, self.finder.take(state.task.key))
         return self._result(event, state, outcome.status, outcome.reason, outcome.run)

@@ -9,11 +9,9 @@ from typing import Any
 
 from ..record.store import Root
 from .launchers.base import Launcher, get_launcher
-from .spec import Spec
+from .spec import SWEEPS_DIR, Spec
 
 __all__ = ["SWEEPS_DIR", "Options", "make_launcher", "sweep_dir"]
-
-SWEEPS_DIR = "sweeps"
 
 
 def sweep_dir(root: Root, name: str) -> pathlib.Path:

@@ -14,6 +14,8 @@ launched the task, and makes the run's record tell the truth:
   without a word: ``os._exit``) or failed;
 * a failed run that the script left in ``runs/`` (no ``safe_experiment``)
   joins the others in ``fails/``;
+* a run that a search's pruner asked to stop is ``pruned`` (it stays in
+  ``runs/``), however it stopped, unless it failed with an error;
 * a task that made no run failed before parsing its arguments, or is not an
   ExParser script: the reason comes from the last line of its log.
 
@@ -51,6 +53,7 @@ class Ending:
     :param timed_out: stopped from outside while it ran (the sweep's timeout,
         a scheduler's time or memory limit, a cancellation).
     :param log: the task's log, whose last line explains a task with no run.
+    :param pruned: the sweep asked the task to stop early (a search's pruner).
     """
 
     status: str
@@ -58,6 +61,11 @@ class Ending:
     exit_code: int | None
     log: pathlib.Path
     timed_out: bool = False
+    pruned: bool = False
+
+
+#: the reason of a run stopped by the pruner
+PRUNED = "stopped early by the search's pruner"
 
 
 @dataclass(frozen=True)
@@ -97,6 +105,12 @@ def settle(
     live = recorded in ("running", "crashed")
     if recorded == "completed":
         status, reason = "completed", None
+    elif recorded == "pruned":
+        status, reason = "pruned", record.get("reason") or PRUNED
+    elif ending.pruned and recorded != "failed":
+        # stopped from outside before it could record it (or never asked)
+        status, reason = "pruned", PRUNED
+        folder.finish("pruned", exit_code=code, reason=reason, record=record)
     elif ending.timed_out:
         status = "failed"
         reason = reason or record.get("reason") or f"exit code {code}"

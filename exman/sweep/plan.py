@@ -12,6 +12,8 @@ A task's state, from the runs with its key:
   :mod:`exman.sweep.claims`);
 * ``queued`` — a scheduler's job holds the task and has not started it
   (told apart from ``running`` by :mod:`exman.sweep.jobs`);
+* ``pruned`` — one was stopped early by a search's pruner (done, as
+  ``completed`` is);
 * ``failed`` — one failed (the script raised or exited non-zero, or hit the
   sweep's timeout); re-run only with ``retry_failed`` or ``force``;
 * ``interrupted`` — stopped by Ctrl-C, or ``crashed`` (its process died
@@ -42,7 +44,15 @@ __all__ = [
     "select",
 ]
 
-STATES = ("pending", "queued", "running", "completed", "failed", "interrupted")
+STATES = (
+    "pending",
+    "queued",
+    "running",
+    "completed",
+    "pruned",
+    "failed",
+    "interrupted",
+)
 
 
 @dataclass
@@ -345,8 +355,8 @@ def select(
             reason = s.state
         elif force:
             reason = ""
-        elif s.state == "completed":
-            reason = "completed"
+        elif s.state in ("completed", "pruned"):
+            reason = s.state
         elif s.state == "failed" and not retry_failed:
             reason = "failed"
         else:

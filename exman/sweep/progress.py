@@ -48,6 +48,7 @@ class Progress:
         self.done = 0
         self.failed = 0
         self.interrupted = 0
+        self.pruned = 0
         self.running: dict[int, tuple[Task, float]] = {}
         self.failures: deque[TaskResult] = deque(maxlen=SHOWN_FAILURES)
         self.start = time.monotonic()
@@ -79,6 +80,8 @@ class Progress:
             elif result.status == "failed":
                 self.failed += 1
                 self.failures.append(result)
+            elif result.status == "pruned":
+                self.pruned += 1
             else:
                 self.interrupted += 1
 
@@ -97,7 +100,7 @@ class Progress:
     # -- figures -------------------------------------------------------------------
     @property
     def finished_count(self) -> int:
-        return self.done + self.failed + self.interrupted
+        return self.done + self.failed + self.interrupted + self.pruned
 
     @property
     def pending(self) -> int:
@@ -217,6 +220,8 @@ class LiveProgress(Progress):
         counts.append(f"sweep {self.name}  ", style="bold")
         counts.append(f"{self.done} done", style="green")
         counts.append("  ")
+        if self.pruned:
+            counts.append(f"{self.pruned} pruned  ", style="magenta")
         counts.append(f"{self.failed} failed", style="red" if self.failed else "")
         counts.append(f"  {len(running)} running  {self.pending} pending")
         skipped = sum(self.skipped.values())

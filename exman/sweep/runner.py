@@ -39,6 +39,10 @@ __all__ = [
 def execute(spec: Spec, options: Options, progress: Progress) -> SweepSummary:
     """Plan the sweep, then show it (status, dry run) or run it."""
     root = Root(spec.root)
+    if spec.search is not None:
+        from .search import execute_search
+
+        return execute_search(spec, root, options, progress)
     aliases = _learn(spec, root)
     tasks = spec.tasks()
     refreshed = None

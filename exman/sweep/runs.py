@@ -102,6 +102,8 @@ def task_state(runs: Sequence[RunInfo], held: bool = False) -> str:
     statuses = {r.status for r in runs}
     if "completed" in statuses:
         return "completed"
+    if "pruned" in statuses:
+        return "pruned"
     if "running" in statuses or held:
         return "running"
     if "failed" in statuses:

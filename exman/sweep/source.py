@@ -4,7 +4,9 @@ A sweep asks its source for the next task whenever a launcher has room,
 and tells it how each task ended. The static source hands out the tasks
 that the plan selected from the spec's expansion (grid, configs, random
 samples, repetitions), in order, and needs no outcome; a searcher that
-proposes the next task from the outcomes so far fits the same two calls.
+proposes the next task from the outcomes so far (:mod:`.search`) fits the
+same calls, and also hears when each task's process starts, so that it can
+follow and stop it.
 """
 
 from __future__ import annotations
@@ -30,6 +32,16 @@ class TaskSource(abc.ABC):
 
     def tell(self, result: TaskResult) -> None:  # noqa: B027 - optional hook
         """Learn how a task ended (a static source has no use for it)."""
+
+    def started(self, task: LaunchTask, pid: int | None) -> None:  # noqa: B027
+        """A task's process started (``pid`` leads its process group)."""
+
+    def stopped(self, task: LaunchTask) -> bool:
+        """Whether the source asked ``task`` to stop early (a pruner did)."""
+        return False
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """The sweep ends: stop following its tasks, complete the summary."""
 
 
 class StaticSource(TaskSource):

@@ -20,10 +20,12 @@ from typing import Any, Union
 from ..record.config import SWEEP_PARAMS_ENV
 from ..record.params import ParamsError, load_yaml
 from ..record.run import SWEEP_ENV
-from ..record.store import ROOT_ENV, ExmanError, check_name
+from ..record.stop import STOP_ENV
+from ..record.store import ROOT_ENV, STATE_DIR, ExmanError, check_name
 from .expand import SpecError, Task, TaskList, task_key
 from .launchers.ray_options import check_options as _ray_options
 from .launchers.slurm_options import check_options as _slurm_options
+from .space import NOT_WITH_SEARCH, Search, search_section
 from .values import (
     DISTRIBUTIONS,
     Errors,
@@ -65,8 +67,13 @@ SPEC_KEYS = (
     "max_attempts",
     "ray",
     "slurm",
+    "search",
 )
 DEFAULT_ROOT = "exman"
+#: ``root/.exman/sweeps/<name>``: a sweep's record, logs and study
+SWEEPS_DIR = "sweeps"
+#: under a search's folder: the files that ask a trial to stop early
+STOP_DIR = "stop"
 
 
 @dataclass
@@ -98,6 +105,8 @@ class Spec:
     resume: bool = False
     #: with ``resume``, the attempts at a task in all
     max_attempts: int = 3
+    #: the ``search:`` section: an adaptive search instead of a fixed list
+    search: Search | None = None
     #: remarks on the expansion (a random space smaller than the samples asked)
     notes: list[str] = field(default_factory=list)
     #: the flags of ``command`` that do not count in the task keys
@@ -166,6 +175,15 @@ class Spec:
             raise err("root", f"must be a folder name, not {root_value!r}")
         root = folder / os.path.expanduser(root_value)
 
+        search = search_section(data.get("search"), err)
+        if search is not None:
+            both = [k for k in NOT_WITH_SEARCH if k in data]
+            if both:
+                raise err(
+                    both[0],
+                    "a search makes its own tasks from search.space: move the "
+                    "parameter there, or fix its value in command",
+                )
         grid = grid_values(data.get("grid"), err)
         configs = config_list(data.get("configs"), err)
         rand = random_section(data.get("random"), err)
@@ -221,6 +239,7 @@ class Spec:
             ignore=ignore_list(data.get("ignore"), err),
             resume=resume,
             max_attempts=max_attempts,
+            search=search,
         )
         spec._check_overlaps(err)
         spec._check_ignore(err)
@@ -233,6 +252,8 @@ class Spec:
         swept |= {norm_name(k) for config in self.configs for k in config}
         if self.random is not None:
             swept |= {norm_name(k) for k in self.random["space"]}
+        if self.search is not None:
+            swept |= {norm_name(k) for k in self.search.names}
         if self.seed_param is not None:
             swept.add(norm_name(self.seed_param))
         for name in self.ignore:
@@ -261,6 +282,8 @@ class Spec:
         swept |= {norm_name(k) for config in self.configs for k in config}
         if self.random is not None:
             swept |= {norm_name(k) for k in self.random["space"]}
+        if self.search is not None:
+            swept |= {norm_name(k) for k in self.search.names}
         ignored = {norm_name(n) for n in self.ignore}
         ignored |= {norm_name(n) for n in self.volatile} - swept
         if not ignored or not argv:
@@ -301,6 +324,9 @@ class Spec:
         if self.random is not None:
             for key in self.random["space"]:
                 claim(key, "random.space")
+        if self.search is not None:
+            for key in self.search.names:
+                claim(key, "search.space")
         for i, config in enumerate(self.configs):
             for key in config:
                 norm = norm_name(key)
@@ -344,13 +370,20 @@ class Spec:
     # -- running a task ------------------------------------------------------------
     def task_env(self, task: Task) -> dict[str, str]:
         """The environment variables that make a process run ``task``."""
-        return {
+        env = {
             ROOT_ENV: str(self.root),
             SWEEP_ENV["name"]: self.name,
             SWEEP_ENV["task"]: str(task.index),
             SWEEP_ENV["key"]: task.key,
             SWEEP_PARAMS_ENV: task.params_json(),
         }
+        if self.search is not None:
+            env[STOP_ENV] = str(self.stop_file(task.key))
+        return env
+
+    def stop_file(self, key: str) -> pathlib.Path:
+        """The file whose existence asks the trial with ``key`` to stop early."""
+        return self.root / STATE_DIR / SWEEPS_DIR / self.name / STOP_DIR / key
 
     def shell_line(self, task: Task) -> str:
         """A line to paste into a shell in :attr:`cwd` that runs ``task``.

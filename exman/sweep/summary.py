@@ -118,6 +118,8 @@ class SweepSummary:
     commands: Sequence[str] = field(default_factory=list)
     #: task number -> the scheduler's job that now holds it (``submit``)
     submitted: dict[int, str] = field(default_factory=dict)
+    #: a search's study: ``budget``, ``counts`` of trials by state, ``best``
+    search: dict[str, Any] | None = None
 
     # -- counts ------------------------------------------------------------------
     def counts(self) -> dict[str, int]:
@@ -131,7 +133,8 @@ class SweepSummary:
     def result_counts(self) -> dict[str, int]:
         """How the tasks launched by this call ended."""
         found = Counter(r.status for r in self.results)
-        return {s: found.get(s, 0) for s in ("completed", "failed", "interrupted")}
+        ended = ("completed", "pruned", "failed", "interrupted")
+        return {s: found.get(s, 0) for s in ended}
 
     @property
     def failures(self) -> list[TaskResult]:
@@ -230,6 +233,7 @@ class SweepSummary:
             f"{scope}; all tasks: "
             + ", ".join(f"{n} {s}" for s, n in counts.items() if n)
         )
+        lines += self.search_lines()
         if self.skipped.get("failed"):
             lines.append("failed tasks are not run again without --retry-failed")
         if self.skipped.get("queued"):
@@ -250,6 +254,27 @@ class SweepSummary:
         lines += [f"hook failed: {e}" for e in self.hook_errors]
         return "\n".join(lines)
 
+    def search_lines(self) -> list[str]:
+        """A search's study: its trials by state, and the best one so far."""
+        if self.search is None:
+            return []
+        found = self.search["counts"]
+        total = sum(found.values())
+        counts = ", ".join(f"{n} {s}" for s, n in found.items() if n)
+        lines = [
+            f"search: {total} of {self.search['budget']} trials"
+            + (f" ({counts})" if counts else "")
+        ]
+        best = self.search["best"]
+        if best is not None:
+            run = f" (run {best['run']})" if best["run"] is not None else ""
+            values = " ".join(f"{k}={v}" for k, v in best["params"].items())
+            lines.append(
+                f"best: trial {best['trial']}{run}: "
+                f"{self.search['objective']}={best['value']:.6g}  {values}"
+            )
+        return lines
+
     def __str__(self) -> str:
         return self.text()
 
@@ -267,6 +292,7 @@ class SweepSummary:
             "ran": self.result_counts(),
             "skipped": dict(self.skipped),
             "failures": [r.as_dict() for r in self.failures[:MAX_LISTED]],
+            "search": self.search,
         }
 
     def hook_env(self) -> dict[str, str]:
