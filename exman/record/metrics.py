@@ -397,6 +397,13 @@ def result(**values: Any) -> dict[str, Any]:
     return current().result(**values)
 
 
+def flush_current() -> None:
+    """Write the current run's buffered records now, if this process has one."""
+    rec = _current.get("run")
+    if rec is not None:
+        rec.flush()
+
+
 def flush_all() -> None:
     """Write every buffered record of this process now (before it dies)."""
     for rec in list(_recorders):

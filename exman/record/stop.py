@@ -11,13 +11,16 @@ A run asked to stop ends ``pruned`` rather than completed or interrupted
 script stopped by itself or was stopped from outside; a run that fails
 with an error stays failed.
 
-Nothing here imports more than ``os`` and ``time``: it is on the path of
-every step of a script.
+A look also writes the metrics the run logged since the last one, so that
+the pruner judges the trial on its latest values. Nothing here imports
+more than ``os``, ``sys`` and ``time``: it is on the path of every step
+of a script.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 import time
 
 __all__ = ["CHECK_SECONDS", "STOP_ENV", "requested", "should_stop"]
@@ -43,6 +46,10 @@ def should_stop() -> bool:
     if now < _state["next"]:
         return False
     _state["next"] = now + CHECK_SECONDS
+    # what was logged reaches the pruner now, not at the next flush
+    metrics = sys.modules.get("exman.record.metrics")
+    if metrics is not None:
+        metrics.flush_current()
     if requested():
         _state["stop"] = True
     return bool(_state["stop"])

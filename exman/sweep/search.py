@@ -294,7 +294,8 @@ def execute_search(
     """Plan a search, then show it (status, dry run) or run it."""
     assert spec.search is not None
     for name, flag in NOT_FOR_SEARCH.items():
-        if getattr(options, name) not in (None, False):
+        value = getattr(options, name)
+        if value is not None and value is not False:
             raise ExmanError(
                 f"search: {flag} chooses tasks of a fixed list; a search asks "
                 "its study for each trial (raise search.trials to run more)"
