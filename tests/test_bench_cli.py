@@ -1,4 +1,5 @@
-"""``bench/cli.py`` stays runnable: a root of a few runs, one round."""
+"""The benchmarks stay runnable: ``bench/cli.py`` on a root of a few runs, one
+round; ``bench/search.py`` in its tiny mode."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -25,3 +28,23 @@ def test_bench_cli_prints_the_ratios() -> None:
     assert proc.returncode in (0, 1), proc.stderr
     assert "20 runs: exman ls / Index.info():" in proc.stdout
     assert "20 runs: exman ls csv / Index.info():" in proc.stdout
+
+
+def test_bench_search_prints_the_ratios() -> None:
+    """``bench/search.py --tiny``: two seeds of three small searches."""
+    pytest.importorskip("optuna")
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env.pop("EXMAN_ROOT", None)
+    proc = subprocess.run(
+        [sys.executable, "bench/search.py", "--tiny"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    # a missed target in 6 trials is chance, not a failure
+    assert proc.returncode in (0, 1), proc.stdout + proc.stderr
+    assert "best tpe / best random:" in proc.stdout
+    assert "steps tpe+median / steps tpe:" in proc.stdout
+    assert "compute saved by pruning:" in proc.stdout
