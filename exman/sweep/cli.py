@@ -33,7 +33,8 @@ SLURM_FLAGS = (
 
 DESCRIPTION = """\
 Run the tasks of a sweep spec (a YAML or JSON file: command, grid, configs,
-random, repeat) that the root does not hold a completed run of yet. Failed
+random, repeat, or a search) that the root does not hold a completed run of
+yet; a search asks its study for trials until its budget is spent. Failed
 tasks run again only with --retry-failed; interrupted and crashed ones run
 again by default. Exit code: 0 when no task of the selection is failed,
 1 otherwise, 2 for a wrong spec or option, 128+N when stopped by signal N.
