@@ -76,7 +76,12 @@ def test_grid_times_repeat_runs_every_task_once(script: Path, root: Path) -> Non
     )
     summary = sweep(spec, jobs=2)
     assert summary.exit_code == 0, summary.text()
-    assert summary.result_counts() == {"completed": 8, "failed": 0, "interrupted": 0}
+    assert summary.result_counts() == {
+        "completed": 8,
+        "pruned": 0,
+        "failed": 0,
+        "interrupted": 0,
+    }
     runs = all_runs(root)
     assert len(runs) == 8 and all(r["status"] == "completed" for r in runs)
     assert sorted(r["sweep"]["task"] for r in runs) == list(range(8))
@@ -138,7 +143,12 @@ def test_failing_tasks_land_in_fails_and_wait_for_retry(
     spec = write_spec(script.parent, grid={"fail": ["", "raise", "exit"]})
     summary = sweep(spec, jobs=2)
     assert summary.exit_code == 1
-    assert summary.result_counts() == {"completed": 1, "failed": 2, "interrupted": 0}
+    assert summary.result_counts() == {
+        "completed": 1,
+        "pruned": 0,
+        "failed": 2,
+        "interrupted": 0,
+    }
     failed = {r.task.params["fail"]: r for r in summary.failures}
     assert failed["raise"].reason == "ValueError: asked to fail"
     assert failed["exit"].reason == "exit code 3"
@@ -245,6 +255,7 @@ def test_status_reads_the_root_alone(script: Path, root: Path) -> None:
         "queued": 0,
         "running": 0,
         "completed": 2,
+        "pruned": 0,
         "failed": 2,
         "interrupted": 0,
     }
@@ -643,7 +654,12 @@ def test_a_failed_run_left_in_runs_is_moved_with_its_links(
     )
     spec = write_spec(script.parent, grid={"lr": [0.1, 0.2], "fail": ["", "x"]})
     summary = sweep(spec, jobs=2)
-    assert summary.result_counts() == {"completed": 2, "failed": 2, "interrupted": 0}
+    assert summary.result_counts() == {
+        "completed": 2,
+        "pruned": 0,
+        "failed": 2,
+        "interrupted": 0,
+    }
     for result in summary.failures:
         assert result.run is not None and result.run.path.parent == root / "fails"
         assert result.reason == "ValueError: plain failure"

@@ -236,7 +236,12 @@ def test_a_sweep_runs_its_tasks_on_the_cluster_and_resumes(
         ray={"address": cluster.address, "cpus": 1},
     )
     summary = sweep(spec, backend="ray")
-    assert summary.result_counts() == {"completed": 2, "failed": 2, "interrupted": 0}
+    assert summary.result_counts() == {
+        "completed": 2,
+        "pruned": 0,
+        "failed": 2,
+        "interrupted": 0,
+    }
     assert summary.exit_code == 1
     runs = all_runs(root)
     assert sorted(r["sweep"]["task"] for r in runs) == [0, 1, 2, 3]
