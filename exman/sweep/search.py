@@ -333,6 +333,9 @@ def execute_search(
             f"search: the grid holds {budget(spec)} points: that many trials "
             f"instead of {spec.search.trials}"
         )
+    elsewhere = sum(1 for state in states if state.state == "running")
+    if elsewhere:  # under another launcher, or orphans of a dead one
+        summary.skipped["running"] = elsewhere
     if show:
         if options.dry_run:
             summary.notes.append(
