@@ -97,11 +97,21 @@ class Pruning:
 
     # -- from the sweep's thread -----------------------------------------------
     def follow(
-        self, number: int, key: str, trial: Any, pid: int | None, stop_file: str
+        self,
+        number: int,
+        key: str,
+        trial: Any,
+        pid: int | None,
+        stop_file: str,
+        reported: int | None = None,
     ) -> None:
-        """Follow trial ``number`` (task ``key``), whose process group is ``pid``."""
+        """Follow trial ``number`` (task ``key``), whose process group is ``pid``.
+
+        :param reported: the last step the study holds of it already.
+        """
+        item = _Followed(number, key, trial, pid, stop_file, last_step=reported)
         with self.lock:
-            self.followed[key] = _Followed(number, key, trial, pid, stop_file)
+            self.followed[key] = item
         if self._thread is None:
             self._thread = threading.Thread(
                 target=self._loop, name="exman-pruning", daemon=True

@@ -105,6 +105,8 @@ class SearchSource(TaskSource):
         self.dists = distributions(self.search)
         self.argv = spec.key_argv()
         self.lock = threading.Lock()
+        #: the trials this source asked for, by number
+        self.trials: dict[int, Any] = {}
         self.pruning = Pruning(
             root,
             self.search.objective,
@@ -123,6 +125,7 @@ class SearchSource(TaskSource):
                     return
                 trial = self.study.ask(self.dists)
             number = trial.number
+            self.trials[number] = trial
             params = dict(trial.params)
             task = Task(number, params, trial_key(self.argv, params, number))
             state = TaskState(task, "pending")
@@ -134,9 +137,9 @@ class SearchSource(TaskSource):
     def started(self, task: LaunchTask, pid: int | None) -> None:
         if self.search.pruner == "none":
             return
-        trial = self._trial(task.index)
+        trial, reported = self._trial(task.index)
         stop = str(self.spec.stop_file(task.key))
-        self.pruning.follow(task.index, task.key, trial, pid, stop)
+        self.pruning.follow(task.index, task.key, trial, pid, stop, reported)
 
     def stopped(self, task: LaunchTask) -> bool:
         return (
@@ -154,11 +157,18 @@ class SearchSource(TaskSource):
         self.pruning.close()
         self.summary.search = report(self.study, self.spec, self.states)
 
-    def _trial(self, number: int) -> Any:
-        import optuna
+    def _trial(self, number: int) -> tuple[Any, int | None]:
+        """Trial ``number`` to report to, and the last step it holds already
+        (from an earlier attempt: a step is reported once)."""
+        frozen = self.study.get_trials(deepcopy=False)[number]
+        last = max(frozen.intermediate_values, default=None)
+        trial = self.trials.get(number)
+        if trial is None:  # a trial asked for by an earlier launcher
+            import optuna
 
-        trial_id = self.study.get_trials(deepcopy=False)[number]._trial_id
-        return optuna.trial.Trial(self.study, trial_id)
+            # Optuna's one way to a trial it did not just hand out
+            trial = optuna.trial.Trial(self.study, frozen._trial_id)
+        return trial, last
 
 
 def tell(study: Any, number: int, result: TaskResult | RunInfo, objective: str) -> str:
