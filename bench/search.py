@@ -1,8 +1,9 @@
 """What an ``exman sweep`` search buys: TPE against random, and pruning.
 
 The script is a noisy quadratic in two parameters (optimum 0 at ``x=1,
-y=-2``) that logs a decreasing curve of its loss for ``--steps`` steps and
-asks ``exman.should_stop()`` at each. For each of ``--seeds`` study seeds,
+y=-2``) that logs a decreasing curve of its loss for ``--steps`` steps
+(40 of 25 ms: a trial of about a second, long beside the tenths of a second
+that pruning takes to act) and asks ``exman.should_stop()`` at each. For each of ``--seeds`` study seeds,
 three searches of ``--trials`` trials each run with ``exman sweep -j 2``:
 
 * tpe: ``method: tpe``, no pruner;
@@ -44,8 +45,8 @@ import exman
 parser = exman.ExParser(root=exman.simpleroot(__file__))
 parser.add_argument("--x", type=float, default=0.0)
 parser.add_argument("--y", type=float, default=0.0)
-parser.add_argument("--steps", type=int, default=20)
-parser.add_argument("--sleep", type=float, default=0.02)
+parser.add_argument("--steps", type=int, default=40)
+parser.add_argument("--sleep", type=float, default=0.025)
 args = parser.parse_args()
 loss = (args.x - 1) ** 2 + (args.y + 2) ** 2 + random.gauss(0, 0.01)
 for step in range(args.steps):
@@ -105,7 +106,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=10, help="study seeds")
     parser.add_argument("--trials", type=int, default=30, help="trials per study")
-    parser.add_argument("--steps", type=int, default=20, help="steps per trial")
+    parser.add_argument("--steps", type=int, default=40, help="steps per trial")
     parser.add_argument(
         "--tiny", action="store_true", help="2 seeds of 6 trials of 5 steps"
     )

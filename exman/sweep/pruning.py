@@ -38,7 +38,7 @@ from .runs import read_run
 __all__ = ["INTERVAL", "Pruning"]
 
 #: seconds between two looks at the running trials
-INTERVAL = 0.2
+INTERVAL = 0.1
 #: bytes of a metrics file read at one look, at most
 CHUNK = 1 << 20
 
