@@ -37,7 +37,11 @@ parser.add_argument("--y", type=float, default=0.0)
 parser.add_argument("--steps", type=int, default=1)
 parser.add_argument("--sleep", type=float, default=0.0)
 parser.add_argument("--listen", type=int, default=1)
+parser.add_argument("--stubborn", type=int, default=0)
 args = parser.parse_args()
+if args.stubborn:  # deaf to SIGTERM too: only SIGKILL stops it
+    import signal
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 loss = (args.x - 1) ** 2 + (args.y + 2) ** 2 + random.gauss(0, 0.01)
 with args.safe_experiment:
     for step in range(args.steps):
@@ -183,14 +187,19 @@ def test_tpe_finds_the_optimum_of_a_noisy_quadratic(
     assert again.results == [] and len(study_of(root).trials) == 20
 
 
-@pytest.mark.parametrize("listens", [True, False], ids=["should_stop", "deaf"])
+@pytest.mark.parametrize(
+    ("listens", "stubborn"),
+    [(True, False), (False, False), (False, True)],
+    ids=["should_stop", "deaf", "stubborn"],
+)
 def test_pruning_stops_the_trials_the_pruner_marks(
-    tmp_path: Path, script: Path, listens: bool
+    tmp_path: Path, script: Path, listens: bool, stubborn: bool
 ) -> None:
     steps = 25
     spec = search_spec(
         tmp_path,
-        f"--steps {steps} --sleep 0.08 --listen {int(listens)}",
+        f"--steps {steps} --sleep 0.08 --listen {int(listens)} "
+        f"--stubborn {int(stubborn)}",
         trials=10,
         parallel=2,
         method="random",
@@ -216,7 +225,9 @@ def test_pruning_stops_the_trials_the_pruner_marks(
     # stopped before their last step: by themselves, or by SIGTERM
     early = [n for n in pruned if steps_logged(runs[n]["path"]) < steps]
     assert early, "no pruned trial stopped early"
-    if not listens:
+    if stubborn:
+        assert any(runs[n]["exit_code"] == -signal.SIGKILL for n in pruned)
+    elif not listens:
         assert any(runs[n]["exit_code"] == 128 + signal.SIGTERM for n in pruned)
     # the sweep, the index and exman ls see the status
     assert summary.result_counts()["pruned"] == len(pruned)
