@@ -41,6 +41,10 @@ __all__ = ["INTERVAL", "Pruning"]
 INTERVAL = 0.1
 #: bytes of a metrics file read at one look, at most
 CHUNK = 1 << 20
+#: seconds between two scans of ``runs/`` for the runs of new trials (one
+#: scan serves every trial whose run is not found yet: a root of many runs
+#: costs one listing per new run or so, as finding a task's run does)
+SCAN_INTERVAL = 0.3
 
 
 @dataclass
@@ -92,6 +96,7 @@ class Pruning:
         #: run folder -> its task key (None: not a sweep run), each read once
         self.known: dict[str, str | None] = {}
         self.stopped: set[str] = set()
+        self._scanned = 0.0
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -141,6 +146,13 @@ class Pruning:
         """One look at every followed trial."""
         with self.lock:
             trials = list(self.followed.values())
+        missing = {item.key for item in trials if item.folder is None}
+        now = time.monotonic()
+        if missing and now - self._scanned >= SCAN_INTERVAL:
+            self._scanned = now
+            found = self._find(missing)
+            for item in trials:
+                item.folder = item.folder or found.get(item.key)
         for item in trials:
             if item.pruned_at is not None:
                 self._stop(item)
@@ -177,9 +189,7 @@ class Pruning:
     def _new_values(self, item: _Followed) -> list[tuple[int, float]]:
         """The objective's records the trial's run wrote since the last look."""
         if item.folder is None:
-            item.folder = self._find(item.key)
-            if item.folder is None:
-                return []
+            return []
         try:
             with open(os.path.join(item.folder, METRICS_FILE), "rb") as f:
                 f.seek(item.offset)
@@ -209,13 +219,13 @@ class Pruning:
             out.append((step, float(value)))
         return out
 
-    def _find(self, key: str) -> str | None:
-        """The run folder of task ``key``, among the runs made since the start."""
+    def _find(self, keys: set[str]) -> dict[str, str]:
+        """The run folders of tasks ``keys``, among the runs made since the start."""
         try:
             entries = os.scandir(self.root.runs)
         except FileNotFoundError:
-            return None
-        found = None
+            return {}
+        found: dict[str, str] = {}
         with entries:
             for entry in entries:
                 num = run_id(entry.name)
@@ -228,6 +238,7 @@ class Pruning:
                             self.known[entry.path] = None
                         continue
                     self.known[entry.path] = info.key
-                if self.known[entry.path] == key:
-                    found = entry.path
+                key = self.known[entry.path]
+                if key is not None and key in keys:
+                    found[key] = entry.path
         return found
