@@ -3,8 +3,9 @@
 The script is a noisy quadratic in two parameters (optimum 0 at ``x=1,
 y=-2``) that logs a decreasing curve of its loss for ``--steps`` steps
 (40 of 25 ms: a trial of about a second, long beside the tenths of a second
-that pruning takes to act) and asks ``exman.should_stop()`` at each. For each of ``--seeds`` study seeds,
-three searches of ``--trials`` trials each run with ``exman sweep -j 2``:
+that pruning takes to act) and asks ``exman.should_stop()`` at each. For
+each of ``--seeds`` study seeds, three searches of ``--trials`` trials each
+run with ``exman sweep -j 2``:
 
 * tpe: ``method: tpe``, no pruner;
 * random: ``method: random``, no pruner (the same budget);

@@ -236,6 +236,14 @@ def test_pruning_stops_the_trials_the_pruner_marks(
     assert set(df.loc[df["status"] == "pruned", "id"]) == {
         runs[n]["id"] for n in pruned
     }
+    ls = ["ls", "--status", "pruned", "--format", "csv"]
+    listed = subprocess.run(
+        [sys.executable, "-m", "exman", "--root", str(root), *ls],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.splitlines()
+    assert len(listed) == 1 + len(pruned) and all("pruned" in r for r in listed[1:])
 
 
 # -- a launcher killed mid-study -----------------------------------------------------
