@@ -328,3 +328,15 @@ def test_should_stop_outside_a_search_is_false(tmp_path: Path) -> None:
         env={**env, "EXMAN_STOP_FILE": str(stop)},
     )
     assert out.stdout.strip() == "True"
+
+
+def test_a_study_keeps_its_direction(tmp_path: Path, script: Path) -> None:
+    spec = search_spec(tmp_path, trials=1, method="random")
+    assert sweep(spec).exit_code == 0
+    spec = search_spec(tmp_path, trials=2, method="random", direction="maximize")
+    with pytest.raises(exman.ExmanError) as info:
+        sweep(spec)
+    assert "search.direction: the study of sweep 'sweep' is to minimize" in str(
+        info.value
+    )
+    assert len(study_of(tmp_path / "exman").trials) == 1

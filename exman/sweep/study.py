@@ -66,7 +66,7 @@ def open_study(
         return None
     path.parent.mkdir(parents=True, exist_ok=True)
     storage = JournalStorage(JournalFileBackend(str(path)))
-    return optuna.create_study(
+    study = optuna.create_study(
         storage=storage,
         study_name=name,
         direction=search.direction,
@@ -74,6 +74,14 @@ def open_study(
         pruner=_pruner(optuna, search.pruner),
         load_if_exists=True,
     )
+    held = study.direction.name.lower()
+    if held != search.direction:
+        raise ExmanError(
+            f"search.direction: the study of sweep {name!r} is to {held} its "
+            f"objective, not to {search.direction} it: restore the direction, "
+            f"or give the search another name (the study is {path})"
+        )
+    return study
 
 
 def distributions(search: Search) -> dict[str, Any]:
