@@ -381,7 +381,7 @@ class Run:
         when it completed or was interrupted.
         """
         if status in ("completed", "interrupted") and stop.requested():
-            status, reason = "pruned", "stopped early by the search's pruner"
+            status, reason = "pruned", stop.REASON
         record = dict(self.record() if record is None else record)
         finished = now_iso()
         duration = _seconds(record.get("started"), finished)

@@ -23,12 +23,14 @@ import os
 import sys
 import time
 
-__all__ = ["CHECK_SECONDS", "STOP_ENV", "requested", "should_stop"]
+__all__ = ["CHECK_SECONDS", "REASON", "STOP_ENV", "requested", "should_stop"]
 
 #: the file whose existence asks the run of this process to stop
 STOP_ENV = "EXMAN_STOP_FILE"
 #: at most one look at the file in this many seconds
 CHECK_SECONDS = 0.1
+#: the reason recorded in the ``run.json`` of a pruned run
+REASON = "stopped early by the search's pruner"
 
 _state = {"next": 0.0, "stop": False}
 

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 
 from ..record.files import open_append
 from ..record.run import RUN_FILE, TRACEBACK_FILE, Run, effective_status
+from ..record.stop import REASON as PRUNED
 from ..record.store import Root, run_id
 from .runs import PLACES, RunInfo, read_run
 
@@ -62,10 +63,6 @@ class Ending:
     log: pathlib.Path
     timed_out: bool = False
     pruned: bool = False
-
-
-#: the reason of a run stopped by the pruner
-PRUNED = "stopped early by the search's pruner"
 
 
 @dataclass(frozen=True)

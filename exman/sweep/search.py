@@ -33,13 +33,13 @@ from ..record.errors import ExmanError
 from ..record.files import make_dir
 from ..record.lock import FileLock
 from ..record.run import Run
+from ..record.stop import REASON as PRUNED
 from ..record.store import Root
 from .claims import Claims
 from .expand import Task, canonical
 from .launchers.base import LaunchTask
 from .loop import SweepLoop
 from .options import Options, make_launcher, sweep_dir
-from .outcome import PRUNED
 from .plan import TaskState
 from .progress import Progress
 from .pruning import Pruning
