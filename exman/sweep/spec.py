@@ -4,7 +4,9 @@ A spec is a YAML (or JSON) mapping: the command, the values (``configs``,
 ``grid``, ``random``, ``repeat``), the root, hooks and launcher sections.
 :meth:`Spec.tasks` gives its numbered tasks (:mod:`.expand`), each with a
 stable key, a hash of the command and the task's values, that its run
-records; a re-run of the sweep knows what is done from these keys.
+records; a re-run of the sweep knows what is done from these keys. A
+``search`` section (:mod:`.space`) takes the place of the values: its
+tasks are the trials of a study (:mod:`.search`).
 """
 
 from __future__ import annotations
