@@ -163,9 +163,17 @@ class Pruning:
             with self.lock:
                 if item.key not in self.followed:
                     continue  # told meanwhile
-                for step, value in values:
-                    item.trial.report(value, step)
-                prune = item.trial.should_prune()
+                try:
+                    for step, value in values:
+                        item.trial.report(value, step)
+                    prune = item.trial.should_prune()
+                except Exception as e:  # (told by another launcher): let it run
+                    self.followed.pop(item.key, None)
+                    self.note(
+                        f"search: trial {item.number} is not pruned any more: "
+                        f"{type(e).__name__}: {e}"
+                    )
+                    continue
             if prune:
                 self._prune(item, values[-1][0])
 
