@@ -8,9 +8,11 @@ to the study, and the pruner is asked about the trial. When it says prune:
 
 1. the trial's stop file is created (``EXMAN_STOP_FILE``): a script that
    calls ``exman.should_stop()`` sees it and ends by itself;
-2. after the search's ``grace`` seconds, a trial still running gets
-   SIGTERM, its whole process group with it, and SIGKILL after as long
-   again: a script that never asks is stopped all the same.
+2. the launcher that runs the trial watches the same file
+   (:attr:`~.launchers.base.LaunchTask.stop_file`): after the search's
+   ``grace`` seconds, a trial still running gets SIGTERM, its whole process
+   group with it, and SIGKILL after as long again, so a script that never
+   asks is stopped all the same, wherever it runs.
 
 Either way its run is recorded as ``pruned`` (:mod:`exman.record.stop`,
 :func:`exman.sweep.outcome.settle`).
@@ -22,17 +24,15 @@ import json
 import math
 import os
 import pathlib
-import signal
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from ..record.files import make_dir
 from ..record.metrics import METRICS_FILE
 from ..record.store import Root, atomic_write, run_id
-from .launchers.process import killpg
 from .runs import read_run
 
 __all__ = ["INTERVAL", "Pruning"]
@@ -52,14 +52,11 @@ class _Followed:
     number: int
     key: str
     trial: Any
-    pid: int | None
     stop_file: str
     folder: str | None = None
     offset: int = 0
     last_step: int | None = None
-    #: when the pruner said prune (time.monotonic), None before
-    pruned_at: float | None = None
-    signalled: list[int] = field(default_factory=list)
+    pruned: bool = False
 
 
 class Pruning:
@@ -70,8 +67,6 @@ class Pruning:
     :param lock: held around every call to the study, shared with the
         thread that asks and tells (a trial is never reported after it was
         told).
-    :param grace: seconds a pruned trial gets before SIGTERM (and again
-        before SIGKILL).
     :param after: the largest run id before the search started.
     :param note: receives messages for the user.
     """
@@ -82,14 +77,12 @@ class Pruning:
         objective: str,
         lock: threading.Lock,
         *,
-        grace: float,
         after: int,
         note: Callable[[str], None],
     ) -> None:
         self.root = root
         self.objective = objective
         self.lock = lock
-        self.grace = grace
         self.after = after
         self.note = note
         self.followed: dict[str, _Followed] = {}
@@ -106,15 +99,14 @@ class Pruning:
         number: int,
         key: str,
         trial: Any,
-        pid: int | None,
         stop_file: str,
         reported: int | None = None,
     ) -> None:
-        """Follow trial ``number`` (task ``key``), whose process group is ``pid``.
+        """Follow trial ``number`` (task ``key``).
 
         :param reported: the last step the study holds of it already.
         """
-        item = _Followed(number, key, trial, pid, stop_file, last_step=reported)
+        item = _Followed(number, key, trial, stop_file, last_step=reported)
         with self.lock:
             self.followed[key] = item
         if self._thread is None:
@@ -154,9 +146,8 @@ class Pruning:
             for item in trials:
                 item.folder = item.folder or found.get(item.key)
         for item in trials:
-            if item.pruned_at is not None:
-                self._stop(item)
-                continue
+            if item.pruned:
+                continue  # the launcher stops it
             values = self._new_values(item)
             if not values:
                 continue
@@ -180,18 +171,8 @@ class Pruning:
     def _prune(self, item: _Followed, step: int) -> None:
         make_dir(os.path.dirname(item.stop_file), exist_ok=True)
         atomic_write(item.stop_file, f"pruned at step {step}\n")
-        item.pruned_at = time.monotonic()
+        item.pruned = True
         self.stopped.add(item.key)
-
-    def _stop(self, item: _Followed) -> None:
-        """Signal a pruned trial that is still running, once per grace period."""
-        if item.pid is None or item.pruned_at is None:
-            return
-        waited = time.monotonic() - item.pruned_at
-        for n, signum in enumerate((signal.SIGTERM, signal.SIGKILL), start=1):
-            if waited >= n * self.grace and signum not in item.signalled:
-                item.signalled.append(signum)
-                killpg(item.pid, signum)
 
     # -- the curve -------------------------------------------------------------
     def _new_values(self, item: _Followed) -> list[tuple[int, float]]:

@@ -111,7 +111,6 @@ class SearchSource(TaskSource):
             root,
             self.search.objective,
             self.lock,
-            grace=self.search.grace,
             after=root.last_id(),
             note=summary.notes.append,
         )
@@ -139,7 +138,7 @@ class SearchSource(TaskSource):
             return
         trial, reported = self._trial(task.index)
         stop = str(self.spec.stop_file(task.key))
-        self.pruning.follow(task.index, task.key, trial, pid, stop, reported)
+        self.pruning.follow(task.index, task.key, trial, stop, reported)
 
     def stopped(self, task: LaunchTask) -> bool:
         return (

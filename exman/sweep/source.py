@@ -65,6 +65,7 @@ def launch_task(
     :param claim_fd: the open lock file of the task's claim, for the command
         to inherit.
     """
+    search = spec.search
     return LaunchTask(
         index=task.index,
         key=task.key,
@@ -74,4 +75,6 @@ def launch_task(
         log=logs / f"{task.index:05d}-{task.key}.log",
         params=task.params,
         claim_fd=claim_fd,
+        stop_file=None if search is None else str(spec.stop_file(task.key)),
+        stop_grace=5.0 if search is None else search.grace,
     )

@@ -44,6 +44,9 @@ class LaunchTask:
     :param claim_fd: an open file of this process that holds the task's
         claim; a launcher that starts the command on this host lets it
         inherit the file, so that the claim holds while the command lives.
+    :param stop_file: when this file appears, the command is asked to stop
+        (it may look at the file itself); ``stop_grace`` seconds later its
+        process group gets SIGTERM, and SIGKILL after as long again.
     """
 
     index: int
@@ -54,6 +57,8 @@ class LaunchTask:
     log: pathlib.Path
     params: dict[str, Any] = field(default_factory=dict)
     claim_fd: int | None = None
+    stop_file: str | None = None
+    stop_grace: float = 5.0
 
 
 @dataclass(frozen=True)

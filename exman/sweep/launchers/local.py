@@ -3,7 +3,9 @@
 Each task is its own process group (``start_new_session``), so a timeout or
 a Ctrl-C stops the task with every process it started. The launcher waits on
 the children through pidfds (Linux) and a signal wake-up pipe, so it reacts
-at once to an exit or a signal without polling; elsewhere it polls.
+at once to an exit or a signal without polling; elsewhere it polls. A task
+with a stop file (:attr:`~.base.LaunchTask.stop_file`) is looked at every
+``STOP_POLL`` seconds while it runs.
 
 Signals: while :meth:`LocalLauncher.launch` runs in the main thread, SIGINT
 and SIGTERM to the launcher are caught. Every task then gets SIGINT (Python
@@ -38,7 +40,16 @@ from ...record.resume import ATTEMPT_ENV, JOB_ENV
 from ...record.run import hostname
 from ...record.store import ExmanError
 from .base import Finished, Launcher, LaunchEvent, LaunchTask, Started
-from .process import cannot_start, killpg, signame, spawn, task_env, write_header
+from .process import (
+    STOP_POLL,
+    StopWatch,
+    cannot_start,
+    killpg,
+    signame,
+    spawn,
+    task_env,
+    write_header,
+)
 
 __all__ = ["LocalLauncher"]
 
@@ -60,6 +71,7 @@ class _Proc:
     began: float | None = None
     #: what the attempts at the task share (with ``resume``)
     job: str | None = None
+    stop: StopWatch | None = None
 
 
 class LocalLauncher(Launcher):
@@ -153,6 +165,8 @@ class LocalLauncher(Launcher):
                     waiter.wait(self._next_wake(running))
                     now = time.monotonic()
                     for proc in list(running):
+                        if proc.stop is not None:  # asked to stop early
+                            proc.stop.check(proc.popen.pid, now)
                         code = proc.popen.poll()
                         if code is not None:
                             running.remove(proc)
@@ -210,8 +224,19 @@ class LocalLauncher(Launcher):
         start = time.monotonic()
         deadline = start + timeout if timeout is not None else None
         began = start if earlier is None else earlier.began
+        stop = None
+        if task.stop_file is not None:
+            stop = StopWatch(task.stop_file, task.stop_grace)
         return _Proc(
-            task, popen, start, deadline, gpu, attempt=attempt, began=began, job=job
+            task,
+            popen,
+            start,
+            deadline,
+            gpu,
+            attempt=attempt,
+            began=began,
+            job=job,
+            stop=stop,
         )
 
     def _again(
@@ -256,6 +281,8 @@ class LocalLauncher(Launcher):
         times += [
             p.deadline for p in running if p.deadline is not None and not p.timed_out
         ]
+        if any(p.stop is not None for p in running):
+            times.append(time.monotonic() + STOP_POLL)
         if not times:
             return None
         return max(0.0, min(times) - time.monotonic())

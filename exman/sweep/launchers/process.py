@@ -18,7 +18,19 @@ from typing import IO
 from ...record.run import now_iso
 from .base import LaunchTask
 
-__all__ = ["cannot_start", "killpg", "signame", "spawn", "task_env", "write_header"]
+__all__ = [
+    "STOP_POLL",
+    "StopWatch",
+    "cannot_start",
+    "killpg",
+    "signame",
+    "spawn",
+    "task_env",
+    "write_header",
+]
+
+#: how often a launcher looks for the stop file of a running task
+STOP_POLL = 0.1
 
 
 def task_env(task: LaunchTask, **extra: str) -> dict[str, str]:
@@ -74,6 +86,31 @@ def killpg(pid: int, signum: int) -> None:
         os.killpg(pid, signum)
     except (ProcessLookupError, PermissionError):
         pass  # the group is gone already
+
+
+class StopWatch:
+    """Stops a task's process group some time after its stop file appears.
+
+    The command may see the file and end by itself; if it is still running
+    ``grace`` seconds after the file appeared it gets SIGTERM, and SIGKILL
+    after as long again. Call :meth:`check` every :data:`STOP_POLL` seconds.
+    """
+
+    def __init__(self, path: str, grace: float) -> None:
+        self.path, self.grace = path, grace
+        self.seen: float | None = None
+        self.sent: list[int] = []
+
+    def check(self, group: int, now: float) -> None:
+        """Look for the file; signal ``group`` when its time has come."""
+        if self.seen is None:
+            if not os.path.exists(self.path):
+                return
+            self.seen = now
+        for n, signum in enumerate((signal.SIGTERM, signal.SIGKILL), start=1):
+            if now - self.seen >= n * self.grace and signum not in self.sent:
+                self.sent.append(signum)
+                killpg(group, signum)
 
 
 def signame(signum: int) -> str:

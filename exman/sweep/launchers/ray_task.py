@@ -4,7 +4,8 @@ This module never imports ray: :func:`run_task` is a plain function that the
 Ray launcher wraps with ``ray.remote`` and runs on whichever node Ray picks.
 It starts the task's command as the local launcher does (its own process
 group, output appended to the task log, the sweep's variables added to the
-environment), stops it at the timeout, and answers ``ray.cancel`` (which
+environment), stops it at the timeout or some time after its stop file
+appears (a search's pruner gave up on it), and answers ``ray.cancel`` (which
 raises KeyboardInterrupt here) as the local launcher answers Ctrl-C: SIGINT
 to the group, SIGKILL after the grace period.
 
@@ -30,7 +31,7 @@ from dataclasses import dataclass
 from ...record.files import open_append
 from ...record.run import hostname
 from .base import LaunchTask
-from .process import cannot_start, killpg, spawn, task_env, write_header
+from .process import StopWatch, cannot_start, killpg, spawn, task_env, write_header
 
 __all__ = ["Outcome", "run_task"]
 
@@ -130,7 +131,10 @@ def run_task(task: LaunchTask, timeout: float | None, grace: float) -> Outcome:
             return Outcome(None, 0.0, error=reason, node=node)
         watchdog = _watchdog(proc.pid)
         try:
-            return _wait(proc, start_time, timeout, grace, node)
+            stop = None
+            if task.stop_file is not None:
+                stop = StopWatch(task.stop_file, task.stop_grace)
+            return _wait(proc, start_time, timeout, grace, node, stop)
         finally:
             # whatever the command left in its group would outlive it; the
             # watchdog ends with the group
@@ -145,6 +149,7 @@ def _wait(
     timeout: float | None,
     grace: float,
     node: str,
+    stop: StopWatch | None = None,
 ) -> Outcome:
     deadline = start + timeout if timeout is not None else None
     kill_at: float | None = None
@@ -157,6 +162,8 @@ def _wait(
             except subprocess.TimeoutExpired:
                 pass
             now = time.monotonic()
+            if stop is not None:  # asked to stop early
+                stop.check(proc.pid, now)
             if kill_at is not None and now >= kill_at:
                 killpg(proc.pid, signal.SIGKILL)
                 kill_at, killed = None, True
