@@ -587,3 +587,53 @@ def test_launch_events_name_no_local_pid(cluster: Cluster, tmp_path: Path) -> No
     assert started.pid is None and ended.status == "completed"
     head = (tmp_path / "task0.log").read_text().splitlines()[0]
     assert head.startswith("== ") and f"on {os.uname().nodename}: sh -c true" in head
+
+
+#: a curve that never asks exman.should_stop(): only the launcher stops it
+DEAF_QUADRATIC = """\
+import time
+import exman
+
+parser = exman.ExParser(root=exman.simpleroot(__file__))
+parser.add_argument("--x", type=float, default=0.0)
+args = parser.parse_args()
+loss = (args.x - 1) ** 2
+with args.safe_experiment:
+    for step in range(25):
+        exman.log(step=step, loss=loss + 1 / (1 + step))
+        time.sleep(0.08)
+    exman.result(loss=loss)
+"""
+
+
+def test_a_search_runs_its_trials_on_the_cluster_and_prunes_them_there(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    pytest.importorskip("optuna")
+    (tmp_path / "search.py").write_text(DEAF_QUADRATIC)
+    search = {
+        "method": "random",
+        "trials": 10,
+        "parallel": 2,
+        "objective": "loss",
+        "pruner": "median",
+        "grace": 0.3,
+        "space": {"x": {"low": -3, "high": 3}},
+    }
+    spec = write_spec(tmp_path, command=f"{PYTHON} search.py", search=search)
+    summary = sweep(spec, backend="ray", address=cluster.address)
+    assert summary.exit_code == 0, summary.text()
+    assert summary.search is not None
+    counts = summary.search["counts"]
+    assert sum(counts.values()) == 10 and counts.get("pruned"), counts
+    root = tmp_path / "exman"
+    stop = root / ".exman" / "sweeps" / "sweep" / "stop"
+    runs = all_runs(root)
+    assert len(runs) == 10
+    for record in runs:
+        marked = (stop / record["sweep"]["key"]).exists()
+        assert (record["status"] == "pruned") == marked, record
+    # stopped on the node by SIGTERM, before its last step
+    pruned = [r for r in runs if r["status"] == "pruned"]
+    assert len(pruned) == counts["pruned"]
+    assert any(r["exit_code"] == 128 + signal.SIGTERM for r in pruned)

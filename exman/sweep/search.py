@@ -309,7 +309,9 @@ def execute_search(
                 f"search: {flag} chooses tasks of a fixed list; a search asks "
                 "its study for each trial (raise search.trials to run more)"
             )
-    if options.backend != "local" and not (options.status or options.dry_run):
+    if options.backend not in ("local", "ray") and not (
+        options.status or options.dry_run
+    ):
         raise ExmanError(f"search: not yet supported on {options.backend}")
     planned_at = time.time()
     show = options.status or options.dry_run
