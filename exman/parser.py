@@ -20,6 +20,8 @@ from .record.config import (
     sweep_args,
 )
 from .record.create import check_run_name, create_run
+from .record import environment
+from .record.fingerprint import code_record
 from .record.flags import Flags
 from .record.launch import Launch, detect_launch
 from .record.legacy import (
@@ -516,6 +518,10 @@ class ExParser(configargparse.ArgumentParser):
             resume = resuming.task_run(self.store, sweep["key"], job[0])
         if resume is not None:
             return self._continue_run(ns, resume, launch, by_hand=by_hand)
+        record["env"] = environment.at_start()
+        code = code_record(git, command["script"])
+        if code is not None:
+            record["code"] = code
         made = create_run(
             self.store,
             params,

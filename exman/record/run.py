@@ -373,16 +373,23 @@ class Run:
         exit_code: int | None = None,
         reason: str | None = None,
         record: dict[str, Any] | None = None,
+        env: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         """Record the end of the run: ``status`` with its exit code and reason.
 
         In the run's own process, a run that a search asked to stop
         (:func:`exman.record.stop.requested`) is recorded as ``pruned``
         when it completed or was interrupted.
+
+        :param env: more of the run's environment (what it imported), added
+            to the ``env`` of its record.
         """
         if status in ("completed", "interrupted") and stop.requested():
             status, reason = "pruned", stop.REASON
         record = dict(self.record() if record is None else record)
+        if env:
+            before = record.get("env")
+            record["env"] = {**(before if isinstance(before, dict) else {}), **env}
         finished = now_iso()
         duration = _seconds(record.get("started"), finished)
         attempts = record.get("attempts")

@@ -21,6 +21,7 @@ import traceback
 from collections.abc import Sequence
 from types import TracebackType
 
+from . import environment
 from .run import FINAL_STATUSES, LOG_FILE, TRACEBACK_FILE, Run
 from .store import ExmanError, Root, atomic_write
 
@@ -52,16 +53,28 @@ def _exit_status(code: object) -> tuple[str, int]:
     return "failed", 1  # sys.exit("message") prints it and exits with 1
 
 
-def _finish_active(status: str, exit_code: int, reason: str | None) -> None:
+def _env_at_end(*, lookup: bool = True) -> dict[str, Any] | None:
+    """What the process imported, for the runs' records; None on trouble:
+    the run's end is recorded all the same."""
+    try:
+        return environment.at_end(lookup=lookup)
+    except Exception:
+        return None
+
+
+def _finish_active(
+    status: str, exit_code: int, reason: str | None, *, lookup: bool = True
+) -> None:
     if os.getpid() != _owner[0]:
         return  # a forked child ending: the runs belong to its parent
     with _lock:
         runs = list(_active.values())
         _active.clear()
+    env = _env_at_end(lookup=lookup) if runs else None
     for run in runs:
         try:
             if run.record().get("status") not in FINAL_STATUSES:
-                run.finish(status, exit_code=exit_code, reason=reason)
+                run.finish(status, exit_code=exit_code, reason=reason, env=env)
         except OSError:  # the run folder is gone (deleted, a test's tmp dir)
             pass
 
@@ -117,7 +130,8 @@ def _on_sigterm(signum: int, frame: object) -> None:
     metrics = sys.modules.get("exman.record.metrics")
     if metrics is not None:
         metrics.flush_all()
-    _finish_active("interrupted", 128 + signum, "SIGTERM")
+    # no look-up of packages: the process was asked to end now
+    _finish_active("interrupted", 128 + signum, "SIGTERM", lookup=False)
     # die of the signal as if we had never handled it: the parent sees -15
     signal.signal(signum, signal.SIG_DFL)
     os.kill(os.getpid(), signum)
@@ -272,7 +286,7 @@ class SafeExperiment:
         ):
             self._stop_capture()
             if self.rank == 0:
-                self.run.finish("completed", exit_code=0)
+                self.run.finish("completed", exit_code=0, env=_env_at_end())
                 untrack(self.run)
             return False
         text = _format(type(value), value, tb)
@@ -293,7 +307,9 @@ class SafeExperiment:
         if interrupted:
             if not (self.prompt and self._ask("\nmove to fails? ")):
                 atomic_write(self.run.path / TRACEBACK_FILE, text)
-                self.run.finish("interrupted", exit_code=130, reason=reason)
+                self.run.finish(
+                    "interrupted", exit_code=130, reason=reason, env=_env_at_end()
+                )
                 untrack(self.run)
                 return not self.reraise
             status, code = "interrupted", 130
@@ -323,7 +339,7 @@ class SafeExperiment:
         except OSError as e:
             problems.append(f"could not write {TRACEBACK_FILE}: {_why(e)}")
         try:
-            self.run.finish(status, exit_code=code, reason=reason)
+            self.run.finish(status, exit_code=code, reason=reason, env=_env_at_end())
         except OSError as e:
             problems.append(f"could not record the failure in run.json: {_why(e)}")
         untrack(self.run)

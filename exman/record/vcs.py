@@ -21,12 +21,16 @@ class GitError(ExmanError, RuntimeError):
 class GitState:
     """The state of a work tree: its commit (None before the first one)."""
 
-    __slots__ = ("commit", "diff", "dirty")
+    __slots__ = ("commit", "diff", "dirty", "top")
 
-    def __init__(self, commit: str | None, dirty: bool, diff: str) -> None:
+    def __init__(
+        self, commit: str | None, dirty: bool, diff: str, top: str | None = None
+    ) -> None:
         self.commit = commit
         self.dirty = dirty
         self.diff = diff
+        #: the top folder of the work tree
+        self.top = top
 
     def __repr__(self) -> str:
         return f"GitState(commit={self.commit!r}, dirty={self.dirty}, diff=...)"
@@ -70,4 +74,4 @@ def git_state(repo: StrPath, *, with_diff: bool = True) -> GitState:
     diff = ""
     if dirty and with_diff and commit is not None:
         diff = _git(repo, "diff", "HEAD").stdout
-    return GitState(commit, dirty, diff)
+    return GitState(commit, dirty, diff, top.stdout.strip() or None)

@@ -1,0 +1,137 @@
+"""The fingerprint of a run's code, and whether the code has changed since.
+
+A run records the code it ran as ``code`` in its ``run.json``:
+
+* in a git work tree, ``git:<commit>`` and, when the tracked files differ
+  from the commit, ``+<hash of git diff HEAD>`` (untracked files do not
+  count, as for the ``dirty`` flag); ``source`` is the top folder of the
+  work tree;
+* outside git, ``file:<hash of the script>``; ``source`` is the script.
+
+A run is *stale* when the fingerprint of its source now differs from the
+one it recorded. :class:`CodeCheck` computes the current fingerprint once
+per source, however many runs share it.
+"""
+
+from __future__ import annotations
+
+import os
+
+from .vcs import GitError, GitState, git_state
+
+# not typing's: importing typing would slow every run's start
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+__all__ = ["CodeCheck", "code_record", "find_work_tree"]
+
+#: hex digits kept of a hash: 64 bits tell apart any two versions of a file
+HASH_DIGITS = 16
+
+
+def _hash(data: bytes) -> str:
+    try:
+        # the builtin module: hashlib would cost every run's start ~8 ms
+        from _blake2 import blake2b
+    except ImportError:  # pragma: no cover - an interpreter without it
+        from hashlib import blake2b
+    return blake2b(data, digest_size=HASH_DIGITS // 2).hexdigest()
+
+
+def find_work_tree(folder: str) -> str | None:
+    """The nearest folder from ``folder`` up that holds ``.git``, if any.
+
+    No git command runs: a stat per level, so that a script outside git
+    pays nothing for being asked.
+    """
+    folder = os.path.abspath(folder)
+    while True:
+        if os.path.exists(os.path.join(folder, ".git")):
+            return folder
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            return None
+        folder = parent
+
+
+def git_fingerprint(state: GitState) -> str:
+    """``git:<commit>`` with ``+<hash of the diff>`` when the tree is dirty."""
+    code = f"git:{state.commit or 'none'}"
+    if state.dirty:
+        code += "+" + _hash(state.diff.encode("utf-8", "surrogateescape"))
+    return code
+
+
+def file_fingerprint(path: str) -> str:
+    """``file:<hash of the file's bytes>``.
+
+    :raises OSError: the file cannot be read.
+    """
+    with open(path, "rb") as f:
+        return "file:" + _hash(f.read())
+
+
+def code_record(git: GitState | None, script: str | None) -> dict[str, Any] | None:
+    """What a run records of its code: ``{"fingerprint": ..., "source": ...}``.
+
+    :param git: the state of the work tree the run was told to record
+        (``ExParser(git=...)``); None looks for one above ``script``.
+    :param script: the script that runs (``sys.argv[0]``), if it is a file.
+    :returns: None when there is nothing to fingerprint (code typed at a
+        prompt or given with ``-c``) or git cannot tell.
+    """
+    if git is None and script:
+        tree = find_work_tree(os.path.dirname(script))
+        if tree is not None:
+            try:
+                git = git_state(tree)
+            except GitError:  # no git command: the script alone says something
+                git = None
+    if git is not None and git.top:
+        return {"fingerprint": git_fingerprint(git), "source": git.top}
+    if script:
+        try:
+            return {"fingerprint": file_fingerprint(script), "source": script}
+        except OSError:
+            return None
+    return None
+
+
+class CodeCheck:
+    """Whether runs' code differs from the code in their source now.
+
+    The current fingerprint of each source (a work tree, a script) is
+    computed once, the first time a run of it is asked about.
+    """
+
+    def __init__(self) -> None:
+        self._now: dict[str, str | None] = {}
+
+    def current(self, source: str) -> str | None:
+        """The fingerprint of ``source`` now; None if it is gone or unreadable."""
+        if source not in self._now:
+            self._now[source] = self._compute(source)
+        return self._now[source]
+
+    @staticmethod
+    def _compute(source: str) -> str | None:
+        if os.path.isdir(source):
+            try:
+                return git_fingerprint(git_state(source))
+            except GitError:
+                return None
+        try:
+            return file_fingerprint(source)
+        except OSError:
+            return None
+
+    def stale(self, code: object, source: object) -> bool | None:
+        """True when the code recorded as ``code`` from ``source`` changed
+        since; None when unknown (no record, a source that is gone)."""
+        if not isinstance(code, str) or not isinstance(source, str) or not source:
+            return None
+        now = self.current(source)
+        if now is None:
+            return None
+        return now != code
