@@ -145,7 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
         "exman ls\nexman ls --query \"lr > 0.01 and model == 'b'\" --sort -lr\n"
         "exman ls --marked best --columns id,lr,model --format csv\n"
         "exman ls --failed --status failed,crashed\n"
-        "exman ls --sort -lr --limit 5\nexman ls --last 20\n"
+        "exman ls --sort -lr --limit 5\nexman ls --last 20\nexman ls --stale\n"
         "exman ls -f parquet -o runs.parquet",
         parent,
         "By default: id, the parameters that differ between the runs listed, "
@@ -175,6 +175,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-m", "--marked", metavar="KEY", help="only runs marked under KEY")
     p.add_argument("--failed", action="store_true", help="include the failed runs")
     p.add_argument("--tmp", action="store_true", help="include the tmp runs")
+    p.add_argument(
+        "--stale",
+        action="store_true",
+        help="only the runs whose code differs from the code in their git work "
+        "tree (commit and uncommitted changes) or script now",
+    )
     p.add_argument(
         "--status",
         metavar="S",

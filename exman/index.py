@@ -74,7 +74,13 @@ by pandas, and nothing is guessed from strings:
   (see ``--resume-run`` and :attr:`exman.Run.attempt`): ``attempts``
   (int64, the attempts it made; 1 for the others). When some run was made by
   ``exman sweep``: ``sweep`` (its name), ``task`` (the task number) and
-  ``task_key`` (the task's key), missing for the other runs.
+  ``task_key`` (the task's key), missing for the other runs. When some run
+  recorded its environment and code (every run made since exman 0.2):
+  ``python`` (its version), ``platform``, ``slurm_job`` (the SLURM job id,
+  missing outside SLURM), ``code`` (the fingerprint of its code) and
+  ``code_source`` (the work tree or script it fingerprints); with
+  ``info(stale=True)``, ``stale``. The whole environment is the ``env``
+  of the run's ``run.json`` (``exman show ID`` prints it).
 
 Speed: the parsed runs are cached under ``.exman/cache/`` (see
 :mod:`exman.look.cache`); a load on an unchanged root reads one file and stats
@@ -135,6 +141,7 @@ class Index:
         failed: bool = False,
         tmp: bool = False,
         njobs: int | None = None,
+        stale: bool = False,
     ) -> pd.DataFrame:
         """The runs as a DataFrame: one row per run, sorted by id.
 
@@ -144,6 +151,10 @@ class Index:
         :param failed: also the runs in ``fails/``.
         :param tmp: also the runs in ``tmp/`` (made with ``--tmp``).
         :param njobs: ignored (kept for code written for exman 0.1.9).
+        :param stale: add a ``stale`` column: True where the run's code
+            (``code``) differs from the code in its work tree or script now,
+            False where it is the same, None where unknown (no record, a
+            source that is gone). Each source is looked at once.
         :raises MarkNotFound: (a ``KeyError``) no mark ``source``.
         :raises ExmanError: ``source`` is an absolute path or has ``..``.
         """
@@ -153,7 +164,7 @@ class Index:
                 DeprecationWarning,
                 stacklevel=2,
             )
-        return self._load(source, failed=failed, tmp=tmp)[0]
+        return self._load(source, failed=failed, tmp=tmp, stale=stale)[0]
 
     def metrics(
         self,
@@ -395,7 +406,12 @@ class Index:
         )
 
     def _load(
-        self, source: StrPath | None, *, failed: bool = False, tmp: bool = False
+        self,
+        source: StrPath | None,
+        *,
+        failed: bool = False,
+        tmp: bool = False,
+        stale: bool = False,
     ) -> tuple[pd.DataFrame, Columns]:
         load = Load(self.root, self.cache)
         if source is None:
@@ -406,7 +422,7 @@ class Index:
             load.add_place("fails")
         if tmp:
             load.add_place("tmp")
-        return build_frame(load.run())
+        return build_frame(load.run(), stale=stale)
 
     def row(self, num: int) -> pd.Series:
         """Run ``num`` (in ``runs/``, ``fails/`` or ``tmp/``) as a Series.

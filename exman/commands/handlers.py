@@ -212,6 +212,7 @@ def cmd_ls(args: argparse.Namespace, root: Root) -> int:
             all_columns=args.all_columns or bool(args.output),
             last=args.last,
             limit=args.limit,
+            stale=args.stale,
         )
     for warning in caught:
         err(f"warning: {warning.message}")

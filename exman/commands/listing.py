@@ -59,6 +59,13 @@ META_COLUMNS = frozenset(
         "git_dirty",
         "config",
         "config_file",
+        # what the run ran on, and which code: exman show prints them
+        "python",
+        "platform",
+        "slurm_job",
+        "code",
+        "code_source",
+        "stale",
     }
 )
 #: always shown by default, around the parameters that differ
@@ -114,6 +121,7 @@ def ls(
     all_columns: bool = False,
     last: int | None = None,
     limit: int | None = None,
+    stale: bool = False,
 ) -> pd.DataFrame:
     """The runs of a root, filtered, sorted and cut to the columns to show.
 
@@ -132,6 +140,8 @@ def ls(
     :param last: only the last ``last`` runs, after sorting (by default the
         newest: the highest ids).
     :param limit: only the first ``limit`` runs, after sorting.
+    :param stale: only the runs whose code differs from the code in their
+        work tree (or script) now; the default view adds their ``code``.
     :raises ExmanError: an unknown column, status or mark key, a query
         that pandas refuses, a negative count, or both ``last`` and
         ``limit``; the message says which and lists the choices.
@@ -152,7 +162,10 @@ def ls(
                 f"no runs are marked {marked!r} ({folder} does not exist); "
                 f"keys: {', '.join(keys) or 'none yet (exman mark KEY ID)'}"
             )
-    df = Index(root).info(marked, failed=failed, tmp=tmp)
+    df = Index(root).info(marked, failed=failed, tmp=tmp, stale=stale)
+    if stale:
+        flag = "run_stale" if "run_stale" in df.columns else "stale"
+        df = df[df[flag].eq(True)] if flag in df.columns else df.iloc[0:0]
     wanted = _split(status)
     if wanted:
         bad = [s for s in wanted if s not in STATUSES]
@@ -198,6 +211,8 @@ def ls(
         # a column sorted by explains the order even where it is constant
         shown += [c for c in params if c in varying or c in names]
         shown += [c for c in TRAILING if c in df.columns]
+        if stale:
+            shown += [c for c in ("code", "run_code") if c in df.columns][:1]
         if "error" in df.columns and df["error"].notna().any():
             shown.append("error")  # why the failed runs listed failed
     return df.loc[:, shown].reset_index(drop=True)

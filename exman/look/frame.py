@@ -12,6 +12,7 @@ import pathlib
 from typing import TYPE_CHECKING, Any
 
 from ..record.params import TIME_FORMAT
+from ..record.fingerprint import CodeCheck
 from ..record.run import effective_status
 from .analysis import Columns
 from .rows import Table
@@ -19,7 +20,13 @@ from .rows import Table
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["ATTEMPT_COLUMNS", "RUN_COLUMNS", "SWEEP_COLUMNS", "build_frame"]
+__all__ = [
+    "ATTEMPT_COLUMNS",
+    "ENV_COLUMNS",
+    "RUN_COLUMNS",
+    "SWEEP_COLUMNS",
+    "build_frame",
+]
 
 #: the columns every run has, after its parameters and outcome
 RUN_COLUMNS = ("status", "started", "finished", "duration", "host", "error")
@@ -27,11 +34,18 @@ RUN_COLUMNS = ("status", "started", "finished", "duration", "host", "error")
 SWEEP_COLUMNS = ("sweep", "task", "task_key")
 #: how many attempts a run made: a column only when some run was resumed
 ATTEMPT_COLUMNS = ("attempts",)
+#: what a run ran on and which code: columns only when some run recorded them
+ENV_COLUMNS = ("python", "platform", "slurm_job", "code", "code_source")
 
 
-def build_frame(parts: list[tuple[str, Table]]) -> tuple[pd.DataFrame, Columns]:
+def build_frame(
+    parts: list[tuple[str, Table]], *, stale: bool = False
+) -> tuple[pd.DataFrame, Columns]:
     """One DataFrame from the rows of every place, typed and sorted by id,
     and what its columns are.
+
+    :param stale: add a ``stale`` column: whether each run's code differs
+        from the code in its source now (see :mod:`exman.record.fingerprint`).
 
     The table is consumed column by column (each list is dropped once it is
     a Series) and nothing is copied afterwards, so that a load needs little
@@ -77,13 +91,23 @@ def build_frame(parts: list[tuple[str, Table]]) -> tuple[pd.DataFrame, Columns]:
     attempt_columns = (
         ATTEMPT_COLUMNS if any(k is not None for k in record["attempts"]) else ()
     )
-    own = RUN_COLUMNS + attempt_columns + sweep_columns
+    env_columns = tuple(c for c in ENV_COLUMNS if any(v is not None for v in record[c]))
+    if stale:
+        check = CodeCheck()  # one look at each work tree or script
+        record["stale"] = [
+            check.stale(code, source)
+            for code, source in zip(record["code"], record["code_source"])
+        ]
+        env_columns += ("stale",)
+    own = RUN_COLUMNS + attempt_columns + sweep_columns + env_columns
     run_names = {c: f"run_{c}" if c in data else c for c in own}
     taken = {
         *data,
         *RUN_COLUMNS,
         *ATTEMPT_COLUMNS,
         *SWEEP_COLUMNS,
+        *ENV_COLUMNS,
+        "stale",
         *run_names.values(),
     }
     results = []
@@ -97,6 +121,8 @@ def build_frame(parts: list[tuple[str, Table]]) -> tuple[pd.DataFrame, Columns]:
             data[name] = pd.Series(ordered(statuses))
         elif column in ("started", "finished"):
             data[name] = _utc(ordered(record[column]))
+        elif column == "stale":
+            data[name] = pd.Series(ordered(record[column]), dtype=object)
         elif column == "duration":
             data[name] = pd.Series(ordered(record[column]), dtype="float64")
         elif column == "attempts":

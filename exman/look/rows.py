@@ -42,6 +42,11 @@ RECORD_FIELDS = (
     "task",
     "task_key",
     "attempts",
+    "python",
+    "platform",
+    "slurm_job",
+    "code",
+    "code_source",
 )
 #: a file larger than this is refused, not read
 MAX_FILE = 16 << 20
@@ -165,6 +170,14 @@ def read_run(folder: str, dir_fd: int | None, memo: dict[str, str]) -> Parsed:
         record["task_key"] = _as(sweep.get("key"), (str,))
         # only a resumed run says: the others made one attempt
         record["attempts"] = _as(data.get("attempt"), (int,))
+        env = data.get("env") if isinstance(data.get("env"), dict) else {}
+        record["python"] = _as(env.get("python"), (str,))
+        record["platform"] = _as(env.get("platform"), (str,))
+        slurm = env.get("slurm") if isinstance(env.get("slurm"), dict) else {}
+        record["slurm_job"] = _as(slurm.get("job_id"), (str,))
+        code = data.get("code") if isinstance(data.get("code"), dict) else {}
+        record["code"] = _as(code.get("fingerprint"), (str,))
+        record["code_source"] = _as(code.get("source"), (str,))
     if data is None or record["status"] in _ERROR_STATUSES:
         try:
             record["error"] = _last_line(_read(f"{folder}/{TRACEBACK_FILE}", dir_fd))
