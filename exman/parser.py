@@ -10,6 +10,7 @@ from collections.abc import Iterable, Sequence
 
 import configargparse
 
+from .record import environment
 from .record.checks import Validator, validate
 from .record.config import (
     SWEEP_PARAMS_ENV,
@@ -20,7 +21,6 @@ from .record.config import (
     sweep_args,
 )
 from .record.create import check_run_name, create_run
-from .record import environment
 from .record.fingerprint import code_record
 from .record.flags import Flags
 from .record.launch import Launch, detect_launch

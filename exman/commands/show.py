@@ -15,9 +15,11 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ..look.outcome import read_outcome
+from ..record.fingerprint import CodeCheck
 from ..record.params import ParamsError
 from ..record.run import DIFF_FILE, LOG_FILE, TRACEBACK_FILE, Run
-from ..record.store import Root, RunNotFound, StrPath
+from ..record.store import ExmanError, Root, RunNotFound, StrPath
+from .rerun import rerun
 from .selection import find_root, select
 from .terminal import printable
 
@@ -60,6 +62,12 @@ class RunDetails:
     silent_for: float | None = None
     #: the folder has its params.yaml (False: being created, or crash debris)
     complete: bool = True
+    #: a shell line that runs it again: its script with ``--config`` of
+    #: its params.yaml (see :func:`exman.commands.rerun.rerun`)
+    reproduce: str | None = None
+    #: whether its code differs from the code in its work tree or script
+    #: now (None: unknown)
+    stale: bool | None = None
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict (paths as strings)."""
@@ -150,6 +158,14 @@ def show(root: StrPath | Root, id: int | str, *, lines: int = 20) -> RunDetails:
         problems=problems,
         complete=run.params_file.exists(),
     )
+    code = details.record.get("code")
+    if isinstance(code, dict):
+        details.stale = CodeCheck().stale(code.get("fingerprint"), code.get("source"))
+    if isinstance(details.record.get("command"), dict) and details.complete:
+        try:
+            details.reproduce = rerun(root, num, dry_run=True).shell()
+        except ExmanError as e:
+            problems.append(f"cannot be run again: {e}")
     beat = run.beat()
     if details.status in ("running", "crashed") and beat is not None:
         details.silent_for = max(0.0, time.time() - beat)
@@ -199,6 +215,35 @@ def _attempt(a: dict[str, Any]) -> str:
     return line
 
 
+def _environment(rec: dict[str, Any], stale: bool | None) -> list[str]:
+    """The lines of what the run ran on, and of its code."""
+    out = []
+    env = rec.get("env") if isinstance(rec.get("env"), dict) else {}
+    if env.get("python"):
+        where = f" on {env['platform']}" if env.get("platform") else ""
+        prefix = f" ({env['prefix']})" if env.get("prefix") else ""
+        out.append(f"  python    {env['python']}{prefix}{where}")
+    slurm = env.get("slurm")
+    if isinstance(slurm, dict) and slurm.get("job_id"):
+        job = str(slurm["job_id"])
+        if slurm.get("array_job_id") and slurm.get("array_task_id") is not None:
+            job += f" (array {slurm['array_job_id']}_{slurm['array_task_id']})"
+        node = f" on {slurm['node']}" if slurm.get("node") else ""
+        part = f", partition {slurm['partition']}" if slurm.get("partition") else ""
+        out.append(f"  slurm     job {job}{node}{part}")
+    gpus = env.get("cuda_devices") or env.get("gpus")
+    visible = env.get("cuda_visible_devices")
+    if gpus or visible is not None:
+        names = ", ".join(map(str, gpus)) if isinstance(gpus, list) else ""
+        seen = f"CUDA_VISIBLE_DEVICES={visible}" if visible is not None else ""
+        out.append(f"  gpus      {'; '.join(x for x in (names, seen) if x)}")
+    code = rec.get("code")
+    if isinstance(code, dict) and code.get("fingerprint"):
+        state = "" if stale is None else (", changed since" if stale else ", unchanged")
+        out.append(f"  code      {code['fingerprint']} ({code.get('source')}{state})")
+    return out
+
+
 def format_details(d: RunDetails) -> str:
     """``exman show`` as text: a header, parameters, command, files, log."""
     rec = d.record
@@ -243,13 +288,29 @@ def format_details(d: RunDetails) -> str:
     command = rec.get("command")
     if isinstance(command, dict):
         argv = command.get("orig_argv") or command.get("argv") or []
-        out.append(f"  command   {shlex.join(str(a) for a in argv)}")
+        note = ""
+        if isinstance(rec.get("sweep"), dict):
+            note = "  (the sweep's: its values came from the sweep, see rerun)"
+        out.append(f"  command   {shlex.join(str(a) for a in argv)}{note}")
         out.append(f"  in        {command.get('cwd')}")
+    if d.reproduce is not None:
+        root = d.path.parent.parent
+        out.append(f"  rerun     exman rerun {d.id} --root {shlex.quote(str(root))}")
+        out.append(f"  or        {d.reproduce}")
+    out += _environment(rec, d.stale)
     out.append("")
     params = {k: v for k, v in d.params.items() if k not in META_PARAMS}
     out.append("parameters:" if params else "parameters: none")
     width = max((len(str(k)) for k in params), default=0)
     out += [f"  {k!s:<{width}}  {_value(v)}" for k, v in params.items()]
+    env = rec.get("env") if isinstance(rec.get("env"), dict) else {}
+    packages = env.get("packages")
+    if isinstance(packages, dict) and packages:
+        source = env.get("packages_from")
+        how = {"__version__": " (each module's __version__)"}.get(str(source), "")
+        out += ["", f"packages{how}:"]
+        width = max(len(str(k)) for k in packages)
+        out += [f"  {k!s:<{width}}  {_value(v)}" for k, v in packages.items()]
     if d.outcome:
         out += ["", "results:"]
         width = max(len(str(k)) for k in d.outcome)

@@ -11,8 +11,8 @@ import datetime
 import pathlib
 from typing import TYPE_CHECKING, Any
 
-from ..record.params import TIME_FORMAT
 from ..record.fingerprint import CodeCheck
+from ..record.params import TIME_FORMAT
 from ..record.run import effective_status
 from .analysis import Columns
 from .rows import Table

@@ -83,17 +83,20 @@ def _nvidia_gpus() -> list[str]:
 
 def at_start() -> dict[str, Any]:
     """The environment that costs nothing to read: no import, no process."""
-    uname = os.uname() if hasattr(os, "uname") else None
+    platform = sys.platform
+    if hasattr(os, "uname"):
+        uname = os.uname()
+        platform = f"{uname.sysname}-{uname.release}-{uname.machine}"
     env: dict[str, Any] = {
         "python": sys.version.split()[0],
         "implementation": sys.implementation.name,
         "prefix": sys.prefix,
-        "platform": (
-            f"{uname.sysname}-{uname.release}-{uname.machine}" if uname else sys.platform
-        ),
+        "platform": platform,
     }
     slurm = {
-        key: os.environ[var] for key, var in SLURM_VARIABLES.items() if var in os.environ
+        key: os.environ[var]
+        for key, var in SLURM_VARIABLES.items()
+        if var in os.environ
     }
     if "job_id" in slurm:
         env["slurm"] = slurm

@@ -44,6 +44,7 @@ def sweep(
     shard: str | tuple[int, int] | None = None,
     force: bool = False,
     retry_failed: bool = False,
+    rerun_stale: bool = False,
     fail_fast: bool = False,
     max_failures: int | None = None,
     timeout: float | None = None,
@@ -71,6 +72,9 @@ def sweep(
     :param force: run completed and failed tasks again (never a task that
         is running).
     :param retry_failed: run failed tasks again.
+    :param rerun_stale: run completed tasks again whose code changed since:
+        their run's code fingerprint differs from the one of its git work
+        tree (commit and uncommitted changes) or script now.
     :param fail_fast: start no new task after the first failure.
     :param max_failures: start no new task after this many failures.
     :param timeout: seconds a task may run; then its process group is
@@ -103,6 +107,7 @@ def sweep(
         shard=parse_shard(shard) if isinstance(shard, str) else shard,
         force=force,
         retry_failed=retry_failed,
+        rerun_stale=rerun_stale,
         fail_fast=fail_fast,
         max_failures=max_failures,
         timeout=timeout,

@@ -79,6 +79,12 @@ def configure(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         "--retry-failed", action="store_true", help="run failed tasks again"
     )
     parser.add_argument(
+        "--rerun-stale",
+        action="store_true",
+        help="run completed tasks again whose code changed since (see exman ls "
+        "--stale)",
+    )
+    parser.add_argument(
         "--fail-fast",
         action="store_true",
         help="start no new task after the first failure",
@@ -197,6 +203,7 @@ def run(args: argparse.Namespace) -> int:
             shard=args.shard,
             force=args.force,
             retry_failed=args.retry_failed,
+            rerun_stale=args.rerun_stale,
             fail_fast=args.fail_fast,
             max_failures=args.max_failures,
             timeout=args.timeout,

@@ -29,6 +29,7 @@ class Options:
     shard: tuple[int, int] | None = None
     force: bool = False
     retry_failed: bool = False
+    rerun_stale: bool = False
     fail_fast: bool = False
     max_failures: int | None = None
     timeout: float | None = None

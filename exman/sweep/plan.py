@@ -28,6 +28,7 @@ from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import overload
 
+from ..record.fingerprint import CodeCheck
 from ..record.store import ExmanError, Root
 from .claims import Claims
 from .expand import TaskList
@@ -314,6 +315,7 @@ def select(
     shard: tuple[int, int] | None = None,
     force: bool = False,
     retry_failed: bool = False,
+    rerun_stale: bool = False,
 ) -> Selection:
     """Pick the tasks to launch.
 
@@ -325,6 +327,8 @@ def select(
         the N shards are disjoint and together hold every task.
     :param force: run completed and failed tasks again.
     :param retry_failed: run failed tasks again.
+    :param rerun_stale: run completed tasks again whose run's code differs
+        from the code in its work tree or script now (each looked at once).
     :raises ExmanError: an index out of range.
     """
     chosen: Sequence[int] = range(len(states))
@@ -350,6 +354,7 @@ def select(
         looked = [s for s in candidates if s.task.index in chosen]
     skip: set[int] = set()
     skipped: dict[str, list[TaskState]] = {}
+    check = CodeCheck() if rerun_stale else None
     for s in looked:
         if s.state in ("running", "queued"):  # never twice, not even with force
             reason = s.state
@@ -357,6 +362,14 @@ def select(
             reason = ""
         elif s.state in ("completed", "pruned"):
             reason = s.state
+            run = s.run
+            if (
+                s.state == "completed"
+                and check is not None
+                and run is not None
+                and check.stale(run.code, run.code_source)
+            ):
+                reason = ""
         elif s.state == "failed" and not retry_failed:
             reason = "failed"
         else:

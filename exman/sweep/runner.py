@@ -63,6 +63,7 @@ def execute(spec: Spec, options: Options, progress: Progress) -> SweepSummary:
         shard=options.shard,
         force=options.force,
         retry_failed=options.retry_failed,
+        rerun_stale=options.rerun_stale,
     )
     summary = SweepSummary(
         name=spec.name,

@@ -37,6 +37,10 @@ class RunInfo:
     sweep: str | None = None
     #: the script's ``volatile=True`` arguments
     volatile: tuple[str, ...] = ()
+    #: the fingerprint of its code and where it was taken (see
+    #: :mod:`exman.record.fingerprint`)
+    code: str | None = None
+    code_source: str | None = None
 
 
 def read_run(path: pathlib.Path) -> RunInfo | None:
@@ -58,6 +62,7 @@ def read_run(path: pathlib.Path) -> RunInfo | None:
         return None
     num = run_id(path.name)
     task = sweep.get("task")
+    code = record.get("code")
     return RunInfo(
         id=num if num is not None else -1,
         path=path,
@@ -67,6 +72,8 @@ def read_run(path: pathlib.Path) -> RunInfo | None:
         task=task if isinstance(task, int) else None,
         sweep=sweep.get("name") if isinstance(sweep.get("name"), str) else None,
         volatile=tuple(v for v in sweep.get("volatile") or () if isinstance(v, str)),
+        code=code.get("fingerprint") if isinstance(code, dict) else None,
+        code_source=code.get("source") if isinstance(code, dict) else None,
     )
 
 
