@@ -215,10 +215,14 @@ def _attempt(a: dict[str, Any]) -> str:
     return line
 
 
+def _mapping(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
 def _environment(rec: dict[str, Any], stale: bool | None) -> list[str]:
     """The lines of what the run ran on, and of its code."""
     out = []
-    env = rec.get("env") if isinstance(rec.get("env"), dict) else {}
+    env = _mapping(rec.get("env"))
     if env.get("python"):
         where = f" on {env['platform']}" if env.get("platform") else ""
         prefix = f" ({env['prefix']})" if env.get("prefix") else ""
@@ -303,7 +307,7 @@ def format_details(d: RunDetails) -> str:
     out.append("parameters:" if params else "parameters: none")
     width = max((len(str(k)) for k in params), default=0)
     out += [f"  {k!s:<{width}}  {_value(v)}" for k, v in params.items()]
-    env = rec.get("env") if isinstance(rec.get("env"), dict) else {}
+    env = _mapping(rec.get("env"))
     packages = env.get("packages")
     if isinstance(packages, dict) and packages:
         source = env.get("packages_from")

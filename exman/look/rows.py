@@ -98,6 +98,10 @@ def _as(value: Any, types: tuple[type, ...]) -> Any:
     return value if isinstance(value, types) and not isinstance(value, bool) else None
 
 
+def _mapping(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
 def _epoch_us(value: Any) -> int | None:
     """An ISO 8601 time (local when it has no offset) as µs since the epoch."""
     if not isinstance(value, str):
@@ -170,12 +174,12 @@ def read_run(folder: str, dir_fd: int | None, memo: dict[str, str]) -> Parsed:
         record["task_key"] = _as(sweep.get("key"), (str,))
         # only a resumed run says: the others made one attempt
         record["attempts"] = _as(data.get("attempt"), (int,))
-        env = data.get("env") if isinstance(data.get("env"), dict) else {}
+        env = _mapping(data.get("env"))
         record["python"] = _as(env.get("python"), (str,))
         record["platform"] = _as(env.get("platform"), (str,))
-        slurm = env.get("slurm") if isinstance(env.get("slurm"), dict) else {}
+        slurm = _mapping(env.get("slurm"))
         record["slurm_job"] = _as(slurm.get("job_id"), (str,))
-        code = data.get("code") if isinstance(data.get("code"), dict) else {}
+        code = _mapping(data.get("code"))
         record["code"] = _as(code.get("fingerprint"), (str,))
         record["code_source"] = _as(code.get("source"), (str,))
     if data is None or record["status"] in _ERROR_STATUSES:

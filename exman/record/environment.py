@@ -111,7 +111,7 @@ def at_start() -> dict[str, Any]:
 def _top_modules() -> list[str]:
     """The top-level modules imported that are neither the standard
     library's nor private."""
-    stdlib = getattr(sys, "stdlib_module_names", frozenset())
+    stdlib: frozenset[str] = getattr(sys, "stdlib_module_names", frozenset())
     builtin = set(sys.builtin_module_names)
     names = {name.partition(".")[0] for name in list(sys.modules)}
     return sorted(
@@ -162,9 +162,9 @@ def _lookup(names: list[str]) -> dict[str, str]:
             for line in top.split():
                 owners.setdefault(line.strip(), dist)
         for name in missing:
-            dist = owners.get(name)
-            if dist is not None:
-                found[dist.metadata["Name"] or name] = dist.version
+            owner = owners.get(name)
+            if owner is not None:
+                found[owner.metadata["Name"] or name] = owner.version
                 continue
             version = _module_versions([name])[name]
             if version is not None:
@@ -175,7 +175,7 @@ def _lookup(names: list[str]) -> dict[str, str]:
 def _freeze() -> dict[str, str]:
     import importlib.metadata as metadata
 
-    found = {}
+    found: dict[str, str] = {}
     for dist in metadata.distributions():
         name = dist.metadata["Name"]
         if name:
