@@ -86,7 +86,7 @@ def code_record(git: GitState | None, script: str | None) -> dict[str, Any] | No
         if tree is not None:
             try:
                 git = git_state(tree)
-            except GitError:  # no git command: the script alone says something
+            except (GitError, OSError):  # the script alone says something
                 git = None
     if git is not None and git.top:
         return {"fingerprint": git_fingerprint(git), "source": git.top}
@@ -119,7 +119,7 @@ class CodeCheck:
         if os.path.isdir(source):
             try:
                 return git_fingerprint(git_state(source))
-            except GitError:
+            except (GitError, OSError):
                 return None
         try:
             return file_fingerprint(source)
