@@ -105,9 +105,10 @@ def stale_ids(root: Path) -> list[int]:
 def test_every_run_records_its_environment(tmp_path: Path) -> None:
     root = tmp_path / "exman"
     script = write_script(tmp_path / "code", root)
-    run_python(script, "--lr", "0.5", check=True)
+    run_python(script, "--lr", "0.5", env={"CUDA_VISIBLE_DEVICES": "1,3"}, check=True)
     (folder,) = runs(root)
     env = record(folder)["env"]
+    assert env["cuda_visible_devices"] == "1,3"
     assert env["python"] == platform.python_version()
     assert env["platform"].startswith(platform.system())
     assert env["prefix"] == sys.prefix
@@ -123,6 +124,7 @@ def test_every_run_records_its_environment(tmp_path: Path) -> None:
     shown = exman_command("show", "1", "--root", str(root), cwd=tmp_path)
     assert shown.returncode == 0, shown.stderr
     assert f"python    {platform.python_version()}" in shown.stdout
+    assert "CUDA_VISIBLE_DEVICES=1,3" in shown.stdout
     assert ["exman", exman.__version__] in [
         x.split() for x in shown.stdout.splitlines()
     ]
@@ -148,6 +150,22 @@ def test_packages_on_demand(tmp_path: Path, mode: str) -> None:
     assert packages["ConfigArgParse"] == importlib.metadata.version("ConfigArgParse")
     # pytest is installed but the script does not import it
     assert ("pytest" in packages) == (mode == "freeze")
+
+
+def test_a_run_that_lasts_looks_its_packages_up(tmp_path: Path) -> None:
+    root = tmp_path / "exman"
+    script = tmp_path / "slow.py"
+    script.write_text(
+        "import time\n\nimport yaml  # noqa: F401\n\nimport exman\n"
+        "from exman.record.environment import LOOKUP_AFTER\n\n"
+        f"parser = exman.ExParser(root={str(root)!r})\n"
+        "args = parser.parse_args()\n"
+        "time.sleep(LOOKUP_AFTER + 0.2)\n"
+    )
+    run_python(script, check=True)
+    env = record(runs(root)[0])["env"]
+    assert env["packages_from"] == "metadata"
+    assert env["packages"]["PyYAML"] == importlib.metadata.version("PyYAML")
 
 
 def slurm_problem() -> str | None:

@@ -209,20 +209,20 @@ def at_end(*, lookup: bool = True) -> dict[str, Any]:
         env["cuda_devices"] = devices
     if chosen == "none":
         return env
+    names = _top_modules()
     try:
         if chosen == "freeze" and lookup:
             env["packages"] = _freeze()
             env["packages_from"] = "freeze"
             return env
-        names = _top_modules()
         long_enough = time.monotonic() - _began >= LOOKUP_AFTER
-        if lookup and (chosen in ("imports", "freeze") or long_enough):
+        if lookup and (chosen == "imports" or long_enough):
             env["packages"] = _lookup(names)
             env["packages_from"] = "metadata"
             return env
     except Exception:  # a broken distribution's metadata: fall back
         pass
-    versions = _module_versions(_top_modules())
+    versions = _module_versions(names)
     env["packages"] = {k: v for k, v in versions.items() if v is not None}
     env["packages_from"] = "__version__"
     return env
