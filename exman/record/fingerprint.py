@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 
-from .vcs import GitError, GitState, git_state
+from .vcs import GitError, GitState, git_code_state
 
 # not typing's: importing typing would slow every run's start
 TYPE_CHECKING = False
@@ -56,9 +56,9 @@ def find_work_tree(folder: str) -> str | None:
 
 
 def git_fingerprint(state: GitState) -> str:
-    """``git:<commit>`` with ``+<hash of the diff>`` when the tree is dirty."""
+    """``git:<commit>`` with ``+<hash of the diff>`` when there is one."""
     code = f"git:{state.commit or 'none'}"
-    if state.dirty:
+    if state.diff:
         code += "+" + _hash(state.diff.encode("utf-8", "surrogateescape"))
     return code
 
@@ -85,7 +85,7 @@ def code_record(git: GitState | None, script: str | None) -> dict[str, Any] | No
         tree = find_work_tree(os.path.dirname(script))
         if tree is not None:
             try:
-                git = git_state(tree)
+                git = git_code_state(tree)
             except (GitError, OSError):  # the script alone says something
                 git = None
     if git is not None and git.top:
@@ -118,7 +118,7 @@ class CodeCheck:
     def _compute(source: str) -> str | None:
         if os.path.isdir(source):
             try:
-                return git_fingerprint(git_state(source))
+                return git_fingerprint(git_code_state(source))
             except (GitError, OSError):
                 return None
         try:

@@ -11,7 +11,11 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     import subprocess
 
-__all__ = ["GitError", "GitState", "git_state"]
+__all__ = ["GitError", "GitState", "git_code_state", "git_state"]
+
+#: the uncommitted changes as a patch, whatever the user's diff settings
+#: (colours, external diff tools, text conversions would change the bytes)
+DIFF = ("diff", "--no-ext-diff", "--no-color", "--no-textconv", "HEAD")
 
 
 class GitError(ExmanError, RuntimeError):
@@ -73,5 +77,20 @@ def git_state(repo: StrPath, *, with_diff: bool = True) -> GitState:
     dirty = bool(status.stdout.strip())
     diff = ""
     if dirty and with_diff and commit is not None:
-        diff = _git(repo, "diff", "HEAD").stdout
+        diff = _git(repo, *DIFF).stdout
     return GitState(commit, dirty, diff, top.stdout.strip() or None)
+
+
+def git_code_state(repo: StrPath) -> GitState:
+    """The top folder, commit and ``git diff HEAD`` of ``repo`` in two git
+    commands (:func:`git_state` takes three or four); dirty when the diff
+    is not empty.
+
+    :raises GitError: git is not installed or ``repo`` is not in a repository.
+    """
+    head = _git(repo, "rev-parse", "--show-toplevel", "HEAD")
+    lines = head.stdout.split("\n")
+    if head.returncode != 0 or len(lines) < 2 or not lines[1].strip():
+        return git_state(repo)  # not a repository, or no commit yet
+    diff = _git(repo, *DIFF).stdout
+    return GitState(lines[1].strip(), bool(diff), diff, lines[0].strip() or None)
