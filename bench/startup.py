@@ -5,7 +5,9 @@
    script with plain argparse, with configargparse and PyYAML (the floor:
    what any configargparse + PyYAML script pays, exman's two dependencies
    on this path), and with exman 0.1.9. Targets: exman <= 1.3x the floor;
-   exman >= 5x faster than 0.1.9.
+   exman >= 5x faster than 0.1.9. The exman script is also timed inside a
+   git work tree, where its run records the commit and the uncommitted
+   changes (two git commands): no target, the price is printed.
 2. Run creation: ``ExParser(root=...).parse_args([...])`` timed in one
    process, in an empty root and in a root of 100,000 runs (built by hand).
    Target: the ratio stays below 1.2. The same creation with ``os.fsync``
@@ -122,6 +124,7 @@ def write_scripts(work: pathlib.Path) -> dict[str, pathlib.Path]:
         "floor": SCRIPTS["floor"],
         "exman": SCRIPTS["exman"].format(root=str(work / "root-exman")),
         "exman 0.1.9": SCRIPTS["exman"].format(root=str(work / "root-0.1.9")),
+        "exman in git": SCRIPTS["exman"].format(root=str(work / "root-git")),
     }
     paths = {}
     for i, (name, text) in enumerate(texts.items()):
@@ -129,7 +132,16 @@ def write_scripts(work: pathlib.Path) -> dict[str, pathlib.Path]:
         folder.mkdir()
         paths[name] = folder / "main.py"
         paths[name].write_text(text + ARGUMENTS)
+    git_work_tree(paths["exman in git"].parent)
     return paths
+
+
+def git_work_tree(folder: pathlib.Path) -> None:
+    """Make ``folder`` a git work tree with its files committed."""
+    env = {**child_env(), "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": "/dev/null"}
+    who = ["-c", "user.name=bench", "-c", "user.email=bench@localhost"]
+    for args in (["init", "-q"], ["add", "."], [*who, "commit", "-q", "-m", "bench"]):
+        subprocess.run(["git", "-C", str(folder), *args], env=env, check=True)
 
 
 def imports(
@@ -216,6 +228,11 @@ def startup(
         floor,
         1.3,
         at_most=True,
+    )
+    in_git = stats["exman in git"]
+    print(
+        f"  exman in a git work tree / exman: {in_git.median / ours.median:.2f} "
+        f"(minimums {in_git.min / ours.min:.2f}): the code fingerprint's git"
     )
     if "exman 0.1.9" in stats:
         targets.check(
