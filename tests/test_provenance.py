@@ -303,6 +303,27 @@ def test_a_script_outside_git_is_fingerprinted_by_its_bytes(tmp_path: Path) -> N
     assert exman.Index(root).info(stale=True)["stale"].tolist() == [None]
 
 
+def test_a_record_naming_a_fifo_or_a_folder_is_unknown_not_a_hang(
+    tmp_path: Path,
+) -> None:
+    root = tmp_path / "exman"
+    script = write_script(tmp_path / "code", root)
+    for _ in range(3):
+        run_python(script, check=True)
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    planted = {"fingerprint": "file:0", "source": str(fifo)}
+    for folder, code in zip(
+        runs(root)[:2],
+        [planted, {"fingerprint": "file:0", "source": str(tmp_path)}],
+    ):
+        data = record(folder)
+        data["code"] = code
+        (folder / "run.json").write_text(json.dumps(data))
+    assert stale_ids(root) == []
+    assert exman.Index(root).info(stale=True)["stale"].tolist() == [None, None, False]
+
+
 def test_sweep_rerun_stale_runs_the_tasks_whose_code_changed(tmp_path: Path) -> None:
     root = tmp_path / "exman"
     code = tmp_path / "code"

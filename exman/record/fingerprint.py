@@ -16,6 +16,7 @@ per source, however many runs share it.
 from __future__ import annotations
 
 import os
+import stat
 
 from .vcs import GitError, GitState, git_code_state
 
@@ -30,13 +31,19 @@ __all__ = ["CodeCheck", "code_record", "find_work_tree"]
 HASH_DIGITS = 16
 
 
-def _hash(data: bytes) -> str:
+def _hasher() -> Any:
     try:
         # the builtin module: hashlib would cost every run's start ~8 ms
         from _blake2 import blake2b
     except ImportError:  # pragma: no cover - an interpreter without it
         from hashlib import blake2b
-    return blake2b(data, digest_size=HASH_DIGITS // 2).hexdigest()
+    return blake2b(digest_size=HASH_DIGITS // 2)
+
+
+def _hash(data: bytes) -> str:
+    h = _hasher()
+    h.update(data)
+    return str(h.hexdigest())
 
 
 def find_work_tree(folder: str) -> str | None:
@@ -66,10 +73,19 @@ def git_fingerprint(state: GitState) -> str:
 def file_fingerprint(path: str) -> str:
     """``file:<hash of the file's bytes>``.
 
-    :raises OSError: the file cannot be read.
+    :raises OSError: the file cannot be read, or is no regular file (a
+        FIFO named by a planted record must not hang the reader).
     """
-    with open(path, "rb") as f:
-        return "file:" + _hash(f.read())
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(f"{path} is not a regular file")
+        h = _hasher()
+        while chunk := os.read(fd, 1 << 20):
+            h.update(chunk)
+    finally:
+        os.close(fd)
+    return "file:" + str(h.hexdigest())
 
 
 def code_record(git: GitState | None, script: str | None) -> dict[str, Any] | None:
@@ -108,22 +124,21 @@ class CodeCheck:
     def __init__(self) -> None:
         self._now: dict[str, str | None] = {}
 
-    def current(self, source: str) -> str | None:
-        """The fingerprint of ``source`` now; None if it is gone or unreadable."""
-        if source not in self._now:
-            self._now[source] = self._compute(source)
-        return self._now[source]
+    def current(self, source: str, *, git: bool) -> str | None:
+        """The fingerprint of ``source`` now, a git work tree or a script;
+        None if it is gone or unreadable."""
+        key = ("git:" if git else "file:") + source
+        if key not in self._now:
+            self._now[key] = self._compute(source, git)
+        return self._now[key]
 
     @staticmethod
-    def _compute(source: str) -> str | None:
-        if os.path.isdir(source):
-            try:
-                return git_fingerprint(git_code_state(source))
-            except (GitError, OSError):
-                return None
+    def _compute(source: str, git: bool) -> str | None:
         try:
+            if git:
+                return git_fingerprint(git_code_state(source))
             return file_fingerprint(source)
-        except OSError:
+        except (GitError, OSError):
             return None
 
     def stale(self, code: object, source: object) -> bool | None:
@@ -131,7 +146,7 @@ class CodeCheck:
         since; None when unknown (no record, a source that is gone)."""
         if not isinstance(code, str) or not isinstance(source, str) or not source:
             return None
-        now = self.current(source)
+        now = self.current(source, git=code.startswith("git:"))
         if now is None:
             return None
         return now != code

@@ -88,9 +88,12 @@ def git_code_state(repo: StrPath) -> GitState:
 
     :raises GitError: git is not installed or ``repo`` is not in a repository.
     """
-    head = _git(repo, "rev-parse", "--show-toplevel", "HEAD")
+    # a repository's own config must not run a command (core.fsmonitor) for
+    # a look at it; git itself refuses repositories of other users
+    safe = ("-c", "core.fsmonitor=false")
+    head = _git(repo, *safe, "rev-parse", "--show-toplevel", "HEAD")
     lines = head.stdout.split("\n")
     if head.returncode != 0 or len(lines) < 2 or not lines[1].strip():
         return git_state(repo)  # not a repository, or no commit yet
-    diff = _git(repo, *DIFF).stdout
+    diff = _git(repo, *safe, *DIFF).stdout
     return GitState(lines[1].strip(), bool(diff), diff, lines[0].strip() or None)
