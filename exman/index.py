@@ -100,6 +100,8 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
+    from .look.compare import RunDiff
+
 __all__ = ["DamagedMetricsWarning", "Index", "MarkNotFound", "SkippedRunWarning"]
 
 
@@ -407,6 +409,78 @@ class Index:
         if tmp:
             load.add_place("tmp")
         return build_frame(load.run())
+
+    def query(
+        self,
+        expr: str,
+        source: StrPath | None = None,
+        *,
+        failed: bool = False,
+        tmp: bool = False,
+    ) -> pd.DataFrame:
+        """The runs of :meth:`info` for which the query ``expr`` holds, as
+        ``exman ls --query`` selects them.
+
+        A pandas query (``"lr > 0.01 and model == 'b'"``) in which
+        ``'baseline' in tags`` asks whether a run's list holds a value, for
+        the ``tags`` column and every parameter whose values are lists (see
+        :mod:`exman.look.query`). ``tags`` and ``note`` may be named where
+        no run has any.
+
+        :raises ExmanError: pandas refuses the query (the message says why
+            and lists the columns).
+        :raises MarkNotFound: no mark ``source``.
+        """
+        from .look.query import QueryError, query_frame
+
+        frame = self.info(source, failed=failed, tmp=tmp)
+        try:
+            return query_frame(frame, expr)
+        except QueryError as e:
+            raise ExmanError(f"query {e}") from None
+
+    def diff(self, first: int, *others: int, code: bool = True) -> RunDiff:
+        """Run ``first`` against each of ``others``, as ``exman diff`` shows it.
+
+        A :class:`~exman.look.compare.RunDiff` of DataFrames with one column
+        per run: ``params`` (the parameters that differ), ``results`` (every
+        result and last metric, with ``Δ<id>`` columns: the change from the
+        first run), ``run`` (status, times, duration, commit…),
+        ``environment`` (where it differs), and ``code``: for each run whose
+        code differs, the diff from the first run's (``git diff`` between
+        the commits where the repository is at hand, else the runs' saved
+        ``changes.diff``).
+
+        :param code: also compare the code (runs ``git``).
+        :raises RunNotFound: a run is not in the root or cannot be read.
+        :raises ExmanError: fewer than two runs, or one given twice.
+        """
+        from .look.compare import compare
+        from .record.params import ParamsError
+        from .record.run import Run
+
+        ids = [int(first), *map(int, others)]
+        if len(ids) < 2 or len(set(ids)) < len(ids):
+            raise ExmanError(
+                f"diff needs two or more different runs, not {', '.join(map(str, ids))}"
+            )
+        folders = [self.root.find(num) for num in ids]
+        load = Load(self.root, self.cache)
+        for folder in folders:
+            load.add(folder.parent.name, folder.name, str(folder))
+        frame, columns = build_frame(load.run())
+        found = frame["id"].tolist()
+        for num, folder in zip(ids, folders):
+            if num not in found:
+                raise RunNotFound(f"run {num} in {folder} cannot be read")
+        frame = frame.set_index("id", drop=False).loc[ids].reset_index(drop=True)
+        params = []
+        for folder in folders:
+            try:
+                params.append(Run(folder).params)
+            except (OSError, ParamsError) as e:
+                raise RunNotFound(f"run in {folder} cannot be read: {e}") from None
+        return compare(frame, columns, params, code=code)
 
     def row(self, num: int) -> pd.Series:
         """Run ``num`` (in ``runs/``, ``fails/`` or ``tmp/``) as a Series.

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ..look.outcome import read_outcome
+from ..record.annotations import read_annotations
 from ..record.params import ParamsError
 from ..record.run import DIFF_FILE, LOG_FILE, TRACEBACK_FILE, Run
 from ..record.store import Root, RunNotFound, StrPath
@@ -49,6 +50,9 @@ class RunDetails:
     outcome: dict[str, Any] = field(default_factory=dict)
     #: mark keys that link to the run
     marks: list[str] = field(default_factory=list)
+    #: tags and note given after the fact (``exman tag``, ``exman note``)
+    tags: list[str] = field(default_factory=list)
+    note: str | None = None
     #: (path relative to the run folder, size in bytes)
     files: list[tuple[str, int]] = field(default_factory=list)
     more_files: int = 0
@@ -131,6 +135,7 @@ def show(root: StrPath | Root, id: int | str, *, lines: int = 20) -> RunDetails:
         if link.name == path.name
     )
     files, more = _files(path)
+    tags, note = read_annotations(path)
     outcome, problem = read_outcome(str(path))
     if problem:
         problems.append(problem)
@@ -145,6 +150,8 @@ def show(root: StrPath | Root, id: int | str, *, lines: int = 20) -> RunDetails:
         record=run.record(),
         outcome=outcome,
         marks=marks,
+        tags=tags,
+        note=note,
         files=files,
         more_files=more,
         problems=problems,
@@ -239,6 +246,8 @@ def format_details(d: RunDetails) -> str:
         out.append(f"  git       {d.params['commit']}{note}")
     if d.marks:
         out.append(f"  marked    {', '.join(d.marks)}")
+    if d.tags:
+        out.append(f"  tags      {', '.join(d.tags)}")
     out.append(f"  path      {d.path}")
     command = rec.get("command")
     if isinstance(command, dict):
@@ -250,6 +259,9 @@ def format_details(d: RunDetails) -> str:
     out.append("parameters:" if params else "parameters: none")
     width = max((len(str(k)) for k in params), default=0)
     out += [f"  {k!s:<{width}}  {_value(v)}" for k, v in params.items()]
+    if d.note:
+        out += ["", "note:"]
+        out += ["  " + line for line in d.note.splitlines()]
     if d.outcome:
         out += ["", "results:"]
         width = max(len(str(k)) for k in d.outcome)

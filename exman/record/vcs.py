@@ -11,7 +11,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     import subprocess
 
-__all__ = ["GitError", "GitState", "git_state"]
+__all__ = ["GitError", "GitState", "commit_diff", "git_state"]
 
 
 class GitError(ExmanError, RuntimeError):
@@ -71,3 +71,22 @@ def git_state(repo: StrPath, *, with_diff: bool = True) -> GitState:
     if dirty and with_diff and commit is not None:
         diff = _git(repo, "diff", "HEAD").stdout
     return GitState(commit, dirty, diff)
+
+
+def commit_diff(repo: StrPath, old: str, new: str) -> str | None:
+    """``git diff old new`` in ``repo``; None when git is missing, ``repo``
+    is not a repository or it lacks one of the commits (or one is not a
+    commit's hex name: a value read from a run's files is never an option)."""
+    hexdigits = set("0123456789abcdef")
+    if not all(4 <= len(c) <= 64 and set(c) <= hexdigits for c in (old, new)):
+        return None
+    if not os.path.isdir(repo):
+        return None
+    try:
+        for commit in (old, new):
+            if _git(repo, "cat-file", "-e", f"{commit}^{{commit}}").returncode != 0:
+                return None
+        proc = _git(repo, "diff", old, new)
+    except GitError:
+        return None
+    return proc.stdout if proc.returncode == 0 else None
