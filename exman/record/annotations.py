@@ -44,7 +44,7 @@ ANNOTATIONS_FILE = "annotations.json"
 MAX_TAG = 64
 #: a note longer than this is a file, not a note
 MAX_NOTE = 64 << 10
-_TAG = re.compile(r"^[\w.+:@-]+$")
+_TAG = re.compile(r"[\w.+:@-]+")
 
 
 def check_tag(tag: str) -> str:
@@ -58,7 +58,7 @@ def check_tag(tag: str) -> str:
         raise ExmanError(f"tag {tag!r}: a tag is a non-empty word")
     if len(tag) > MAX_TAG:
         raise ExmanError(f"tag {tag!r}: longer than {MAX_TAG} characters")
-    if not _TAG.match(tag) or tag.startswith("-"):
+    if not _TAG.fullmatch(tag) or tag.startswith("-"):
         raise ExmanError(
             f"tag {tag!r}: use letters, digits and _ . - + : @ (not first: -), "
             "without spaces, commas, quotes or slashes"
