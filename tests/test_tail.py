@@ -126,7 +126,9 @@ def test_tail_of_an_ended_run(make_script: Callable[..., Path], run: Run) -> Non
 def test_tail_escapes_terminal_commands_only_for_a_terminal(
     make_script: Callable[..., Path], run: Run
 ) -> None:
-    script = make_script("with args.safe_experiment:\n    print('\\x1b]0;owned\\x07')\n")
+    script = make_script(
+        "with args.safe_experiment:\n    print('\\x1b]0;owned\\x07')\n"
+    )
     run(script, check=True)
     root = script.parent / "exman"
     proc = exman_command("tail", "1", cwd=root)
