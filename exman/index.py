@@ -12,13 +12,18 @@
     table = index.aggregate(over="seed")  # count, loss_mean, loss_std per config
     paper = index.table(rows="model", cols="dataset", value="loss", over="seed")
     fig = index.plot("loss ~ lr", by="model", over="seed")   # needs matplotlib
+    base = index.query("'baseline' in tags and lr > 0.01")  # as exman ls -q
+    d = index.diff(3, 5)                # d.params, d.results, d.run, d.code…
 
 Signature: ``Index(root, *, cache=True)``; ``Index.info(source=None, *,
 failed=False, tmp=False) -> DataFrame``; ``Index.row(id) -> Series``;
 ``Index.metrics(names=None, *, source=None, failed=False, tmp=False)``
 (every logged record, long format) and ``Index.aggregate(over="seed", *,
 results=None, source=None, status="completed")`` (mean and std of the
-results over repetitions): see :mod:`exman.look.analysis`.
+results over repetitions): see :mod:`exman.look.analysis`;
+``Index.query(expr, source=None, *, failed=False, tmp=False)`` (see
+:mod:`exman.look.query`); ``Index.diff(first, *others, code=True) ->
+RunDiff`` (see :mod:`exman.look.compare`).
 
 Rows: one per run, sorted by ``id``. ``info()`` takes the runs linked in
 ``index/``; ``info("a/b")`` the runs linked anywhere below ``marked/a/b``
@@ -74,7 +79,9 @@ by pandas, and nothing is guessed from strings:
   (see ``--resume-run`` and :attr:`exman.Run.attempt`): ``attempts``
   (int64, the attempts it made; 1 for the others). When some run was made by
   ``exman sweep``: ``sweep`` (its name), ``task`` (the task number) and
-  ``task_key`` (the task's key), missing for the other runs.
+  ``task_key`` (the task's key), missing for the other runs. When some
+  run has a tag or a note (``exman tag``, ``exman note``): ``tags`` (a
+  list in every row, ``[]`` for none) and ``note`` (a string, NaN for none).
 
 Speed: the parsed runs are cached under ``.exman/cache/`` (see
 :mod:`exman.look.cache`); a load on an unchanged root reads one file and stats

@@ -27,7 +27,7 @@ from ..record.annotations import (
 )
 from ..record.store import ExmanError, Root, StrPath
 from .changes import Report, as_root
-from .selection import format_ids, select
+from .selection import format_ids, parse_ids, select
 
 __all__ = ["edit_text", "note", "read_note", "tag", "untag"]
 
@@ -112,14 +112,20 @@ def read_note(root: StrPath | Root, id: int | str) -> tuple[int, str | None]:
     """The id and the note of one run (None: it has none).
 
     :raises RunNotFound: no run has this id.
+    :raises ExmanError: ``id`` names no run or several.
     """
     from ..record.store import RunNotFound
 
     root = as_root(root)
-    sel = select(root, [id])
-    if sel.missing or len(sel.found) != 1:
-        missing = format_ids(sel.missing) or str(id)
-        raise RunNotFound(f"run {missing} not found in {root.path}")
+    nums = parse_ids(id)
+    if len(nums) != 1:
+        raise ExmanError(
+            f"{format_ids(nums)}: give one run to show or edit its note "
+            "(exman note 3-5 TEXT sets the note of several)"
+        )
+    sel = select(root, nums)
+    if sel.missing:
+        raise RunNotFound(f"run {sel.missing[0]} not found in {root.path}")
     num, path = next(iter(sel.found.items()))
     return num, read_annotations(path)[1]
 
