@@ -153,3 +153,18 @@ def test_the_same_commit_with_other_uncommitted_changes(
     (code,) = exman.Index(tmp_path / "exman").diff(1, 2).code
     assert "their uncommitted changes" in code.how
     assert "+WIDTH = 32" in code.text
+
+
+def test_environment_where_it_differs(
+    make_script: Callable[..., Path], run: Run, tmp_path: Path
+) -> None:
+    script = make_script(BODY)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    run(script, check=True)
+    run(script, "--lr", "0.2", cwd=elsewhere, check=True)
+    env = exman.Index(tmp_path / "exman").diff(1, 2).environment
+    assert env.index.tolist() == ["cwd"]  # same Python, script and host
+    assert env.loc["cwd"].tolist() == [str(tmp_path), str(elsewhere)]
+    out = exman_command("diff", "1", "2", cwd=tmp_path).stdout
+    assert "environment that differs:" in out and str(elsewhere) in out
