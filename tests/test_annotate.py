@@ -215,3 +215,26 @@ def test_annotating_waits_for_the_root_lock(runs: Path) -> None:
         assert p.returncode == 0, err
     tags = ls_json(runs)[0]["tags"]
     assert isinstance(tags, list) and sorted(tags) == [f"t{i}" for i in range(6)]
+
+
+def test_planted_files_neither_hang_nor_lead_outside(
+    runs: Path, tmp_path: Path
+) -> None:
+    """A FIFO or a link where annotations.json, changes.diff or log.txt go."""
+    secret = tmp_path / "secret.json"
+    secret.write_text('{"tags": ["leaked"], "note": "outside the root"}')
+    first, second = sorted((runs / "runs").iterdir())
+    (first / "annotations.json").symlink_to(secret)
+    os.mkfifo(second / "annotations.json")
+    os.mkfifo(second / "changes.diff")
+    (second / "log.txt").unlink()
+    os.mkfifo(second / "log.txt")
+    for args in (["show", "1"], ["show", "2"], ["diff", "1", "2"], ["tail", "2"]):
+        proc = exman_command(*args, cwd=runs)
+        assert proc.returncode == 0, proc.stderr
+        assert "leaked" not in proc.stdout and "outside" not in proc.stdout
+    assert "tags" not in ls_json(runs)[0]
+    proc = exman_command("tag", "1", "mine", cwd=runs)  # the link is replaced
+    assert proc.returncode == 0, proc.stderr
+    assert secret.read_text().startswith('{"tags": ["leaked"]')
+    assert ls_json(runs)[0]["tags"] == ["mine"]

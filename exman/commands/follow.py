@@ -18,6 +18,7 @@ import codecs
 import json
 import math
 import os
+import stat
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -96,10 +97,15 @@ class Tail:
 
     def _open(self) -> int | None:
         name = METRICS_FILE if self.metrics else LOG_FILE
+        flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0)
         try:
-            return os.open(self._run().path / name, os.O_RDONLY | os.O_NONBLOCK)
-        except (FileNotFoundError, NotADirectoryError):
+            fd = os.open(self._run().path / name, flags)
+        except OSError:  # none yet, or a link
             return None
+        if not stat.S_ISREG(os.fstat(fd).st_mode):  # a FIFO would never end
+            os.close(fd)
+            return None
+        return fd
 
     # -- the text -----------------------------------------------------------------
     def __iter__(self) -> Iterator[str]:

@@ -10,6 +10,7 @@ import json
 import os
 import pathlib
 import shlex
+import stat
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -80,7 +81,12 @@ def tail(path: StrPath, lines: int = 20, *, block: int = 8192) -> list[str]:
     """
     if lines <= 0:
         return []
-    with open(path, "rb") as f:
+    # O_NONBLOCK: a FIFO planted as log.txt must not hang the command
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        return []
+    with open(fd, "rb") as f:
         end = f.seek(0, os.SEEK_END)
         pos, data = end, b""
         while pos > 0 and data.count(b"\n") <= lines:

@@ -20,6 +20,7 @@ import json
 import math
 import os
 import pathlib
+import stat
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +33,10 @@ if TYPE_CHECKING:
 
 __all__ = ["MISSING", "CodeDiff", "RunDiff", "compare"]
 
+#: a file a run may keep its environment in (besides run.json's)
+ENVIRONMENT_FILE = "environment.json"
+#: the most read of a run's changes.diff
+MAX_FILE = 16 << 20
 #: the cell of a name a run does not have (a parameter added later…)
 MISSING = "(none)"
 #: what the run table holds, in this order (the frame's names)
@@ -169,19 +174,33 @@ def environment(folder: pathlib.Path) -> dict[str, Any]:
     if isinstance(record.get("environment"), dict):
         _flat("", record["environment"], out)
     try:
-        saved = json.loads((folder / "environment.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        saved = json.loads(_read(folder / ENVIRONMENT_FILE) or "null")
+    except ValueError:
         saved = None
     if isinstance(saved, dict):
         _flat("", saved, out)
     return out
 
 
-def _read_diff(folder: pathlib.Path) -> str:
+def _read(path: pathlib.Path) -> str:
+    """A regular file of a run as text ("" for none, a link or a FIFO), at
+    most :data:`MAX_FILE` bytes of it."""
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0)
     try:
-        return (folder / DIFF_FILE).read_text(encoding="utf-8", errors="replace")
+        fd = os.open(path, flags)
     except OSError:
         return ""
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return ""
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            return f.read(MAX_FILE).decode("utf-8", errors="replace")
+    finally:
+        os.close(fd)
+
+
+def _read_diff(folder: pathlib.Path) -> str:
+    return _read(folder / DIFF_FILE)
 
 
 def _repos(folders: list[pathlib.Path]) -> list[str]:

@@ -53,13 +53,15 @@ MAX_FILE = 16 << 20
 _BUF = 1 << 16
 # O_NONBLOCK: a FIFO planted as params.yaml must not hang the load
 _OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NONBLOCK", 0)
+# annotations.json is never a link: exman replaces it, never writes through it
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _ERROR_STATUSES = frozenset({"failed", "interrupted"})
 _EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
 
 
 # -- one run folder -----------------------------------------------------------
-def _read(path: str, dir_fd: int | None) -> bytes:
-    fd = os.open(path, _OPEN_FLAGS, dir_fd=dir_fd)
+def _read(path: str, dir_fd: int | None, flags: int = 0) -> bytes:
+    fd = os.open(path, _OPEN_FLAGS | flags, dir_fd=dir_fd)
     try:
         data = os.read(fd, _BUF)
         if len(data) < _BUF:
@@ -176,8 +178,9 @@ def read_run(folder: str, dir_fd: int | None, memo: dict[str, str]) -> Parsed:
         except OSError:
             record["error"] = _as((data or {}).get("reason"), (str,))
     try:
-        tags, note = parse_annotations(_read(f"{folder}/{ANNOTATIONS_FILE}", dir_fd))
-    except OSError:  # none (most runs), or unreadable: no annotations
+        data = _read(f"{folder}/{ANNOTATIONS_FILE}", dir_fd, _NOFOLLOW)
+        tags, note = parse_annotations(data)
+    except OSError:  # none (most runs), a link or unreadable: no annotations
         tags, note = [], None
     record["tags"] = tags or None
     record["note"] = note

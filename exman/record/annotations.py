@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import stat
 
 from .errors import ExmanError
 from .files import atomic_write
@@ -91,12 +92,22 @@ def parse_annotations(data: bytes | str) -> tuple[list[str], str | None]:
 
 
 def read_annotations(folder: StrPath) -> tuple[list[str], str | None]:
-    """The tags and the note of the run in ``folder`` (``[]``, None: none)."""
+    """The tags and the note of the run in ``folder`` (``[]``, None: none).
+
+    Anything but a regular file there (a link, a FIFO) holds none.
+    """
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0)
     try:
-        with open(os.path.join(folder, ANNOTATIONS_FILE), "rb") as f:
-            return parse_annotations(f.read(MAX_NOTE * 8))
-    except (FileNotFoundError, NotADirectoryError):
+        fd = os.open(os.path.join(folder, ANNOTATIONS_FILE), flags)
+    except OSError:  # none, or a link (ELOOP)
         return [], None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return [], None
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            return parse_annotations(f.read(MAX_NOTE * 8))
+    finally:
+        os.close(fd)
 
 
 def write_annotations(folder: StrPath, tags: list[str], note: str | None) -> None:
