@@ -462,32 +462,9 @@ class Index:
         :raises RunNotFound: a run is not in the root or cannot be read.
         :raises ExmanError: fewer than two runs, or one given twice.
         """
-        from .look.compare import compare
-        from .record.params import ParamsError
-        from .record.run import Run
+        from .look.compare import compare_runs
 
-        ids = [int(first), *map(int, others)]
-        if len(ids) < 2 or len(set(ids)) < len(ids):
-            raise ExmanError(
-                f"diff needs two or more different runs, not {', '.join(map(str, ids))}"
-            )
-        folders = [self.root.find(num) for num in ids]
-        load = Load(self.root, self.cache)
-        for folder in folders:
-            load.add(folder.parent.name, folder.name, str(folder))
-        frame, columns = build_frame(load.run())
-        found = frame["id"].tolist()
-        for num, folder in zip(ids, folders):
-            if num not in found:
-                raise RunNotFound(f"run {num} in {folder} cannot be read")
-        frame = frame.set_index("id", drop=False).loc[ids].reset_index(drop=True)
-        params = []
-        for folder in folders:
-            try:
-                params.append(Run(folder).params)
-            except (OSError, ParamsError) as e:
-                raise RunNotFound(f"run in {folder} cannot be read: {e}") from None
-        return compare(frame, columns, params, code=code)
+        return compare_runs(self.root, [first, *others], cache=self.cache, code=code)
 
     def row(self, num: int) -> pd.Series:
         """Run ``num`` (in ``runs/``, ``fails/`` or ``tmp/``) as a Series.

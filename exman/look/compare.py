@@ -24,14 +24,19 @@ import stat
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ..record.errors import ExmanError, RunNotFound
+from ..record.params import ParamsError
 from ..record.run import DIFF_FILE, Run
+from ..record.store import Root
 from ..record.vcs import commit_diff
 from .analysis import Columns
+from .frame import build_frame
+from .gather import Load
 
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["MISSING", "CodeDiff", "RunDiff", "compare"]
+__all__ = ["MISSING", "CodeDiff", "RunDiff", "compare", "compare_runs"]
 
 #: a file a run may keep its environment in (besides run.json's)
 ENVIRONMENT_FILE = "environment.json"
@@ -315,3 +320,35 @@ def compare(
             if found is not None:
                 diffs.append(found)
     return RunDiff(ids, params_frame, results, run, env_frame, diffs)
+
+
+def compare_runs(
+    root: Root, ids: list[int], *, cache: bool = True, code: bool = True
+) -> RunDiff:
+    """Load runs ``ids`` of ``root`` wherever they are and :func:`compare` them.
+
+    :raises RunNotFound: a run is not in the root or cannot be read.
+    :raises ExmanError: fewer than two runs, or one given twice.
+    """
+    ids = [int(num) for num in ids]
+    if len(ids) < 2 or len(set(ids)) < len(ids):
+        raise ExmanError(
+            f"diff needs two or more different runs, not {', '.join(map(str, ids))}"
+        )
+    folders = [root.find(num) for num in ids]
+    load = Load(root, cache)
+    for folder in folders:
+        load.add(folder.parent.name, folder.name, str(folder))
+    frame, columns = build_frame(load.run())
+    found = frame["id"].tolist()
+    for num, folder in zip(ids, folders):
+        if num not in found:
+            raise RunNotFound(f"run {num} in {folder} cannot be read")
+    frame = frame.set_index("id", drop=False).loc[ids].reset_index(drop=True)
+    params = []
+    for folder in folders:
+        try:
+            params.append(Run(folder).params)
+        except (OSError, ParamsError) as e:
+            raise RunNotFound(f"run in {folder} cannot be read: {e}") from None
+    return compare(frame, columns, params, code=code)
