@@ -15,21 +15,28 @@ from collections.abc import Sequence
 from typing import Callable
 
 from . import __version__
+from .commands.argv import glue_dashed, rerun_rest
 from .commands.handlers import (
     OK,
     PARTIAL,
+    RUN_FAILED,
     USAGE,
     Command,
     cmd_delete,
+    cmd_diff,
     cmd_gc,
     cmd_ls,
     cmd_mark,
+    cmd_note,
     cmd_rerun,
     cmd_restore,
     cmd_show,
     cmd_sweep,
     cmd_table,
+    cmd_tag,
+    cmd_tail,
     cmd_unmark,
+    cmd_untag,
     err,
 )
 from .commands.selection import ROOT_ENV, locate_root
@@ -45,12 +52,14 @@ EXIT_CODES = {
     USAGE: "nothing was done: a usage error; an invalid key, id, query or "
     "column; not an exman root; a run that cannot be re-run; or delete --all "
     "not confirmed",
+    RUN_FAILED: "tail --follow: the run followed ended failed, interrupted or "
+    "crashed, or was deleted",
     130: "interrupted (Ctrl-C)",
 }
 
 DESCRIPTION = """\
-Manage the runs of an exman root: list, show, tabulate, mark, delete, re-run,
-sweep.
+Manage the runs of an exman root: list, show, compare, tag, follow,
+tabulate, mark, delete, re-run, sweep.
 
 The root is --root PATH, else the EXMAN_ROOT environment variable, else the
 nearest exman root (a folder with runs/ and index/) from the current folder
@@ -64,6 +73,9 @@ examples:
   exman ls --query "lr > 0.01" --sort -lr
   exman show 42                       everything about run 42
   exman table --rows model --cols dataset --value loss
+  exman diff 3 5                      what differs between runs 3 and 5
+  exman tag 3-5 baseline              tag runs; exman ls -q "'baseline' in tags"
+  exman tail -f 42                    follow run 42's log until it ends
   exman mark best 3 5 9-12            link runs under marked/best/
   exman delete 7                      take run 7 out of the index
   exman rerun 42 -- --lr 0.5          run 42 again with another lr
@@ -286,6 +298,106 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = _add(
         sub,
+        "diff",
+        cmd_diff,
+        "Compare runs: parameters, results, status, code, environment.",
+        "exman diff 3 5\nexman diff 3 5 8 --no-code\nexman diff 3 5 | less",
+        parent,
+        "The second run and each one after it are compared with the first: the "
+        "parameters that differ (and those only some runs have), every result "
+        "and last metric with its change (Δ), status, times and duration, the "
+        "commit, the environment where it differs, and the code: 'git diff' "
+        "between the commits when the repository the runs were started from "
+        "is at hand, otherwise the changes.diff files the runs saved.",
+    )
+    p.add_argument(
+        "ids",
+        nargs="+",
+        metavar="ID",
+        help="two runs or more: 3 5, or 3 5-7 (compared with the first)",
+    )
+    p.add_argument("--no-code", action="store_true", help="do not compare the code")
+    p.add_argument(
+        "--no-pager",
+        action="store_true",
+        help="print on the terminal even when longer than the screen",
+    )
+
+    p = _add(
+        sub,
+        "tag",
+        cmd_tag,
+        "Tag runs: labels kept in the run folder.",
+        "exman tag 42 baseline\nexman tag 3-5 paper sweep:lr\n"
+        "exman ls --query \"'baseline' in tags\"",
+        parent,
+        "Tags go to the run's annotations.json, follow the run to fails/ and "
+        "show in 'exman ls' and 'exman show' and as the tags column of "
+        "Index.info(). A tag is a word of letters, digits and _ . - + : @. "
+        "Marks are links under marked/; tags are labels in the run.",
+    )
+    p.add_argument("id", metavar="ID", help="the run(s): 3, 3-7 or 3,5,9-12")
+    p.add_argument("tags", nargs="+", metavar="TAG", help="the tags to add")
+
+    p = _add(
+        sub,
+        "untag",
+        cmd_untag,
+        "Remove tags from runs.",
+        "exman untag 42 baseline",
+        parent,
+    )
+    p.add_argument("id", metavar="ID", help="the run(s): 3, 3-7 or 3,5,9-12")
+    p.add_argument("tags", nargs="+", metavar="TAG", help="the tags to remove")
+
+    p = _add(
+        sub,
+        "note",
+        cmd_note,
+        "Write a note on runs, or show one.",
+        'exman note 42 "lr too high: diverged at step 900"\nexman note 42\n'
+        'exman note 42 --edit\nexman note 42 ""',
+        parent,
+        "With TEXT the note of the runs is replaced (an empty TEXT removes it); "
+        "without it the note of the run is printed; --edit opens it in $VISUAL "
+        "or $EDITOR (else vi). The note is kept in the run's annotations.json, "
+        "never in a file the run writes, so a running run can be annotated.",
+    )
+    p.add_argument("id", metavar="ID", help="the run(s): 3, 3-7 or 3,5,9-12")
+    p.add_argument("text", nargs="?", metavar="TEXT", help="the note")
+    p.add_argument("-e", "--edit", action="store_true", help="edit in $EDITOR")
+
+    p = _add(
+        sub,
+        "tail",
+        cmd_tail,
+        "Show the end of a run's log; -f follows it until the run ends.",
+        "exman tail 42\nexman tail -f 42\nexman tail -f --metrics 42\n"
+        "exman tail -n 100 42 | grep loss",
+        parent,
+        "With --follow exman prints what the run adds to its log until the run "
+        "ends, then exits with 0 when the run completed and 3 otherwise (failed, "
+        "interrupted, crashed). --metrics shows the records of metrics.jsonl "
+        "(exman.log) as a table instead, a new header when a metric first "
+        "appears.",
+    )
+    p.add_argument("id", metavar="ID", help="the run")
+    p.add_argument(
+        "-f", "--follow", action="store_true", help="go on until the run ends"
+    )
+    p.add_argument(
+        "-n",
+        "--lines",
+        type=int,
+        default=20,
+        help="lines (or metric records) of the end to show first (20)",
+    )
+    p.add_argument(
+        "-m", "--metrics", action="store_true", help="the metric records, as a table"
+    )
+
+    p = _add(
+        sub,
         "mark",
         cmd_mark,
         "Mark runs: link them under marked/KEY/.",
@@ -407,51 +519,6 @@ def subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentP
     return {}
 
 
-def _rerun_rest(argv: list[str]) -> tuple[list[str], list[str]] | None:
-    """For ``exman rerun ID -- ARGS``: the arguments before ``--`` and after.
-
-    What follows ``--`` goes to the script as is (argparse would drop a
-    second ``--`` from it). None for any other command.
-    """
-    if "--" not in argv:
-        return None
-    at = argv.index("--")
-    head, skip = argv[:at], False
-    for token in head:
-        if skip:
-            skip = False
-        elif token == "--root":
-            skip = True
-        elif not token.startswith("-"):
-            return (head, argv[at + 1 :]) if token == "rerun" else None
-    return None
-
-
-#: options whose value may begin with "-" (a descending column: --sort -lr)
-DASHED_VALUES = frozenset({"--sort"})
-
-
-def _glue_dashed(argv: list[str]) -> list[str]:
-    """``--sort -lr`` as ``--sort=-lr``: argparse takes ``-lr`` for an option.
-
-    Only before ``--`` (what follows goes to a script as is).
-    """
-    out: list[str] = []
-    tokens = iter(argv)
-    for token in tokens:
-        if token == "--":
-            out += [token, *tokens]
-            break
-        value = next(tokens, None) if token in DASHED_VALUES else None
-        if value is None:
-            out.append(token)
-        elif value.startswith("-") and value != "--":
-            out.append(f"{token}={value}")
-        else:
-            out += [token, value]
-    return out
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``exman`` command; returns the exit code (see ``exman --help``).
 
@@ -474,8 +541,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _main(args_list: list[str]) -> int:
     parser = build_parser()
-    args_list = _glue_dashed(args_list)
-    split = _rerun_rest(args_list)
+    args_list = glue_dashed(args_list)
+    split = rerun_rest(args_list)
     try:
         args = parser.parse_args(args_list if split is None else split[0])
     except SystemExit as e:  # argparse: --help, --version or a usage error

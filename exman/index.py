@@ -12,13 +12,18 @@
     table = index.aggregate(over="seed")  # count, loss_mean, loss_std per config
     paper = index.table(rows="model", cols="dataset", value="loss", over="seed")
     fig = index.plot("loss ~ lr", by="model", over="seed")   # needs matplotlib
+    base = index.query("'baseline' in tags and lr > 0.01")  # as exman ls -q
+    d = index.diff(3, 5)                # d.params, d.results, d.run, d.code…
 
 Signature: ``Index(root, *, cache=True)``; ``Index.info(source=None, *,
 failed=False, tmp=False) -> DataFrame``; ``Index.row(id) -> Series``;
 ``Index.metrics(names=None, *, source=None, failed=False, tmp=False)``
 (every logged record, long format) and ``Index.aggregate(over="seed", *,
 results=None, source=None, status="completed")`` (mean and std of the
-results over repetitions): see :mod:`exman.look.analysis`.
+results over repetitions): see :mod:`exman.look.analysis`;
+``Index.query(expr, source=None, *, failed=False, tmp=False)`` (see
+:mod:`exman.look.query`); ``Index.diff(first, *others, code=True) ->
+RunDiff`` (see :mod:`exman.look.compare`).
 
 Rows: one per run, sorted by ``id``. ``info()`` takes the runs linked in
 ``index/``; ``info("a/b")`` the runs linked anywhere below ``marked/a/b``
@@ -81,6 +86,9 @@ by pandas, and nothing is guessed from strings:
   ``code_source`` (the work tree or script it fingerprints); with
   ``info(stale=True)``, ``stale``. The whole environment is the ``env``
   of the run's ``run.json`` (``exman show ID`` prints it).
+  ``task_key`` (the task's key), missing for the other runs. When some
+  run has a tag or a note (``exman tag``, ``exman note``): ``tags`` (a
+  list in every row, ``[]`` for none) and ``note`` (a string, NaN for none).
 
 Speed: the parsed runs are cached under ``.exman/cache/`` (see
 :mod:`exman.look.cache`); a load on an unchanged root reads one file and stats
@@ -105,6 +113,8 @@ if TYPE_CHECKING:
     import pandas as pd
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
+
+    from .look.compare import RunDiff
 
 __all__ = ["DamagedMetricsWarning", "Index", "MarkNotFound", "SkippedRunWarning"]
 
@@ -423,6 +433,55 @@ class Index:
         if tmp:
             load.add_place("tmp")
         return build_frame(load.run(), stale=stale)
+
+    def query(
+        self,
+        expr: str,
+        source: StrPath | None = None,
+        *,
+        failed: bool = False,
+        tmp: bool = False,
+    ) -> pd.DataFrame:
+        """The runs of :meth:`info` for which the query ``expr`` holds, as
+        ``exman ls --query`` selects them.
+
+        A pandas query (``"lr > 0.01 and model == 'b'"``) in which
+        ``'baseline' in tags`` asks whether a run's list holds a value, for
+        the ``tags`` column and every parameter whose values are lists (see
+        :mod:`exman.look.query`). ``tags`` and ``note`` may be named where
+        no run has any.
+
+        :raises ExmanError: pandas refuses the query (the message says why
+            and lists the columns).
+        :raises MarkNotFound: no mark ``source``.
+        """
+        from .look.query import QueryError, query_frame
+
+        frame = self.info(source, failed=failed, tmp=tmp)
+        try:
+            return query_frame(frame, expr)
+        except QueryError as e:
+            raise ExmanError(f"query {e}") from None
+
+    def diff(self, first: int, *others: int, code: bool = True) -> RunDiff:
+        """Run ``first`` against each of ``others``, as ``exman diff`` shows it.
+
+        A :class:`~exman.look.compare.RunDiff` of DataFrames with one column
+        per run: ``params`` (the parameters that differ), ``results`` (every
+        result and last metric, with ``Δ<id>`` columns: the change from the
+        first run), ``run`` (status, times, duration, commit…),
+        ``environment`` (where it differs), and ``code``: for each run whose
+        code differs, the diff from the first run's (``git diff`` between
+        the commits where the repository is at hand, else the runs' saved
+        ``changes.diff``).
+
+        :param code: also compare the code (runs ``git``).
+        :raises RunNotFound: a run is not in the root or cannot be read.
+        :raises ExmanError: fewer than two runs, or one given twice.
+        """
+        from .look.compare import compare_runs
+
+        return compare_runs(self.root, [first, *others], cache=self.cache, code=code)
 
     def row(self, num: int) -> pd.Series:
         """Run ``num`` (in ``runs/``, ``fails/`` or ``tmp/``) as a Series.

@@ -196,17 +196,17 @@ def test_sort_descending_as_users_type_it(ls: Ls) -> None:
 
 
 def test_sort_value_glued_only_before_the_script_arguments() -> None:
-    from exman.cli import _glue_dashed
+    from exman.commands.argv import glue_dashed
 
-    assert _glue_dashed(["ls", "--sort", "-lr", "--last", "3"]) == [
+    assert glue_dashed(["ls", "--sort", "-lr", "--last", "3"]) == [
         "ls",
         "--sort=-lr",
         "--last",
         "3",
     ]
-    assert _glue_dashed(["ls", "--sort", "lr"]) == ["ls", "--sort", "lr"]
+    assert glue_dashed(["ls", "--sort", "lr"]) == ["ls", "--sort", "lr"]
     rerun = ["rerun", "1", "--", "--sort", "-x"]
-    assert _glue_dashed(rerun) == rerun
+    assert glue_dashed(rerun) == rerun
 
 
 def test_last_and_limit(ls: Ls) -> None:

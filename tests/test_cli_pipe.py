@@ -18,7 +18,8 @@ def root(root: Path) -> Path:
     parser.add_argument("--lr", type=float, default=0.1)
     for lr in ("0.1", "0.2"):
         with parser.parse_args(["--lr", lr]).safe_experiment:
-            pass
+            exman.log(0, loss=1.0)
+            print("a line of the log")
     return root
 
 
@@ -30,6 +31,10 @@ def root(root: Path) -> Path:
         ["ls", "--format", "json"],
         ["show", "1"],
         ["mark", "best", "1"],
+        ["diff", "1", "2"],
+        ["tail", "1"],
+        ["tail", "-f", "--metrics", "1"],
+        ["tag", "1", "best"],
     ],
 )
 def test_closed_pipe_ends_quietly_with_status_0(root: Path, argv: list[str]) -> None:

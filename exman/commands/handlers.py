@@ -12,8 +12,8 @@ import os
 import sys
 from typing import Callable
 
-from ..record.store import Root
-from .manage import Report, delete, gc, mark, restore, unmark
+from ..record.store import ExmanError, Root
+from .manage import Report, delete, gc, mark, note, restore, tag, unmark, untag
 from .pager import page, wants_pager
 from .selection import format_ids, select
 from .terminal import printable
@@ -24,20 +24,27 @@ __all__ = [
     "USAGE",
     "Command",
     "cmd_delete",
+    "cmd_diff",
     "cmd_gc",
     "cmd_ls",
     "cmd_mark",
+    "cmd_note",
     "cmd_rerun",
     "cmd_restore",
     "cmd_show",
     "cmd_sweep",
     "cmd_table",
+    "cmd_tag",
+    "cmd_tail",
     "cmd_unmark",
+    "cmd_untag",
     "err",
 ]
 
 #: exit codes (see ``exman --help``)
 OK, PARTIAL, USAGE = 0, 1, 2
+#: ``exman tail --follow``: the run followed did not complete
+RUN_FAILED = 3
 
 Command = Callable[[argparse.Namespace, Root], int]
 
@@ -234,13 +241,67 @@ def cmd_ls(args: argparse.Namespace, root: Root) -> int:
     text = render(df, args.format, root=root)
     # the table escapes its cells itself, and its colours are escapes
     text = text if args.format == "table" else _for_terminal(text)
-    if not args.no_pager and wants_pager(text):
+    _paged(text, no_pager=args.no_pager)
+    return OK
+
+
+def _paged(text: str, *, no_pager: bool) -> None:
+    """Print ``text``, through ``$PAGER`` when longer than the terminal."""
+    if not no_pager and wants_pager(text):
         why = page(text)
         if why is None:
-            return OK
+            return
         if why != "no pager":
             err(f"note: {why}; printing instead")
     print(text)
+
+
+def cmd_diff(args: argparse.Namespace, root: Root) -> int:
+    from .diff import diff, format_diff
+
+    _paged(
+        format_diff(diff(root, args.ids, code=not args.no_code)), no_pager=args.no_pager
+    )
+    return OK
+
+
+def cmd_tag(args: argparse.Namespace, root: Root) -> int:
+    return _report(tag(root, args.id, args.tags))
+
+
+def cmd_untag(args: argparse.Namespace, root: Root) -> int:
+    return _report(untag(root, args.id, args.tags))
+
+
+def cmd_note(args: argparse.Namespace, root: Root) -> int:
+    from .annotate import edit_text, read_note
+
+    if args.edit and args.text is not None:
+        raise ExmanError("note: give the text or --edit, not both")
+    if args.text is not None:
+        return _report(note(root, args.id, args.text))
+    num, text = read_note(root, args.id)
+    if not args.edit:
+        if text is None:
+            err(f"run {num} has no note (exman note {num} TEXT sets one)")
+        else:
+            print(_for_terminal(text))
+        return OK
+    return _report(note(root, num, edit_text(text or "")))
+
+
+def cmd_tail(args: argparse.Namespace, root: Root) -> int:
+    from .follow import tail
+
+    followed = tail(
+        root, args.id, lines=args.lines, follow=args.follow, metrics=args.metrics
+    )
+    for text in followed:
+        sys.stdout.write(_for_terminal(text))
+        sys.stdout.flush()  # a reader that left shows here: main() ends quietly
+    if args.follow and followed.status != "completed":
+        err(f"run {followed.id} ended {followed.status}")
+        return RUN_FAILED
     return OK
 
 

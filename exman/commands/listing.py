@@ -15,6 +15,7 @@ import shutil
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from ..look.query import QueryError, query_frame
 from ..record.store import ExmanError, Root, StrPath
 from .selection import find_root
 from .terminal import printable
@@ -66,10 +67,15 @@ META_COLUMNS = frozenset(
         "code",
         "code_source",
         "stale",
+        # shown by default where some run listed has one
+        "tags",
+        "note",
     }
 )
 #: always shown by default, around the parameters that differ
 LEADING = ("id",)
+#: shown by default after the parameters when some run listed has one
+ANNOTATED = ("tags", "note")
 TRAILING = ("status", "time")
 
 
@@ -90,6 +96,11 @@ def _distinct(column: pd.Series[Any]) -> int:
     if column.dtype.kind in "biufcmM":  # hashable, and NaN counted once
         return int(column.nunique(dropna=False))
     return int(column.map(_cell_key).nunique(dropna=False))
+
+
+def _any(column: pd.Series[Any]) -> bool:
+    """Whether some cell holds a value (a non-empty list or text)."""
+    return any(isinstance(v, (list, str)) and v for v in column.tolist())
 
 
 def _split(value: str | Sequence[str] | None) -> list[str]:
@@ -125,13 +136,15 @@ def ls(
 ) -> pd.DataFrame:
     """The runs of a root, filtered, sorted and cut to the columns to show.
 
-    :param query: a pandas query on the columns: ``"lr > 0.01 and model == 'b'"``.
+    :param query: a pandas query on the columns: ``"lr > 0.01 and model == 'b'"``;
+        ``"'baseline' in tags"`` tests a list (see :mod:`exman.look.query`).
     :param sort: columns to sort by, ``-`` in front for descending
         (``"-lr,id"``); default: by id.
     :param columns: the columns to show (``"lr,model"``); default: ``id``,
         the parameters that differ between the runs listed (all of them for
-        one run) or that ``sort`` names, ``status``, ``time`` and, when a
-        run listed failed, ``error``.
+        one run) or that ``sort`` names, ``tags`` and ``note`` when a run
+        listed has some, ``status``, ``time`` and, when a run listed failed,
+        ``error``.
     :param marked: only the runs marked under this key (``Index.info(key)``).
     :param failed: include the failed runs (in ``fails/``).
     :param tmp: include the tmp runs.
@@ -177,12 +190,9 @@ def ls(
         df = df[df["status"].isin(wanted)] if has else df.iloc[0:0]
     if query:
         try:
-            df = df.query(query)
-        except Exception as e:  # pandas raises a dozen kinds for a bad query
-            raise ExmanError(
-                f"--query {query!r}: {type(e).__name__}: {e}; "
-                f"the columns are {', '.join(map(str, df.columns))}"
-            ) from None
+            df = query_frame(df, query)
+        except QueryError as e:
+            raise ExmanError(f"--query {e}") from None
     order = _split(sort)
     names = [name.lstrip("-") for name in order]
     if order:
@@ -210,6 +220,7 @@ def ls(
         varying = set(_varying(df, params))
         # a column sorted by explains the order even where it is constant
         shown += [c for c in params if c in varying or c in names]
+        shown += [c for c in ANNOTATED if c in df.columns and _any(df[c])]
         shown += [c for c in TRAILING if c in df.columns]
         if stale:
             shown += [c for c in ("code", "run_code") if c in df.columns][:1]

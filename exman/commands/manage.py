@@ -1,7 +1,8 @@
 """The library behind the ``exman`` command: one function per subcommand.
 
 ``mark``, ``unmark``, ``delete`` and ``restore`` are here; ``gc``, ``show``,
-``rerun``, ``ls`` and the root and id helpers live in their own modules and
+``rerun``, ``ls``, ``diff``, ``note``, ``tag``, ``untag``, ``tail`` and the
+root and id helpers live in their own modules and
 are imported here, so that this module is the whole surface. Each function
 changes the tree only through :class:`~exman.record.store.Root`, prints nothing,
 and returns what it did (a :class:`~exman.commands.changes.Report` for the commands
@@ -26,7 +27,10 @@ from typing import Union
 
 from ..record.run import Run
 from ..record.store import ExmanError, Root, StrPath, check_key, run_id
+from .annotate import note, tag, untag
 from .changes import Change, Report, as_root
+from .diff import diff
+from .follow import Tail, tail
 from .gc import gc, parse_age
 from .listing import ls
 from .rerun import Rerun, rerun
@@ -48,19 +52,25 @@ __all__ = [
     "Report",
     "Rerun",
     "RunDetails",
+    "Tail",
     "delete",
+    "diff",
     "find_root",
     "format_ids",
     "gc",
     "ls",
     "mark",
+    "note",
     "parse_age",
     "parse_ids",
     "rerun",
     "restore",
     "select",
     "show",
+    "tag",
+    "tail",
     "unmark",
+    "untag",
 ]
 
 Ids = Union[Iterable[Union[str, int]], str, int]

@@ -10,11 +10,13 @@ import json
 import os
 import pathlib
 import shlex
+import stat
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ..look.outcome import read_outcome
+from ..record.annotations import read_annotations
 from ..record.fingerprint import CodeCheck
 from ..record.params import ParamsError
 from ..record.run import DIFF_FILE, LOG_FILE, TRACEBACK_FILE, Run
@@ -51,6 +53,9 @@ class RunDetails:
     outcome: dict[str, Any] = field(default_factory=dict)
     #: mark keys that link to the run
     marks: list[str] = field(default_factory=list)
+    #: tags and note given after the fact (``exman tag``, ``exman note``)
+    tags: list[str] = field(default_factory=list)
+    note: str | None = None
     #: (path relative to the run folder, size in bytes)
     files: list[tuple[str, int]] = field(default_factory=list)
     more_files: int = 0
@@ -84,7 +89,12 @@ def tail(path: StrPath, lines: int = 20, *, block: int = 8192) -> list[str]:
     """
     if lines <= 0:
         return []
-    with open(path, "rb") as f:
+    # O_NONBLOCK: a FIFO planted as log.txt must not hang the command
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        return []
+    with open(fd, "rb") as f:
         end = f.seek(0, os.SEEK_END)
         pos, data = end, b""
         while pos > 0 and data.count(b"\n") <= lines:
@@ -139,6 +149,7 @@ def show(root: StrPath | Root, id: int | str, *, lines: int = 20) -> RunDetails:
         if link.name == path.name
     )
     files, more = _files(path)
+    tags, note = read_annotations(path)
     outcome, problem = read_outcome(str(path))
     if problem:
         problems.append(problem)
@@ -153,6 +164,8 @@ def show(root: StrPath | Root, id: int | str, *, lines: int = 20) -> RunDetails:
         record=run.record(),
         outcome=outcome,
         marks=marks,
+        tags=tags,
+        note=note,
         files=files,
         more_files=more,
         problems=problems,
@@ -288,6 +301,8 @@ def format_details(d: RunDetails) -> str:
         out.append(f"  git       {d.params['commit']}{note}")
     if d.marks:
         out.append(f"  marked    {', '.join(d.marks)}")
+    if d.tags:
+        out.append(f"  tags      {', '.join(d.tags)}")
     out.append(f"  path      {d.path}")
     command = rec.get("command")
     if isinstance(command, dict):
@@ -315,6 +330,9 @@ def format_details(d: RunDetails) -> str:
         out += ["", f"packages{how}:"]
         width = max(len(str(k)) for k in packages)
         out += [f"  {k!s:<{width}}  {_value(v)}" for k, v in packages.items()]
+    if d.note:
+        out += ["", "note:"]
+        out += ["  " + line for line in d.note.splitlines()]
     if d.outcome:
         out += ["", "results:"]
         width = max(len(str(k)) for k in d.outcome)

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from ..record.flags import is_exmans
 from ..record.store import ExmanError
 from .analysis import Columns, as_names, quoted
+from .query import QueryError, query_frame
 from .stats import describe
 
 if TYPE_CHECKING:
@@ -134,19 +135,17 @@ def _with_status(
 
 
 def select(frame: pd.DataFrame, query: str | None) -> pd.DataFrame:
-    """The rows of ``frame`` that the pandas ``query`` keeps (all for None).
+    """The rows of ``frame`` that ``query`` keeps (all for None), in the
+    query language of ``exman ls`` (see :mod:`exman.look.query`).
 
     :raises ExmanError: pandas refuses the query; the message lists the columns.
     """
     if not query:
         return frame
     try:
-        return frame.query(query)
-    except Exception as e:  # pandas raises a dozen kinds for a bad query
-        raise ExmanError(
-            f"query {query!r}: {type(e).__name__}: {e}; "
-            f"the columns are {', '.join(map(str, frame.columns))}"
-        ) from None
+        return query_frame(frame, query)
+    except QueryError as e:
+        raise ExmanError(f"query {e}") from None
 
 
 # -- every result, by every parameter ------------------------------------------

@@ -8,7 +8,8 @@ cache loses nothing, and a missing, damaged or stale cache is rebuilt.
 
 **Staleness.** Everything exman writes into a run folder (``params.yaml``,
 ``run.json`` when the run starts and when it ends, ``traceback.txt``,
-``results.json``) is a file created or renamed into place, and a run moved
+``results.json``, ``annotations.json``) is a file created or renamed into
+place (or, for ``annotations.json``, removed), and a run moved
 to ``fails/`` is a new entry there: each of these changes the folder's
 ctime. Lines appended to ``metrics.jsonl`` do not, nor does the heartbeat
 of a running run (the modification time of its ``run.json``), so the status
@@ -64,7 +65,7 @@ from .rows import RowBuilder, Table, ctime_column, inode_column, read_run
 __all__ = ["RACY_NS", "CacheFile", "Clock", "Loaded", "SkippedRunWarning", "read_runs"]
 
 #: bump whenever what is stored, or how a run is read, changes
-FORMAT = 3
+FORMAT = 4
 CACHE_DIR = "cache"
 #: a folder changed less than this before it was read is read again next time
 RACY_NS = 2_000_000_000

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = [
+    "ANNOTATION_COLUMNS",
     "ATTEMPT_COLUMNS",
     "ENV_COLUMNS",
     "RUN_COLUMNS",
@@ -30,6 +31,9 @@ __all__ = [
 
 #: the columns every run has, after its parameters and outcome
 RUN_COLUMNS = ("status", "started", "finished", "duration", "host", "error")
+#: tags and note given with ``exman tag``/``note``: columns only when some
+#: run has one
+ANNOTATION_COLUMNS = ("tags", "note")
 #: the sweep task a run belongs to: columns only when some run has one
 SWEEP_COLUMNS = ("sweep", "task", "task_key")
 #: how many attempts a run made: a column only when some run was resumed
@@ -100,6 +104,8 @@ def build_frame(
         ]
         env_columns += ("stale",)
     own = RUN_COLUMNS + attempt_columns + sweep_columns + env_columns
+    annotated = any(record["tags"]) or any(n is not None for n in record["note"])
+    annotation_columns = ANNOTATION_COLUMNS if annotated else ()
     run_names = {c: f"run_{c}" if c in data else c for c in own}
     taken = {
         *data,
@@ -115,6 +121,17 @@ def build_frame(
         name = f"result_{key}" if key in taken else key
         data[name] = pd.Series(ordered(table.results.pop(key)))
         results.append(name)
+    # after the outcome: a result called note keeps its name, whether or not
+    # some run has a note (the annotation is then run_note)
+    named = {c: f"run_{c}" if c in data else c for c in annotation_columns}
+    run_names = {
+        c: run_names.get(c) or named[c]
+        for c in RUN_COLUMNS
+        + annotation_columns
+        + attempt_columns
+        + sweep_columns
+        + env_columns
+    }
     statuses = _statuses(record)
     for column, name in run_names.items():
         if column == "status":
@@ -123,6 +140,10 @@ def build_frame(
             data[name] = _utc(ordered(record[column]))
         elif column == "stale":
             data[name] = pd.Series(ordered(record[column]), dtype=object)
+        elif column == "tags":  # a list in every row, so that 'x' in tags works
+            data[name] = pd.Series(
+                ordered([t or [] for t in record[column]]), dtype=object
+            )
         elif column == "duration":
             data[name] = pd.Series(ordered(record[column]), dtype="float64")
         elif column == "attempts":

@@ -3,7 +3,8 @@
 A row is what :class:`exman.Index` shows of a run: the values of its
 ``params.yaml`` (typed by YAML: nothing is guessed from strings), a few
 fields of its ``run.json``, for a run that failed or was interrupted the
-last line of its ``traceback.txt``, and its outcome: the values of its
+last line of its ``traceback.txt``, its tags and note (``annotations.json``),
+and its outcome: the values of its
 ``results.json`` and the last value of each other metric of its
 ``metrics.jsonl`` (see :mod:`exman.look.outcome`). A run that cannot be used (no or
 invalid ``params.yaml``, an unsafe tag, no integer ``id``, which exman
@@ -20,6 +21,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..record.annotations import ANNOTATIONS_FILE, parse_annotations
 from ..record.params import PARAMS_FILE
 from ..record.run import RUN_FILE, TRACEBACK_FILE
 from .fastyaml import load_document
@@ -28,7 +30,8 @@ from .outcome import read_outcome
 __all__ = ["RECORD_FIELDS", "RowBuilder", "Table", "read_run"]
 
 #: what is kept of run.json; ``started``/``finished`` as microseconds since
-#: the epoch (UTC), ``error`` the last line of the traceback
+#: the epoch (UTC), ``error`` the last line of the traceback; ``tags`` (a
+#: list, None for none) and ``note`` from annotations.json
 RECORD_FIELDS = (
     "status",
     "started",
@@ -47,19 +50,23 @@ RECORD_FIELDS = (
     "slurm_job",
     "code",
     "code_source",
+    "tags",
+    "note",
 )
 #: a file larger than this is refused, not read
 MAX_FILE = 16 << 20
 _BUF = 1 << 16
 # O_NONBLOCK: a FIFO planted as params.yaml must not hang the load
 _OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NONBLOCK", 0)
+# annotations.json is never a link: exman replaces it, never writes through it
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _ERROR_STATUSES = frozenset({"failed", "interrupted"})
 _EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
 
 
 # -- one run folder -----------------------------------------------------------
-def _read(path: str, dir_fd: int | None) -> bytes:
-    fd = os.open(path, _OPEN_FLAGS, dir_fd=dir_fd)
+def _read(path: str, dir_fd: int | None, flags: int = 0) -> bytes:
+    fd = os.open(path, _OPEN_FLAGS | flags, dir_fd=dir_fd)
     try:
         data = os.read(fd, _BUF)
         if len(data) < _BUF:
@@ -187,6 +194,13 @@ def read_run(folder: str, dir_fd: int | None, memo: dict[str, str]) -> Parsed:
             record["error"] = _last_line(_read(f"{folder}/{TRACEBACK_FILE}", dir_fd))
         except OSError:
             record["error"] = _as((data or {}).get("reason"), (str,))
+    try:
+        data = _read(f"{folder}/{ANNOTATIONS_FILE}", dir_fd, _NOFOLLOW)
+        tags, note = parse_annotations(data)
+    except OSError:  # none (most runs), a link or unreadable: no annotations
+        tags, note = [], None
+    record["tags"] = tags or None
+    record["note"] = note
     outcome, damaged = read_outcome(folder, dir_fd)
     if damaged is not None:
         problem = damaged if problem is None else f"{problem}; {damaged}"

@@ -11,11 +11,14 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     import subprocess
 
-__all__ = ["GitError", "GitState", "git_code_state", "git_state"]
+__all__ = ["GitError", "GitState", "commit_diff", "git_code_state", "git_state"]
 
 #: the uncommitted changes as a patch, whatever the user's diff settings
 #: (colours, external diff tools, text conversions would change the bytes)
 DIFF = ("diff", "--no-ext-diff", "--no-color", "--no-textconv", "HEAD")
+#: a repository's own config must not run a command (core.fsmonitor) for a
+#: look at it; git itself refuses repositories of other users
+SAFE = ("-c", "core.fsmonitor=false")
 
 
 class GitError(ExmanError, RuntimeError):
@@ -88,12 +91,29 @@ def git_code_state(repo: StrPath) -> GitState:
 
     :raises GitError: git is not installed or ``repo`` is not in a repository.
     """
-    # a repository's own config must not run a command (core.fsmonitor) for
-    # a look at it; git itself refuses repositories of other users
-    safe = ("-c", "core.fsmonitor=false")
-    head = _git(repo, *safe, "rev-parse", "--show-toplevel", "HEAD")
+    head = _git(repo, *SAFE, "rev-parse", "--show-toplevel", "HEAD")
     lines = head.stdout.split("\n")
     if head.returncode != 0 or len(lines) < 2 or not lines[1].strip():
         return git_state(repo)  # not a repository, or no commit yet
-    diff = _git(repo, *safe, *DIFF).stdout
+    diff = _git(repo, *SAFE, *DIFF).stdout
     return GitState(lines[1].strip(), bool(diff), diff, lines[0].strip() or None)
+
+
+def commit_diff(repo: StrPath, old: str, new: str) -> str | None:
+    """``git diff old new`` in ``repo``; None when git is missing, ``repo``
+    is not a repository or it lacks one of the commits (or one is not a
+    commit's hex name: a value read from a run's files is never an option)."""
+    hexdigits = set("0123456789abcdef")
+    if not all(4 <= len(c) <= 64 and set(c) <= hexdigits for c in (old, new)):
+        return None
+    if not os.path.isdir(repo):
+        return None
+    try:
+        for commit in (old, new):
+            found = _git(repo, *SAFE, "cat-file", "-e", f"{commit}^{{commit}}")
+            if found.returncode != 0:
+                return None
+        proc = _git(repo, *SAFE, *DIFF[:-1], old, new)
+    except GitError:
+        return None
+    return proc.stdout if proc.returncode == 0 else None
