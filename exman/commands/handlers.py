@@ -27,11 +27,13 @@ __all__ = [
     "cmd_gc",
     "cmd_ls",
     "cmd_mark",
+    "cmd_report",
     "cmd_rerun",
     "cmd_restore",
     "cmd_show",
     "cmd_sweep",
     "cmd_table",
+    "cmd_ui",
     "cmd_unmark",
     "err",
 ]
@@ -248,3 +250,29 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from ..sweep.cli import run
 
     return run(args)
+
+
+def cmd_report(args: argparse.Namespace, root: Root) -> int:
+    from ..views.report import report
+
+    path = report(root, args.output, query=args.query, marked=args.marked)
+    print(f"wrote {path}")
+    return OK
+
+
+def cmd_ui(args: argparse.Namespace, root: Root) -> int:
+    from ..views.server import check_address, ui
+
+    token = args.token or None
+    if args.token == "":  # --token without a value: make one
+        import secrets
+
+        token = secrets.token_urlsafe(24)
+    token, warning = check_address(args.host, token)
+    if warning:
+        err(f"warning: {warning}")
+    host = f"[{args.host}]" if ":" in args.host else args.host
+    query = f"?token={token}" if token else ""
+    err(f"serving {root.path} at http://{host}:{args.port}/{query} (Ctrl-C stops)")
+    ui(root.path, host=args.host, port=args.port, token=token, poll_ms=args.poll)
+    return OK
