@@ -28,13 +28,16 @@ def plotly_js() -> pathlib.Path:
 
     :raises ExmanError: plotly is not installed (``pip install 'exman[ui]'``).
     """
-    try:
-        import plotly
-    except ImportError:
-        raise ExmanError("the views need plotly: pip install 'exman[ui]'") from None
-    path = pathlib.Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+    # found, not imported: importing plotly costs a second and is not needed
+    import importlib.util
+
+    spec = importlib.util.find_spec("plotly")
+    if spec is None or not spec.submodule_search_locations:
+        raise ExmanError("the views need plotly: pip install 'exman[ui]'")
+    folder = pathlib.Path(next(iter(spec.submodule_search_locations)))
+    path = folder / "package_data" / "plotly.min.js"
     if not path.is_file():
-        raise ExmanError(f"plotly {plotly.__version__} has no {path}")
+        raise ExmanError(f"the plotly package in {folder} has no {path.name}")
     return path
 
 
