@@ -28,6 +28,7 @@ from .commands.handlers import (
     cmd_ls,
     cmd_mark,
     cmd_note,
+    cmd_report,
     cmd_rerun,
     cmd_restore,
     cmd_show,
@@ -35,6 +36,7 @@ from .commands.handlers import (
     cmd_table,
     cmd_tag,
     cmd_tail,
+    cmd_ui,
     cmd_unmark,
     cmd_untag,
     err,
@@ -496,6 +498,69 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--dry-run", action="store_true", help="list what would go, remove nothing"
+    )
+
+    p = _add(
+        sub,
+        "report",
+        cmd_report,
+        "Write the views of the runs into one self-contained HTML file.",
+        'exman report\nexman report -o sweep.html --query "lr > 0.01"\n'
+        "exman report --marked best",
+        parent,
+        "The runs table, parallel coordinates, interest ~ parameter, curves, "
+        "one run and two runs side by side, with the data, plotly.js and the "
+        "styles inside the file: it opens offline in any browser. Failed runs "
+        "are included. Needs the ui extra: pip install 'exman[ui]'.",
+    )
+    p.add_argument(
+        "-o",
+        "--output",
+        metavar="FILE",
+        default="report.html",
+        help="the file to write (default: report.html)",
+    )
+    p.add_argument(
+        "-q", "--query", help="a pandas query: \"lr > 0.01 and model == 'b'\""
+    )
+    p.add_argument("-m", "--marked", metavar="KEY", help="only runs marked under KEY")
+
+    p = _add(
+        sub,
+        "ui",
+        cmd_ui,
+        "Serve the views of the runs live, in the browser.",
+        "exman ui\nexman ui --port 9000\nexman ui --host 0.0.0.0 --token",
+        parent,
+        "The page of exman report, served from the root: new and finished runs "
+        "appear while it is open and a running run's log is followed. Read-only. "
+        "It listens on 127.0.0.1 unless --host says otherwise; any other "
+        "address prints a warning and requires a token (made when --token "
+        "gives none), passed in the printed address. Needs the ui extra: "
+        "pip install 'exman[ui]'.",
+    )
+    p.add_argument(
+        "--port", type=int, default=8765, help="the port to listen on (8765)"
+    )
+    p.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="the address to listen on (127.0.0.1; others require a token)",
+    )
+    p.add_argument(
+        "--token",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="TOKEN",
+        help="require this token (a new one when none is given)",
+    )
+    p.add_argument(
+        "--poll",
+        type=int,
+        default=2000,
+        metavar="MS",
+        help="how often the page looks for new runs, in milliseconds (2000)",
     )
 
     # the sweep spec names its root: this command needs none from here

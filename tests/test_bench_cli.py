@@ -48,3 +48,32 @@ def test_bench_search_prints_the_ratios() -> None:
     assert "best tpe / best random:" in proc.stdout
     assert "steps tpe+median / steps tpe:" in proc.stdout
     assert "compute saved by pruning:" in proc.stdout
+
+
+def test_bench_report_prints_the_ratios() -> None:
+    """``bench/report.py`` at 20 runs, without the browser."""
+    pytest.importorskip("plotly")
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env.pop("EXMAN_ROOT", None)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "bench/report.py",
+            "--system",
+            "--sizes",
+            "20",
+            "--steps",
+            "3",
+            "--reps",
+            "1",
+            "--no-paint",
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode in (0, 1), proc.stderr
+    assert "20 runs: exman report / (Index.info() + Index.metrics()):" in proc.stdout
+    assert "20 runs: report size" in proc.stdout

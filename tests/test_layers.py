@@ -23,7 +23,8 @@ ALLOWED: dict[str, set[str]] = {
     "parser": {"record"},
     "index": {"record", "look"},
     "sweep": {"record", "look", "index"},
-    "commands": {"record", "look", "parser", "index", "sweep"},
+    "views": {"record", "look", "index"},
+    "commands": {"record", "look", "parser", "index", "sweep", "views"},
     "cli": {"record", "look", "parser", "index", "sweep", "commands", "exman"},
     "__main__": {"cli"},
     # the public face: lazy attributes for Index and sweep

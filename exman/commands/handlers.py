@@ -29,6 +29,7 @@ __all__ = [
     "cmd_ls",
     "cmd_mark",
     "cmd_note",
+    "cmd_report",
     "cmd_rerun",
     "cmd_restore",
     "cmd_show",
@@ -36,6 +37,7 @@ __all__ = [
     "cmd_table",
     "cmd_tag",
     "cmd_tail",
+    "cmd_ui",
     "cmd_unmark",
     "cmd_untag",
     "err",
@@ -310,3 +312,29 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from ..sweep.cli import run
 
     return run(args)
+
+
+def cmd_report(args: argparse.Namespace, root: Root) -> int:
+    from ..views.report import report
+
+    path = report(root, args.output, query=args.query, marked=args.marked)
+    print(f"wrote {path}")
+    return OK
+
+
+def cmd_ui(args: argparse.Namespace, root: Root) -> int:
+    from ..views.server import check_address, ui
+
+    token = args.token or None
+    if args.token == "":  # --token without a value: make one
+        import secrets
+
+        token = secrets.token_urlsafe(24)
+    token, warning = check_address(args.host, token)
+    if warning:
+        err(f"warning: {warning}")
+    host = f"[{args.host}]" if ":" in args.host else args.host
+    query = f"?token={token}" if token else ""
+    err(f"serving {root.path} at http://{host}:{args.port}/{query} (Ctrl-C stops)")
+    ui(root.path, host=args.host, port=args.port, token=token, poll_ms=args.poll)
+    return OK

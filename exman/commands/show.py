@@ -10,11 +10,11 @@ import json
 import os
 import pathlib
 import shlex
-import stat
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from ..look.files import list_files, tail
 from ..look.outcome import read_outcome
 from ..record.annotations import read_annotations
 from ..record.fingerprint import CodeCheck
@@ -27,8 +27,6 @@ from .terminal import printable
 
 __all__ = ["RunDetails", "format_details", "show", "tail"]
 
-#: files listed at most, so that a run with 100,000 checkpoints stays readable
-MAX_FILES = 200
 #: traceback lines printed at most (a RecursionError has thousands)
 MAX_TRACEBACK = 60
 #: params that describe the run rather than parametrise it
@@ -82,48 +80,6 @@ class RunDetails:
         return data
 
 
-def tail(path: StrPath, lines: int = 20, *, block: int = 8192) -> list[str]:
-    """The last ``lines`` lines of a text file, read from its end.
-
-    :raises OSError: the file cannot be read.
-    """
-    if lines <= 0:
-        return []
-    # O_NONBLOCK: a FIFO planted as log.txt must not hang the command
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
-        os.close(fd)
-        return []
-    with open(fd, "rb") as f:
-        end = f.seek(0, os.SEEK_END)
-        pos, data = end, b""
-        while pos > 0 and data.count(b"\n") <= lines:
-            step = min(block, pos)
-            pos -= step
-            f.seek(pos)
-            data = f.read(step) + data
-    text = data.decode("utf-8", errors="replace")
-    return text.splitlines()[-lines:]
-
-
-def _files(path: pathlib.Path) -> tuple[list[tuple[str, int]], int]:
-    out: list[tuple[str, int]] = []
-    extra = 0
-    for folder, dirs, files in os.walk(path):
-        dirs.sort()
-        for name in sorted(files):
-            full = os.path.join(folder, name)
-            if len(out) >= MAX_FILES:
-                extra += 1
-                continue
-            try:
-                size = os.lstat(full).st_size
-            except OSError:
-                size = -1
-            out.append((os.path.relpath(full, path), size))
-    return out, extra
-
-
 def show(root: StrPath | Root, id: int | str, *, lines: int = 20) -> RunDetails:
     """Gather the parameters, status, files and log of run ``id``.
 
@@ -148,7 +104,7 @@ def show(root: StrPath | Root, id: int | str, *, lines: int = 20) -> RunDetails:
         for link in root.mark_links()
         if link.name == path.name
     )
-    files, more = _files(path)
+    files, more = list_files(path)
     tags, note = read_annotations(path)
     outcome, problem = read_outcome(str(path))
     if problem:

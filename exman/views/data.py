@@ -1,0 +1,359 @@
+"""What every view draws, from one call: :func:`payload`.
+
+The report (``exman report``) and the live page (``exman ui``) both show
+the dict it returns, as JSON: the runs table (parameters, results, last
+metric values, status, marks, times), the curves each run logged with
+:func:`exman.log`, and the details of each run (command, git, files, the
+end of its log). Every value is plain JSON (no NaN): the page inserts it as
+text, never as markup.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import math
+import os
+import shlex
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from ..look.analysis import metrics_frame
+from ..look.files import list_files, tail
+from ..look.frame import build_frame
+from ..look.gather import Load
+from ..look.stats import T_975, Z_975
+from ..record.run import DIFF_FILE, LOG_FILE, TRACEBACK_FILE, Run
+from ..record.store import ExmanError, StrPath
+
+if TYPE_CHECKING:
+    import pathlib
+
+    import pandas as pd
+
+    from ..index import Index
+
+__all__ = ["FORMAT", "payload", "run_details"]
+
+#: the version of the payload's layout (the page checks it)
+FORMAT = 1
+#: a run's files listed at most in the details
+DETAIL_FILES = 50
+#: bytes of a run's git diff kept in the details
+DIFF_BYTES = 8192
+#: significant digits of a curve's values: enough for any plot, and half
+#: the size of the full ones in the report
+CURVE_DIGITS = 7
+#: the parameter repetitions differ by, when a run has it
+REPETITION_NAMES = ("seed", "rep", "repeat", "repetition", "trial")
+#: parameters that describe how a run was made, not what it computes
+META = frozenset(
+    {"time", "commit", "dirty", "git_dirty", "config", "config_file", "task_key"}
+)
+
+
+def payload(
+    index: Index,
+    *,
+    source: StrPath | None = None,
+    query: str | None = None,
+    failed: bool = True,
+    tmp: bool = False,
+    curves: bool = True,
+    details: bool = True,
+    log_lines: int = 20,
+) -> dict[str, Any]:
+    """The runs of ``index`` as the views draw them: one JSON-ready dict.
+
+    Keys: ``format``, ``root``, ``generated`` (ISO time, UTC), ``columns``
+    (``name``, ``kind``: id, param, result or run; ``type``: number, bool,
+    string, time or json), ``rows`` (one list of values per run, in the
+    order of ``columns``, by id), ``over`` (the parameter repetitions
+    differ by, like ``seed``, or None), ``t975`` (the 0.975 quantiles of
+    Student's t for 1 to 30 degrees of freedom, then the normal one),
+    ``metrics`` (names logged),
+    ``curves`` (``{metric: {id: [steps, values]}}``, the values to
+    :data:`CURVE_DIGITS` significant digits) and ``details``
+    (``{id: {...}}``, see :func:`run_details`).
+
+    :param source: a mark key: only the runs marked under it.
+    :param query: a pandas query on the columns, as ``exman ls --query``.
+    :param failed: also the runs in ``fails/`` (the views colour them);
+        with ``source``, the marked ones are there already.
+    :param tmp: also the runs in ``tmp/``.
+    :param curves: read every run's ``metrics.jsonl`` for the curves.
+    :param details: gather each run's command, files and log tail.
+    :param log_lines: lines of each run's log in its details.
+    :raises ExmanError: a bad query; a mark key with ``..``.
+    :raises MarkNotFound: no mark ``source``.
+    """
+    frame, params, results = _load(index, source, failed=failed, tmp=tmp)
+    if query:
+        try:
+            frame = frame.query(query).reset_index(drop=True)
+        except Exception as e:  # pandas raises a dozen kinds for a bad query
+            raise ExmanError(
+                f"--query {query!r}: {type(e).__name__}: {e}; "
+                f"the columns are {', '.join(map(str, frame.columns))}"
+            ) from None
+    root = index.root.path
+    folders: list[pathlib.Path] = frame["root"].tolist()
+    ids: list[int] = frame["id"].tolist()
+    marks = _marks(index)
+    columns: list[dict[str, str]] = []
+    values: list[list[Any]] = []
+    for name in frame.columns:
+        if name == "root":
+            continue
+        if name == "id":
+            kind = "id"
+        elif name in META:
+            kind = "run"
+        elif name in params:
+            kind = "param"
+        elif name in results:
+            kind = "result"
+        else:
+            kind = "run"
+        typ, cells = _column(frame[name])
+        columns.append({"name": str(name), "kind": kind, "type": typ})
+        values.append(cells)
+    columns.append({"name": "marks", "kind": "run", "type": "json"})
+    values.append([marks.get(f.name, []) for f in folders])
+    columns.append({"name": "path", "kind": "run", "type": "string"})
+    values.append([os.path.relpath(f, root) for f in folders])
+    rows = [list(row) for row in zip(*values)] if values else []
+    data: dict[str, Any] = {
+        "format": FORMAT,
+        "root": str(root),
+        "generated": datetime.datetime.now(datetime.timezone.utc).isoformat(
+            timespec="seconds"
+        ),
+        "columns": columns,
+        "rows": rows,
+        "over": next((n for n in REPETITION_NAMES if n in params), None),
+        # the page's 95% intervals use the library's quantiles of Student's t
+        "t975": [*T_975, Z_975],
+        "metrics": [],
+        "curves": {},
+        "details": {},
+    }
+    if curves:
+        data["metrics"], data["curves"] = _curves(list(zip(ids, folders)))
+    if details:
+        data["details"] = {
+            str(num): run_details(folder, num, lines=log_lines)
+            for num, folder in zip(ids, folders)
+        }
+    return data
+
+
+def _load(
+    index: Index, source: StrPath | None, *, failed: bool, tmp: bool
+) -> tuple[pd.DataFrame, list[str], list[str]]:
+    """The frame of :meth:`Index.info` and which columns are params, results."""
+    load = Load(index.root, index.cache)
+    if source is None:
+        load.add_index()
+    else:
+        load.add_marks(source)
+    if failed and source is None:  # marked runs that failed are marked there
+        load.add_place("fails")
+    if tmp:
+        load.add_place("tmp")
+    frame, columns = build_frame(load.run())
+    return frame, columns.params, columns.results
+
+
+def _marks(index: Index) -> dict[str, list[str]]:
+    """Run folder name -> the mark keys that link to it."""
+    found: dict[str, list[str]] = {}
+    marked = index.root.marked
+    for link in index.root.mark_links():
+        key = os.path.relpath(link.parent, marked)
+        found.setdefault(link.name, []).append(key)
+    return {name: sorted(keys) for name, keys in found.items()}
+
+
+def _plain(value: Any) -> Any:
+    """A value as JSON has it: NaN and infinities as None, others as text."""
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if hasattr(value, "item"):  # a numpy scalar
+        try:
+            return _plain(value.item())
+        except (TypeError, ValueError):
+            pass
+    return str(value)
+
+
+def _column(column: pd.Series) -> tuple[str, list[Any]]:
+    """The column's type for the page and its cells as JSON values."""
+    import pandas as pd
+
+    dtype = column.dtype
+    if pd.api.types.is_bool_dtype(dtype):
+        return "bool", [_plain(v) for v in column.tolist()]
+    if pd.api.types.is_datetime64_any_dtype(dtype):
+        tz = getattr(dtype, "tz", None) is not None
+        fmt = "%Y-%m-%dT%H:%M:%SZ" if tz else "%Y-%m-%d %H:%M:%S"
+        text = column.dt.strftime(fmt)
+        return "time", [None if pd.isna(v) else v for v in text.tolist()]
+    if pd.api.types.is_numeric_dtype(dtype):
+        return "number", [_plain(v) for v in column.tolist()]
+    cells = [None if _missing(v) else _plain(v) for v in column.tolist()]
+    kinds = {type(v) for v in cells if v is not None}
+    if kinds <= {str}:
+        return "string", cells
+    if kinds <= {int, float} and bool not in kinds:
+        return "number", cells
+    if kinds <= {bool}:
+        return "bool", cells
+    return "json", cells
+
+
+def _missing(value: Any) -> bool:
+    import pandas as pd
+
+    if isinstance(value, (list, dict, tuple)):
+        return False
+    try:
+        return bool(pd.isna(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def _curves(
+    runs: Sequence[tuple[int, pathlib.Path]],
+) -> tuple[list[str], dict[str, dict[str, list[list[Any]]]]]:
+    """The metrics logged and, for each, every run's ``[steps, values]``."""
+    import numpy as np
+
+    frame = metrics_frame(runs)
+    metrics = [str(c) for c in frame.columns if c not in ("id", "step", "time")]
+    if not len(frame):
+        return metrics, {}
+    ids = frame["id"].to_numpy()
+    cuts = np.flatnonzero(ids[1:] != ids[:-1]) + 1
+    starts = [0, *cuts.tolist()]
+    ends = [*cuts.tolist(), len(ids)]
+    steps = frame["step"].to_numpy(dtype="float64", na_value=np.nan)
+    whole = bool(np.isfinite(steps).all() and (steps == np.round(steps)).all())
+    step_list: Any = steps.astype("int64") if whole else steps
+    out: dict[str, dict[str, list[list[Any]]]] = {}
+    for metric in metrics:
+        try:
+            column = frame[metric].to_numpy(dtype="float64", na_value=np.nan)
+        except (TypeError, ValueError):
+            continue  # text logged as a metric: nothing to draw
+        column = _significant(column)
+        finite = np.isfinite(column)
+        curves: dict[str, list[list[Any]]] = {}
+        for start, end in zip(starts, ends):
+            keep = finite[start:end]
+            if not keep.any():
+                continue
+            if np.isnan(steps[start:end]).all():
+                xs = np.arange(end - start)[keep].tolist()
+            else:
+                xs = step_list[start:end][keep].tolist()
+            curves[str(int(ids[start]))] = [xs, column[start:end][keep].tolist()]
+        if curves:
+            out[metric] = curves
+    return [m for m in metrics if m in out], out
+
+
+def _significant(values: Any) -> Any:
+    """``values`` (float64) rounded to :data:`CURVE_DIGITS` significant
+    digits: each the double nearest to a short decimal, so that JSON writes
+    it short. Values of 1e15 and more, and non-finite ones, stay."""
+    import numpy as np
+
+    out = values.copy()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        size = np.floor(np.log10(np.abs(values)))
+        decimals = CURVE_DIGITS - 1 - size
+        ok = np.isfinite(decimals) & (decimals >= 0) & (decimals <= 22)
+        scale = 10.0 ** decimals[ok]
+        # scale is an exact power of ten: the division rounds correctly
+        out[ok] = np.round(values[ok] * scale) / scale
+    return out
+
+
+def run_details(folder: pathlib.Path, num: int, *, lines: int = 20) -> dict[str, Any]:
+    """One run as its own view shows it: record, command, git, files, log.
+
+    Keys: ``id``, ``name``, ``place`` (runs, fails or tmp), ``record`` (the
+    run's ``run.json``), ``command`` (the shell line that started it),
+    ``cwd``, ``rerun`` (the ``exman rerun`` line), ``diff`` (the start of
+    its ``changes.diff``), ``files`` (``[path, size]``), ``more_files``,
+    ``log`` (the last ``lines`` of ``log.txt``),
+    ``traceback``. Nothing read here raises: a file that cannot be read
+    is missing.
+    """
+    run = Run(folder)
+    record = _plain(run.record())
+    out: dict[str, Any] = {
+        "id": num,
+        "name": folder.name,
+        "place": folder.parent.name,
+        "record": record,
+        "rerun": f"exman rerun {num}",
+        "command": None,
+        "cwd": None,
+        "diff": None,
+        "files": [],
+        "more_files": 0,
+        "log": [],
+        "traceback": None,
+    }
+    command = record.get("command") if isinstance(record, dict) else None
+    if isinstance(command, dict):
+        argv = command.get("orig_argv") or command.get("argv") or []
+        if isinstance(argv, list):
+            out["command"] = shlex.join(str(a) for a in argv)
+        out["cwd"] = command.get("cwd")
+    files, more = list_files(folder, DETAIL_FILES)
+    out["files"], out["more_files"] = [list(f) for f in files], more
+    names = {f[0] for f in files}
+    if LOG_FILE in names or more:
+        out["log"] = _read(lambda: tail(folder / LOG_FILE, lines), [])
+    if TRACEBACK_FILE in names or more:
+        text = _read(lambda: (folder / TRACEBACK_FILE).read_text(errors="replace"))
+        out["traceback"] = text[-DIFF_BYTES:] if text else None
+    if DIFF_FILE in names or more:
+        out["diff"] = _read(lambda: _head(folder / DIFF_FILE, DIFF_BYTES))
+    return out
+
+
+def _read(call: Any, default: Any = None) -> Any:
+    try:
+        return call()
+    except OSError:
+        return default
+
+
+def _head(path: pathlib.Path, size: int) -> str:
+    with open(path, "rb") as f:
+        data = f.read(size + 1)
+    text = data[:size].decode("utf-8", errors="replace")
+    return text + ("\n…" if len(data) > size else "")
+
+
+def dumps(data: dict[str, Any]) -> str:
+    """``data`` as JSON that is safe inside an HTML ``<script>`` element:
+    ``<``, ``>`` and ``&`` escaped, so no value can close the element."""
+    text = json.dumps(data, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    return (
+        text.replace("<", "\\u003c")
+        .replace(">", "\\u003e")
+        .replace("&", "\\u0026")
+        .replace("\u2028", "\\u2028")
+        .replace("\u2029", "\\u2029")
+    )
