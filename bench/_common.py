@@ -282,6 +282,7 @@ def make_root(
     *,
     counter: bool = True,
     records: bool = False,
+    copies: bool = True,
     first_id: int = 1,
 ) -> pathlib.Path:
     """Build a root of ``n`` finished runs by hand, fast (no exman involved).
@@ -292,6 +293,9 @@ def make_root(
     :param counter: write ``.exman/counter`` as exman does; without it the
         root looks like one made by exman 0.1.9.
     :param records: also write each run's ``run.json`` (status completed).
+    :param copies: with ``records``, put the copy of the parameters in
+        run.json that exman writes there (see ``exman.record.snapshot``);
+        without it the runs look like those of an exman that wrote none.
     """
     root = pathlib.Path(path)
     for sub in ("runs", "index", "marked", "fails", "tmp", ".exman"):
@@ -304,16 +308,34 @@ def make_root(
         name = f"{num:06d}-{when.strftime(DIR_TIME_FORMAT)}"
         folder = f"{runs}/{name}"
         os.mkdir(folder)
+        values = {
+            "config_file": None,
+            "epochs": 10,
+            "git_dirty": False,
+            "lr": float(f"{0.001 * (num % 100 + 1):g}"),
+            "model": "mlp",
+            "name": None,
+            "root": f"runs/{name}",
+            "seed": num % 5,
+            "tmp": False,
+            "time": when.isoformat(),
+            "id": num,
+        }
         with open(f"{folder}/params.yaml", "w") as f:
             f.write(
                 "config_file: null\nepochs: 10\ngit_dirty: false\n"
-                f"lr: {0.001 * (num % 100 + 1):g}\nmodel: mlp\nname: null\n"
+                f"lr: {values['lr']!r}\nmodel: mlp\nname: null\n"
                 f"root: runs/{name}\nseed: {num % 5}\ntmp: false\n"
                 f"time: '{when.isoformat()}'\nid: {num}\n"
             )
         if records:
+            record = _record(num, when)
+            if copies:
+                st = os.stat(f"{folder}/params.yaml")
+                file = [st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
+                record["params"] = {"file": file, "values": values}
             with open(f"{folder}/run.json", "w") as f:
-                json.dump(_record(num, when), f)
+                json.dump(record, f)
         os.symlink(f"../runs/{name}/params.yaml", f"{index}/{name}.yaml")
         last = num
     if counter:

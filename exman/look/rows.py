@@ -21,6 +21,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..record import snapshot
 from ..record.annotations import ANNOTATIONS_FILE, parse_annotations
 from ..record.params import PARAMS_FILE
 from ..record.run import RUN_FILE, TRACEBACK_FILE
@@ -62,6 +63,7 @@ _OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NONBLOC
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _ERROR_STATUSES = frozenset({"failed", "interrupted"})
 _EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
+_MICROSECOND = datetime.timedelta(microseconds=1)
 
 
 # -- one run folder -----------------------------------------------------------
@@ -119,8 +121,7 @@ def _epoch_us(value: Any) -> int | None:
         return None
     if when.tzinfo is None:
         when = when.astimezone()
-    delta = when - _EPOCH
-    return (delta.days * 86400 + delta.seconds) * 1_000_000 + delta.microseconds
+    return (when - _EPOCH) // _MICROSECOND
 
 
 Parsed = tuple[dict[str, Any] | None, dict[str, Any], dict[str, Any], str | None]
@@ -129,29 +130,15 @@ Parsed = tuple[dict[str, Any] | None, dict[str, Any], dict[str, Any], str | None
 def read_run(folder: str, dir_fd: int | None, memo: dict[str, str]) -> Parsed:
     """Parse the run in ``folder`` (relative to ``dir_fd`` when given).
 
+    The parameters come from the copy in run.json while params.yaml is the
+    file it was made from (see :mod:`exman.record.snapshot`), else from
+    params.yaml.
+
     :returns: ``(params, record, outcome, problem)``. ``params`` is None
         when the run cannot be used (``problem`` says why); otherwise
         ``problem`` is set when its run.json or results.json is damaged
         (the run is kept, its status unknown or its results missing).
     """
-    try:
-        raw = _read(f"{folder}/{PARAMS_FILE}", dir_fd)
-    except FileNotFoundError:
-        return None, {}, {}, f"no {PARAMS_FILE}"
-    except OSError as e:
-        return None, {}, {}, f"cannot read {PARAMS_FILE}: {e.strerror or e}"
-    try:
-        params = load_document(raw, memo)
-    except Exception as e:  # any failure of the YAML loader is a bad file
-        return None, {}, {}, f"invalid {PARAMS_FILE}: {_why(e)}"
-    if not isinstance(params, dict):
-        what = "empty" if params is None else f"a {type(params).__name__}"
-        return None, {}, {}, f"{PARAMS_FILE} is {what}, not 'key: value' pairs"
-    num = params.get("id")
-    if type(num) is not int or not -(2**63) <= num < 2**63:
-        return None, {}, {}, f"{PARAMS_FILE} has no integer id (a half-written file?)"
-    if not all(type(k) is str for k in params):
-        params = {str(k): v for k, v in params.items()}
     problem = None
     try:
         data: Any = json.loads(_read(f"{folder}/{RUN_FILE}", dir_fd))
@@ -162,6 +149,33 @@ def read_run(folder: str, dir_fd: int | None, memo: dict[str, str]) -> Parsed:
     except (OSError, ValueError) as e:
         data = {"status": "unknown"}
         problem = f"unreadable {RUN_FILE} ({_why(e)}): its status is unknown"
+    params: Any = None
+    if data is not None and snapshot.FIELD in data:
+        try:
+            st = os.stat(f"{folder}/{PARAMS_FILE}", dir_fd=dir_fd)
+        except OSError:
+            pass  # reading it says what is wrong
+        else:
+            params = snapshot.values(data, st)
+    if params is None:
+        try:
+            raw = _read(f"{folder}/{PARAMS_FILE}", dir_fd)
+        except FileNotFoundError:
+            return None, {}, {}, f"no {PARAMS_FILE}"
+        except OSError as e:
+            return None, {}, {}, f"cannot read {PARAMS_FILE}: {e.strerror or e}"
+        try:
+            params = load_document(raw, memo)
+        except Exception as e:  # any failure of the YAML loader is a bad file
+            return None, {}, {}, f"invalid {PARAMS_FILE}: {_why(e)}"
+    if not isinstance(params, dict):
+        what = "empty" if params is None else f"a {type(params).__name__}"
+        return None, {}, {}, f"{PARAMS_FILE} is {what}, not 'key: value' pairs"
+    num = params.get("id")
+    if type(num) is not int or not -(2**63) <= num < 2**63:
+        return None, {}, {}, f"{PARAMS_FILE} has no integer id (a half-written file?)"
+    if not all(type(k) is str for k in params):
+        params = {str(k): v for k, v in params.items()}
     record: dict[str, Any] = {}
     if data is not None:
         record = {
@@ -384,6 +398,8 @@ class RowBuilder:
         self.table = Table()
         self._schemas: dict[tuple[str, ...], int] = {}
         self._strings: dict[str, str] = {}
+        # schema number -> the column of each of its keys but root, in order
+        self._columns: dict[int, list[list[Any]]] = {}
 
     def add(
         self,
@@ -403,17 +419,29 @@ class RowBuilder:
             t.schemas.append(keys)
         t.schema.append(num)
         strings = self._strings
-        for key, value in params.items():
-            if key == "root":
-                continue
-            if type(value) is str:
-                value = strings.setdefault(value, value)
-            col = t.params.get(key)
-            if col is None:
-                col = t.params[key] = [None] * n
-            elif len(col) < n:
-                col += [None] * (n - len(col))
-            col.append(value)
+        columns = self._columns.get(num)
+        if columns is not None and all(len(col) == n for col in columns):
+            # the usual row: the same keys as an earlier one, every column full
+            values = list(params.values())
+            if "root" in params:
+                del values[keys.index("root")]
+            for col, value in zip(columns, values):
+                col.append(
+                    strings.setdefault(value, value) if type(value) is str else value
+                )
+        else:
+            for key, value in params.items():
+                if key == "root":
+                    continue
+                if type(value) is str:
+                    value = strings.setdefault(value, value)
+                col = t.params.get(key)
+                if col is None:
+                    col = t.params[key] = [None] * n
+                elif len(col) < n:
+                    col += [None] * (n - len(col))
+                col.append(value)
+            self._columns[num] = [t.params[key] for key in keys if key != "root"]
         for key in RECORD_FIELDS:
             value = record.get(key)
             if type(value) is str:

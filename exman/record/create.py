@@ -1,5 +1,8 @@
 """A new run: its folder, params.yaml, run.json and links, in that order.
 
+run.json also carries a copy of the parameters that readers use while
+params.yaml is unchanged (see :mod:`exman.record.snapshot`).
+
 The id and folder come from the root (:meth:`Root.allocate`); params.yaml
 is written before run.json so that a run with a status always has its
 parameters; the links come last, so a reader of ``index/`` never finds a
@@ -12,8 +15,8 @@ import os
 import pathlib
 from collections.abc import Callable, Iterable
 
-from . import heartbeat
-from .params import PARAMS_FILE, dump_params
+from . import heartbeat, snapshot
+from .params import PARAMS_FILE, TIME_FORMAT, dump_params
 from .run import DIFF_FILE, Run
 from .store import ExmanError, Root, RunPlace, atomic_write, check_name
 from .vcs import GitState
@@ -122,7 +125,13 @@ def _fill(
         params["commit"] = git.commit
         params["dirty"] = git.dirty
     text = dump_params(params, time=place.time, id=place.id)
-    atomic_write(place.path / PARAMS_FILE, text, durable=True)
+    params_file = place.path / PARAMS_FILE
+    atomic_write(params_file, text, durable=True)
+    copy = snapshot.make(
+        params, place.time.strftime(TIME_FORMAT), place.id, str(params_file)
+    )
+    if copy is not None:
+        record = {**record, snapshot.FIELD: copy}
     run = Run(place.path)
     run.start(heartbeat=every, **record)
     if started is not None:

@@ -38,6 +38,7 @@ __all__ = [
     "load_yaml",
     "plain",
     "register_str_converter",
+    "written_as_is",
 ]
 
 PARAMS_FILE = "params.yaml"
@@ -112,6 +113,13 @@ def register_str_converter(*types: type, tostr: Callable[[Any], str] = str) -> N
 
     for kind in types:
         _Dumper.add_representer(kind, represent)
+
+
+def written_as_is(kind: type) -> bool:
+    """Whether values of exactly ``kind`` are written by YAML's own safe
+    representer (not one registered by :func:`register_str_converter`)."""
+    mine = _Dumper.yaml_representers.get(kind)
+    return mine is not None and mine is yaml.SafeDumper.yaml_representers.get(kind)
 
 
 def dump_params(params: Mapping[str, Any], *, time: datetime.datetime, id: int) -> str:

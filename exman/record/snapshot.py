@@ -1,0 +1,90 @@
+"""The copy of a run's parameters that its ``run.json`` carries.
+
+``params.yaml`` is the truth, but parsing YAML is most of what reading a
+run costs. So when a run is created, the values its params.yaml holds are
+also written into its ``run.json`` as JSON (which Python parses in C), with
+the identity of the params.yaml they were written with: its inode, size,
+modification and change times. A reader uses the copy only while params.yaml
+still has exactly that identity: an edit, a replacement or a copy from
+elsewhere changes at least one of them (the change time cannot be set by
+hand), and the reader then parses params.yaml as before.
+
+A copy is made only of values that JSON holds exactly as YAML reads them
+back: None, bools, ints, floats, strings, and lists and string-keyed
+mappings of those (mappings sorted by key, as params.yaml writes them).
+Anything else (dates, bytes, values written by a converter registered with
+:func:`~exman.record.params.register_str_converter`) leaves the run without
+a copy.
+"""
+
+from __future__ import annotations
+
+import os
+
+from .params import written_as_is
+
+# not typing's: importing typing would slow every run's start
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+__all__ = ["FIELD", "identity", "make", "values"]
+
+#: the field of run.json that holds the copy
+FIELD = "params"
+_SCALARS = (type(None), bool, int, float, str)
+_MAX_DEPTH = 50
+
+
+class _NotExact(Exception):
+    """A value that JSON would not give back as YAML does."""
+
+
+def identity(st: os.stat_result) -> list[int]:
+    """What must not change in params.yaml for its copy to hold."""
+    return [st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
+
+
+def _exact(value: Any, depth: int, kinds: frozenset[type]) -> Any:
+    kind = type(value)
+    if kind not in kinds or depth > _MAX_DEPTH:
+        raise _NotExact
+    if kind is list:
+        return [_exact(v, depth + 1, kinds) for v in value]
+    if kind is dict:
+        if not all(type(k) is str for k in value):
+            raise _NotExact
+        return {k: _exact(value[k], depth + 1, kinds) for k in sorted(value)}
+    return value
+
+
+def make(params: dict[str, Any], time: str, id: int, path: str) -> dict[str, Any] | None:
+    """The copy of a params.yaml just written at ``path`` from ``params``
+    (as :func:`~exman.record.params.dump_params` wrote it, with ``time``
+    and ``id``), or None when its values cannot be copied exactly."""
+    kinds = frozenset(k for k in (*_SCALARS, list, dict) if written_as_is(k))
+    if "time" in params or "id" in params or not all(type(k) is str for k in params):
+        return None  # written twice, or keys YAML reads back as other types
+    try:
+        copied = {k: _exact(params[k], 1, kinds) for k in sorted(params)}
+        st = os.stat(path)
+    except (_NotExact, RecursionError, OSError):
+        return None
+    copied["time"] = time
+    copied["id"] = int(id)
+    return {"file": identity(st), "values": copied}
+
+
+def values(record: Any, st: os.stat_result) -> dict[str, Any] | None:
+    """The parameters copied in ``record`` (a parsed run.json) if they still
+    stand for the params.yaml whose ``stat`` is ``st``, else None."""
+    if not isinstance(record, dict):
+        return None
+    copy = record.get(FIELD)
+    if (
+        type(copy) is dict
+        and copy.get("file") == identity(st)
+        and type(copy.get("values")) is dict
+    ):
+        return copy["values"]
+    return None
