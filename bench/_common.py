@@ -55,9 +55,15 @@ def child_env() -> dict[str, str]:
 
 
 def venv_python(
-    name: str, install: Sequence[str], probe: str, expect: str, tag: str = ""
+    name: str,
+    install: Sequence[str],
+    probe: str,
+    expect: str,
+    tag: str = "",
+    folder: pathlib.Path = BENCH,
 ) -> str:
-    """The interpreter of ``bench/.venv-<name>``, created on first use.
+    """The interpreter of ``<folder>/.venv-<name>`` (``folder``: ``bench/``),
+    created on first use.
 
     The environment is made with ``python -m venv`` and ``pip install
     <install>`` (which needs PyPI), and made again when ``install``,
@@ -68,7 +74,8 @@ def venv_python(
     :raises SystemExit: the environment cannot be made or fails its probe;
         the message says what to do.
     """
-    venv = BENCH / f".venv-{name}"
+    folder.mkdir(parents=True, exist_ok=True)
+    venv = folder / f".venv-{name}"
     python = venv / "bin" / "python"
     stamp = venv / "bench-stamp.json"
     key = json.dumps({"install": list(install), "expect": expect, "tag": tag})

@@ -155,7 +155,8 @@ MODELS = ("mlp", "cnn", "resnet", "vit")
 # -- roots ------------------------------------------------------------------------
 def build_root(path: pathlib.Path, n: int) -> pathlib.Path:
     """``n`` finished runs as exman writes them (without the id lock, for speed)."""
-    from exman.record.params import PARAMS_FILE, dump_params
+    from exman.record import snapshot
+    from exman.record.params import PARAMS_FILE, TIME_FORMAT, dump_params
     from exman.record.run import Run
     from exman.record.store import DIR_TIME_FORMAT, Root, atomic_write
 
@@ -184,8 +185,11 @@ def build_root(path: pathlib.Path, n: int) -> pathlib.Path:
             "wd": None if num % 3 else 1e-4,
         }
         atomic_write(folder / PARAMS_FILE, dump_params(params, time=when, id=num))
+        copy = snapshot.make(
+            params, when.strftime(TIME_FORMAT), num, str(folder / PARAMS_FILE)
+        )
         run = Run(folder)
-        record = run.start(command={"argv": ["main.py"], "cwd": "/"})
+        record = run.start(command={"argv": ["main.py"], "cwd": "/"}, params=copy)
         run.finish("completed", exit_code=0, record=record)
         root.link_index(name)
         root.link_mark(f"model/{model}", name)

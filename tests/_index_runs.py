@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from exman.record import snapshot
 from exman.record.params import PARAMS_FILE, TIME_FORMAT, dump_params
 from exman.record.run import Run
 from exman.record.safe import SafeExperiment
@@ -46,8 +47,15 @@ def make_run(
     values["root"] = place.relpath.as_posix()
     text = dump_params(values, time=place.time, id=place.id)
     atomic_write(place.path / PARAMS_FILE, text)
+    copy = snapshot.make(
+        values,
+        place.time.strftime(TIME_FORMAT),
+        place.id,
+        str(place.path / PARAMS_FILE),
+    )
     run = Run(place.path)
-    record = run.start(command={"argv": ["main.py"]})
+    fields: dict[str, Any] = {} if copy is None else {snapshot.FIELD: copy}
+    record = run.start(command={"argv": ["main.py"]}, **fields)
     links = []
     if not tmp:
         links.append(store.link_index(place.name))

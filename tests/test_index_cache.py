@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from _index_runs import make_run
 
-import exman.look.rows
+import exman.look.cache
 from exman.index import Index, SkippedRunWarning
 from exman.look import cache
 from exman.record.run import Run
@@ -32,19 +32,19 @@ def trusting(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 class Parses:
-    """Counts (and optionally forbids) the YAML parses of params.yaml."""
+    """Counts (and optionally forbids) the runs read from their folders."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.count = 0
         self.allowed = True
-        real = exman.look.rows.load_document
+        real = exman.look.cache.read_run
 
-        def counting(data: Any, memo: Any = None) -> Any:
-            assert self.allowed, "params.yaml parsed again"
+        def counting(folder: Any, dir_fd: Any, memo: Any) -> Any:
+            assert self.allowed, "a run was read again"
             self.count += 1
-            return real(data, memo)
+            return real(folder, dir_fd, memo)
 
-        monkeypatch.setattr(exman.look.rows, "load_document", counting)
+        monkeypatch.setattr(exman.look.cache, "read_run", counting)
 
     def reset(self) -> int:
         count, self.count = self.count, 0
@@ -85,9 +85,9 @@ def test_a_second_load_parses_nothing(root: pathlib.Path, parses: Parses) -> Non
 def test_a_new_process_parses_nothing(root: pathlib.Path) -> None:
     Index(root).info()
     code = (
-        "import sys, exman.look.rows\n"
-        "def refuse(*a, **k): raise SystemExit('params.yaml parsed again')\n"
-        "exman.look.rows.load_document = refuse\n"
+        "import sys, exman.look.cache\n"
+        "def refuse(*a, **k): raise SystemExit('a run was read again')\n"
+        "exman.look.cache.read_run = refuse\n"
         "from exman.index import Index\n"
         f"df = Index({str(root)!r}).info()\n"
         "assert df.lr.tolist() == [0.0, 0.1, 0.2, 0.3, 0.4], df\n"

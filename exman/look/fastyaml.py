@@ -133,7 +133,7 @@ def load_document(data: bytes | str, memo: dict[str, str] | None = None) -> Any:
         if node is None:
             return None
         # only an alias ("*name") can make a document expand
-        if (b"*" if isinstance(data, bytes) else "*") in data:
+        if b"*" in data if isinstance(data, bytes) else "*" in data:
             check_expansion(node, len(data))
         try:
             return _build(node, 0)

@@ -425,8 +425,8 @@ class RowBuilder:
             values = list(params.values())
             if "root" in params:
                 del values[keys.index("root")]
-            for col, value in zip(columns, values):
-                col.append(
+            for column, value in zip(columns, values):
+                column.append(
                     strings.setdefault(value, value) if type(value) is str else value
                 )
         else:

@@ -58,7 +58,9 @@ def _exact(value: Any, depth: int, kinds: frozenset[type]) -> Any:
     return value
 
 
-def make(params: dict[str, Any], time: str, id: int, path: str) -> dict[str, Any] | None:
+def make(
+    params: dict[str, Any], time: str, id: int, path: str
+) -> dict[str, Any] | None:
     """The copy of a params.yaml just written at ``path`` from ``params``
     (as :func:`~exman.record.params.dump_params` wrote it, with ``time``
     and ``id``), or None when its values cannot be copied exactly."""
