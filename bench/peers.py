@@ -62,8 +62,8 @@ from _common import (
 )
 
 TARGET = 10.0
-#: the peers, pinned: (pip requirement, module whose __version__ is probed)
-PEERS = {"mlflow": ("mlflow==3.17.2", "mlflow"), "aim": ("aim==3.29.1", "aim")}
+#: the peers, pinned
+PEERS = {"mlflow": "mlflow==3.17.2", "aim": "aim==3.29.1"}
 _AIM_RUN = (
     "system_tracking_interval=None, capture_terminal_logs=False, "
     "log_system_params=False"
@@ -189,12 +189,12 @@ def peers_dir(given: str | None) -> pathlib.Path:
 
 def peer_python(name: str, where: pathlib.Path) -> str:
     """The interpreter of the peer's own virtual environment (made once)."""
-    requirement, module = PEERS[name]
-    version = requirement.split("==")[1]
+    requirement = PEERS[name]
+    package, version = requirement.split("==")
     return venv_python(
         name,
         [requirement],
-        f"import {module}; print({module}.__version__)",
+        f"from importlib.metadata import version; print(version({package!r}))",
         version,
         folder=where,
     )
@@ -202,7 +202,7 @@ def peer_python(name: str, where: pathlib.Path) -> str:
 
 def peer_store(name: str, python: str, where: pathlib.Path, n: int) -> str:
     """A store of ``n`` runs made through the peer's client, built once."""
-    store = where / "stores" / f"{name}-{PEERS[name][0]}-{n}"
+    store = where / "stores" / f"{name}-{PEERS[name]}-{n}"
     done = store / "complete"
     if done.exists():
         return str(store)
