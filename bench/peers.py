@@ -202,7 +202,8 @@ def peer_python(name: str, where: pathlib.Path) -> str:
 
 def peer_store(name: str, python: str, where: pathlib.Path, n: int) -> str:
     """A store of ``n`` runs made through the peer's client, built once."""
-    store = where / "stores" / f"{name}-{PEERS[name]}-{n}"
+    version = PEERS[name].split("==")[1]
+    store = where / "stores" / f"{name}-{version}-{n}"
     done = store / "complete"
     if done.exists():
         return str(store)

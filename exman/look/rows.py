@@ -150,6 +150,7 @@ def read_run(folder: str, dir_fd: int | None, memo: dict[str, str]) -> Parsed:
         data = {"status": "unknown"}
         problem = f"unreadable {RUN_FILE} ({_why(e)}): its status is unknown"
     params: Any = None
+    raw: bytes | None = None  # params.yaml's text, when it was parsed
     if data is not None and snapshot.FIELD in data:
         try:
             st = os.stat(f"{folder}/{PARAMS_FILE}", dir_fd=dir_fd)
@@ -174,7 +175,8 @@ def read_run(folder: str, dir_fd: int | None, memo: dict[str, str]) -> Parsed:
     num = params.get("id")
     if type(num) is not int or not -(2**63) <= num < 2**63:
         return None, {}, {}, f"{PARAMS_FILE} has no integer id (a half-written file?)"
-    if not all(type(k) is str for k in params):
+    # the copy's keys are strings (JSON's are); YAML's may be ints, bools...
+    if raw is not None and not all(type(k) is str for k in params):
         params = {str(k): v for k, v in params.items()}
     record: dict[str, Any] = {}
     if data is not None:
@@ -420,7 +422,7 @@ class RowBuilder:
         t.schema.append(num)
         strings = self._strings
         columns = self._columns.get(num)
-        if columns is not None and all(len(col) == n for col in columns):
+        if columns is not None and all(map(n.__eq__, map(len, columns))):
             # the usual row: the same keys as an earlier one, every column full
             values = list(params.values())
             if "root" in params:
