@@ -45,6 +45,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+import time
 from collections.abc import Callable, Sequence
 
 from _common import (
@@ -127,13 +128,18 @@ for i in range(n):
 import sys
 from aim import Run
 root, n = sys.argv[1], int(sys.argv[2])
-for i in range(n):
-    run = Run(repo=root, {_AIM_RUN})
-    run["hparams"] = {{"lr": 0.001 * (i % 100 + 1), "model": "mlp", "seed": i % 5}}
-    run["acc"] = i / n
-    run.close()
+with open(root + "/made", "a") as made:
+    for i in range(int(sys.argv[3]), n):
+        run = Run(repo=root, {_AIM_RUN})
+        run["hparams"] = {{"lr": 0.001 * (i % 100 + 1), "model": "mlp", "seed": i % 5}}
+        run["acc"] = i / n
+        run.close()
+        print(i, file=made, flush=True)
 """,
 }
+#: seconds without a new run after which Aim's builder is restarted: its
+#: Run.close() can wait forever for its status reporter's thread
+AIM_STALL = 60
 LOAD = {
     "exman": "import exman; exman.Index(ROOT).info()",
     "mlflow": (
@@ -211,15 +217,45 @@ def peer_store(name: str, python: str, where: pathlib.Path, n: int) -> str:
     store.mkdir(parents=True)
     print(f"building {store}: {n:,} runs through {name}'s client (once)", flush=True)
     _init(name, python, store)
-    subprocess.run(
-        [python, "-c", BUILD[name], str(store), str(n)],
-        check=True,
-        env=child_env(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    if name == "aim":
+        _build_aim(python, store, n)
+    else:
+        subprocess.run(
+            [python, "-c", BUILD[name], str(store), str(n)],
+            check=True,
+            env=child_env(),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
     done.write_text("")
     return str(store)
+
+
+def _build_aim(python: str, store: pathlib.Path, n: int) -> None:
+    """Aim's runs, in a process restarted whenever it stalls."""
+    made = store / "made"
+
+    def count() -> int:
+        return len(made.read_text().split()) if made.exists() else 0
+
+    while count() < n:
+        start = count()
+        proc = subprocess.Popen(
+            [python, "-c", BUILD["aim"], str(store), str(n), str(start)],
+            env=child_env(),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        last, seen = time.monotonic(), start
+        while proc.poll() is None:
+            time.sleep(1)
+            if count() != seen:
+                last, seen = time.monotonic(), count()
+            elif time.monotonic() - last > AIM_STALL:
+                proc.kill()
+                proc.wait()
+        if proc.returncode not in (0, -9) or (proc.returncode == 0 and count() < n):
+            raise RuntimeError(f"building the Aim store {store} failed")
 
 
 def _init(name: str, python: str, place: pathlib.Path) -> None:
