@@ -63,8 +63,8 @@ from _common import (
 )
 
 TARGET = 10.0
-#: the peers, pinned
-PEERS = {"mlflow": "mlflow==3.17.2", "aim": "aim==3.29.1"}
+#: the peers, pinned (Aim's DataFrames need pandas, which it does not require)
+PEERS = {"mlflow": ["mlflow==3.17.2"], "aim": ["aim==3.29.1", "pandas==3.1.1"]}
 _AIM_RUN = (
     "system_tracking_interval=None, capture_terminal_logs=False, "
     "log_system_params=False"
@@ -195,11 +195,10 @@ def peers_dir(given: str | None) -> pathlib.Path:
 
 def peer_python(name: str, where: pathlib.Path) -> str:
     """The interpreter of the peer's own virtual environment (made once)."""
-    requirement = PEERS[name]
-    package, version = requirement.split("==")
+    package, version = PEERS[name][0].split("==")
     return venv_python(
         name,
-        [requirement],
+        PEERS[name],
         f"from importlib.metadata import version; print(version({package!r}))",
         version,
         folder=where,
@@ -208,7 +207,7 @@ def peer_python(name: str, where: pathlib.Path) -> str:
 
 def peer_store(name: str, python: str, where: pathlib.Path, n: int) -> str:
     """A store of ``n`` runs made through the peer's client, built once."""
-    version = PEERS[name].split("==")[1]
+    version = PEERS[name][0].split("==")[1]
     store = where / "stores" / f"{name}-{version}-{n}"
     done = store / "complete"
     if done.exists():
