@@ -332,6 +332,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--only", default="", help="comma-separated peers to measure (mlflow,aim)"
     )
+    parser.add_argument("--rows", default="abcd", help="the rows to measure: abcd")
     parser.add_argument(
         "--system",
         action="store_true",
@@ -354,11 +355,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         pythons[name] = peer_python(name, where)
     targets = Targets()
     with scratch("exman-bench-peers-") as work:
-        rows = {
-            "(a) record one run": _record(pythons, work, args.reps),
-            **_load(pythons, work, where, args.runs, args.reps),
-            "(c) log points": _log(pythons, work, args.points, args.reps),
-        }
+        rows = {}
+        if "a" in args.rows:
+            rows["(a) record one run"] = _record(pythons, work, args.reps)
+        if "b" in args.rows or "d" in args.rows:
+            rows.update(_load(pythons, work, where, args.runs, args.reps))
+        if "c" in args.rows:
+            rows["(c) log points"] = _log(pythons, work, args.points, args.reps)
     print("\n== ratios: peer / exman (medians)")
     for row, times in rows.items():
         ours = times.get("exman first load", times.get("exman"))
