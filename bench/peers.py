@@ -24,9 +24,10 @@ The same work on every side, each variant a new process, interleaved,
 Each peer is installed into a virtual environment of its own, made on first
 use under ``--peers-dir`` (default ``~/.cache/exman-bench/peers``, or
 ``$EXMAN_BENCH_PEERS``); the stores of (b) and (d) are built there once
-through the peer's own client (MLflow takes about 40 ms a run, Aim about
-100 ms: building 10,000 runs takes many minutes, once) and reused. Nothing
-of theirs is a dependency of exman. Guild AI installs here too (0.9.0) but
+through the peer's own client (MLflow takes tens of milliseconds a run,
+Aim more, and Aim's store is then indexed, as its readers need: building
+10,000 runs takes many minutes, once) and reused. Nothing of theirs is a
+dependency of exman. Guild AI installs here too (0.9.0) but
 runs every experiment as a ``guild run`` subprocess of its own and has no
 in-process logger to time against ``exman.log``; Aim is the tool users
 compare with MLflow for logging and browsing runs.
