@@ -142,12 +142,10 @@ def test_a_search_excludes_a_grid_and_a_flag_it_sweeps(tmp_path: Path) -> None:
         load_spec(path)
 
 
-def test_a_search_on_slurm_says_it_is_not_supported(
+def test_a_search_refuses_the_flags_of_a_fixed_list(
     tmp_path: Path, script: Path
 ) -> None:
     spec = search_spec(tmp_path, trials=2)
-    with pytest.raises(exman.ExmanError, match="search: not yet supported on slurm"):
-        sweep(spec, backend="slurm")
     with pytest.raises(exman.ExmanError, match="search: --index chooses tasks"):
         sweep(spec, index=0)
 

@@ -57,6 +57,7 @@ def sweep(
     address: str | None = None,
     slurm: Mapping[str, Any] | None = None,
     wait: bool = False,
+    worker: int | None = None,
 ) -> SweepSummary:
     """Run the tasks of a sweep that are not done yet.
 
@@ -118,6 +119,7 @@ def sweep(
         grace=grace,
         launcher_options={} if address is None else {"address": address},
         wait=wait,
+        worker=worker,
     )
     if slurm:
         if backend != "slurm":
@@ -161,6 +163,8 @@ def _check(options: Options) -> None:
         raise ExmanError("status and dry_run exclude each other: choose one")
     if options.jobs is not None and options.jobs < 1:
         raise ExmanError(f"jobs must be >= 1, not {options.jobs}")
+    if options.worker is not None and options.worker < 0:
+        raise ExmanError(f"worker must be >= 0, not {options.worker}")
     if options.per_gpu < 1:
         raise ExmanError(f"per_gpu must be >= 1, not {options.per_gpu}")
     if options.max_failures is not None and options.max_failures < 1:

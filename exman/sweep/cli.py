@@ -170,6 +170,14 @@ def configure(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         "max_requeue times (needs --time)",
     )
     parser.add_argument(
+        "--worker",
+        type=int,
+        metavar="N",
+        help="run as worker N of a search submitted to SLURM: trials here, "
+        "with -j of them at once, until the study holds its budget (what each "
+        "worker job runs)",
+    )
+    parser.add_argument(
         "-q",
         "--quiet",
         action="store_true",
@@ -216,6 +224,7 @@ def run(args: argparse.Namespace) -> int:
             address=args.address,
             slurm={k: v for k in SLURM_FLAGS if (v := getattr(args, k)) is not None},
             wait=args.wait,
+            worker=args.worker,
         )
     except ExmanError as e:
         print(f"exman sweep: {e}", file=sys.stderr)

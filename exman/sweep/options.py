@@ -41,6 +41,8 @@ class Options:
     launcher_options: dict[str, Any] = field(default_factory=dict)
     #: with a launcher that detaches (slurm): wait for the tasks all the same
     wait: bool = False
+    #: this process is worker N of a search on a scheduler (:mod:`.workers`)
+    worker: int | None = None
 
     @property
     def failure_limit(self) -> int | None:

@@ -17,7 +17,7 @@ import time
 from collections.abc import Iterator, Sequence
 from typing import overload
 
-from ..record.store import Root
+from ..record.store import ExmanError, Root
 from .expand import command_changes
 from .loop import SweepLoop
 from .options import Options, make_launcher, sweep_dir
@@ -43,6 +43,11 @@ def execute(spec: Spec, options: Options, progress: Progress) -> SweepSummary:
         from .search import execute_search
 
         return execute_search(spec, root, options, progress)
+    if options.worker is not None:
+        raise ExmanError(
+            f"--worker runs the trials of a search: {spec.path or 'the spec'} "
+            "has no search: section"
+        )
     aliases = _learn(spec, root)
     tasks = spec.tasks()
     refreshed = None

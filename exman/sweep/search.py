@@ -309,22 +309,34 @@ def execute_search(
                 f"search: {flag} chooses tasks of a fixed list; a search asks "
                 "its study for each trial (raise search.trials to run more)"
             )
-    if options.backend not in ("local", "ray") and not (
-        options.status or options.dry_run
-    ):
-        raise ExmanError(f"search: not yet supported on {options.backend}")
+    if options.backend not in ("local", "ray", "slurm"):
+        raise ExmanError(f"search: not supported on {options.backend}")
+    if options.worker is not None and options.backend != "local":
+        raise ExmanError("search: a worker runs its trials here: --backend local")
+    if options.backend == "slurm" and options.wait:
+        raise ExmanError(
+            "search: on slurm the trials run in worker jobs: --wait is not "
+            "supported (follow them with --status)"
+        )
     planned_at = time.time()
     show = options.status or options.dry_run
     folder = sweep_dir(root, spec.name)
     if not show:
         make_dir(folder, exist_ok=True)
+    offset = 0
+    if options.worker is not None and not show:
+        from .workers import become_worker
+
+        offset = become_worker(options.worker)
     with _locked(folder):
         done = 0
         study = open_study(root, spec.name, spec.search, create=not show)
         if study is not None:
             done = len(study.get_trials(deepcopy=False))
-            if done and not show:  # a resumed search draws new values
-                study = open_study(root, spec.name, spec.search, seed_offset=done)
+            if (done or offset) and not show:  # a resumed search draws new values
+                study = open_study(
+                    root, spec.name, spec.search, seed_offset=done + offset
+                )
         states, rerun = resume(spec, root, study, settle=not show)
     left = max(0, budget(spec) - done)
     planned = [*rerun, *(states[done + i] for i in range(left))]
@@ -347,12 +359,28 @@ def execute_search(
     elsewhere = sum(1 for state in states if state.state == "running")
     if elsewhere:  # under another launcher, or orphans of a dead one
         summary.skipped["running"] = elsewhere
+    if options.status and options.backend != "ray":  # a search on SLURM?
+        from .workers import live_workers
+
+        alive: list[str] | None = None
+        try:
+            alive = live_workers(spec, root, options)
+        except ExmanError as e:
+            summary.notes.append(f"search: cannot ask SLURM about the workers: {e}")
+        if alive is not None:
+            summary.search["workers"] = alive
     if show:
         if options.dry_run:
             summary.notes.append(
                 "search: each trial's values are chosen when it starts: no "
                 "command lines ahead"
             )
+        return summary
+    if options.backend == "slurm":
+        from .workers import submit_workers
+
+        submit_workers(spec, root, options, summary, len(planned))
+        progress.end(summary)
         return summary
     source = SearchSource(spec, root, study, states, rerun, summary)
     jobs = options.jobs if options.jobs is not None else spec.search.parallel

@@ -119,6 +119,7 @@ class SweepSummary:
     #: task number -> the scheduler's job that now holds it (``submit``)
     submitted: dict[int, str] = field(default_factory=dict)
     #: a search's study: ``budget``, ``counts`` of trials by state, ``best``
+    #: (and on SLURM its ``workers``: the jobs still queued or running)
     search: dict[str, Any] | None = None
 
     # -- counts ------------------------------------------------------------------
@@ -207,8 +208,9 @@ class SweepSummary:
             left = ", ".join(f"{n} {why}" for why, n in self.skipped.items() if n)
             if self.submitted:
                 n = len(self.submitted)
+                what = "worker" if self.search is not None else "task"
                 lines.append(
-                    f"sweep {self.name}: submitted {n} task{'s' if n != 1 else ''}"
+                    f"sweep {self.name}: submitted {n} {what}{'s' if n != 1 else ''}"
                     f" as job{'s' if n != 1 else ''} "
                     + job_ranges(self.submitted.values())
                     + (f" (skipped: {left})" if left else "")
@@ -272,6 +274,13 @@ class SweepSummary:
             lines.append(
                 f"best: trial {best['trial']}{run}: "
                 f"{self.search['objective']}={best['value']:.6g}  {values}"
+            )
+        workers = self.search.get("workers")
+        if workers is not None:  # a search on SLURM
+            n = len(workers)
+            lines.append(
+                f"workers: {n} job{'s' if n != 1 else ''} queued or running"
+                + (f" ({job_ranges(workers)})" if workers else "")
             )
         return lines
 

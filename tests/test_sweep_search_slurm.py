@@ -1,0 +1,143 @@
+"""A search on SLURM: worker jobs on the SLURM of this machine share a study.
+
+Like tests/test_sweep_slurm.py, these submit to whatever SLURM answers here;
+where none does they are skipped, except in CI (``CI=true``), where that is
+a failure. The script is the noisy quadratic of tests/test_sweep_search.py.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+from _sweep_helpers import all_runs, wait_for
+from test_sweep_search import QUADRATIC, search_spec, study_of
+from test_sweep_slurm import name, slurm_cluster  # noqa: F401 - fixtures
+
+from exman.record.run import Run
+from exman.record.store import ExmanError
+from exman.sweep import sweep
+
+optuna = pytest.importorskip("optuna")
+
+on_slurm = pytest.mark.usefixtures("slurm_cluster")
+
+
+def spec_file(tmp_path: Path, name: str, command: str = "", **search: Any) -> Path:
+    (tmp_path / "main.py").write_text(QUADRATIC)
+    spec = search_spec(tmp_path, command, **search)
+    spec.write_text(spec.read_text() + f"name: {name}\n")
+    return spec
+
+
+def squeue(name: str) -> list[str]:
+    out = subprocess.run(
+        ["squeue", "-h", "-o", "%i %T", f"--name=exman-{name}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return [line.split()[0] for line in out.splitlines() if line.strip()]
+
+
+def trials_done(root: Path, name: str) -> int:
+    try:
+        study = study_of(root, name)
+    except Exception:  # not made yet
+        return 0
+    return sum(1 for t in study.trials if t.state.is_finished())
+
+
+def status(spec: Path) -> str:
+    return subprocess.run(
+        [sys.executable, "-m", "exman.sweep", str(spec), "--status"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+
+
+def check_every_trial_a_run(root: Path, name: str, budget: int) -> None:
+    study = study_of(root, name)
+    assert len(study.trials) == budget
+    assert Counter(t.state.name for t in study.trials) == {"COMPLETE": budget}
+    runs = [r for r in all_runs(root) if r.get("status") == "completed"]
+    # each trial completed in exactly one run, whose values it holds
+    by_trial = Counter(int(r["sweep"]["task"]) for r in runs)
+    assert by_trial == {n: 1 for n in range(budget)}, by_trial
+    for r in runs:
+        trial = study.trials[int(r["sweep"]["task"])]
+        assert Run(r["path"]).params["x"] == trial.params["x"]
+
+
+@on_slurm
+def test_a_search_on_slurm_runs_its_budget_in_worker_jobs(
+    tmp_path: Path, name: str
+) -> None:
+    spec = spec_file(tmp_path, name, trials=8, parallel=2, method="tpe", seed=1)
+    summary = sweep(spec, backend="slurm")
+    assert summary.mode == "submit" and len(summary.submitted) == 2, summary.text()
+    assert "submitted 2 workers" in summary.text()
+    root = tmp_path / "exman"
+    wait_for(lambda: not squeue(name), timeout=240)
+    check_every_trial_a_run(root, name, 8)
+    study = study_of(root, name)
+    shown = status(spec)
+    assert "search: 8 of 8 trials (8 complete)" in shown
+    assert f"best: trial {study.best_trial.number} (run " in shown
+    assert f"loss={study.best_value:.6g}" in shown
+    assert "workers: 0 jobs queued or running" in shown
+    # the budget is spent: nothing more to submit
+    again = sweep(spec, backend="slurm")
+    assert again.submitted == {} and len(study_of(root, name).trials) == 8
+
+
+@on_slurm
+def test_a_cancelled_worker_is_replaced_and_no_trial_completes_twice(
+    tmp_path: Path, name: str
+) -> None:
+    spec = spec_file(
+        tmp_path, name, "--steps 30 --sleep 0.1", trials=8, parallel=2, seed=2
+    )
+    root = tmp_path / "exman"
+    summary = sweep(spec, backend="slurm")
+    jobs = sorted(summary.submitted.values())
+    assert len(jobs) == 2
+    wait_for(lambda: trials_done(root, name) >= 2, timeout=240)
+    subprocess.run(["scancel", jobs[0]], check=True)
+    wait_for(lambda: jobs[0] not in squeue(name), timeout=120)
+    time.sleep(1)  # the killed worker's trial is left open
+    assert trials_done(root, name) < 8
+    again = sweep(spec, backend="slurm")
+    assert len(again.submitted) == 1, again.text()  # one worker still runs
+    assert "workers: 2 jobs queued or running" in status(spec)
+    wait_for(lambda: not squeue(name), timeout=240)
+    check_every_trial_a_run(root, name, 8)
+    # the cancelled worker's trial was stopped, then run again as the same
+    # trial (its log has a line per start); a run it had made is interrupted
+    logs = root / ".exman" / "sweeps" / name / "logs"
+    starts = [
+        log.read_text().count("\n== ") + 1 for log in sorted(logs.glob("0*.log"))
+    ]
+    assert sorted(starts) == [1] * 7 + [2], starts
+    stopped = [r["status"] for r in all_runs(root) if r["status"] != "completed"]
+    assert stopped in ([], ["interrupted"]), stopped
+    assert "interrupted by SIGTERM" in (logs / "worker-000.log").read_text()
+
+
+def test_a_worker_needs_a_search_and_a_spec_file(tmp_path: Path) -> None:
+    (tmp_path / "main.py").write_text(QUADRATIC)
+    plain = tmp_path / "plain.yaml"
+    plain.write_text(f"command: {sys.executable} main.py\ngrid: {{x: [1, 2]}}\n")
+    with pytest.raises(ExmanError, match="plain.yaml has no search: section"):
+        sweep(plain, worker=0)
+    spec = search_spec(tmp_path, trials=2)
+    with pytest.raises(ExmanError, match="--wait is not supported"):
+        sweep(spec, backend="slurm", wait=True)
+    with pytest.raises(ExmanError, match="a worker runs its trials here"):
+        sweep(spec, backend="slurm", worker=1)
