@@ -139,8 +139,15 @@ class SweepLoop:
         """The source's tasks, each claimed just before it is handed out."""
         for state in self.source:
             task = state.task
+            # a worker of a search on SLURM names itself, for when its job dies
+            number = self.options.worker
+            worker = {} if number is None else {"worker": number}
             refused = self.claims.acquire(
-                task.key, since=self.planned_at, sweep=self.spec.name, task=task.index
+                task.key,
+                since=self.planned_at,
+                sweep=self.spec.name,
+                task=task.index,
+                **worker,
             )
             if refused is not None:  # another launcher took it since the plan
                 self.refused += 1

@@ -323,6 +323,10 @@ def execute_search(
     folder = sweep_dir(root, spec.name)
     if not show:
         make_dir(folder, exist_ok=True)
+    if options.backend == "slurm" and not show:
+        from .workers import release_dead
+
+        release_dead(spec, root, options)  # its trials run again
     offset = 0
     if options.worker is not None and not show:
         from .workers import become_worker

@@ -27,14 +27,22 @@ from typing import Any
 
 from ..record.files import make_dir
 from ..record.resume import ATTEMPT_ENV, JOB_ENV
-from ..record.run import SWEEP_ENV
+from ..record.run import SWEEP_ENV, Run
 from ..record.store import ExmanError, Root, atomic_write
+from .claims import Claims
 from .launchers.base import LaunchTask
 from .options import Options, make_launcher, sweep_dir
+from .runs import scan_runs
 from .spec import Spec
 from .summary import SweepSummary
 
-__all__ = ["WORKERS", "become_worker", "live_workers", "submit_workers"]
+__all__ = [
+    "WORKERS",
+    "become_worker",
+    "live_workers",
+    "release_dead",
+    "submit_workers",
+]
 
 #: a worker's sampler draws from its own stream: its seed is moved by this
 #: much per worker number (besides the trials the study held when it began)
@@ -69,6 +77,42 @@ def live_workers(spec: Spec, root: Root, options: Options) -> list[str] | None:
     launcher = make_launcher(spec, dataclasses.replace(options, backend="slurm"))
     states = launcher.query({w["job"]: pathlib.Path(w["log"]) for w in workers})
     return [j for j, s in states.items() if s.state in ("queued", "running")]
+
+
+def release_dead(spec: Spec, root: Root, options: Options) -> int:
+    """End the claims of the trials whose worker job SLURM no longer holds.
+
+    A worker's claim names its host, and a host cannot see another's
+    processes: without this, the trial of a worker that died on another
+    node would look taken for ever. Its job's end says that nothing runs it
+    any more: a run it left ``running`` (killed without a word, a node
+    down) is recorded as interrupted, and the trial runs again.
+
+    :returns: how many claims were ended.
+    :raises ExmanError: SLURM cannot be asked.
+    """
+    workers = _read(root, spec.name)
+    alive = live_workers(spec, root, options)
+    if not workers or alive is None:
+        return 0
+    dead = {w.get("worker") for w in workers if w["job"] not in alive}
+    claims = Claims(root)
+    ended = 0
+    for path in sorted(claims.dir.glob("*.json")):
+        key = path.name[: -len(".json")]
+        record = claims.record(key)
+        if record is None or record.get("sweep") != spec.name:
+            continue
+        if record.get("worker") not in dead or record.get("state") != "running":
+            continue
+        after = record.get("after")
+        found = scan_runs(root, {key}, after=after if isinstance(after, int) else 0)
+        for run in found.get(key, []):
+            if run.status == "running":
+                Run(run.path).finish("interrupted", reason="its SLURM worker ended")
+        claims.end(key, "interrupted")
+        ended += 1
+    return ended
 
 
 def worker_argv(spec: Spec, options: Options, number: int) -> list[str]:

@@ -55,6 +55,9 @@ __all__ = ["LocalLauncher"]
 
 #: how often to look at the children where pidfds are missing
 POLL_INTERVAL = 0.02
+#: how long a task killed by SIGINT or SIGTERM waits for the same signal to
+#: reach the sweep, before it counts as failed rather than interrupted
+SIGNAL_WAIT = 0.2
 
 
 @dataclass
@@ -273,6 +276,13 @@ class LocalLauncher(Launcher):
             )
         if code == 0:
             return Finished(proc.task, "completed", 0, duration)
+        if -code in (signal.SIGINT, signal.SIGTERM) and not self._signals:
+            # a signal to the whole group or job (Ctrl-C, scancel) may reach
+            # the task a moment before us: give ours the time to arrive
+            time.sleep(SIGNAL_WAIT)
+        if code < 0 and self._signals:
+            why = f"interrupted ({signame(self._signals[0])} to the sweep)"
+            return Finished(proc.task, "interrupted", code, duration, reason=why)
         reason = f"killed by {signame(-code)}" if code < 0 else None
         return Finished(proc.task, "failed", code, duration, reason=reason)
 
