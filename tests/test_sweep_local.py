@@ -411,6 +411,37 @@ def test_ctrl_c_stops_every_child_and_the_sweep_resumes(
     assert resumed.skipped == {"completed": 1}
 
 
+def test_a_task_killed_by_the_signal_that_stops_the_sweep_is_interrupted(
+    tmp_path: Path,
+) -> None:
+    """scancel, or a signal to a whole process tree, may reach a task a
+    moment before its launcher: the task was stopped, it did not fail."""
+    (tmp_path / "wait.py").write_text("import time\ntime.sleep(60)\n")
+    spec = write_spec(tmp_path, command=f"{PYTHON} wait.py", grid={"x": [1]})
+    proc = launch(spec)
+    try:
+        claims = tmp_path / "exman" / ".exman" / "tasks"
+
+        def child() -> int | None:
+            for path in claims.glob("*.json"):
+                pid = json.loads(path.read_text()).get("child")
+                if isinstance(pid, int):
+                    return pid
+            return None
+
+        wait_for(lambda: child() is not None)
+        pid = child()
+        assert pid is not None
+        os.kill(pid, signal.SIGTERM)  # the task first, then its launcher
+        time.sleep(0.05)  # long enough for the launcher to see the task end
+        os.kill(proc.pid, signal.SIGTERM)
+        out, _ = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert "1 interrupted" in out and "failed" not in out, out
+
+
 def test_a_child_that_ignores_sigint_is_killed_after_the_grace(
     script: Path, root: Path, pids: Path
 ) -> None:
