@@ -62,7 +62,13 @@ def _read(root: Root, name: str) -> list[dict[str, Any]]:
         return []
     if not isinstance(data, list):
         return []
-    return [w for w in data if isinstance(w, dict) and isinstance(w.get("job"), str)]
+    return [
+        w
+        for w in data
+        if isinstance(w, dict)
+        and isinstance(w.get("job"), str)
+        and isinstance(w.get("log"), str)
+    ]
 
 
 def live_workers(spec: Spec, root: Root, options: Options) -> list[str] | None:

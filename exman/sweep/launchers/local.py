@@ -276,7 +276,8 @@ class LocalLauncher(Launcher):
             )
         if code == 0:
             return Finished(proc.task, "completed", 0, duration)
-        if -code in (signal.SIGINT, signal.SIGTERM) and not self._signals:
+        ours = proc.stop is not None and bool(proc.stop.sent)  # a pruned task
+        if -code in (signal.SIGINT, signal.SIGTERM) and not (self._signals or ours):
             # a signal to the whole group or job (Ctrl-C, scancel) may reach
             # the task a moment before us: give ours the time to arrive
             time.sleep(SIGNAL_WAIT)
