@@ -164,6 +164,9 @@ def test_a_cancelled_worker_is_replaced_and_no_trial_completes_twice(
     if elsewhere and stopped:  # its worker's end said that nothing runs it
         assert stopped[0]["sweep"]["key"] == key
         assert stopped[0]["reason"] == "its SLURM worker ended"
+    # the worker stopped its trial and said so, whatever copy of the
+    # signal came last
+    assert "interrupted by SIGTERM" in (logs / "worker-000.log").read_text()
 
 
 def test_a_worker_needs_a_search_and_a_spec_file(tmp_path: Path) -> None:

@@ -23,6 +23,7 @@ import dataclasses
 import hashlib
 import math
 import pathlib
+import signal
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -386,6 +387,14 @@ def execute_search(
         submit_workers(spec, root, options, summary, len(planned))
         progress.end(summary)
         return summary
+    if options.worker is not None:
+        from .workers import stop_asked
+
+        if stop_asked():  # SLURM ends the job: start no trial
+            summary.interrupted = signal.SIGTERM
+            summary.not_started = len(planned)
+            progress.end(summary)
+            return summary
     source = SearchSource(spec, root, study, states, rerun, summary)
     jobs = options.jobs if options.jobs is not None else spec.search.parallel
     options = dataclasses.replace(options, jobs=jobs)

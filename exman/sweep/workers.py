@@ -22,7 +22,9 @@ import dataclasses
 import json
 import os
 import pathlib
+import signal
 import sys
+import threading
 from typing import Any
 
 from ..record.files import make_dir
@@ -41,6 +43,7 @@ __all__ = [
     "become_worker",
     "live_workers",
     "release_dead",
+    "stop_asked",
     "submit_workers",
 ]
 
@@ -199,12 +202,32 @@ def submit_workers(
     return summary
 
 
+#: the SIGTERMs this worker got outside its launcher's watch
+_asked: list[int] = []
+
+
 def become_worker(number: int) -> int:
     """Start worker ``number`` here: what its seed offset is.
 
     The job that runs it set the variables that make a command an attempt
     at a task; the worker's trials are tasks of their own, so they go.
+    SLURM's SIGTERM reaches every process of the job, and the job's runner
+    passes it on as well: the worker gets it twice. While trials run the
+    launcher's own handler stops them; outside, the signal is only noted
+    (:func:`stop_asked`), so that a late copy does not cut the worker's
+    last words (the summary, the sweep's record) short.
     """
     for name in (JOB_ENV, ATTEMPT_ENV):
         os.environ.pop(name, None)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _note)
     return SEED_STRIDE * number
+
+
+def _note(signum: int, frame: object) -> None:
+    _asked.append(signum)
+
+
+def stop_asked() -> bool:
+    """Whether the worker was asked to stop before it started its trials."""
+    return bool(_asked)
