@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from _git_helpers import git
 from _run_helpers import exman_command
 
 import exman
@@ -79,25 +80,11 @@ def test_bad_ids(runs: Path, args: list[str], code: int, message: str) -> None:
 
 
 # -- code from two commits of a real repository ------------------------------------
-@pytest.fixture
-def git_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """git configured by the test alone, not by this machine's config."""
-    config = tmp_path / "gitconfig"
-    config.write_text("[user]\n\tname = Test\n\temail = test@example.com\n")
-    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(config))
-    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
-    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path))
-
-
-def git(repo: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", "-C", str(repo), *args], check=True, capture_output=True, text=True
-    ).stdout.strip()
 
 
 @pytest.fixture
 def two_commits(
-    make_script: Callable[..., Path], run: Run, tmp_path: Path, git_env: None
+    make_script: Callable[..., Path], run: Run, tmp_path: Path, git_env: dict[str, str]
 ) -> Path:
     """Run 1 from a first commit, run 2 from a second (lr default changed,
     plus an uncommitted change); returns the root."""
@@ -139,7 +126,7 @@ def test_code_without_the_repository_uses_the_saved_diffs(
 
 
 def test_the_same_commit_with_other_uncommitted_changes(
-    make_script: Callable[..., Path], run: Run, tmp_path: Path, git_env: None
+    make_script: Callable[..., Path], run: Run, tmp_path: Path, git_env: dict[str, str]
 ) -> None:
     script = make_script(BODY, parser_kwargs=", git=True")
     (tmp_path / "model.py").write_text("WIDTH = 64\n")

@@ -2,38 +2,14 @@
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from _git_helpers import git
 
 import exman
-
-
-@pytest.fixture
-def git_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    """git configured by the test alone, not by this machine's config."""
-    home = tmp_path / "home"
-    home.mkdir()
-    config = home / "gitconfig"
-    config.write_text("[user]\n\tname = Test\n\temail = test@example.com\n")
-    env = {
-        "HOME": str(home),
-        "GIT_CONFIG_GLOBAL": str(config),
-        "GIT_CONFIG_NOSYSTEM": "1",
-        "GIT_CEILING_DIRECTORIES": str(tmp_path),
-    }
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
-    return env
-
-
-def git(repo: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", "-C", str(repo), *args], check=True, capture_output=True, text=True
-    ).stdout.strip()
 
 
 @pytest.fixture

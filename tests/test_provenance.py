@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from _git_helpers import git
 
 import exman
 from tests._run_helpers import exman_command, record
@@ -55,30 +56,6 @@ def write_script(folder: Path, root: Path, version: str = "v1") -> Path:
 
 def runs(root: Path) -> list[Path]:
     return sorted((root / "runs").iterdir())
-
-
-def git(repo: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", "-C", str(repo), *args], check=True, capture_output=True, text=True
-    ).stdout.strip()
-
-
-@pytest.fixture
-def git_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    """git configured by the test alone, not by this machine's config."""
-    home = tmp_path / "home"
-    home.mkdir()
-    config = home / "gitconfig"
-    config.write_text("[user]\n\tname = Test\n\temail = test@example.com\n")
-    env = {
-        "HOME": str(home),
-        "GIT_CONFIG_GLOBAL": str(config),
-        "GIT_CONFIG_NOSYSTEM": "1",
-        "GIT_CEILING_DIRECTORIES": str(tmp_path),
-    }
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
-    return env
 
 
 @pytest.fixture
