@@ -11,6 +11,7 @@ the original one, installed in its own virtual environment.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import datetime
 import hashlib
@@ -213,6 +214,29 @@ def ms(seconds: float) -> str:
 
 
 # -- reporting --------------------------------------------------------------------
+def add_system(parser: argparse.ArgumentParser) -> None:
+    """``--system``: run exman with this interpreter rather than the dev venv."""
+    parser.add_argument(
+        "--system",
+        action="store_true",
+        help="run exman with this interpreter (and its PYTHONPATH), no venv",
+    )
+
+
+def start(
+    parser: argparse.ArgumentParser,
+    argv: Sequence[str] | None,
+    title: str,
+    script: str,
+) -> argparse.Namespace:
+    """Parse ``argv`` (``--reps`` at least 1), then print the :func:`header`."""
+    args = parser.parse_args(argv)
+    if getattr(args, "reps", 1) < 1:
+        parser.error(f"--reps must be at least 1, not {args.reps}")
+    header(title, script, list(argv if argv is not None else sys.argv[1:]))
+    return args
+
+
 def header(title: str, script: str, argv: Sequence[str]) -> None:
     """Print what is measured, where, and the command that reproduces it."""
     cores = os.cpu_count() or 0

@@ -32,12 +32,13 @@ from _common import (
     PYTHON,
     Summary,
     Targets,
+    add_system,
     dev_python,
-    header,
     interleaved,
     make_root,
     run_wall,
     scratch,
+    start,
 )
 
 TARGET = 1.5
@@ -47,19 +48,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="1000,10000,100000", help="runs per root")
     parser.add_argument("--reps", type=int, default=5, help="timed rounds per size")
-    parser.add_argument(
-        "--system",
-        action="store_true",
-        help="run exman with this interpreter (and its PYTHONPATH), no venv",
-    )
-    args = parser.parse_args(argv)
-    if args.reps < 1:
-        parser.error(f"--reps must be at least 1, not {args.reps}")
-    header(
-        "exman ls vs Index(root).info()",
-        "bench/cli.py",
-        list(argv if argv is not None else sys.argv[1:]),
-    )
+    add_system(parser)
+    args = start(parser, argv, "exman ls vs Index(root).info()", "bench/cli.py")
     python = PYTHON if args.system else dev_python()
     targets = Targets()
     with scratch("exman-bench-cli-") as work:

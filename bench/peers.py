@@ -54,12 +54,13 @@ from _common import (
     REPO,
     Summary,
     Targets,
+    add_system,
     child_env,
     dev_python,
-    header,
     interleaved,
     run_wall,
     scratch,
+    start,
     venv_python,
 )
 
@@ -334,19 +335,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--only", default="", help="comma-separated peers to measure (mlflow,aim)"
     )
     parser.add_argument("--rows", default="abcd", help="the rows to measure: abcd")
-    parser.add_argument(
-        "--system",
-        action="store_true",
-        help="run exman with this interpreter (and its PYTHONPATH), no venv",
-    )
-    args = parser.parse_args(argv)
-    if args.reps < 1:
-        parser.error(f"--reps must be at least 1, not {args.reps}")
-    header(
-        "exman vs MLflow and Aim",
-        "bench/peers.py",
-        list(argv if argv is not None else sys.argv[1:]),
-    )
+    add_system(parser)
+    args = start(parser, argv, "exman vs MLflow and Aim", "bench/peers.py")
     pythons = {"exman": PYTHON if args.system else dev_python()}
     names = (
         [] if args.no_peers else [p for p in PEERS if p in args.only or not args.only]

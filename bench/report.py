@@ -39,11 +39,12 @@ from _common import (
     REPO,
     Summary,
     Targets,
-    header,
+    add_system,
     interleaved,
     make_root,
     run_wall,
     scratch,
+    start,
     venv_python,
 )
 
@@ -127,21 +128,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--sizes", default="1000,10000", help="runs per root")
     parser.add_argument("--steps", type=int, default=100, help="records per run")
     parser.add_argument("--reps", type=int, default=3, help="timed rounds per size")
-    parser.add_argument(
-        "--system",
-        action="store_true",
-        help="run exman with this interpreter (and its PYTHONPATH), no venv",
-    )
+    add_system(parser)
     parser.add_argument(
         "--no-paint", action="store_true", help="do not open the reports in Chromium"
     )
-    args = parser.parse_args(argv)
-    if args.reps < 1:
-        parser.error(f"--reps must be at least 1, not {args.reps}")
-    header(
+    args = start(
+        parser,
+        argv,
         "exman report vs Index.info() + Index.metrics(); size; first paint",
         "bench/report.py",
-        list(argv if argv is not None else sys.argv[1:]),
     )
     python = PYTHON if args.system else dev_ui_python()
     targets = Targets()
