@@ -190,6 +190,29 @@ def test_every_mark_is_understood(page: Path) -> None:
             assert known, f"{page.name}:{number}: unknown mark {comment.group(1)!r}"
 
 
+_KNOWN = ("python", "yaml", "text", *_SHELLS)
+#: the first line of a literal block that is a command to paste
+_COMMAND = re.compile(r"^(\$ |pip |python |exman |import |from \S+ import )")
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda page: page.name)
+def test_every_block_is_run_or_checked(page: Path) -> None:
+    # a block of another language, or a command in a plain literal block
+    # (``::``), would be skipped without a word
+    text = page.read_text()
+    for block in blocks(text):
+        assert block.language in _KNOWN, f"{page.name}:{block.line}: {block.language}"
+    lines = text.splitlines()
+    for number, line in enumerate(lines, 1):
+        if not line.rstrip().endswith("::") or line.lstrip().startswith(".. "):
+            continue
+        body = [row.strip() for row in lines[number:] if row.strip()]
+        assert not (body and _COMMAND.match(body[0])), (
+            f"{page.name}:{number}: a command in a literal block; "
+            "make it a code-block (with .. skip-test if it cannot run here)"
+        )
+
+
 @pytest.mark.parametrize("example", ALL, ids=str)
 def test_the_example_runs_as_shown(example: Example, tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "EXMAN_ROOT"}
