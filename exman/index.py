@@ -107,6 +107,7 @@ from .look.cache import SkippedRunWarning
 from .look.frame import build_frame
 from .look.gather import Load, MarkNotFound
 from .look.outcome import DamagedMetricsWarning
+from .record.legacy import max_ex, num_ex
 from .record.store import ExmanError, Root, RunNotFound, StrPath
 
 if TYPE_CHECKING:
@@ -142,6 +143,26 @@ class Index:
 
     def __repr__(self) -> str:
         return f"Index({str(self.root.path)!r})"
+
+    # -- exman 0.1.9's names: its Index was the root's folders, as the parser --
+    runs = property(lambda self: self.root.runs, doc="The ``runs/`` folder.")
+    index = property(lambda self: self.root.index, doc="The ``index/`` folder.")
+    marked = property(lambda self: self.root.marked, doc="The ``marked/`` folder.")
+    fails = property(lambda self: self.root.fails, doc="The ``fails/`` folder.")
+    tmp = property(lambda self: self.root.tmp, doc="The ``tmp/`` folder.")
+    lock = property(lambda self: self.root.lock(), doc="The root's lock.")
+
+    def num_ex(self) -> int:
+        """The number of run folders in ``runs/``."""
+        return num_ex(self.root)
+
+    def max_ex(self) -> int:
+        """The highest run id handed out so far in this root (0 if none)."""
+        return max_ex(self.root)
+
+    def next_ex(self) -> int:
+        """The id the next run will get, unless another process is faster."""
+        return self.max_ex() + 1
 
     # -- the public calls -------------------------------------------------------
     def info(

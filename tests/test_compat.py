@@ -214,6 +214,23 @@ def test_0_1_9s_parser_methods(old_root: Path) -> None:
     assert parser.next_ex() == 21
 
 
+def test_0_1_9s_index_is_its_roots_folders_too(old_root: Path) -> None:
+    """0.1.9's Index was the root's folders, as its parser was: a notebook
+    wrote ``Index(root).marked`` or ``Index(root).num_ex()``."""
+    index = exman.Index(old_root)
+    assert (index.runs, index.index, index.marked) == (
+        old_root / "runs",
+        old_root / "index",
+        old_root / "marked",
+    )
+    assert (index.fails, index.tmp) == (old_root / "fails", old_root / "tmp")
+    assert (index.num_ex(), index.max_ex(), index.next_ex()) == (3, 7, 8)
+    with index.lock:
+        pass
+    make_parser(old_root).parse_args([])
+    assert (index.num_ex(), index.next_ex()) == (4, 9)
+
+
 def test_0_1_9s_setters_and_validators_by_hand(old_root: Path) -> None:
     import argparse
 
