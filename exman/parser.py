@@ -39,7 +39,13 @@ from .record.metrics import set_current
 from .record.params import PARAMS_FILE, TIME_FORMAT, register_str_converter
 from .record.positionals import Positionals
 from .record.ranks import join_launch, publish_launch
-from .record.run import DIFF_FILE, SWEEP_ENV, Run, command_record, sweep_record
+from .record.run import (
+    DIFF_FILE,
+    Run,
+    command_record,
+    leave_sweep,
+    sweep_record,
+)
 from .record.safe import SafeExperiment, track, untrack
 from .record.store import (
     NO_VALUE,
@@ -503,8 +509,7 @@ class ExParser(configargparse.ArgumentParser):
 
             job = resuming.launcher_attempt()
         # this process is the sweep's task; what it starts from now on is not
-        for var in (*SWEEP_ENV.values(), SWEEP_PARAMS_ENV):
-            os.environ.pop(var, None)
+        leave_sweep((SWEEP_PARAMS_ENV,))
         launch = detect_launch()
         if launch is not None:
             if launch.rank > 0:

@@ -16,6 +16,7 @@ from _sweep_helpers import PYTHON, all_runs, write_spec
 from exman.sweep import SpecError, sweep
 
 #: an evaluation step: another ExParser script (it could take the task's values)
+#: with a root of its own, next to it
 EVALUATE = """\
 import exman
 parser = exman.ExParser(root=exman.simpleroot(__file__))
@@ -28,28 +29,41 @@ print("evaluated", args.split)
 TRAIN = """\
 import subprocess, sys
 with args.safe_experiment:
-    subprocess.run([sys.executable, "evaluate.py"], check=True)
+    subprocess.run([sys.executable, "evaluation/evaluate.py"], check=True)
 """
 
 
+@pytest.mark.parametrize("caller_root", [None, "elsewhere"])
 def test_a_script_run_by_a_task_is_not_the_task(
-    make_script: Callable[..., Path], root: Path
+    make_script: Callable[..., Path],
+    root: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caller_root: str | None,
 ) -> None:
     script = make_script(TRAIN)
-    (script.parent / "evaluate.py").write_text(EVALUATE)
+    (script.parent / "evaluation").mkdir()
+    (script.parent / "evaluation" / "evaluate.py").write_text(EVALUATE)
+    # where the evaluations go: their own root, or the EXMAN_ROOT the sweep
+    # was started with (never the sweep's root, which the sweep set)
+    if caller_root is None:
+        monkeypatch.delenv("EXMAN_ROOT", raising=False)
+        their_root = script.parent / "evaluation" / "exman"
+    else:
+        their_root = script.parent / caller_root
+        monkeypatch.setenv("EXMAN_ROOT", str(their_root))
     spec = write_spec(
         script.parent, command=f"{PYTHON} main.py", grid={"lr": [0.1, 0.2]}
     )
     summary = sweep(spec, jobs=2)
     assert summary.exit_code == 0, summary.text()
-    runs = all_runs(root)
-    assert len(runs) == 4, runs  # two tasks, each with its evaluation
-    tasks = [r for r in runs if r["command"]["argv"][0] == "main.py"]
-    evaluations = [r for r in runs if r["command"]["argv"][0] == "evaluate.py"]
-    assert len(tasks) == 2 and len(evaluations) == 2
+    tasks = all_runs(root)
+    evaluations = all_runs(their_root)
+    assert len(tasks) == 2 and len(evaluations) == 2, (tasks, evaluations)
+    assert all(r["command"]["argv"][0] == "main.py" for r in tasks)
+    assert all(r["command"]["argv"][0].endswith("evaluate.py") for r in evaluations)
     # the evaluations are runs of their own, in no sweep
     assert all("sweep" not in r for r in evaluations)
-    assert all(r["status"] == "completed" for r in runs)
+    assert all(r["status"] == "completed" for r in tasks + evaluations)
     # the sweep knows each task by the run of the script it started
     ids = {int(r["path"].name[:6]) for r in tasks}
     assert {s.run.id for s in summary.states if s.run is not None} == ids

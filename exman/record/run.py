@@ -36,7 +36,7 @@ import time
 
 from . import heartbeat, stop
 from .params import PARAMS_FILE, load_params
-from .store import StrPath, atomic_write, run_id
+from .store import ROOT_ENV, StrPath, atomic_write, run_id
 
 # not typing's: importing typing would slow every run's start
 TYPE_CHECKING = False
@@ -461,13 +461,15 @@ def effective_status(
 
 #: set by ``exman sweep`` for the processes it launches; ``job`` and
 #: ``attempt`` by a launcher that may start a task again (see
-#: :mod:`exman.record.resume`)
+#: :mod:`exman.record.resume`); ``caller_root``: the ``EXMAN_ROOT`` the
+#: sweep itself was started with, when it had one
 SWEEP_ENV = {
     "name": "EXMAN_SWEEP",
     "task": "EXMAN_SWEEP_TASK",
     "key": "EXMAN_SWEEP_KEY",
     "job": "EXMAN_SWEEP_JOB",
     "attempt": "EXMAN_SWEEP_ATTEMPT",
+    "caller_root": "EXMAN_SWEEP_CALLER_ROOT",
 }
 
 
@@ -482,6 +484,24 @@ def sweep_record() -> dict[str, Any] | None:
     except ValueError:
         pass
     return {"name": os.environ.get(SWEEP_ENV["name"]), "task": task, "key": key}
+
+
+def leave_sweep(names: tuple[str, ...] = ()) -> None:
+    """Make what this process starts from now on no part of its sweep task.
+
+    The sweep's variables (and ``names``) leave the environment, and so
+    does the ``EXMAN_ROOT`` the sweep set, giving back the one the sweep was
+    started with: another ExParser script that the task runs records its
+    run where it would outside the sweep.
+    """
+    if os.environ.get(SWEEP_ENV["key"]):
+        caller_root = os.environ.get(SWEEP_ENV["caller_root"])
+        if caller_root:
+            os.environ[ROOT_ENV] = caller_root
+        else:
+            os.environ.pop(ROOT_ENV, None)
+    for var in (*SWEEP_ENV.values(), *names):
+        os.environ.pop(var, None)
 
 
 def command_record(args: list[str] | None) -> dict[str, Any]:

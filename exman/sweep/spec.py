@@ -379,6 +379,9 @@ class Spec:
             SWEEP_ENV["key"]: task.key,
             SWEEP_PARAMS_ENV: task.params_json(),
         }
+        caller_root = os.environ.get(ROOT_ENV)
+        if caller_root:  # for what the task runs in turn (see leave_sweep)
+            env[SWEEP_ENV["caller_root"]] = caller_root
         if self.search is not None:
             env[STOP_ENV] = str(self.stop_file(task.key))
         return env
