@@ -73,6 +73,13 @@ def test_no_command_follows_a_symlinked_folder_out_of_the_root(
         assert f"{root / sub} is a symbolic link" in proc.stderr
     with pytest.raises(ExmanError, match="symbolic link"):
         exman.Index(root)
+    # a sweep refuses it too, even only to plan (its claims and jobs are there)
+    spec = tmp_path / "sweep.yaml"
+    spec.write_text(f"command: {sys.executable} main.py\ngrid: {{a: [1]}}\n")
+    for args in ([], ["--status"], ["--dry-run"]):
+        proc = exman_cli("sweep", str(spec), *args)
+        assert proc.returncode == 2, (args, proc.stdout, proc.stderr)
+        assert f"{root / sub} is a symbolic link" in proc.stderr
     script = tmp_path / "main.py"
     script.write_text(
         "import exman\nexman.ExParser(root=exman.simpleroot(__file__)).parse_args()\n"

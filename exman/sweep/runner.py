@@ -38,7 +38,7 @@ __all__ = [
 
 def execute(spec: Spec, options: Options, progress: Progress) -> SweepSummary:
     """Plan the sweep, then show it (status, dry run) or run it."""
-    root = Root(spec.root)
+    root = Root(spec.root).check_layout()  # planning reads it too
     if spec.search is not None:
         from .search import execute_search
 
