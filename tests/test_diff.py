@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 from collections.abc import Callable
@@ -168,3 +169,42 @@ def test_what_the_runs_recorded_of_their_environment_is_compared(
     assert "packages.exman" in packages  # the first run recorded its imports
     first, second = env.loc["packages.exman"].tolist()
     assert (first, second) == (exman.__version__, "(none)")
+
+
+def test_json_for_scripts(
+    runs: Path, make_script: Callable[..., Path], run: Run
+) -> None:
+    other = make_script(
+        "with args.safe_experiment:\n    exman.result(f1=0.9)\n", name="other.py"
+    )
+    run(other, check=True)  # run 4: no acc, no loss, an f1
+    proc = exman_command("diff", "1", "2", "4", "--format", "json", cwd=runs)
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    assert data["ids"] == [1, 2, 4]
+    assert data["params"]["lr"] == {"1": 0.1, "2": 0.3, "4": 0.1}
+    assert data["params"]["model"] == {"1": "resnet", "2": "vit", "4": "resnet"}
+    acc = data["results"]["acc"]
+    assert acc.keys() == {"1", "2", "Δ2"}  # run 4 has none: no key, no change
+    assert acc["2"] == pytest.approx(0.8) and acc["Δ2"] == pytest.approx(0.2)
+    assert data["results"]["f1"] == {"4": 0.9}
+    assert data["run"]["status"] == {
+        "1": "completed",
+        "2": "completed",
+        "4": "completed",
+    }
+    assert data["code"] == []
+    # the same document from the library, and strict JSON (no NaN)
+    d = exman.Index(runs).diff(1, 2, 4)
+    assert json.loads(json.dumps(d.to_json(), allow_nan=False)) == data
+    short = exman_command("diff", "1", "2", "4", "-f", "json", cwd=runs)
+    assert json.loads(short.stdout) == data
+
+
+def test_json_has_the_code(two_commits: Path, tmp_path: Path) -> None:
+    proc = exman_command("diff", "1", "2", "-f", "json", cwd=two_commits)
+    assert proc.returncode == 0, proc.stderr
+    (code,) = json.loads(proc.stdout)["code"]
+    assert code["first"] == 1 and code["other"] == 2
+    assert code["how"].startswith("git diff ")
+    assert "-WIDTH = 64\n+WIDTH = 128" in code["text"]

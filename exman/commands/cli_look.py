@@ -295,14 +295,18 @@ def add_diff(
         "diff",
         cmd_diff,
         "Compare runs: parameters, results, status, code, environment.",
-        "exman diff 3 5\nexman diff 3 5 8 --no-code\nexman diff 3 5 | less",
+        "exman diff 3 5\nexman diff 3 5 8 --no-code\nexman diff 3 5 | less\n"
+        "exman diff 3 5 --format json | jq .params",
         parent,
         "The second run and each one after it are compared with the first: the "
         "parameters that differ (and those only some runs have), every result "
         "and last metric with its change (Δ), status, times and duration, the "
         "commit, the environment where it differs, and the code: 'git diff' "
         "between the commits when the repository the runs were started from "
-        "is at hand, otherwise the changes.diff files the runs saved.",
+        "is at hand, otherwise the changes.diff files the runs saved. "
+        "--format json writes the same for scripts: each section maps a name "
+        "to its value per run id and its change (Δ<id>); a run without the "
+        "name has no key.",
     )
     p.add_argument(
         "ids",
@@ -311,6 +315,13 @@ def add_diff(
         help="two runs or more: 3 5, or 3 5-7 (compared with the first)",
     )
     p.add_argument("--no-code", action="store_true", help="do not compare the code")
+    p.add_argument(
+        "-f",
+        "--format",
+        choices=("text", "json"),
+        default="text",
+        help="output format (default: text)",
+    )
     p.add_argument(
         "--no-pager",
         action="store_true",
@@ -322,7 +333,10 @@ def add_diff(
 def cmd_diff(args: argparse.Namespace, root: Root) -> int:
     from .diff import diff, format_diff
 
-    paged(
-        format_diff(diff(root, args.ids, code=not args.no_code)), no_pager=args.no_pager
-    )
+    compared = diff(root, args.ids, code=not args.no_code)
+    if args.format == "json":
+        text = json.dumps(compared.to_json(), ensure_ascii=False, indent=1)
+        paged(for_terminal(text), no_pager=args.no_pager)
+    else:
+        paged(format_diff(compared), no_pager=args.no_pager)
     return OK

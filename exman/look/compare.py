@@ -15,17 +15,18 @@ that were not committed, the ``changes.diff`` files the runs saved.
 
 from __future__ import annotations
 
+import datetime
 import difflib
 import json
 import math
 import os
 import pathlib
 import stat
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..record.errors import ExmanError, RunNotFound
-from ..record.params import ParamsError
+from ..record.params import ParamsError, plain
 from ..record.run import DIFF_FILE, Run
 from ..record.store import Root
 from ..record.vcs import commit_diff
@@ -89,6 +90,52 @@ class RunDiff:
     run: pd.DataFrame
     environment: pd.DataFrame
     code: list[CodeDiff] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict, as ``exman diff --format json`` prints it.
+
+        ``ids``; ``params``, ``results``, ``run`` and ``environment`` as
+        ``{name: {"<id>": value, "Δ<id>": change}}``: a run that does not
+        have the name has no key under it, a change is there only where
+        both values are numbers, and a value that is not a number (NaN)
+        is null; ``code`` as a list of ``{"first", "other", "how", "text"}``.
+        """
+        data: dict[str, Any] = {"ids": list(self.ids)}
+        for section in ("params", "results", "run", "environment"):
+            frame: pd.DataFrame = getattr(self, section)
+            data[section] = {
+                str(name): {
+                    str(column): _json(value)
+                    for column, value in cells.items()
+                    if not _absent(column, value)
+                }
+                for name, cells in frame.iterrows()
+            }
+        data["code"] = [asdict(code) for code in self.code]
+        return data
+
+
+def _absent(column: Any, value: Any) -> bool:
+    """A run that lacks the name, or a change that cannot be computed."""
+    if isinstance(column, str):  # Δ<id>
+        return _missing(value)
+    return isinstance(value, str) and value == MISSING
+
+
+def _json(value: Any) -> Any:
+    """A cell as a JSON value: no NaN or infinity (null), times in ISO 8601."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, (datetime.date, datetime.datetime)):
+        return value.isoformat()
+    if isinstance(value, list):
+        return [_json(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _json(v) for k, v in value.items()}
+    value = plain(value)  # numpy scalars, paths…
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
 
 
 def _missing(value: Any) -> bool:
