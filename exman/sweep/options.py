@@ -67,6 +67,8 @@ def make_launcher(spec: Spec, options: Options) -> Launcher:
             launcher_options.setdefault("max_attempts", spec.max_attempts)
     elif options.backend == "ray":
         launcher_options = {"grace": options.grace, **spec.ray}
+        if spec.resume:
+            launcher_options.update(resume=True, max_attempts=spec.max_attempts)
         launcher_options.update(options.launcher_options)
     elif options.backend == "slurm":
         launcher_options = {"grace": options.grace, **spec.slurm}
