@@ -13,11 +13,12 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-from _sweep_helpers import PYTHON, all_runs, wait_for, write_spec
+from _sweep_helpers import PYTHON, alive, all_runs, wait_for, write_spec
 
 import exman
 from exman.record.run import Run
@@ -427,3 +428,60 @@ def test_a_study_keeps_its_direction(tmp_path: Path, script: Path) -> None:
         info.value
     )
     assert len(study_of(tmp_path / "exman").trials) == 1
+
+
+#: a trial deaf to SIGINT and SIGTERM: only SIGKILL stops it
+DEAF = """\
+import os, pathlib, signal, time
+import exman
+
+parser = exman.ExParser(root=exman.simpleroot(__file__))
+parser.add_argument("--x", type=float, default=0.0)
+args = parser.parse_args()
+with args.safe_experiment:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    pathlib.Path(__file__).with_name("pid").write_text(str(os.getpid()))
+    time.sleep(60)
+    exman.result(loss=args.x)
+"""
+
+
+def test_a_workers_second_sigterm_cuts_the_grace_short_but_a_copy_does_not(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "deaf.py").write_text(DEAF)
+    spec = write_spec(
+        tmp_path,
+        command=f"{PYTHON} deaf.py",
+        search={"trials": 2, "objective": "loss", "space": {"x": {"low": 0, "high": 1}}},
+    )
+    argv = [sys.executable, "-m", "exman.sweep", str(spec), "--backend", "local"]
+    worker = subprocess.Popen(
+        [*argv, "-j", "1", "--worker", "0", "--grace", "30"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    pid_file = tmp_path / "pid"
+    try:
+        wait_for(lambda: pid_file.exists() and pid_file.read_text() != "", 30)
+        trial = int(pid_file.read_text())
+        # SLURM's SIGTERM, then the job runner's copy of it a moment later
+        os.kill(worker.pid, signal.SIGTERM)
+        time.sleep(0.2)
+        os.kill(worker.pid, signal.SIGTERM)
+        time.sleep(2)
+        assert alive(trial), "a copy of the first SIGTERM cut the grace short"
+        assert worker.poll() is None
+        os.kill(worker.pid, signal.SIGTERM)  # a second one: now
+        out, _ = worker.communicate(timeout=15)
+    finally:
+        if worker.poll() is None:
+            os.killpg(worker.pid, signal.SIGKILL)
+            worker.wait()
+    assert not alive(trial)
+    assert "killed at once (a second signal)" in out, out
+    (record,) = all_runs(tmp_path / "exman")
+    assert record["status"] == "interrupted", record
