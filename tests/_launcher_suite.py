@@ -29,8 +29,8 @@ import pytest
 from _sweep_helpers import PYTHON, all_runs, write_spec
 
 from exman.record.run import Run
-
 from exman.record.store import ExmanError
+from exman.sweep import SweepSummary, sweep
 from exman.sweep.launchers import (
     Finished,
     JobState,
@@ -41,7 +41,6 @@ from exman.sweep.launchers import (
     Started,
     get_launcher,
 )
-from exman.sweep import SweepSummary, sweep
 
 
 def shell_task(folder: Path, index: int, script: str) -> LaunchTask:

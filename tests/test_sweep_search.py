@@ -195,9 +195,7 @@ def test_sampler_and_pruner_settings_reach_the_study(
     sampler = {"name": "tpe", "n_startup_trials": 3, "seed": 1}
     # warm-up beyond the script's steps: nothing can be pruned
     pruner = {"name": "median", "n_startup_trials": 0, "n_warmup_steps": 50}
-    spec = search_spec(
-        tmp_path, "--steps 6", trials=5, sampler=sampler, pruner=pruner
-    )
+    spec = search_spec(tmp_path, "--steps 6", trials=5, sampler=sampler, pruner=pruner)
     search = load_spec(spec).search
     assert search is not None
     assert (search.method, search.seed, search.pruner) == ("tpe", 1, "median")
@@ -454,7 +452,11 @@ def test_a_workers_second_sigterm_cuts_the_grace_short_but_a_copy_does_not(
     spec = write_spec(
         tmp_path,
         command=f"{PYTHON} deaf.py",
-        search={"trials": 2, "objective": "loss", "space": {"x": {"low": 0, "high": 1}}},
+        search={
+            "trials": 2,
+            "objective": "loss",
+            "space": {"x": {"low": 0, "high": 1}},
+        },
     )
     argv = [sys.executable, "-m", "exman.sweep", str(spec), "--backend", "local"]
     worker = subprocess.Popen(

@@ -178,9 +178,7 @@ def test_a_workers_trial_gets_its_grace_and_a_second_sigterm_ends_it(
 
     (tmp_path / "deaf.py").write_text(DEAF)
     section = {"trials": 2, "objective": "loss", "space": {"x": {"low": 0, "high": 1}}}
-    spec = write_spec(
-        tmp_path, name=name, command=f"{PYTHON} deaf.py", search=section
-    )
+    spec = write_spec(tmp_path, name=name, command=f"{PYTHON} deaf.py", search=section)
     (job,) = sweep(spec, backend="slurm", grace=30).submitted.values()
     pid_file = tmp_path / "pid"
     wait_for(lambda: pid_file.exists() and pid_file.read_text() != "", 120)

@@ -42,7 +42,9 @@ def _positive() -> Check:
 
 _BOOL: Check = (lambda v: isinstance(v, bool), "true or false")
 _INT_OR_AUTO: Check = (
-    lambda v: v == "auto" or (isinstance(v, int) and not isinstance(v, bool) and v >= 1),
+    lambda v: (
+        v == "auto" or (isinstance(v, int) and not isinstance(v, bool) and v >= 1)
+    ),
     "auto or a whole number >= 1",
 )
 _SEED = {"seed": _int(0)}

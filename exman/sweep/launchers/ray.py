@@ -13,6 +13,8 @@ nodes have room for. Ctrl-C or SIGTERM cancels the running tasks: each gets
 SIGINT, then SIGKILL after ``grace`` seconds; a task whose worker does not
 answer in time has it killed by Ray, and the task's watchdog kills the
 command. A task whose worker or node dies is failed, with Ray's reason.
+With ``resume: true`` in the spec, a task the timeout stopped starts again
+on its node as the next attempt of the same run, as on the local launcher.
 
 ray is an optional dependency (``pip install 'exman[ray]'``), imported only
 when this launcher is built.

@@ -28,8 +28,8 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from typing import IO
 from dataclasses import dataclass, replace
+from typing import IO
 
 from ...record.files import open_append
 from ...record.resume import ATTEMPT_ENV, JOB_ENV
