@@ -379,7 +379,7 @@ class LauncherSuite:
         spec = write_spec(
             script.parent,
             name=sweep_name,
-            command=f"{PYTHON} main.py --epochs 6 --sleep 0.4",
+            command=f"{PYTHON} main.py --epochs 8 --sleep 0.4",
             grid={"lr": [0.1]},
             resume=True,
             max_attempts=10,
@@ -392,7 +392,7 @@ class LauncherSuite:
         assert attempts[0]["status"] == "interrupted", attempts
         assert attempts[-1]["status"] == "completed"
         # the curve goes on where the last checkpoint left it: no step twice
-        assert metric_steps(record["path"]) == list(range(6))
+        assert metric_steps(record["path"]) == list(range(8))
         log = (record["path"] / "log.txt").read_text()
         assert "attempt 1 resumed False from 0" in log
         assert "attempt 2 resumed True from " in log
