@@ -7,18 +7,30 @@ needs them, ``options``. The tasks are small shell commands writing into
 root). Only the launcher's contract is tested here: events, exit codes,
 environment, logs, the number of tasks at once, timeouts, stopping, and for
 a launcher that hands its tasks to a scheduler, submitting and asking later.
+
+The last cases go through the whole sweep on the launcher, with real
+ExParser scripts: a small search (every trial a run with its result, the
+study resumed for more trials) and a task stopped from outside whose next
+attempt continues its run. A launcher that cannot do one of them says why in
+``no_search`` or ``no_resume``; the case is then skipped with that reason.
 """
 
 from __future__ import annotations
 
+import json
 import time
+import uuid
 from collections import Counter
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
+from _sweep_helpers import PYTHON, all_runs, write_spec
 
+from exman.record.run import Run
 from exman.record.store import ExmanError
+from exman.sweep import SweepSummary, sweep
 from exman.sweep.launchers import (
     Finished,
     JobState,
@@ -47,6 +59,49 @@ def finished(events: list[LaunchEvent]) -> dict[int, Finished]:
     return {e.task.index: e for e in events if isinstance(e, Finished)}
 
 
+#: a trial of the suite's search: a quadratic in x, its curve step by step
+TRIAL = """\
+import time
+import exman
+
+parser = exman.ExParser(root=exman.simpleroot(__file__))
+parser.add_argument("--x", type=float, default=0.0)
+args = parser.parse_args()
+loss = (args.x - 1) ** 2
+with args.safe_experiment:
+    for step in range(3):
+        exman.log(step=step, loss=loss + 1 / (1 + step))
+        if exman.should_stop():
+            break
+    exman.result(loss=loss)
+"""
+
+#: a task that checkpoints every step and starts from its newest checkpoint;
+#: a step, its checkpoint and its record are one (SIGTERM waits for them)
+TRAIN = """\
+import signal
+import time
+
+run = args.run
+ckpt = run.last_checkpoint()
+start = 0 if ckpt is None else int(ckpt.read_text()) + 1
+with args.safe_experiment:
+    print("attempt", run.attempt, "resumed", run.resumed, "from", start, flush=True)
+    for step in range(start, args.epochs):
+        time.sleep(args.sleep)
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+        (run.checkpoint_dir / f"step{step}.txt").write_text(str(step))
+        exman.log(step=step, loss=1.0 / (step + 1))
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
+"""
+TRAIN_EXTRA = 'parser.add_argument("--sleep", type=float, default=0.0)\n'
+
+
+def metric_steps(folder: Path) -> list[int]:
+    lines = (folder / "metrics.jsonl").read_text().splitlines()
+    return [json.loads(line)["step"] for line in lines]
+
+
 class LauncherSuite:
     """Subclass with ``backend = "name"``; pytest collects the subclass."""
 
@@ -57,8 +112,47 @@ class LauncherSuite:
     #: whether the launcher hands out ``gpus`` slots (else it must refuse them)
     gpu_slots: ClassVar[bool] = True
 
+    #: why the sweep cannot run a search on this launcher ("": it can)
+    no_search: ClassVar[str] = ""
+    #: why a task stopped from outside cannot continue its run here ("": it can)
+    no_resume: ClassVar[str] = ""
+
     def launcher(self) -> Launcher:
         return get_launcher(self.backend, **self.options)
+
+    # -- the sweep on this launcher: hooks a launcher's module may change ----------
+    def sweep_options(self) -> dict[str, Any]:
+        """The keyword arguments of :func:`exman.sweep` that pick this launcher."""
+        return {"backend": self.backend}
+
+    def forget(self, name: str) -> None:
+        """Clean up after the sweep ``name`` (a scheduler's jobs left behind)."""
+
+    def run_search(self, spec: Path) -> None:
+        """Run the search of ``spec`` until the study holds its budget."""
+        summary = sweep(spec, **self.sweep_options())
+        assert summary.exit_code == 0, summary.text()
+
+    def stop_and_resume(self, spec: Path, root: Path) -> None:
+        """Run the one task of ``spec`` (``resume: true``), stop its first
+        attempt from outside once it has checkpointed, and return when its
+        last attempt ended. Here: the launcher's timeout stops it."""
+        summary = sweep(spec, timeout=1.5, **self.sweep_options())
+        assert summary.result_counts()["completed"] == 1, summary.text()
+        assert len(summary.results) == 1  # the task counts once
+
+    def done(self, spec: Path) -> SweepSummary:
+        """The sweep's state once it ended: nothing queued or running."""
+        status = sweep(spec, status=True)
+        counts = status.counts()
+        assert counts["queued"] == counts["running"] == 0, status.text()
+        return status
+
+    @pytest.fixture
+    def sweep_name(self) -> Iterator[str]:
+        name = f"suite{uuid.uuid4().hex[:10]}"
+        yield name
+        self.forget(name)
 
     def test_every_task_ends_once_with_its_exit_code(self, tmp_path: Path) -> None:
         tasks = [
@@ -221,3 +315,86 @@ class LauncherSuite:
     ) -> None:
         with pytest.raises(ExmanError):
             list(self.launcher().launch([shell_task(tmp_path, 0, "true")], **options))
+
+    # -- through the sweep ---------------------------------------------------------
+    def test_a_search_runs_each_trial_as_a_run_and_resumes(
+        self, tmp_path: Path, root: Path, sweep_name: str
+    ) -> None:
+        if self.no_search:
+            pytest.skip(f"{self.backend}: no search: {self.no_search}")
+        optuna = pytest.importorskip("optuna")
+        (tmp_path / "trial.py").write_text(TRIAL)
+        search: dict[str, Any] = {
+            "method": "random",
+            "trials": 3,
+            "objective": "loss",
+            "seed": 1,
+            "space": {"x": {"low": -3, "high": 3}},
+        }
+
+        def spec_with(trials: int) -> Path:
+            return write_spec(
+                tmp_path,
+                name=sweep_name,
+                command=f"{PYTHON} trial.py",
+                search={**search, "trials": trials},
+            )
+
+        self.run_search(spec_with(3))
+        first = {r["id"]: r for r in all_runs(root)}
+        self.run_search(spec_with(4))  # the same study, one trial more
+        runs = all_runs(root)
+        journal = root / ".exman" / "sweeps" / sweep_name / "study.journal"
+        storage = optuna.storages.JournalStorage(
+            optuna.storages.journal.JournalFileBackend(str(journal))
+        )
+        study = optuna.load_study(study_name=sweep_name, storage=storage)
+        assert [t.state.name for t in study.trials] == ["COMPLETE"] * 4
+        # every trial one completed run, asked for once: the first three kept
+        assert sorted(int(r["sweep"]["task"]) for r in runs) == [0, 1, 2, 3]
+        assert {r["id"]: r["started"] for r in runs if r["id"] in first} == {
+            i: r["started"] for i, r in first.items()
+        }
+        for record in runs:
+            assert record["status"] == "completed" and record["place"] == "runs"
+            trial = study.trials[int(record["sweep"]["task"])]
+            run = Run(record["path"])
+            assert run.params["x"] == trial.params["x"]
+            assert trial.value == pytest.approx((trial.params["x"] - 1) ** 2)
+            assert metric_steps(record["path"]) == [0, 1, 2]
+        status = self.done(spec_with(4))
+        assert status.search is not None
+        assert status.search["counts"] == {"complete": 4}, status.search
+        assert status.search["best"]["value"] == study.best_value
+
+    def test_a_stopped_task_continues_its_run(
+        self,
+        make_script: Callable[..., Path],
+        root: Path,
+        sweep_name: str,
+    ) -> None:
+        if self.no_resume:
+            pytest.skip(f"{self.backend}: no resume: {self.no_resume}")
+        script = make_script(TRAIN, extra=TRAIN_EXTRA)
+        spec = write_spec(
+            script.parent,
+            name=sweep_name,
+            command=f"{PYTHON} main.py --epochs 8 --sleep 0.4",
+            grid={"lr": [0.1]},
+            resume=True,
+            max_attempts=10,
+        )
+        self.stop_and_resume(spec, root)
+        (record,) = all_runs(root)  # one run, in its own folder all along
+        assert record["status"] == "completed" and record["place"] == "runs"
+        assert record["attempt"] >= 2, record
+        attempts = record["attempts"]
+        assert attempts[0]["status"] == "interrupted", attempts
+        assert attempts[-1]["status"] == "completed"
+        # the curve goes on where the last checkpoint left it: no step twice
+        assert metric_steps(record["path"]) == list(range(8))
+        log = (record["path"] / "log.txt").read_text()
+        assert "attempt 1 resumed False from 0" in log
+        assert "attempt 2 resumed True from " in log
+        assert "attempt 2 resumed True from 0" not in log
+        assert self.done(spec).counts()["completed"] == 1

@@ -358,3 +358,62 @@ def test_a_script_with_its_own_resume_run_keeps_it(
     assert run(script, "--resume-run", "yes").returncode == -signal.SIGTERM
     out = run(script, "--exman-resume-run", "1", check=True).stdout
     assert out.strip() == "own yes run 1 attempt 2"
+
+
+def test_gc_removes_the_resume_records_of_runs_that_are_gone(
+    make_script: Callable[..., Path],
+    root: Path,
+    run: Callable[..., subprocess.CompletedProcess[str]],
+) -> None:
+    from exman.commands import manage
+
+    script = make_script('print("run", args.run.id)\n')
+
+    def first_attempt(key: str, *args: str) -> Path:
+        env = {
+            "EXMAN_SWEEP": "s",
+            "EXMAN_SWEEP_TASK": "0",
+            "EXMAN_SWEEP_KEY": key,
+            "EXMAN_SWEEP_JOB": f"local-{key}",
+            "EXMAN_SWEEP_ATTEMPT": "1",
+        }
+        run(script, *args, env=env, check=True)
+        record = root / ".exman" / "resume" / f"{key}.json"
+        assert record.is_file()
+        return record
+
+    kept = first_attempt("aaaa000000000001")  # its run stays
+    deleted = first_attempt("aaaa000000000002")
+    in_tmp = first_attempt("aaaa000000000003", "--tmp")
+    wrong = first_attempt("aaaa000000000004")
+    unreadable = root / ".exman" / "resume" / "aaaa000000000005.json"
+    unreadable.write_text('{"run": ')
+    young = unreadable.with_name("aaaa000000000006.json")  # being written
+    young.write_text("")
+    os.utime(unreadable, (time.time() - 7200, time.time() - 7200))
+    manage.delete(root, [2], all=True)  # for good: its folder goes
+    # a record naming a run of another task: no attempt can continue it
+    data = json.loads(wrong.read_text())
+    data["run"] = json.loads(kept.read_text())["run"]
+    wrong.write_text(json.dumps(data))
+
+    dry = manage.gc(root, dry_run=True)
+    going = {c.path: c.message for c in dry.done if c.path.parent == kept.parent}
+    assert set(going) == {deleted, in_tmp, wrong, unreadable}, going
+    assert "which is gone" in going[deleted]
+    assert "removed run" in going[in_tmp]
+    assert "not a run of its task" in going[wrong]
+    assert all(p.exists() for p in going)
+    manage.gc(root)
+    assert kept.exists() and young.exists()
+    assert not any(p.exists() for p in going)
+    assert not list(root.glob("tmp/0*"))
+    # the run whose record stayed is still continued by its next attempt
+    env = {
+        "EXMAN_SWEEP": "s",
+        "EXMAN_SWEEP_TASK": "0",
+        "EXMAN_SWEEP_KEY": "aaaa000000000001",
+        "EXMAN_SWEEP_JOB": "local-aaaa000000000001",
+        "EXMAN_SWEEP_ATTEMPT": "2",
+    }
+    assert run(script, env=env, check=True).stdout.strip() == "run 1"

@@ -225,6 +225,9 @@ class TestRayLauncher(LauncherSuite):
     def launcher(self) -> Launcher:
         return get_launcher("ray", address=self.address, grace=1.0)
 
+    def sweep_options(self) -> dict[str, Any]:
+        return {"backend": "ray", "address": self.address}
+
 
 # -- sweeps on the cluster -------------------------------------------------------------
 def test_a_sweep_runs_its_tasks_on_the_cluster_and_resumes(

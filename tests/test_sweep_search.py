@@ -13,11 +13,12 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-from _sweep_helpers import PYTHON, all_runs, wait_for, write_spec
+from _sweep_helpers import PYTHON, alive, all_runs, wait_for, write_spec
 
 import exman
 from exman.record.run import Run
@@ -127,6 +128,93 @@ def test_a_wrong_search_section_names_the_file_and_the_key(
         load_spec(path)
     assert str(path) in str(info.value)
     assert message in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("search", "message"),
+    [
+        (
+            {"sampler": {"name": "tpe", "n_startup": 5}},
+            "search.sampler.n_startup: is not a setting of sampler tpe; valid: "
+            "seed, n_startup_trials,",
+        ),
+        (
+            {"sampler": {"name": "random", "n_startup_trials": 5}},
+            "search.sampler.n_startup_trials: is not a setting of sampler random; "
+            "valid: seed",
+        ),
+        (
+            {"sampler": {"name": "bayes"}},
+            "search.sampler.name: 'bayes' is not one of tpe, cmaes, random, grid",
+        ),
+        (
+            {"sampler": {"name": "tpe", "multivariate": "yes"}},
+            "search.sampler.multivariate: must be true or false, not 'yes'",
+        ),
+        (
+            {"sampler": "tpe", "method": "tpe"},
+            "search.sampler: names the method too",
+        ),
+        (
+            {"sampler": {"name": "tpe", "seed": 1}, "seed": 2},
+            "search.sampler.seed: the seed is given twice",
+        ),
+        (
+            {"pruner": {"name": "median", "n_warmup_steps": -1}},
+            "search.pruner.n_warmup_steps: must be a whole number >= 0, not -1",
+        ),
+        (
+            {"pruner": {"name": "hyperband", "n_warmup_steps": 3}},
+            "search.pruner.n_warmup_steps: is not a setting of pruner hyperband; "
+            "valid: min_resource, max_resource, reduction_factor, bootstrap_count",
+        ),
+        ({"pruner": {"n_warmup_steps": 3}}, "search.pruner.name: is required"),
+        (
+            {"pruner": {"name": "asha", "min_resource": "soon"}},
+            "search.pruner.min_resource: must be auto or a whole number >= 1",
+        ),
+    ],
+)
+def test_a_wrong_sampler_or_pruner_setting_is_named(
+    tmp_path: Path, search: dict[str, Any], message: str
+) -> None:
+    path = write_spec(
+        tmp_path, search={"trials": 5, "objective": "loss", "space": SPACE, **search}
+    )
+    with pytest.raises(SpecError) as info:
+        load_spec(path)
+    assert str(path) in str(info.value)
+    assert message in str(info.value)
+
+
+def test_sampler_and_pruner_settings_reach_the_study(
+    tmp_path: Path, script: Path
+) -> None:
+    from exman.sweep.study import open_study
+
+    sampler = {"name": "tpe", "n_startup_trials": 3, "seed": 1}
+    # warm-up beyond the script's steps: nothing can be pruned
+    pruner = {"name": "median", "n_startup_trials": 0, "n_warmup_steps": 50}
+    spec = search_spec(tmp_path, "--steps 6", trials=5, sampler=sampler, pruner=pruner)
+    search = load_spec(spec).search
+    assert search is not None
+    assert (search.method, search.seed, search.pruner) == ("tpe", 1, "median")
+    study = open_study(Root(tmp_path / "exman"), "sweep", search)
+    assert study is not None
+    assert study.sampler._n_startup_trials == 3
+    assert study.pruner._n_warmup_steps == 50
+    assert study.pruner._n_startup_trials == 0
+    summary = sweep(spec)
+    assert summary.exit_code == 0, summary.text()
+    assert summary.search is not None
+    assert summary.search["counts"] == {"complete": 5}
+    # the same seed draws the same first values as the plain keys do
+    (tmp_path / "again").mkdir()
+    (tmp_path / "again" / "main.py").write_text(script.read_text())
+    again = search_spec(tmp_path / "again", trials=1, method="tpe", seed=1)
+    sweep(again)
+    first = study_of(tmp_path / "exman").trials[0].params
+    assert study_of(tmp_path / "again" / "exman").trials[0].params == first
 
 
 def test_a_search_excludes_a_grid_and_a_flag_it_sweeps(tmp_path: Path) -> None:
@@ -338,3 +426,64 @@ def test_a_study_keeps_its_direction(tmp_path: Path, script: Path) -> None:
         info.value
     )
     assert len(study_of(tmp_path / "exman").trials) == 1
+
+
+#: a trial deaf to SIGINT and SIGTERM: only SIGKILL stops it
+DEAF = """\
+import os, pathlib, signal, time
+import exman
+
+parser = exman.ExParser(root=exman.simpleroot(__file__))
+parser.add_argument("--x", type=float, default=0.0)
+args = parser.parse_args()
+with args.safe_experiment:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    pathlib.Path(__file__).with_name("pid").write_text(str(os.getpid()))
+    time.sleep(60)
+    exman.result(loss=args.x)
+"""
+
+
+def test_a_workers_second_sigterm_cuts_the_grace_short_but_a_copy_does_not(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "deaf.py").write_text(DEAF)
+    spec = write_spec(
+        tmp_path,
+        command=f"{PYTHON} deaf.py",
+        search={
+            "trials": 2,
+            "objective": "loss",
+            "space": {"x": {"low": 0, "high": 1}},
+        },
+    )
+    argv = [sys.executable, "-m", "exman.sweep", str(spec), "--backend", "local"]
+    worker = subprocess.Popen(
+        [*argv, "-j", "1", "--worker", "0", "--grace", "30"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    pid_file = tmp_path / "pid"
+    try:
+        wait_for(lambda: pid_file.exists() and pid_file.read_text() != "", 30)
+        trial = int(pid_file.read_text())
+        # SLURM's SIGTERM, then the job runner's copy of it a moment later
+        os.kill(worker.pid, signal.SIGTERM)
+        time.sleep(0.2)
+        os.kill(worker.pid, signal.SIGTERM)
+        time.sleep(2)
+        assert alive(trial), "a copy of the first SIGTERM cut the grace short"
+        assert worker.poll() is None
+        os.kill(worker.pid, signal.SIGTERM)  # a second one: now
+        out, _ = worker.communicate(timeout=15)
+    finally:
+        if worker.poll() is None:
+            os.killpg(worker.pid, signal.SIGKILL)
+            worker.wait()
+    assert not alive(trial)
+    assert "killed at once (a second signal)" in out, out
+    (record,) = all_runs(tmp_path / "exman")
+    assert record["status"] == "interrupted", record

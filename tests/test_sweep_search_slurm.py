@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _sweep_helpers import all_runs, wait_for
+from _sweep_helpers import PYTHON, alive, all_runs, wait_for, write_spec
 from test_sweep_search import QUADRATIC, search_spec, study_of
 from test_sweep_slurm import slurm_cluster  # noqa: F401 - a fixture
 
@@ -167,6 +168,32 @@ def test_a_cancelled_worker_is_replaced_and_no_trial_completes_twice(
     # the worker stopped its trial and said so, whatever copy of the
     # signal came last
     assert "interrupted by SIGTERM" in (logs / "worker-000.log").read_text()
+
+
+@on_slurm
+def test_a_workers_trial_gets_its_grace_and_a_second_sigterm_ends_it(
+    tmp_path: Path, name: str
+) -> None:
+    from test_sweep_search import DEAF
+
+    (tmp_path / "deaf.py").write_text(DEAF)
+    section = {"trials": 2, "objective": "loss", "space": {"x": {"low": 0, "high": 1}}}
+    spec = write_spec(tmp_path, name=name, command=f"{PYTHON} deaf.py", search=section)
+    (job,) = sweep(spec, backend="slurm", grace=30).submitted.values()
+    pid_file = tmp_path / "pid"
+    wait_for(lambda: pid_file.exists() and pid_file.read_text() != "", 120)
+    trial = int(pid_file.read_text())
+    # SLURM signals every process of the job, and the job's runner passes
+    # the signal on to the worker: one scancel, two SIGTERMs, one grace
+    subprocess.run(["scancel", "--signal=TERM", job], check=True)
+    time.sleep(3)
+    assert alive(trial), "the trial did not get its grace"
+    subprocess.run(["scancel", "--signal=TERM", job], check=True)
+    wait_for(lambda: not alive(trial), timeout=15)
+    wait_for(lambda: not squeue(name), timeout=60)
+    (record,) = all_runs(tmp_path / "exman")
+    assert record["status"] == "interrupted", record
+    assert record["reason"].endswith("killed at once (a second signal)"), record
 
 
 def test_a_worker_needs_a_search_and_a_spec_file(tmp_path: Path) -> None:

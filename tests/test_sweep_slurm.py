@@ -162,6 +162,11 @@ def ended(status: SweepSummary) -> bool:
     return counts["queued"] == counts["running"] == 0
 
 
+def workers_ended(status: SweepSummary) -> bool:
+    """A search's worker jobs have all ended (none queued or running)."""
+    return status.search is not None and status.search.get("workers") == []
+
+
 def slurm(*argv: str) -> str:
     return subprocess.run(argv, capture_output=True, text=True, check=True).stdout
 
@@ -182,6 +187,25 @@ class TestSlurmLauncher(LauncherSuite):
     backend = "slurm"
     options: ClassVar[dict[str, Any]] = {"grace": 1.0}
     gpu_slots = False
+
+    def forget(self, name: str) -> None:
+        subprocess.run(["scancel", f"--name=exman-{name}"], capture_output=True)
+
+    def run_search(self, spec: Path) -> None:
+        # worker jobs run the search: wait until SLURM holds none of them
+        summary = sweep(spec, backend="slurm")
+        assert summary.mode == "submit" and summary.submitted, summary.text()
+        wait_status(spec, workers_ended, timeout=240)
+
+    def stop_and_resume(self, spec: Path, root: Path) -> None:
+        # scontrol requeue stops the job; its next start is attempt 2
+        # stopped after its first checkpoint, well before its end
+        (job,) = sweep(spec, backend="slurm").submitted.values()
+        wait_for(lambda: len(list(root.glob("runs/*/checkpoints/*"))) >= 1)
+        slurm("scontrol", "requeue", job)
+        wait_status(spec, lambda s: s.states[0].state == "queued")
+        requeued_now(job)
+        wait_status(spec, ended, timeout=120)
 
 
 # -- sweeps ----------------------------------------------------------------------------

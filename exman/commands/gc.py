@@ -2,8 +2,9 @@
 
 Removes tmp runs (all, or those that ended longer ago than an age), links
 whose run folder is gone, mark folders left empty, and what processes that
-died left behind (see :mod:`exman.commands.leftovers`). Runs still running
-or being created are kept.
+died left behind, with the resume records of runs no longer there (see
+:mod:`exman.commands.leftovers`). Runs still running or being created are
+kept.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from ..record.removal import remove_tree
 from ..record.run import Run
 from ..record.store import ExmanError, Root, StrPath, run_id
 from .changes import Report, as_root
-from .leftovers import Leftover, find_leftovers
+from .leftovers import Leftover, find_leftovers, orphan_resume_records
 
 __all__ = ["gc", "parse_age"]
 
@@ -67,7 +68,8 @@ def gc(
     that changed in the last hour), are kept. Debris is what a process
     that died left (see :mod:`exman.commands.leftovers`): run folders
     without params.yaml and unfinished ``*.tmp`` files, once unchanged for
-    an hour. An entry of ``runs/``, ``fails/`` or ``tmp/`` that is a
+    an hour, and the resume records (``.exman/resume/``) of runs that are
+    gone. An entry of ``runs/``, ``fails/`` or ``tmp/`` that is a
     symbolic link is refused and left alone; what cannot be removed is
     refused with the reason, and the rest goes on.
 
@@ -107,6 +109,7 @@ def gc(
             continue
         going.append(path)
         report.add("done", run.id, path, f"tmp run {run.id}: {report.rel(path)}")
+    debris += orphan_resume_records(root, {path.name for path in going})
     for item in debris:
         num = run_id(item.path.name) if item.folder else None
         report.add("done", num, item.path, f"{item.what}: {report.rel(item.path)}")

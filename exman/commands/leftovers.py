@@ -12,7 +12,11 @@ it can leave debris beside them:
   :meth:`~exman.record.store.Root.remove_run`);
 * ``.exman/launches/*.json``: what rank 0 of a distributed launch told the
   other ranks (see :mod:`exman.record.ranks`), which they read within
-  seconds and never again.
+  seconds and never again;
+* ``.exman/resume/<key>.json`` naming a run that is no longer in the root
+  (deleted, or a tmp run that ``gc`` removes), or no run of that task (see
+  :mod:`exman.record.resume`): no attempt can continue it
+  (:func:`orphan_resume_records`).
 
 Something is debris only when the process that made it is gone and it has
 not changed for :data:`~exman.record.run.CREATION_GRACE` seconds: nothing a
@@ -22,18 +26,21 @@ pid means nothing here) as long as it keeps writing.
 
 from __future__ import annotations
 
+import json
 import os
 import pathlib
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Set
 from dataclasses import dataclass
+from typing import Any
 
 from ..record.ranks import LAUNCHES
+from ..record.resume import RESUME_DIR
 from ..record.run import CREATION_GRACE, Run, pid_alive
 from ..record.store import RUN_PLACES, STATE_DIR, Root, run_id
 
-__all__ = ["Leftover", "find_leftovers"]
+__all__ = ["Leftover", "find_leftovers", "orphan_resume_records"]
 
 #: what atomic writes leave while they write: ``<file>.<pid>.<thread>.tmp``
 TMP_FILE = re.compile(r"\.(\d+)\.\d+\.tmp\Z")
@@ -136,3 +143,62 @@ def _old_launches(folder: pathlib.Path, grace: float, now: float) -> list[Leftov
                     Leftover(pathlib.Path(entry.path), "old launch record", False)
                 )
     return found
+
+
+def orphan_resume_records(root: Root, going: Set[str] = frozenset()) -> list[Leftover]:
+    """The records of ``.exman/resume/`` that name no run of their task.
+
+    A record names its run by folder name; the run is looked for in
+    ``runs/``, then ``fails/``, then ``tmp/`` (the order a run moves in, so
+    a move to ``fails/`` meanwhile is not missed). A record that cannot be
+    read is kept only while it may still be being written.
+
+    :param going: names of run folders about to be removed (tmp runs of
+        the same ``gc``): their records go with them.
+    """
+    folder = root.state / RESUME_DIR
+    try:
+        entries = os.scandir(folder)
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    with entries:
+        files = [
+            pathlib.Path(e.path)
+            for e in entries
+            if e.name.endswith(".json") and e.is_file(follow_symlinks=False)
+        ]
+    now = time.time()
+    found = []
+    for path in sorted(files):
+        what = _why_orphan(root, path, going, now)
+        if what is not None:
+            found.append(Leftover(path, what, False))
+    return found
+
+
+def _why_orphan(
+    root: Root, path: pathlib.Path, going: Set[str], now: float
+) -> str | None:
+    try:
+        data: Any = json.loads(path.read_bytes())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError):
+        data = None
+    name = data.get("run") if isinstance(data, dict) else None
+    if not isinstance(name, str) or run_id(name) is None or "/" in name:
+        if _stale(str(path), None, CREATION_GRACE, now):
+            return "unreadable resume record"
+        return None
+    if name in going:
+        return "resume record of a removed run"
+    key = path.name[: -len(".json")]
+    for place in ("runs", "fails", "tmp"):
+        folder = root.path / place / name
+        if folder.is_dir() and not folder.is_symlink():
+            record = Run(folder).record()
+            sweep = record.get("sweep")
+            if not record or (isinstance(sweep, dict) and sweep.get("key") == key):
+                return None  # its run (or one being created: run.json comes)
+            return f"resume record naming run {name}, not a run of its task"
+    return f"resume record of run {name}, which is gone"

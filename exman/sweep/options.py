@@ -11,7 +11,12 @@ from ..record.store import Root
 from .launchers.base import Launcher, get_launcher
 from .spec import SWEEPS_DIR, Spec
 
-__all__ = ["SWEEPS_DIR", "Options", "make_launcher", "sweep_dir"]
+__all__ = ["SWEEPS_DIR", "WORKER_COPIES", "Options", "make_launcher", "sweep_dir"]
+
+#: seconds within which a search worker takes a signal again as a copy of
+#: the first: SLURM signals every process of the job, and the job's runner
+#: passes the signal on to the worker too; a later one means "now"
+WORKER_COPIES = 1.0
 
 
 def sweep_dir(root: Root, name: str) -> pathlib.Path:
@@ -65,8 +70,12 @@ def make_launcher(spec: Spec, options: Options) -> Launcher:
         if spec.resume:
             launcher_options.setdefault("resume", True)
             launcher_options.setdefault("max_attempts", spec.max_attempts)
+        if options.worker is not None:
+            launcher_options.setdefault("copies_within", WORKER_COPIES)
     elif options.backend == "ray":
         launcher_options = {"grace": options.grace, **spec.ray}
+        if spec.resume:
+            launcher_options.update(resume=True, max_attempts=spec.max_attempts)
         launcher_options.update(options.launcher_options)
     elif options.backend == "slurm":
         launcher_options = {"grace": options.grace, **spec.slurm}

@@ -10,6 +10,9 @@
       parallel: 4          # trials at once (-j overrides it)
       pruner: median       # none, median, successive_halving (asha), hyperband
       seed: 0
+      # or, with Optuna's settings of each (see .samplers):
+      # sampler: {name: tpe, n_startup_trials: 5, seed: 1}
+      # pruner: {name: median, n_warmup_steps: 3}
       space:
         lr: {low: 1.0e-5, high: 1, log: true}
         dropout: {low: 0, high: 0.5}
@@ -27,6 +30,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from .samplers import PRUNERS as PRUNER_SETTINGS
+from .samplers import SAMPLERS, choice
 from .values import Errors
 
 __all__ = [
@@ -40,12 +45,13 @@ __all__ = [
     "search_section",
 ]
 
-METHODS = ("tpe", "cmaes", "random", "grid")
+METHODS = tuple(SAMPLERS)
 #: ``asha`` is another name of ``successive_halving``
-PRUNERS = ("none", "median", "successive_halving", "asha", "hyperband")
+PRUNERS = (*PRUNER_SETTINGS, "asha")
 DIRECTIONS = ("minimize", "maximize")
 SEARCH_KEYS = (
     "method",
+    "sampler",
     "trials",
     "objective",
     "direction",
@@ -87,6 +93,10 @@ class Search:
     #: seconds a pruned trial gets to stop by itself before it is signalled
     grace: float
     space: tuple[Param, ...] = field(default_factory=tuple)
+    #: the sampler's settings besides its seed, and the pruner's (Optuna's
+    #: keyword arguments, checked by :mod:`.samplers`)
+    sampler_settings: dict[str, Any] = field(default_factory=dict)
+    pruner_settings: dict[str, Any] = field(default_factory=dict)
 
     @property
     def names(self) -> list[str]:
@@ -110,16 +120,28 @@ def search_section(value: Any, err: Errors) -> Search | None:
             f"search.{unknown[0]}",
             "is not a key of search; valid keys: " + ", ".join(SEARCH_KEYS),
         )
-    method = _one_of(value.get("method", "tpe"), METHODS, "search.method", err)
-    pruner = _one_of(value.get("pruner", "none"), PRUNERS, "search.pruner", err)
-    if pruner == "asha":
-        pruner = "successive_halving"
+    if "sampler" in value and "method" in value:
+        raise err(
+            "search.sampler",
+            "names the method too: give search.sampler or search.method, not both",
+        )
+    key = "search.sampler" if "sampler" in value else "search.method"
+    given = value.get("sampler", value.get("method", "tpe"))
+    method, sampler_settings = choice(given, key, SAMPLERS, err, default="tpe")
+    pruner, pruner_settings = choice(
+        value.get("pruner", "none"), "search.pruner", PRUNER_SETTINGS, err
+    )
     direction = _one_of(
         value.get("direction", "minimize"), DIRECTIONS, "search.direction", err
     )
     trials = _count(value.get("trials"), "search.trials", err, required=True)
     parallel = _count(value.get("parallel", 1), "search.parallel", err)
-    seed = value.get("seed", 0)
+    if "seed" in sampler_settings and "seed" in value:
+        raise err(
+            "search.sampler.seed",
+            "the seed is given twice: keep search.seed or search.sampler.seed",
+        )
+    seed = sampler_settings.pop("seed", value.get("seed", 0))
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise err("search.seed", f"must be a whole number, not {seed!r}")
     grace = value.get("grace", 5)
@@ -158,6 +180,8 @@ def search_section(value: Any, err: Errors) -> Search | None:
         seed=seed,
         grace=float(grace),
         space=params,
+        sampler_settings=sampler_settings,
+        pruner_settings=pruner_settings,
     )
 
 

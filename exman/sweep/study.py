@@ -71,7 +71,7 @@ def open_study(
         study_name=name,
         direction=search.direction,
         sampler=_sampler(optuna, search, search.seed + seed_offset),
-        pruner=_pruner(optuna, search.pruner),
+        pruner=_pruner(optuna, search.pruner, search.pruner_settings),
         load_if_exists=True,
     )
     held = study.direction.name.lower()
@@ -129,8 +129,9 @@ def grid_size(search: Search) -> int:
 
 def _sampler(optuna: Any, search: Search, seed: int) -> Any:
     samplers = optuna.samplers
+    settings = search.sampler_settings
     if search.method == "tpe":
-        return samplers.TPESampler(seed=seed)
+        return samplers.TPESampler(seed=seed, **settings)
     if search.method == "random":
         return samplers.RandomSampler(seed=seed)
     if search.method == "grid":
@@ -143,15 +144,15 @@ def _sampler(optuna: Any, search: Search, seed: int) -> Any:
             "search: method cmaes needs the cmaes package: pip install "
             "'exman[search]' (or cmaes)"
         ) from None
-    return samplers.CmaEsSampler(seed=seed)
+    return samplers.CmaEsSampler(seed=seed, **settings)
 
 
-def _pruner(optuna: Any, name: str) -> Any:
+def _pruner(optuna: Any, name: str, settings: dict[str, Any]) -> Any:
     pruners = optuna.pruners
     if name == "median":
-        return pruners.MedianPruner()
+        return pruners.MedianPruner(**settings)
     if name == "successive_halving":
-        return pruners.SuccessiveHalvingPruner()
+        return pruners.SuccessiveHalvingPruner(**settings)
     if name == "hyperband":
-        return pruners.HyperbandPruner()
+        return pruners.HyperbandPruner(**settings)
     return pruners.NopPruner()

@@ -85,16 +85,27 @@ class LocalLauncher(Launcher):
     :param resume: start a task stopped by the timeout again, continuing
         its run.
     :param max_attempts: with ``resume``, the attempts at a task in all.
+    :param copies_within: seconds within which the same signal again is a
+        copy of the first, not the second one that cuts the grace short:
+        a process of a SLURM job gets ``scancel``'s signal from SLURM and
+        again from the job's runner, which passes it on.
     """
 
     name: ClassVar[str] = "local"
 
     def __init__(
-        self, *, grace: float = 5.0, resume: bool = False, max_attempts: int = 3
+        self,
+        *,
+        grace: float = 5.0,
+        resume: bool = False,
+        max_attempts: int = 3,
+        copies_within: float = 0.0,
     ) -> None:
         super().__init__()
         if grace < 0:
             raise ExmanError(f"grace must be >= 0 seconds, not {grace!r}")
+        if copies_within < 0:
+            raise ExmanError(f"copies_within must be >= 0 seconds, not {copies_within}")
         if isinstance(max_attempts, bool) or not isinstance(max_attempts, int):
             raise ExmanError(
                 f"max_attempts must be a whole number, not {max_attempts!r}"
@@ -104,7 +115,11 @@ class LocalLauncher(Launcher):
         self.grace = grace
         self.resume = resume
         self.max_attempts = max_attempts
+        self.copies_within = copies_within
         self._signals: list[int] = []
+        self._signalled = 0.0
+        #: the last stop was cut short by a second signal
+        self._cut_short = False
         self._waiter: _Waiter | None = None
 
     def launch(
@@ -300,6 +315,14 @@ class LocalLauncher(Launcher):
 
     # -- stopping ---------------------------------------------------------------------
     def _on_signal(self, signum: int, frame: object) -> None:
+        now = time.monotonic()
+        if (
+            self._signals
+            and signum == self._signals[-1]
+            and now - self._signalled < self.copies_within
+        ):
+            return  # the same signal from another sender
+        self._signalled = now
         self._signals.append(signum)
 
     def _interrupt(self, running: list[_Proc], waiter: _Waiter) -> Iterator[Finished]:
@@ -313,7 +336,9 @@ class LocalLauncher(Launcher):
                 yield Finished(proc.task, "completed", 0, duration)
                 continue
             reason = f"interrupted ({name} to the sweep)"
-            if killed:
+            if killed and self._cut_short:
+                reason += ", killed at once (a second signal)"
+            elif killed:
                 reason += f", killed after {self.grace:g} s"
             yield Finished(proc.task, "interrupted", code, duration, reason=reason)
 
@@ -337,7 +362,8 @@ class LocalLauncher(Launcher):
                         codes[id(proc)] = (code, False)
             left = deadline - time.monotonic()
             # a second Ctrl-C means: now
-            if len(codes) == len(running) or left <= 0 or len(self._signals) > seen:
+            self._cut_short = len(self._signals) > seen
+            if len(codes) == len(running) or left <= 0 or self._cut_short:
                 break
             waiter.wait(left)
         for proc in running:

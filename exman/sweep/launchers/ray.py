@@ -13,6 +13,8 @@ nodes have room for. Ctrl-C or SIGTERM cancels the running tasks: each gets
 SIGINT, then SIGKILL after ``grace`` seconds; a task whose worker does not
 answer in time has it killed by Ray, and the task's watchdog kills the
 command. A task whose worker or node dies is failed, with Ray's reason.
+With ``resume: true`` in the spec, a task the timeout stopped starts again
+on its node as the next attempt of the same run, as on the local launcher.
 
 ray is an optional dependency (``pip install 'exman[ray]'``), imported only
 when this launcher is built.
@@ -67,6 +69,9 @@ class RayLauncher(Launcher):
     :param max_retries: times Ray runs a task again when its worker dies.
     :param grace: seconds a stopped task (timeout, Ctrl-C) gets before
         SIGKILL.
+    :param resume: start a task stopped by the timeout again on its node,
+        continuing its run.
+    :param max_attempts: with ``resume``, the attempts at a task in all.
     :raises ExmanError: ray is not installed, or an option is wrong.
     """
 
@@ -82,11 +87,21 @@ class RayLauncher(Launcher):
         resources: Mapping[str, float] | None = None,
         max_retries: int = 0,
         grace: float = 5.0,
+        resume: bool = False,
+        max_attempts: int = 3,
     ) -> None:
         super().__init__()
         self.ray = _import_ray()
         if grace < 0:
             raise ExmanError(f"grace must be >= 0 seconds, not {grace!r}")
+        if isinstance(max_attempts, bool) or not isinstance(max_attempts, int):
+            raise ExmanError(
+                f"max_attempts must be a whole number, not {max_attempts!r}"
+            )
+        if max_attempts < 1:
+            raise ExmanError(f"max_attempts must be >= 1, not {max_attempts}")
+        #: the attempts at a task, the first included
+        self.attempts = max_attempts if resume else 1
         given = {
             "address": address,
             "cpus": cpus,
@@ -197,7 +212,7 @@ class RayLauncher(Launcher):
                             exhausted = True
                             break
                         ref = remote.options(name=f"exman task {task.index}").remote(
-                            task, timeout, self.grace
+                            task, timeout, self.grace, self.attempts
                         )
                         flying[ref] = _Flight(task, time.monotonic())
                         yield Started(task)

@@ -7,7 +7,9 @@ group, output appended to the task log, the sweep's variables added to the
 environment), stops it at the timeout or some time after its stop file
 appears (a search's pruner gave up on it), and answers ``ray.cancel`` (which
 raises KeyboardInterrupt here) as the local launcher answers Ctrl-C: SIGINT
-to the group, SIGKILL after the grace period.
+to the group, SIGKILL after the grace period. With more than one attempt
+allowed, a command the timeout stopped starts again here, as a new attempt
+of the same run (:mod:`exman.record.resume`), as on the local launcher.
 
 A worker killed outright (``ray.cancel(force=True)``, the OOM killer, a
 SIGKILL) cannot clean up after itself, and a worker whose node's raylet
@@ -26,9 +28,11 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import IO
 
 from ...record.files import open_append
+from ...record.resume import ATTEMPT_ENV, JOB_ENV
 from ...record.run import hostname
 from .base import LaunchTask
 from .process import StopWatch, cannot_start, killpg, spawn, task_env, write_header
@@ -98,12 +102,16 @@ class Outcome:
     node: str = ""
 
 
-def run_task(task: LaunchTask, timeout: float | None, grace: float) -> Outcome:
+def run_task(
+    task: LaunchTask, timeout: float | None, grace: float, attempts: int = 1
+) -> Outcome:
     """Run ``task``'s command here and wait for it (the body of a Ray task).
 
     :param timeout: seconds before the command gets SIGTERM, then SIGKILL
         ``grace`` seconds later.
     :param grace: seconds a stopped command gets before SIGKILL.
+    :param attempts: above 1, a command the timeout stopped starts again,
+        up to this many times in all, each attempt continuing its run.
     """
     node = hostname()
     try:
@@ -120,27 +128,62 @@ def run_task(task: LaunchTask, timeout: float | None, grace: float) -> Outcome:
                 "node sees"
             ),
         )
+    job = None
+    if attempts > 1:  # what names the attempts at this task, and no others
+        job = f"ray-{node}-{os.getpid()}-{task.index}-{os.urandom(4).hex()}"
     with log, _interruptible():
-        write_header(log, task, where=f" on {node}")
-        start_time = time.monotonic()
-        try:
-            proc = spawn(task, log, task_env(task))
-        except OSError as e:
-            reason = cannot_start(task, e)
-            log.write(f"exman sweep: {reason} (on {node})\n".encode("utf-8", "replace"))
-            return Outcome(None, 0.0, error=reason, node=node)
-        watchdog = _watchdog(proc.pid)
-        try:
-            stop = None
-            if task.stop_file is not None:
-                stop = StopWatch(task.stop_file, task.stop_grace)
-            return _wait(proc, start_time, timeout, grace, node, stop)
-        finally:
-            # whatever the command left in its group would outlive it; the
-            # watchdog ends with the group
-            killpg(proc.pid, signal.SIGKILL)
-            if watchdog is not None:
-                watchdog.wait()
+        spent = 0.0
+        for attempt in range(1, attempts + 1):
+            outcome = _attempt(task, log, timeout, grace, node, attempt, job)
+            outcome = replace(outcome, duration=round(spent + outcome.duration, 3))
+            if not outcome.timed_out or outcome.exit_code in (0, None):
+                return outcome  # ended by itself, or as the time ran out
+            if attempt == attempts:
+                return outcome
+            spent = outcome.duration
+            log.write(
+                f"exman sweep: timeout after {timeout:g} s; attempt "
+                f"{attempt + 1} continues the run\n".encode()
+            )
+    raise AssertionError("attempts must be >= 1")  # pragma: no cover
+
+
+def _attempt(
+    task: LaunchTask,
+    log: IO[bytes],
+    timeout: float | None,
+    grace: float,
+    node: str,
+    attempt: int,
+    job: str | None,
+) -> Outcome:
+    """One attempt at the command: started, waited for, its group cleaned up."""
+    where = f" on {node}"
+    extra: dict[str, str] = {}
+    if job is not None:
+        extra = {JOB_ENV: job, ATTEMPT_ENV: str(attempt)}
+        if attempt > 1:
+            where += f" (attempt {attempt})"
+    write_header(log, task, where=where)
+    start_time = time.monotonic()
+    try:
+        proc = spawn(task, log, task_env(task, **extra))
+    except OSError as e:
+        reason = cannot_start(task, e)
+        log.write(f"exman sweep: {reason} (on {node})\n".encode("utf-8", "replace"))
+        return Outcome(None, 0.0, error=reason, node=node)
+    watchdog = _watchdog(proc.pid)
+    try:
+        stop = None
+        if task.stop_file is not None:
+            stop = StopWatch(task.stop_file, task.stop_grace)
+        return _wait(proc, start_time, timeout, grace, node, stop)
+    finally:
+        # whatever the command left in its group would outlive it; the
+        # watchdog ends with the group
+        killpg(proc.pid, signal.SIGKILL)
+        if watchdog is not None:
+            watchdog.wait()
 
 
 def _wait(
