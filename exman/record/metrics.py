@@ -369,9 +369,9 @@ def last_step(run_folder: StrPath) -> int | None:
 def log(step: int | None = None, **metrics: Any) -> None:
     """Append one record of ``metrics`` to the current run's metrics.jsonl.
 
-    The record is written by a background thread within a second, and when
-    the process ends. In a distributed launch (torchrun, srun) only rank 0's
-    records are kept, unless the environment variable ``EXMAN_LOG_RANKS``
+    The record is written by a background thread within half a second, and
+    when the process ends. In a distributed launch (torchrun, srun) only rank
+    0's records are kept, unless the environment variable ``EXMAN_LOG_RANKS``
     is ``all``: then every rank's are, each with a ``rank`` field.
 
     :param step: the step (an epoch, an iteration); by default one more
