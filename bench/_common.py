@@ -315,6 +315,7 @@ def make_root(
     records: bool = False,
     copies: bool = True,
     first_id: int = 1,
+    sweep: tuple[str, Sequence[str]] | None = None,
 ) -> pathlib.Path:
     """Build a root of ``n`` finished runs by hand, fast (no exman involved).
 
@@ -327,6 +328,9 @@ def make_root(
     :param copies: with ``records``, put the copy of the parameters in
         run.json that exman writes there (see ``exman.record.snapshot``);
         without it the runs look like those of an exman that wrote none.
+    :param sweep: with ``records``, ``(name, keys)``: the first
+        ``len(keys)`` runs are those of the tasks of sweep ``name``, task
+        ``i`` with key ``keys[i]``, as a sweep's task records it.
     """
     root = pathlib.Path(path)
     for sub in ("runs", "index", "marked", "fails", "tmp", ".exman"):
@@ -361,6 +365,9 @@ def make_root(
             )
         if records:
             record = _record(num, when)
+            task = num - first_id
+            if sweep is not None and task < len(sweep[1]):
+                record["sweep"] = {"name": sweep[0], "task": task, "key": sweep[1][task]}
             if copies:
                 st = os.stat(f"{folder}/params.yaml")
                 file = [st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]

@@ -1,0 +1,206 @@
+"""exman at scale: a root of many runs, a sweep of many tasks all done.
+
+A root of ``--runs`` finished runs (100,000 by default) is built by hand
+(``_common.make_root``: params.yaml, run.json with the copy of the
+parameters, the index links), the first ``--tasks`` of them (all by
+default) being the completed runs of the tasks of a sweep spec (a grid of
+``--tasks`` values of one argument). Then, each in new processes,
+interleaved, ``--reps`` rounds (medians):
+
+* ``exman sweep spec.yaml --status``, the whole process;
+* ``exman sweep spec.yaml``, a re-run with every task done (nothing to
+  launch), the whole process;
+* the warm ``Index(root).info()`` (cache in place; ``import exman``
+  counted, pandas' import not), and its peak memory (tracemalloc) against
+  the DataFrame's size;
+* creating a run in this root against an empty one, in one process (as
+  ``startup.py`` times it).
+
+Targets: status and the no-op re-run at most 3 s each (the goal is set
+for 100,000 tasks; a smaller sweep is held to the same 3 s); the warm load at most 10 s at 1,000,000
+runs (from 100,000 runs on, the time scaled up linearly to 1,000,000 is
+judged, and said to be an extrapolation); peak memory at most 2 x the
+DataFrame (from 10,000 runs on);
+creation in this root at most 1.2 x that in an empty root. The exit code
+is 1 when a target is missed.
+
+Run ``python bench/scale.py`` (``--runs 1000000`` for the full goal, which
+needs about 10 GB of disk and an hour to build; ``--runs 200 --reps 1`` to
+see that it runs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pathlib
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+
+from _common import (
+    PYTHON,
+    REPO,
+    Summary,
+    Targets,
+    add_system,
+    child_env,
+    dev_python,
+    interleaved,
+    make_root,
+    run_wall,
+    scratch,
+    start,
+)
+from index import MEMORY, OURS, child
+from startup import create_times, step
+
+SCRIPT = """\
+import exman
+
+parser = exman.ExParser()
+parser.add_argument("--x", type=int, default=0)
+args = parser.parse_args()
+"""
+
+#: the absolute goals: seconds at this many tasks or runs
+STATUS_GOAL = (3.0, 100_000)
+LOAD_GOAL = (10.0, 1_000_000)
+#: a smaller load is not judged against the goal: its fixed costs would be
+#: multiplied too
+EXTRAPOLATE_FROM = 100_000
+
+
+def task_keys(python: str, spec: pathlib.Path) -> list[str]:
+    """The keys of the spec's tasks, as the exman under test makes them."""
+    code = (
+        "import json, sys\nfrom exman.sweep.spec import load_spec\n"
+        "print(json.dumps([t.key for t in load_spec(sys.argv[1]).tasks()]))\n"
+    )
+    done = subprocess.run(
+        [python, "-c", code, str(spec)],
+        cwd=spec.parent,
+        env=child_env(),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    keys: list[str] = json.loads(done.stdout)
+    return keys
+
+
+def build(work: pathlib.Path, python: str, runs: int, tasks: int) -> pathlib.Path:
+    """The spec of a sweep of ``tasks`` tasks and a root of ``runs`` runs."""
+    (work / "main.py").write_text(SCRIPT)
+    root = work / "root"
+    spec = work / "spec.yaml"
+    spec.write_text(
+        f"name: scale\ncommand: {python} main.py\nroot: {root}\n"
+        f"grid:\n  x: {json.dumps(list(range(tasks)))}\n"
+    )
+    keys = task_keys(python, spec)
+    started = time.perf_counter()
+    make_root(root, runs, records=True, sweep=("scale", keys))
+    print(
+        f"built a root of {runs:,} runs, {tasks:,} of them the tasks of the "
+        f"sweep, in {time.perf_counter() - started:.0f} s",
+        flush=True,
+    )
+    return spec
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=100_000, help="runs in the root")
+    parser.add_argument(
+        "--tasks", type=int, help="tasks of the sweep (default: --runs; at most that)"
+    )
+    parser.add_argument("--reps", type=int, default=3, help="timed rounds")
+    add_system(parser)
+    args = start(parser, argv, "exman at scale", "bench/scale.py")
+    tasks = args.runs if args.tasks is None else args.tasks
+    if not 1 <= tasks <= args.runs:
+        parser.error(f"--tasks must be 1..{args.runs} (--runs), not {tasks}")
+    python = PYTHON if args.system else dev_python()
+    targets = Targets()
+    with scratch("exman-bench-scale-") as work:
+        spec = build(work, python, args.runs, tasks)
+        root = work / "root"
+        sweep = [python, "-m", "exman", "sweep", str(spec)]
+
+        def load() -> float:
+            out = child(python, OURS, [str(root), "warm"], work)
+            if out["rows"] != args.runs:
+                raise RuntimeError(f"the load gave {out['rows']} rows")
+            return float(out["seconds"])
+
+        # the first load writes the cache; the first re-run writes the sweep's
+        # records: neither is what a user waits for every time
+        child(python, OURS, [str(root), "cold"], work)
+        run_wall([*sweep, "-q"], cwd=work)
+        times = interleaved(
+            {
+                "sweep --status": lambda: run_wall([*sweep, "--status"], cwd=work),
+                "sweep (no-op re-run)": lambda: run_wall([*sweep, "-q"], cwd=work),
+                "Index.info() warm": load,
+            },
+            reps=args.reps,
+        )
+        stats = {name: Summary.of(t) for name, t in times.items()}
+        for name, s in stats.items():
+            print(f"{name:22s} {s}")
+        goal, at = STATUS_GOAL
+        for name in ("sweep --status", "sweep (no-op re-run)"):
+            label = f"{tasks:,} tasks: {name} / {goal:g} s"
+            if tasks < at:
+                label += f" (the goal is for {at:,} tasks)"
+            targets.check(label, stats[name], Summary.of([goal]), 1.0, at_most=True)
+        goal, at = LOAD_GOAL
+        warm = stats["Index.info() warm"]
+        scaled = Summary.of([warm.median * at / args.runs])
+        label = f"warm Index.info() of {at:,} runs / {goal:g} s"
+        if args.runs != at:
+            label += f" (extrapolated linearly from {args.runs:,} runs)"
+        if args.runs >= EXTRAPOLATE_FROM:
+            targets.check(label, scaled, Summary.of([goal]), 1.0, at_most=True)
+        else:  # the fixed costs of a small load would be multiplied too
+            targets.note(
+                f"{label}: {scaled.median / goal:.2f} (no target below "
+                f"{EXTRAPOLATE_FROM:,} runs)"
+            )
+        trace = child(python, MEMORY, [str(root), "warm", "trace"], work)
+        print(
+            f"warm load: DataFrame {trace['df'] / 1e6:.1f} MB, peak traced "
+            f"{trace['peak'] / 1e6:.1f} MB"
+        )
+        label = f"{args.runs:,} runs: peak memory of a warm load / DataFrame"
+        peak, df = Summary.of([trace["peak"]]), Summary.of([trace["df"]])
+        if args.runs >= 10_000:
+            targets.check(label, peak, df, 2.0, at_most=True)
+        else:  # the fixed part of a load's memory weighs on a small frame
+            targets.note(
+                f"{label}: {peak.median / df.median:.2f} (no target below 10,000 runs)"
+            )
+        made = create_times(
+            python,
+            work,
+            [step("empty root", work / "empty"), step("this root", root)],
+            max(args.reps * 5, 5),
+        )
+        for name, s in made.items():
+            print(f"creation, {name:12s} {s}")
+        targets.check(
+            f"creation: in a {args.runs:,}-run root / in an empty root",
+            made["this root"],
+            made["empty root"],
+            1.2,
+            at_most=True,
+        )
+    targets.summary()
+    return 1 if targets.failed else 0
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(REPO))
+    sys.exit(main())
