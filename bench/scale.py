@@ -4,7 +4,7 @@ A root of ``--runs`` finished runs (100,000 by default) is built by hand
 (``_common.make_root``: params.yaml, run.json with the copy of the
 parameters, the index links), the first ``--tasks`` of them (all by
 default) being the completed runs of the tasks of a sweep spec (a grid of
-``--tasks`` values of one argument). Then, each in new processes,
+two arguments, ``--tasks`` / 100 values by 100). Then, each in new processes,
 interleaved, ``--reps`` rounds (medians):
 
 * ``exman sweep spec.yaml --status``, the whole process;
@@ -61,6 +61,7 @@ import exman
 
 parser = exman.ExParser()
 parser.add_argument("--x", type=int, default=0)
+parser.add_argument("--y", type=int, default=0)
 args = parser.parse_args()
 """
 
@@ -95,9 +96,13 @@ def build(work: pathlib.Path, python: str, runs: int, tasks: int) -> pathlib.Pat
     (work / "main.py").write_text(SCRIPT)
     root = work / "root"
     spec = work / "spec.yaml"
+    # two axes, as a large sweep has them (a list of 100,000 values is not
+    # what anyone writes, and parsing it would be most of the time)
+    ys = 100 if tasks % 100 == 0 else 1
     spec.write_text(
-        f"name: scale\ncommand: {python} main.py\nroot: {root}\n"
-        f"grid:\n  x: {json.dumps(list(range(tasks)))}\n"
+        f"name: scale\ncommand: {python} main.py\nroot: {root}\ngrid:\n"
+        f"  x: {json.dumps(list(range(tasks // ys)))}\n"
+        f"  y: {json.dumps(list(range(ys)))}\n"
     )
     keys = task_keys(python, spec)
     started = time.perf_counter()

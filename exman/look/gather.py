@@ -65,17 +65,24 @@ class Load:
 
     # -- sources ------------------------------------------------------------------
     def add_place(self, place: str) -> None:
-        """Every run folder in ``place`` (``fails`` or ``tmp``)."""
+        """Every run folder in ``place`` (``runs``, ``fails`` or ``tmp``)."""
         self.full.add(place)
-        self.refs.setdefault(place, {})
+        fresh = not self.refs.setdefault(place, {})
         try:
             entries = os.scandir(self.root.path / place)
         except FileNotFoundError:
             return
         with entries:
-            for entry in entries:
-                if run_id(entry.name) is not None and entry.is_dir():
-                    self.add(place, entry.name, "")
+            found = [
+                (num, entry.name)
+                for entry in entries
+                if (num := run_id(entry.name)) is not None and entry.is_dir()
+            ]
+        found.sort()  # by id, each name parsed once (as _order does)
+        for _, name in found:
+            self.add(place, name, "")
+        if fresh:
+            self.ordered.add(place)  # nothing else named a run of it
 
     def add_index(self) -> None:
         """The runs linked in ``index/``, in the order of their ids.

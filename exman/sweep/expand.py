@@ -65,9 +65,15 @@ class Task:
         return json.dumps(self.params, ensure_ascii=False)
 
 
+#: one encoder for every key (``json.dumps`` with options makes one a call)
+_CANONICAL = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False
+)
+
+
 def canonical(data: Any) -> str:
     """``data`` as JSON that is the same whatever the order of its keys."""
-    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return _CANONICAL.encode(data)
 
 
 def task_key(
@@ -176,6 +182,9 @@ class TaskList(Sequence[Task]):
         self.per_repetition = len(self.configs) * self.points * len(self.samples)
         self.size = self.per_repetition * repeat
         self._last: Task | None = None
+        # task_key's JSON up to the values, made once: the command is the same
+        # for every task
+        self._head = '{"command":' + canonical(self.argv) + ',"params":'
         self._check_unique()
 
     def __len__(self) -> int:
@@ -207,9 +216,11 @@ class TaskList(Sequence[Task]):
             return last  # the same task, read twice in a row (state, then line)
         params, rep = self._values(index)
         hidden = rep if self.seed_param is None else 0
-        task = self._last = Task(
-            index, params, task_key(self.argv, params, hidden), rep
-        )
+        # task_key(self.argv, params, hidden), without encoding argv again
+        tail = f',"repetition":{hidden}}}' if hidden else "}"
+        text = self._head + _CANONICAL.encode(params) + tail
+        key = hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+        task = self._last = Task(index, params, key, rep)
         return task
 
     def key_with(self, argv: Sequence[str], index: int) -> str:

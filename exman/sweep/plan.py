@@ -142,6 +142,7 @@ def locate(
     hints: Mapping[str, int | None],
     search: Collection[str] | None = None,
     aliases: Sequence[Sequence[str]] = (),
+    made: dict[int, Task] | None = None,
 ) -> dict[str, int]:
     """The numbers of the tasks with the keys of ``hints``, where the spec has them.
 
@@ -154,13 +155,18 @@ def locate(
     :param aliases: earlier forms of the command whose keys still stand
         for the same tasks (they differed only in flags that no longer
         count): a key made with one of them finds its task too.
+    :param made: the tasks made to check a number are put in it, so that
+        the caller does not make them again (a task's key is a hash).
     """
     found: dict[str, int] = {}
     missing: set[str] = set()
+    made = {} if made is None else made
     for key, hint in hints.items():
-        if isinstance(hint, int) and 0 <= hint < len(tasks) and tasks[hint].key == key:
-            found[key] = hint
-            continue
+        if isinstance(hint, int) and 0 <= hint < len(tasks):
+            task = made[hint] = tasks[hint]
+            if task.key == key:
+                found[key] = hint
+                continue
         if search is None or key in search:
             if isinstance(hint, int) and _alias(tasks, aliases, key, hint):
                 found[key] = hint
@@ -220,10 +226,13 @@ def plan(
         hints.setdefault(key, task if isinstance(task, int) else None)
         if name is None or record.get("sweep") == name:
             ours.add(key)
-    where = locate(tasks, hints, ours, aliases)
+    made: dict[int, Task] = {}
+    where = locate(tasks, hints, ours, aliases, made)
     known = {
         i: TaskState(
-            tasks[i], task_state(runs.get(key, []), key in held), runs.get(key, [])
+            made.get(i) or tasks[i],
+            task_state(runs.get(key, []), key in held),
+            runs.get(key, []),
         )
         for key, i in where.items()
     }

@@ -1,9 +1,18 @@
 """The runs a sweep made, read from their ``run.json``.
 
 Every run a sweep task made records the sweep's name, the task's number and
-its key in its ``run.json``. :func:`scan_runs` reads those records from
+its key in its ``run.json``. :func:`scan_runs` finds those records in
 ``runs/`` and ``fails/`` (``tmp/`` runs never count); :func:`task_state`
 gives a task its state from its runs.
+
+A root of many runs is read as the index reads it (:mod:`exman.look.gather`):
+through the cache under ``.exman/cache``, which holds each run's sweep
+fields and status beside its parameters and is trusted, run by run, only
+while the folder's inode and ctime are those it had when it was read; a
+running run's status is read again every time. So a sweep of 100,000 done
+tasks is planned from one ``stat`` per run, and what a sweep reads warms
+the next ``Index.info()``. The runs made since a given id (a claim's) are
+few and read from their ``run.json`` directly.
 """
 
 from __future__ import annotations
@@ -11,9 +20,12 @@ from __future__ import annotations
 import json
 import os
 import pathlib
+import warnings
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
+from ..look.cache import SkippedRunWarning
+from ..look.gather import Load
 from ..record.run import RUN_FILE, effective_status
 from ..record.store import Root, run_id
 
@@ -28,7 +40,9 @@ class RunInfo:
     """A run that a sweep task made, from its ``run.json``."""
 
     id: int
-    path: pathlib.Path
+    #: the run folder (a string: a Path is made when asked for, since a
+    #: sweep of 100,000 done tasks would spend seconds making them all)
+    folder: str
     key: str
     status: str
     reason: str | None = None
@@ -41,6 +55,11 @@ class RunInfo:
     #: :mod:`exman.record.fingerprint`)
     code: str | None = None
     code_source: str | None = None
+
+    @property
+    def path(self) -> pathlib.Path:
+        """The run folder."""
+        return pathlib.Path(self.folder)
 
 
 def read_run(path: pathlib.Path) -> RunInfo | None:
@@ -65,7 +84,7 @@ def read_run(path: pathlib.Path) -> RunInfo | None:
     code = record.get("code")
     return RunInfo(
         id=num if num is not None else -1,
-        path=path,
+        folder=str(path),
         key=sweep["key"],
         status=effective_status(record, beat),
         reason=record.get("reason"),
@@ -83,8 +102,11 @@ def scan_runs(
     """The sweep runs of ``root`` by task key, each list sorted by run id.
 
     :param keys: keep only these keys (all when None).
-    :param after: only runs with a larger id (the runs made since then).
+    :param after: only runs with a larger id (the runs made since then),
+        each read from its ``run.json``; 0: every run, through the cache.
     """
+    if after <= 0:
+        return _sorted(_scan_cached(root, keys))
     found: dict[str, list[RunInfo]] = {}
     for place in PLACES:
         try:
@@ -99,8 +121,57 @@ def scan_runs(
                 info = read_run(pathlib.Path(entry.path))
                 if info is not None and (keys is None or info.key in keys):
                     found.setdefault(info.key, []).append(info)
+    return _sorted(found)
+
+
+def _id(name: str) -> int:
+    num = run_id(name)
+    return num if num is not None else -1
+
+
+def _sorted(found: dict[str, list[RunInfo]]) -> dict[str, list[RunInfo]]:
     for runs in found.values():
         runs.sort(key=lambda r: r.id)
+    return found
+
+
+def _scan_cached(root: Root, keys: Collection[str] | None) -> dict[str, list[RunInfo]]:
+    """The sweep runs of ``root`` from the index's cache, checked run by run.
+
+    A run that the index skips (no usable ``params.yaml``) is skipped here
+    too, without the index's warning. ``RunInfo.reason`` is the last line of
+    the run's traceback, or its recorded reason; ``volatile`` is not filled
+    (it is read from the runs a sweep makes, see :mod:`.outcome`).
+    """
+    load = Load(root, cache=True)
+    for place in PLACES:
+        load.add_place(place)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SkippedRunWarning)
+        parts = load.run()
+    found: dict[str, list[RunInfo]] = {}
+    for folder, rows in parts:
+        record = rows.record
+        names = rows.names
+        ids = rows.params.get("id") or [None] * len(names)
+        prefix = os.path.join(folder, "")
+        for p, key in enumerate(record["task_key"]):
+            if key is None or (keys is not None and key not in keys):
+                continue
+            task = record["task"][p]
+            found.setdefault(key, []).append(
+                RunInfo(
+                    id=ids[p] if type(ids[p]) is int else _id(names[p]),
+                    folder=prefix + names[p],
+                    key=key,
+                    status=record["status"][p] or "unknown",
+                    reason=record["error"][p],
+                    task=task,
+                    sweep=record["sweep"][p],
+                    code=record["code"][p],
+                    code_source=record["code_source"][p],
+                )
+            )
     return found
 
 
