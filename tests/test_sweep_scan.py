@@ -1,0 +1,112 @@
+"""A sweep reads its runs through the index's cache, and never a stale one.
+
+``exman sweep --status`` and a re-run find the runs of a sweep from
+``.exman/cache`` (checked run by run against the folders), not from every
+``run.json``; a run edited, deleted, moved or marked with another status
+since is seen by the next look.
+"""
+
+from __future__ import annotations
+
+import builtins
+import os
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from _sweep_helpers import EXTRA, write_spec
+
+from exman.look import cache
+from exman.record.run import RUN_FILE, Run
+from exman.sweep import sweep
+
+BODY = """\
+with args.safe_experiment:
+    pass
+"""
+
+
+@pytest.fixture(autouse=True)
+def trusting(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Trust every folder at once (the runs here are changed within a second
+    of being read, which the cache would otherwise read again anyway)."""
+    monkeypatch.setattr(cache, "RACY_NS", -(10**15))
+
+
+@pytest.fixture
+def done(make_script: Callable[..., Path], root: Path) -> Iterator[Path]:
+    """The spec of a sweep of three tasks, all completed, and looked at once."""
+    script = make_script(BODY, extra=EXTRA)
+    spec = write_spec(script.parent, grid={"lr": [1, 2, 3]})
+    assert sweep(spec, jobs=2).exit_code == 0
+    assert states(spec) == ["completed"] * 3
+    yield spec
+
+
+def states(spec: Path) -> list[str]:
+    return [s.state for s in sweep(spec, status=True).states]
+
+
+def run_of(root: Path, task: int) -> Path:
+    for folder in (root / "runs").iterdir():
+        if f'"task": {task},' in (folder / RUN_FILE).read_text():
+            return folder
+    raise AssertionError(f"no run of task {task}")
+
+
+def test_status_reads_no_run_json_of_runs_seen_before(
+    done: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    opened: list[str] = []
+    real_open, real_os_open = builtins.open, os.open
+
+    def spy_open(file: object, *args: object, **kwargs: object) -> object:
+        opened.append(os.fspath(file))  # type: ignore[arg-type]
+        return real_open(file, *args, **kwargs)  # type: ignore[call-overload]
+
+    def spy_os_open(path: object, *args: object, **kwargs: object) -> int:
+        opened.append(os.fspath(path))  # type: ignore[arg-type]
+        return real_os_open(path, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(builtins, "open", spy_open)
+    monkeypatch.setattr(os, "open", spy_os_open)
+    assert states(done) == ["completed"] * 3
+    assert [p for p in opened if p.endswith(RUN_FILE)] == []
+
+
+def test_a_run_marked_failed_since_is_seen(done: Path, root: Path) -> None:
+    Run(run_of(root, 1)).finish("failed", reason="found wrong later")
+    assert states(done) == ["completed", "failed", "completed"]
+
+
+def test_a_deleted_run_is_seen(done: Path, root: Path) -> None:
+    shutil.rmtree(run_of(root, 2))
+    assert states(done) == ["completed", "completed", "pending"]
+
+
+def test_a_run_moved_to_fails_or_tmp_is_seen(done: Path, root: Path) -> None:
+    first = run_of(root, 0)
+    Run(first).finish("failed", reason="moved by hand")
+    (root / "fails").mkdir(exist_ok=True)
+    first.rename(root / "fails" / first.name)
+    second = run_of(root, 1)
+    (root / "tmp").mkdir(exist_ok=True)
+    second.rename(root / "tmp" / second.name)  # tmp/ runs never count
+    assert states(done) == ["failed", "pending", "completed"]
+
+
+def test_a_run_edited_in_place_with_a_new_record_is_seen(
+    done: Path, root: Path
+) -> None:
+    folder = run_of(root, 0)
+    record = (folder / RUN_FILE).read_text()
+    # another task's key: the run no longer belongs to task 0
+    key = next(s.task.key for s in sweep(done, status=True).states if s.task.index == 2)
+    (folder / "new.json").write_text(
+        record.replace('"task": 0,', '"task": 2,').replace(
+            record.split('"key": "')[1].split('"')[0], key
+        )
+    )
+    os.replace(folder / "new.json", folder / RUN_FILE)
+    assert states(done) == ["pending", "completed", "completed"]
