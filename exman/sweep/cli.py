@@ -256,27 +256,35 @@ def print_status(summary: SweepSummary, out: IO[str] | None = None) -> None:
     jobs = any(s.job for s in held)  # a column only when there are jobs
     head = ("task", "state", "run", *(["job"] if jobs else []), "key", "params")
     failed: list[str] = []
-    rows = list(held)
+    rows = list(held)  # and a pending task, for the widths
     if len(chosen) > len(held):  # and pending tasks, all alike but the number
         rows.append(TaskState(Task(max(chosen), {}, "0" * 16), "pending"))
     last = len(head) - 1  # params: as long as it is
     widths = [len(c) for c in head[:last]]
-    for state in rows:
-        for i, cell in enumerate(_status_row(state, jobs)[:last]):
+    # the rows of the held tasks, made once for the widths and the lines
+    made = {state.task.index: _status_row(state, jobs) for state in held}
+    for row in [*made.values(), *(_status_row(s, jobs) for s in rows[len(held) :])]:
+        for i, cell in enumerate(row[:last]):
             widths[i] = max(widths[i], len(cell))
+    pad = list(zip(range(1, last), widths[1:]))
+    lines: list[str] = []
 
     def show(row: tuple[str, ...]) -> None:
-        cells = [row[0].rjust(widths[0])] + [
-            c.ljust(w) for c, w in zip(row[1:last], widths[1:])
-        ]
-        print("  ".join([*cells, row[last]]).rstrip(), file=out)
+        cells = [row[0].rjust(widths[0])] + [row[i].ljust(w) for i, w in pad]
+        lines.append("  ".join([*cells, row[last]]).rstrip())
+        if len(lines) >= 1000:  # one write per thousand lines, not per line
+            out.write("\n".join(lines) + "\n")
+            lines.clear()
 
     show(head)
     for index in selected if isinstance(selected, range) else sorted(chosen):
         state = states[index] if not isinstance(states, Plan) else states.peek(index)
         if state.state == "failed" and state.run is None and state.reason:
             failed.append(f"task {state.task.index}: {state.reason}")
-        show(_status_row(state, jobs))
+        row = made.pop(index, None)
+        show(row if row is not None else _status_row(state, jobs))
+    if lines:
+        out.write("\n".join(lines) + "\n")
     for line in failed:  # no run tells why: the job's record does
         print(line, file=out)
     counts = summary.counts()
