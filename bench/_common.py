@@ -367,7 +367,8 @@ def make_root(
             record = _record(num, when)
             task = num - first_id
             if sweep is not None and task < len(sweep[1]):
-                record["sweep"] = {"name": sweep[0], "task": task, "key": sweep[1][task]}
+                key = sweep[1][task]
+                record["sweep"] = {"name": sweep[0], "task": task, "key": key}
             if copies:
                 st = os.stat(f"{folder}/params.yaml")
                 file = [st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]

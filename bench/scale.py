@@ -19,9 +19,10 @@ interleaved, ``--reps`` rounds (medians):
 Targets: status and the no-op re-run at most 3 s each (the goal is set
 for 100,000 tasks; a smaller sweep is held to the same 3 s; their CPU time
 is printed beside, since a busy machine stretches the wall time); the
-warm load at most 10 s at 1,000,000 runs (from 100,000 runs on, the time scaled up linearly to 1,000,000 is
-judged, and said to be an extrapolation); peak memory at most 2 x the
-DataFrame (from 10,000 runs on);
+warm load at most 10 s at 1,000,000 runs (from 100,000 runs on, the time
+scaled up linearly to 1,000,000 is judged, and said to be an
+extrapolation); peak memory at most 2 x the DataFrame (from 10,000 runs
+on);
 creation in this root at most 1.2 x that in an empty root. The exit code
 is 1 when a target is missed.
 

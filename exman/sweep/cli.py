@@ -262,7 +262,9 @@ def print_status(summary: SweepSummary, out: IO[str] | None = None) -> None:
     last = len(head) - 1  # params: as long as it is
     widths = [len(c) for c in head[:last]]
     # the rows of the held tasks, made once for the widths and the lines
-    made = {state.task.index: _status_row(state, jobs) for state in held}
+    made: dict[int, tuple[str, ...] | None] = {
+        state.task.index: _status_row(state, jobs) for state in held
+    }
     for row in [*made.values(), *(_status_row(s, jobs) for s in rows[len(held) :])]:
         for i, cell in enumerate(row[:last]):
             widths[i] = max(widths[i], len(cell))

@@ -66,9 +66,7 @@ class Task:
 
 
 #: one encoder for every key (``json.dumps`` with options makes one a call)
-_CANONICAL = json.JSONEncoder(
-    sort_keys=True, separators=(",", ":"), ensure_ascii=False
-)
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 def canonical(data: Any) -> str:

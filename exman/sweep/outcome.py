@@ -134,9 +134,7 @@ def settle(
     path = run.path
     if status == "failed" and path.parent.name == "runs":
         path = root.move_to_fails(path)
-    info = dataclasses.replace(
-        run, folder=str(path), status=status, reason=reason
-    )
+    info = dataclasses.replace(run, folder=str(path), status=status, reason=reason)
     return Outcome(status, reason, info)
 
 
