@@ -262,9 +262,7 @@ def print_status(summary: SweepSummary, out: IO[str] | None = None) -> None:
     last = len(head) - 1  # params: as long as it is
     widths = [len(c) for c in head[:last]]
     # the rows of the held tasks, made once for the widths and the lines
-    made: dict[int, tuple[str, ...] | None] = {
-        state.task.index: _status_row(state, jobs) for state in held
-    }
+    made = {state.task.index: _status_row(state, jobs) for state in held}
     for row in [*made.values(), *(_status_row(s, jobs) for s in rows[len(held) :])]:
         for i, cell in enumerate(row[:last]):
             widths[i] = max(widths[i], len(cell))
@@ -283,8 +281,8 @@ def print_status(summary: SweepSummary, out: IO[str] | None = None) -> None:
         state = states[index] if not isinstance(states, Plan) else states.peek(index)
         if state.state == "failed" and state.run is None and state.reason:
             failed.append(f"task {state.task.index}: {state.reason}")
-        row = made.pop(index, None)
-        show(row if row is not None else _status_row(state, jobs))
+        row = made.pop(index) if index in made else _status_row(state, jobs)
+        show(row)
     if lines:
         out.write("\n".join(lines) + "\n")
     for line in failed:  # no run tells why: the job's record does
