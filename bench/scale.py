@@ -27,7 +27,7 @@ creation in this root at most 1.2 x that in an empty root. The exit code
 is 1 when a target is missed.
 
 Run ``python bench/scale.py`` (``--runs 1000000`` for the full goal, which
-needs about 10 GB of disk and an hour to build; ``--runs 200 --reps 1`` to
+needs about 10 GB of disk and half an hour to build; ``--runs 200 --reps 1`` to
 see that it runs).
 """
 
