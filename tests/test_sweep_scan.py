@@ -110,3 +110,19 @@ def test_a_run_edited_in_place_with_a_new_record_is_seen(
     )
     os.replace(folder / "new.json", folder / RUN_FILE)
     assert states(done) == ["pending", "completed", "completed"]
+
+
+@pytest.mark.parametrize("damage", ["removed", "not yaml"])
+def test_a_done_run_whose_params_the_index_cannot_read_still_counts(
+    done: Path, root: Path, damage: str
+) -> None:
+    """The index leaves such a run out; the sweep still goes by its run.json,
+    so a finished task is not started again."""
+    params = run_of(root, 1) / "params.yaml"
+    if damage == "removed":
+        params.unlink()
+    else:
+        params.write_text("lr: [1\n")
+    assert states(done) == ["completed"] * 3
+    assert sweep(done, jobs=2).exit_code == 0
+    assert len(list((root / "runs").iterdir())) == 3

@@ -106,8 +106,25 @@ def scan_runs(
         each read from its ``run.json``; 0: every run, through the cache.
     """
     if after <= 0:
-        return _sorted(_scan_cached(root, keys))
-    found: dict[str, list[RunInfo]] = {}
+        found, seen = _scan_cached(root, keys)
+        # the runs the index leaves out (a params.yaml missing, damaged or
+        # not yet written) still count by their run.json, as they always did
+        _scan_direct(root, keys, found, skip=seen)
+        return _sorted(found)
+    found = {}
+    _scan_direct(root, keys, found, after=after)
+    return _sorted(found)
+
+
+def _scan_direct(
+    root: Root,
+    keys: Collection[str] | None,
+    found: dict[str, list[RunInfo]],
+    *,
+    after: int = 0,
+    skip: Collection[str] = (),
+) -> None:
+    """Add to ``found`` the sweep runs read from their own ``run.json``."""
     for place in PLACES:
         try:
             entries = os.scandir(root.path / place)
@@ -116,12 +133,11 @@ def scan_runs(
         with entries:
             for entry in entries:
                 num = run_id(entry.name)
-                if num is None or num <= after:
+                if num is None or num <= after or entry.path in skip:
                     continue
                 info = read_run(pathlib.Path(entry.path))
                 if info is not None and (keys is None or info.key in keys):
                     found.setdefault(info.key, []).append(info)
-    return _sorted(found)
 
 
 def _id(name: str) -> int:
@@ -135,12 +151,16 @@ def _sorted(found: dict[str, list[RunInfo]]) -> dict[str, list[RunInfo]]:
     return found
 
 
-def _scan_cached(root: Root, keys: Collection[str] | None) -> dict[str, list[RunInfo]]:
-    """The sweep runs of ``root`` from the index's cache, checked run by run.
+def _scan_cached(
+    root: Root, keys: Collection[str] | None
+) -> tuple[dict[str, list[RunInfo]], set[str]]:
+    """The sweep runs of ``root`` from the index's cache, checked run by run,
+    and the folders the cache holds.
 
-    A run that the index skips (no usable ``params.yaml``) is skipped here
-    too, without the index's warning. ``RunInfo.reason`` is the last line of
-    the run's traceback, or its recorded reason; ``volatile`` is not filled
+    A run that the index skips (no usable ``params.yaml``) is left out,
+    without the index's warning, and not in the folders returned.
+    ``RunInfo.reason`` is the last line of the run's traceback, or its
+    recorded reason; ``volatile`` is not filled
     (it is read from the runs a sweep makes, see :mod:`.outcome`).
     """
     load = Load(root, cache=True)
@@ -150,11 +170,13 @@ def _scan_cached(root: Root, keys: Collection[str] | None) -> dict[str, list[Run
         warnings.simplefilter("ignore", SkippedRunWarning)
         parts = load.run()
     found: dict[str, list[RunInfo]] = {}
+    seen: set[str] = set()
     for folder, rows in parts:
         record = rows.record
         names = rows.names
         ids = rows.params.get("id") or [None] * len(names)
         prefix = os.path.join(folder, "")
+        seen.update(prefix + name for name in names)
         for p, key in enumerate(record["task_key"]):
             if key is None or (keys is not None and key not in keys):
                 continue
@@ -172,7 +194,7 @@ def _scan_cached(root: Root, keys: Collection[str] | None) -> dict[str, list[Run
                     code_source=record["code_source"][p],
                 )
             )
-    return found
+    return found, seen
 
 
 def task_state(runs: Sequence[RunInfo], held: bool = False) -> str:
