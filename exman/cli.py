@@ -40,7 +40,14 @@ from .commands.selection import ROOT_ENV, locate_root
 from .record.params import ParamsError
 from .record.store import ExmanError, RunNotFound
 
-__all__ = ["COMMANDS", "EXIT_CODES", "build_parser", "main", "subcommands"]
+__all__ = [
+    "COMMANDS",
+    "EXIT_CODES",
+    "build_parser",
+    "command_of",
+    "main",
+    "subcommands",
+]
 
 #: the subcommands, in the order of ``exman --help``
 COMMANDS: tuple[AddParser, ...] = (
@@ -113,8 +120,12 @@ def _epilog() -> str:
     )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The ``exman`` argument parser (the docs render its help)."""
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The ``exman`` argument parser (the docs render its help).
+
+    :param command: the subcommand about to run, when known: the others'
+        options that cost imports (``sweep``'s) are then left out.
+    """
     root_help = (
         f"the exman root (default: ${ROOT_ENV}, else the nearest root from "
         "the current folder up, or an exman/ folder beside one)"
@@ -134,8 +145,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
     for add in COMMANDS:
+        if add is cli_launch.add_sweep and command not in (None, "sweep"):
+            add = cli_launch.add_sweep_summary
         add(sub, parent)
     return parser
+
+
+def command_of(args: Sequence[str]) -> str | None:
+    """The subcommand named in ``args`` (``exman --root R ls -a``: ``ls``)."""
+    after_root = False
+    for arg in args:
+        if after_root:
+            after_root = False
+        elif arg == "--root":
+            after_root = True
+        elif not arg.startswith("-"):
+            return arg
+        elif arg == "--":
+            return None
+    return None
 
 
 def subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
@@ -167,8 +195,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _main(args_list: list[str]) -> int:
-    parser = build_parser()
     args_list = glue_dashed(args_list)
+    parser = build_parser(command_of(args_list))
     split = rerun_rest(args_list)
     try:
         args = parser.parse_args(args_list if split is None else split[0])

@@ -389,3 +389,38 @@ def test_entry_points(entry: str, runs: list[Path], root: Path, tmp_path: Path) 
         [*argv, "--help"], capture_output=True, text=True, cwd=tmp_path, timeout=60
     )
     assert help_proc.returncode == 0 and help_proc.stdout.startswith("usage: exman")
+
+
+def test_commands_other_than_sweep_do_not_import_the_sweep_package(
+    runs: list[Path], root: Path
+) -> None:
+    """The sweep's options cost its package's imports: only ``exman sweep``
+    (and the full help) pays them; ``exman --help`` reads the same either way."""
+    probe = (
+        "import sys; from exman.cli import main; code = main(sys.argv[1:]); "
+        "sys.stdout.flush(); "
+        "seen = 'SWEEP' if 'exman.sweep' in sys.modules else 'NO SWEEP'; "
+        "print(seen, file=sys.stderr); "
+        "sys.exit(code)"
+    )
+    for argv in (["ls"], ["--root", str(root), "show", "1"], ["ls", "--help"]):
+        done = subprocess.run(
+            [sys.executable, "-c", probe, *argv],
+            cwd=root.parent,
+            capture_output=True,
+            text=True,
+        )
+        assert done.returncode == 0, done.stderr
+        assert done.stderr.strip().endswith("NO SWEEP"), (argv, done.stderr)
+    full = io.StringIO()
+    build_parser().print_help(full)
+    light = io.StringIO()
+    build_parser("ls").print_help(light)
+    assert light.getvalue() == full.getvalue()
+    assert "Run a grid, random search" in full.getvalue()
+    sweep_help = subprocess.run(
+        [sys.executable, "-m", "exman", "sweep", "--help"],
+        capture_output=True,
+        text=True,
+    )
+    assert sweep_help.returncode == 0 and "--dry-run" in sweep_help.stdout

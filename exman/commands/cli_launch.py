@@ -11,7 +11,17 @@ from ..record.store import Root
 from .common import OK, Formatter, Subparsers, add_command, err
 from .selection import format_ids
 
-__all__ = ["add_rerun", "add_sweep", "cmd_rerun", "cmd_sweep"]
+__all__ = [
+    "SWEEP_HELP",
+    "add_rerun",
+    "add_sweep",
+    "add_sweep_summary",
+    "cmd_rerun",
+    "cmd_sweep",
+]
+
+#: the line of ``exman --help`` for ``sweep`` (its parser says it too)
+SWEEP_HELP = "Run a grid, random search or repetitions of a script."
 
 
 def add_rerun(
@@ -72,6 +82,16 @@ def add_sweep(
         "examples:\n  exman sweep sweep.yaml --dry-run\n"
         "  exman sweep sweep.yaml -j 4\n  exman sweep sweep.yaml --status"
     )
+    p.set_defaults(func=None, standalone=cmd_sweep)
+    return p
+
+
+def add_sweep_summary(
+    sub: Subparsers, parent: argparse.ArgumentParser
+) -> argparse.ArgumentParser:
+    """``exman sweep`` as ``exman --help`` lists it, without its options:
+    every other command is spared importing the sweep package."""
+    p = sub.add_parser("sweep", help=SWEEP_HELP, add_help=False)
     p.set_defaults(func=None, standalone=cmd_sweep)
     return p
 
