@@ -165,13 +165,13 @@ ONE_RUN = textwrap.dedent(
     import json
     import os
     import sys
-    import threading
     import time
 
     import exman
+    from exman.record import heartbeat
 
     def beating():
-        return [t.name for t in threading.enumerate() if t.name == "exman-heartbeat"]
+        return ["exman-heartbeat"] if heartbeat.running() else []
 
     args = exman.ExParser(root=sys.argv[1]).parse_args([])
     record = os.path.join(args.root, "run.json")

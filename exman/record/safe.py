@@ -11,17 +11,16 @@
 
 from __future__ import annotations
 
+import _thread
 import atexit
 import os
 import pathlib
 import signal
 import sys
-import threading
-import traceback
 from collections.abc import Sequence
 from types import TracebackType
 
-from . import environment
+from . import current, environment
 from .run import FINAL_STATUSES, LOG_FILE, TRACEBACK_FILE, Run
 from .store import ExmanError, Root, atomic_write
 
@@ -36,7 +35,7 @@ __all__ = ["SafeExperiment", "track"]
 
 
 # -- tracking runs in this process -------------------------------------------
-_lock = threading.Lock()
+_lock = _thread.allocate_lock()
 _active: dict[pathlib.Path, Run] = {}
 _installed = False
 _exit_code: list[int] = []
@@ -104,7 +103,7 @@ def _excepthook(
     etype: type[BaseException], value: BaseException, tb: TracebackType | None
 ) -> None:
     interrupted = issubclass(etype, KeyboardInterrupt)
-    text = _format(etype, value, tb)
+    text = _format_in_hook(etype, value, tb)
     with _lock:
         runs = list(_active.values())
     for run in runs:
@@ -150,11 +149,11 @@ def track(run: Run) -> None:
     sys.excepthook = _excepthook
     sys.exit = _recording_exit  # type: ignore[assignment]
     # only where nobody (a framework, the user) has set a handler already
-    if (
-        threading.current_thread() is threading.main_thread()
-        and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
-    ):
-        signal.signal(signal.SIGTERM, _on_sigterm)
+    if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+        try:
+            signal.signal(signal.SIGTERM, _on_sigterm)
+        except ValueError:  # not the main thread: only that one may
+            pass
 
 
 def untrack(run: Run) -> None:
@@ -168,12 +167,38 @@ def moved(run: Run, new: Run) -> None:
             _active[new.path] = new
 
 
-# traceback is imported with this module on purpose: importing it while an
-# uncaught Ctrl-C is being reported makes Python exit with 1, not die of SIGINT
 def _format(
     etype: type[BaseException], value: BaseException, tb: TracebackType | None
 ) -> str:
+    """The text of a traceback, as Python prints it.
+
+    The ``traceback`` module (with ``linecache`` and ``tokenize``, 2 ms of
+    every run's start) is imported only by a failure. Not inside the
+    excepthook: importing it while an uncaught Ctrl-C is being reported
+    makes Python exit with 1 instead of dying of SIGINT. There, unless the
+    script imported it already, the interpreter's own printer writes the
+    text (:func:`sys.__excepthook__`, with ``sys.stderr`` pointed at a
+    buffer meanwhile).
+    """
+    import traceback
+
     return "".join(traceback.format_exception(etype, value, tb))
+
+
+def _format_in_hook(
+    etype: type[BaseException], value: BaseException, tb: TracebackType | None
+) -> str:
+    if "traceback" in sys.modules:
+        return _format(etype, value, tb)
+    import io
+
+    buffer, stderr = io.StringIO(), sys.stderr
+    sys.stderr = buffer
+    try:
+        sys.__excepthook__(etype, value, tb)
+    finally:
+        sys.stderr = stderr
+    return buffer.getvalue()
 
 
 def _why(error: BaseException) -> str:
@@ -348,9 +373,7 @@ class SafeExperiment:
         except (OSError, ExmanError) as e:
             problems.append(f"could not move the run to fails/: {_why(e)}")
         else:
-            metrics = sys.modules.get("exman.record.metrics")
-            if metrics is not None:
-                metrics.moved(self.run.path, target)
+            current.moved(self.run.path, target)
             self.run = Run(target)
         for problem in problems:
             print(f"exman: run {self.run.path}: {problem}", file=sys.stderr)
