@@ -15,7 +15,6 @@ from collections.abc import Mapping
 
 import yaml
 
-
 # not typing's: importing typing would slow every run's start
 TYPE_CHECKING = False
 if TYPE_CHECKING:
