@@ -12,7 +12,6 @@ from .record.params import ParamsError
 from .record.run import Run
 from .record.stop import should_stop
 from .record.store import Root
-from .record.vcs import GitError
 
 # not typing's: importing typing would slow every run's start
 TYPE_CHECKING = False
@@ -22,6 +21,7 @@ if TYPE_CHECKING:
     from .index import Index
     from .record.checkpoints import latest_checkpoint
     from .record.metrics import NoCurrentRun, last_step, log, result
+    from .record.vcs import GitError
     from .sweep import sweep
 
 __version__ = "0.2.0.dev0"
@@ -62,6 +62,10 @@ def __getattr__(name: str) -> Any:
         from .record import metrics
 
         return getattr(metrics, name)
+    if name == "GitError":  # git is asked for by few runs
+        from .record.vcs import GitError
+
+        return GitError
     if name == "latest_checkpoint":  # not on the path of every run's start
         from .record.checkpoints import latest_checkpoint
 

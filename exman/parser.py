@@ -41,7 +41,6 @@ from .record.store import (
     Root,
     StrPath,
 )
-from .record.vcs import GitError, GitState, git_state
 
 # not typing's: importing typing would slow every run's start
 TYPE_CHECKING = False
@@ -58,6 +57,7 @@ if TYPE_CHECKING:
         represent_as_str,
         yaml_file,
     )
+    from .record.vcs import GitState
 
 __all__ = [
     "DIFF_FILE",
@@ -499,6 +499,8 @@ class ExParser(configargparse.ArgumentParser):
     def _git_state(self, ns: argparse.Namespace) -> GitState | None:
         if self.git is None:
             return None
+        from .record.vcs import GitError, git_state
+
         state = git_state(self.git)
         dirty_ok = self._flags.value(ns, "git_dirty")
         if self.git_assert_clean and state.dirty and not dirty_ok:

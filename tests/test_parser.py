@@ -568,6 +568,8 @@ SLOW_MODULES = {
     "exman.record.checks",
     "exman.record.yamlsize",
     "exman.record.legacy",
+    # git, for a script in a work tree or ExParser(git=...)
+    "exman.record.vcs",
 }
 
 

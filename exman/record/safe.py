@@ -74,8 +74,11 @@ def _finish_active(
     env = _env_at_end(lookup=lookup) if runs else None
     for run in runs:
         try:
-            if run.record().get("status") not in FINAL_STATUSES:
-                run.finish(status, exit_code=exit_code, reason=reason, env=env)
+            record = run.record()  # read once: finish() would read it again
+            if record.get("status") not in FINAL_STATUSES:
+                run.finish(
+                    status, exit_code=exit_code, reason=reason, record=record, env=env
+                )
         except OSError:  # the run folder is gone (deleted, a test's tmp dir)
             pass
 
