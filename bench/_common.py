@@ -156,21 +156,36 @@ def run_wall(cmd: Sequence[str], *, cwd: str | os.PathLike[str] | None = None) -
 
     :raises RuntimeError: the process failed; the message holds its stderr.
     """
-    start = time.perf_counter()
-    done = subprocess.run(
-        list(cmd),
-        cwd=cwd,
-        env=child_env(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    elapsed = time.perf_counter() - start
-    if done.returncode != 0:
-        raise RuntimeError(
-            f"{shlex.join(cmd)} failed with exit code {done.returncode}:\n"
-            + done.stderr.decode(errors="replace")
+    return run_timed(cmd, cwd=cwd)[0]
+
+
+def run_timed(
+    cmd: Sequence[str], *, cwd: str | os.PathLike[str] | None = None
+) -> tuple[float, float]:
+    """The wall time and the CPU time (user + system) of a process, in
+    seconds; its stdout is discarded.
+
+    The CPU time is what the process itself spent, whatever else the
+    machine does meanwhile: on a loaded machine it varies less than the
+    wall time.
+
+    :raises RuntimeError: the process failed; the message holds its stderr.
+    """
+    with tempfile.TemporaryFile() as err:
+        start = time.perf_counter()
+        proc = subprocess.Popen(
+            list(cmd), cwd=cwd, env=child_env(), stdout=subprocess.DEVNULL, stderr=err
         )
-    return elapsed
+        _, status, usage = os.wait4(proc.pid, 0)
+        elapsed = time.perf_counter() - start
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        if proc.returncode != 0:
+            err.seek(0)
+            raise RuntimeError(
+                f"{shlex.join(cmd)} failed with exit code {proc.returncode}:\n"
+                + err.read().decode(errors="replace")
+            )
+    return elapsed, usage.ru_utime + usage.ru_stime
 
 
 def interleaved(

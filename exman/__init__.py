@@ -8,12 +8,10 @@ from __future__ import annotations
 
 from .parser import ArgumentError, ExParser, optional, simpleroot, str2bool
 from .record.errors import ExmanError, RunNotFound
-from .record.metrics import NoCurrentRun, last_step, log, result
 from .record.params import ParamsError
 from .record.run import Run
 from .record.stop import should_stop
 from .record.store import Root
-from .record.vcs import GitError
 
 # not typing's: importing typing would slow every run's start
 TYPE_CHECKING = False
@@ -22,6 +20,8 @@ if TYPE_CHECKING:
 
     from .index import Index
     from .record.checkpoints import latest_checkpoint
+    from .record.metrics import NoCurrentRun, last_step, log, result
+    from .record.vcs import GitError
     from .sweep import sweep
 
 __version__ = "0.2.0.dev0"
@@ -49,12 +49,23 @@ __all__ = [
 ]
 
 
+_METRICS = ("NoCurrentRun", "last_step", "log", "result")
+
+
 def __getattr__(name: str) -> Any:
     # Index pulls in pandas: load it only when somebody asks for it.
     if name == "Index":
         from .index import Index
 
         return Index
+    if name in _METRICS:  # its flush thread is for the runs that log
+        from .record import metrics
+
+        return getattr(metrics, name)
+    if name == "GitError":  # git is asked for by few runs
+        from .record.vcs import GitError
+
+        return GitError
     if name == "latest_checkpoint":  # not on the path of every run's start
         from .record.checkpoints import latest_checkpoint
 

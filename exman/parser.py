@@ -11,7 +11,6 @@ from collections.abc import Iterable, Sequence
 import configargparse
 
 from .record import environment
-from .record.checks import Validator, validate
 from .record.config import (
     SWEEP_PARAMS_ENV,
     ConfigFile,
@@ -21,24 +20,12 @@ from .record.config import (
     sweep_args,
 )
 from .record.create import check_run_name, create_run
+from .record.current import set_current
 from .record.fingerprint import code_record
 from .record.flags import Flags
 from .record.launch import Launch, detect_launch
-from .record.legacy import (
-    DIR_FORMAT,
-    DIR_PATTERN,
-    EXT,
-    FOLDER_DEFAULT,
-    TIME_FORMAT_DIR,
-    max_ex,
-    num_ex,
-    represent_as_str,
-    yaml_file,
-)
-from .record.metrics import set_current
 from .record.params import PARAMS_FILE, TIME_FORMAT, register_str_converter
 from .record.positionals import Positionals
-from .record.ranks import join_launch, publish_launch
 from .record.run import (
     DIFF_FILE,
     Run,
@@ -54,12 +41,23 @@ from .record.store import (
     Root,
     StrPath,
 )
-from .record.vcs import GitError, GitState, git_state
 
 # not typing's: importing typing would slow every run's start
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, Callable, NoReturn
+
+    from .record.checks import Validator
+    from .record.legacy import (
+        DIR_FORMAT,
+        DIR_PATTERN,
+        EXT,
+        FOLDER_DEFAULT,
+        TIME_FORMAT_DIR,
+        represent_as_str,
+        yaml_file,
+    )
+    from .record.vcs import GitState
 
 __all__ = [
     "DIFF_FILE",
@@ -85,7 +83,26 @@ __all__ = [
 #: raised by a failing validator (the same class as argparse's)
 ArgumentError = argparse.ArgumentError
 
-DEFAULT_FOLDER = FOLDER_DEFAULT
+#: exman 0.1.9's names that this module still exports, from
+#: :mod:`exman.record.legacy`: imported when first asked for
+_LEGACY = {
+    "DEFAULT_FOLDER": "FOLDER_DEFAULT",
+    "DIR_FORMAT": "DIR_FORMAT",
+    "DIR_PATTERN": "DIR_PATTERN",
+    "EXT": "EXT",
+    "FOLDER_DEFAULT": "FOLDER_DEFAULT",
+    "TIME_FORMAT_DIR": "TIME_FORMAT_DIR",
+    "represent_as_str": "represent_as_str",
+    "yaml_file": "yaml_file",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LEGACY:
+        from .record import legacy
+
+        return getattr(legacy, _LEGACY[name])
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def simpleroot(file: StrPath) -> pathlib.Path:
@@ -93,7 +110,9 @@ def simpleroot(file: StrPath) -> pathlib.Path:
 
     ``ExParser(root=exman.simpleroot(__file__))`` keeps the runs beside the script.
     """
-    return pathlib.Path(os.path.dirname(os.path.abspath(file))) / DEFAULT_FOLDER
+    from .record.legacy import FOLDER_DEFAULT
+
+    return pathlib.Path(os.path.dirname(os.path.abspath(file))) / FOLDER_DEFAULT
 
 
 class ExParser(configargparse.ArgumentParser):
@@ -199,10 +218,14 @@ class ExParser(configargparse.ArgumentParser):
 
     def num_ex(self) -> int:
         """The number of run folders in ``runs/``."""
+        from .record.legacy import num_ex
+
         return num_ex(self.store)
 
     def max_ex(self) -> int:
         """The highest run id handed out so far in this root (0 if none)."""
+        from .record.legacy import max_ex
+
         return max_ex(self.store)
 
     def next_ex(self) -> int:
@@ -269,6 +292,8 @@ class ExParser(configargparse.ArgumentParser):
         """
         if not callable(validator):
             raise TypeError("validator should be callable")
+        from .record.checks import Validator
+
         self.validators.append(Validator(validator, message))
 
     def register_setter(self, setter: Callable[[argparse.Namespace], Any]) -> None:
@@ -290,6 +315,10 @@ class ExParser(configargparse.ArgumentParser):
 
         :raises ArgumentError: a validator refused them.
         """
+        if not self.validators:
+            return
+        from .record.checks import validate
+
         for validator in self.validators:
             validate(validator, params)
 
@@ -470,6 +499,8 @@ class ExParser(configargparse.ArgumentParser):
     def _git_state(self, ns: argparse.Namespace) -> GitState | None:
         if self.git is None:
             return None
+        from .record.vcs import GitError, git_state
+
         state = git_state(self.git)
         dirty_ok = self._flags.value(ns, "git_dirty")
         if self.git_assert_clean and state.dirty and not dirty_ok:
@@ -542,6 +573,8 @@ class ExParser(configargparse.ArgumentParser):
         if sweep is not None and job is not None:
             resuming.remember(self.store, sweep["key"], job[0], made.run)
         if launch is not None:
+            from .record.ranks import publish_launch
+
             publish_launch(self.store, launch, made.place.relpath)
         if self.verbose:
             print(made.text, end="")
@@ -576,6 +609,8 @@ class ExParser(configargparse.ArgumentParser):
             run.resume(heartbeat=every)
         track(run)
         if launch is not None:
+            from .record.ranks import publish_launch
+
             publish_launch(self.store, launch, run.path.relative_to(self.store.path))
         if self.verbose:
             print(f"resuming run {run.id} (attempt {run.attempt}): {run.path}")
@@ -590,6 +625,8 @@ class ExParser(configargparse.ArgumentParser):
 
     def _join_run(self, ns: argparse.Namespace, launch: Launch) -> argparse.Namespace:
         """A rank other than 0 of a distributed launch: rank 0's run."""
+        from .record.ranks import join_launch
+
         folder = join_launch(self.store, launch)
         run = Run(folder)
         set_current(folder)

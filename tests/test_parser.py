@@ -547,6 +547,32 @@ def test_parse_args_is_quiet_and_light(
     assert json.loads((folder / "modules.json").read_text()) == []
 
 
+#: what a run's start does without: each costs it a fraction of a millisecond
+#: or more, and is imported by the runs that use it
+SLOW_MODULES = {
+    "typing",
+    "dataclasses",
+    "inspect",
+    # a heartbeat of _thread, a SIGTERM handler through _signal (no enums);
+    # traceback (with linecache, tokenize) imported by a failure
+    "threading",
+    "signal",
+    "traceback",
+    "linecache",
+    "tokenize",
+    "exman.record.capture",
+    # by exman.log / exman.result, a distributed launch, a validator, a reader
+    # of params.yaml, the names of exman 0.1.9
+    "exman.record.metrics",
+    "exman.record.ranks",
+    "exman.record.checks",
+    "exman.record.yamlsize",
+    "exman.record.legacy",
+    # git, for a script in a work tree or ExParser(git=...)
+    "exman.record.vcs",
+}
+
+
 def test_parse_args_leaves_slow_modules_out(tmp_path: Path) -> None:
     # typing alone costs a few ms of every run's start; without site (-S) no
     # .pth file of the interpreter has imported it before exman
@@ -555,8 +581,8 @@ def test_parse_args_leaves_slow_modules_out(tmp_path: Path) -> None:
         "p = exman.ExParser(root=sys.argv[1])\n"
         "p.add_argument('--lr')\n"
         "p.parse_args([])\n"
-        "slow = {'typing', 'dataclasses', 'inspect', 'exman.record.capture'}\n"
-        "print(sorted(slow & set(sys.modules)))\n"
+        f"slow = {sorted(SLOW_MODULES)!r}\n"
+        "print(sorted(set(slow) & set(sys.modules)))\n"
     )
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
     proc = subprocess.run(

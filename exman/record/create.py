@@ -19,12 +19,13 @@ from . import heartbeat, snapshot
 from .params import PARAMS_FILE, TIME_FORMAT, dump_params
 from .run import DIFF_FILE, Run
 from .store import ExmanError, Root, RunPlace, atomic_write, check_name
-from .vcs import GitState
 
 # not typing's: importing typing would slow every run's start
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
+
+    from .vcs import GitState
 
 __all__ = ["MAX_NAME_BYTES", "NewRun", "check_run_name", "create_run"]
 

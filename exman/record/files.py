@@ -16,8 +16,8 @@
 
 from __future__ import annotations
 
+import _thread
 import os
-import threading
 
 __all__ = [
     "atomic_write",
@@ -148,7 +148,7 @@ def atomic_write(path: StrPath, data: str | bytes, *, durable: bool = False) -> 
     """
     path = os.fspath(path)
     folder = os.path.dirname(path) or "."
-    tmp = f"{path}.{os.getpid()}.{threading.get_ident()}.tmp"
+    tmp = f"{path}.{os.getpid()}.{_thread.get_ident()}.tmp"
     raw = data.encode("utf-8") if isinstance(data, str) else data
     try:
         with open(tmp, "wb") as f:

@@ -18,12 +18,12 @@ from __future__ import annotations
 import os
 import stat
 
-from .vcs import GitError, GitState, git_code_state
-
 # not typing's: importing typing would slow every run's start
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
+
+    from .vcs import GitState
 
 __all__ = ["CodeCheck", "code_record", "find_work_tree"]
 
@@ -100,6 +100,8 @@ def code_record(git: GitState | None, script: str | None) -> dict[str, Any] | No
     if git is None and script:
         tree = find_work_tree(os.path.dirname(script))
         if tree is not None:
+            from .vcs import GitError, git_code_state  # for a script in a work tree
+
             try:
                 git = git_code_state(tree)
             except (GitError, OSError):  # the script alone says something
@@ -134,6 +136,8 @@ class CodeCheck:
 
     @staticmethod
     def _compute(source: str, git: bool) -> str | None:
+        from .vcs import GitError, git_code_state
+
         try:
             if git:
                 return git_fingerprint(git_code_state(source))

@@ -14,14 +14,16 @@ as NTP keeps them). A record without ``"heartbeat"`` (written by an earlier
 exman) is judged by its pid alone, on its host.
 
 The thread touches every run of its process, wakes once an interval, and
-ends when the last of them ends (or with the process: it is a daemon). A
-forked child does not beat for its parent's runs.
+ends at the first wake after the last of them ended (or with the process,
+which never waits for it). It is a thread of :mod:`_thread`: ``threading``
+would cost every run's start its import and a wait for the new thread to
+run, and its end a join. A forked child does not beat for its parent's runs.
 """
 
 from __future__ import annotations
 
+import _thread
 import os
-import threading
 import time
 
 from .errors import ExmanError
@@ -32,6 +34,7 @@ __all__ = [
     "STALE_BEATS",
     "interval",
     "is_stale",
+    "running",
     "start",
     "stop",
 ]
@@ -79,42 +82,37 @@ class _Beats:
     """The files this process keeps fresh, and the thread that does it."""
 
     def __init__(self) -> None:
-        self.lock = threading.Lock()
+        self.lock = _thread.allocate_lock()
         self.files: dict[str, float] = {}
-        self.thread: threading.Thread | None = None
-        self.wake = threading.Event()
+        self.running = False
+        # held while nobody wakes the thread: it waits on it with a timeout
+        self.wake = _thread.allocate_lock()
+        self.wake.acquire()
 
     def start(self, file: str, every: float) -> None:
         with self.lock:
             faster = bool(self.files) and every < min(self.files.values())
             self.files[file] = every
-            if self.thread is not None:
-                if faster:
-                    self.wake.set()  # beat at the new pace from now on
+            if self.running:
+                if faster and self.wake.locked():
+                    self.wake.release()  # beat at the new pace from now on
                 return
-            self.wake.clear()
-            self.thread = threading.Thread(
-                target=self._loop, args=(every,), name="exman-heartbeat", daemon=True
-            )
-            self.thread.start()
+            self.running = True
+        _thread.start_new_thread(self._loop, (every,))
 
     def stop(self, file: str) -> None:
+        # the thread is not woken: it ends at its next wake, so that a
+        # process that ends now does not also end a thread
         with self.lock:
             self.files.pop(file, None)
-            if not self.files:
-                self.wake.set()
 
     def _loop(self, every: float) -> None:
-        me = threading.current_thread()
         while True:
-            self.wake.wait(every)
+            self.wake.acquire(timeout=every)
             with self.lock:
-                if self.thread is not me:
-                    return
                 if not self.files:
-                    self.thread = None
+                    self.running = False
                     return
-                self.wake.clear()
                 files = list(self.files)
                 every = min(self.files.values())
             for file in files:
@@ -142,5 +140,10 @@ def start(file: str, every: float) -> None:
 
 
 def stop(file: str) -> None:
-    """Stop the heartbeat of ``file``; the thread ends with the last one."""
+    """Stop the heartbeat of ``file``; the thread ends after the last one."""
     _beats.stop(file)
+
+
+def running() -> bool:
+    """Whether this process has a heartbeat thread (it may be ending)."""
+    return _beats.running

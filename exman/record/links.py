@@ -10,10 +10,10 @@ is simply gone, and a link is re-pointed by renaming a new one over it.
 
 from __future__ import annotations
 
+import _thread
 import os
 import pathlib
 import stat
-import threading
 from collections.abc import Iterator
 
 from .errors import ExmanError
@@ -57,7 +57,7 @@ def make_link(link: pathlib.Path, target: pathlib.Path, *, is_dir: bool) -> None
 def repoint_link(link: pathlib.Path, target: pathlib.Path) -> None:
     """Point the existing link ``link`` at ``target``, atomically."""
     rel = os.path.relpath(target, link.parent)
-    tmp = link.with_name(f".{link.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    tmp = link.with_name(f".{link.name}.{os.getpid()}.{_thread.get_ident()}.tmp")
     os.symlink(rel, tmp, target_is_directory=True)
     try:
         os.replace(tmp, link)

@@ -39,6 +39,7 @@ import threading
 import time
 from collections.abc import Iterator
 
+from . import current as _current_run
 from .files import group_bits, share
 from .launch import LOG_RANKS_ENV, detect_launch
 from .store import ExmanError, StrPath, atomic_write
@@ -63,7 +64,7 @@ __all__ = [
 
 METRICS_FILE = "metrics.jsonl"
 RESULTS_FILE = "results.json"
-RUN_ENV = "EXMAN_RUN"
+RUN_ENV = _current_run.RUN_ENV
 #: a metric of the name a record uses for its own time is written as this
 METRIC_TIME = "metric_time"
 #: how often buffered records reach the disk: a crash loses less than this
@@ -313,6 +314,9 @@ def current() -> Recorder:
     :raises NoCurrentRun: this process created no run and ``EXMAN_RUN`` is
         not set.
     """
+    made = _current_run.take()  # by parse_args() before this module was imported
+    if made is not None:
+        return set_current(made[0], resumed=made[1])
     rec = _current.get("run")
     if rec is None:
         path = os.environ.get(RUN_ENV)

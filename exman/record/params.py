@@ -15,8 +15,6 @@ from collections.abc import Mapping
 
 import yaml
 
-from .yamlsize import check_expansion
-
 # not typing's: importing typing would slow every run's start
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -145,6 +143,8 @@ def load_yaml(text: str | bytes, path: str | pathlib.Path = "<string>") -> Any:
     A document whose aliases expand to far more values than its text holds
     is refused (see :mod:`exman.record.yamlsize`).
     """
+    from .yamlsize import check_expansion  # a reader's: not on a new run's path
+
     try:
         loader = SafeLoader(text)
         try:

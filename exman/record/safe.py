@@ -11,17 +11,18 @@
 
 from __future__ import annotations
 
+# signal's C core: the signal module builds enums of every signal name at
+# import, a millisecond of every run's start for the one handler set here
+import _signal
+import _thread
 import atexit
 import os
 import pathlib
-import signal
 import sys
-import threading
-import traceback
 from collections.abc import Sequence
 from types import TracebackType
 
-from . import environment
+from . import current, environment
 from .run import FINAL_STATUSES, LOG_FILE, TRACEBACK_FILE, Run
 from .store import ExmanError, Root, atomic_write
 
@@ -36,7 +37,7 @@ __all__ = ["SafeExperiment", "track"]
 
 
 # -- tracking runs in this process -------------------------------------------
-_lock = threading.Lock()
+_lock = _thread.allocate_lock()
 _active: dict[pathlib.Path, Run] = {}
 _installed = False
 _exit_code: list[int] = []
@@ -73,8 +74,11 @@ def _finish_active(
     env = _env_at_end(lookup=lookup) if runs else None
     for run in runs:
         try:
-            if run.record().get("status") not in FINAL_STATUSES:
-                run.finish(status, exit_code=exit_code, reason=reason, env=env)
+            record = run.record()  # read once: finish() would read it again
+            if record.get("status") not in FINAL_STATUSES:
+                run.finish(
+                    status, exit_code=exit_code, reason=reason, record=record, env=env
+                )
         except OSError:  # the run folder is gone (deleted, a test's tmp dir)
             pass
 
@@ -104,7 +108,7 @@ def _excepthook(
     etype: type[BaseException], value: BaseException, tb: TracebackType | None
 ) -> None:
     interrupted = issubclass(etype, KeyboardInterrupt)
-    text = _format(etype, value, tb)
+    text = _format_in_hook(etype, value, tb)
     with _lock:
         runs = list(_active.values())
     for run in runs:
@@ -133,7 +137,7 @@ def _on_sigterm(signum: int, frame: object) -> None:
     # no look-up of packages: the process was asked to end now
     _finish_active("interrupted", 128 + signum, "SIGTERM", lookup=False)
     # die of the signal as if we had never handled it: the parent sees -15
-    signal.signal(signum, signal.SIG_DFL)
+    _signal.signal(signum, _signal.SIG_DFL)
     os.kill(os.getpid(), signum)
 
 
@@ -150,11 +154,11 @@ def track(run: Run) -> None:
     sys.excepthook = _excepthook
     sys.exit = _recording_exit  # type: ignore[assignment]
     # only where nobody (a framework, the user) has set a handler already
-    if (
-        threading.current_thread() is threading.main_thread()
-        and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
-    ):
-        signal.signal(signal.SIGTERM, _on_sigterm)
+    if _signal.getsignal(_signal.SIGTERM) == _signal.SIG_DFL:
+        try:
+            _signal.signal(_signal.SIGTERM, _on_sigterm)
+        except ValueError:  # not the main thread: only that one may
+            pass
 
 
 def untrack(run: Run) -> None:
@@ -168,12 +172,38 @@ def moved(run: Run, new: Run) -> None:
             _active[new.path] = new
 
 
-# traceback is imported with this module on purpose: importing it while an
-# uncaught Ctrl-C is being reported makes Python exit with 1, not die of SIGINT
 def _format(
     etype: type[BaseException], value: BaseException, tb: TracebackType | None
 ) -> str:
+    """The text of a traceback, as Python prints it.
+
+    The ``traceback`` module (with ``linecache`` and ``tokenize``, 2 ms of
+    every run's start) is imported only by a failure. Not inside the
+    excepthook: importing it while an uncaught Ctrl-C is being reported
+    makes Python exit with 1 instead of dying of SIGINT. There, unless the
+    script imported it already, the interpreter's own printer writes the
+    text (:func:`sys.__excepthook__`, with ``sys.stderr`` pointed at a
+    buffer meanwhile).
+    """
+    import traceback
+
     return "".join(traceback.format_exception(etype, value, tb))
+
+
+def _format_in_hook(
+    etype: type[BaseException], value: BaseException, tb: TracebackType | None
+) -> str:
+    if "traceback" in sys.modules:
+        return _format(etype, value, tb)
+    import io
+
+    buffer, stderr = io.StringIO(), sys.stderr
+    sys.stderr = buffer
+    try:
+        sys.__excepthook__(etype, value, tb)
+    finally:
+        sys.stderr = stderr
+    return buffer.getvalue()
 
 
 def _why(error: BaseException) -> str:
@@ -348,9 +378,7 @@ class SafeExperiment:
         except (OSError, ExmanError) as e:
             problems.append(f"could not move the run to fails/: {_why(e)}")
         else:
-            metrics = sys.modules.get("exman.record.metrics")
-            if metrics is not None:
-                metrics.moved(self.run.path, target)
+            current.moved(self.run.path, target)
             self.run = Run(target)
         for problem in problems:
             print(f"exman: run {self.run.path}: {problem}", file=sys.stderr)
