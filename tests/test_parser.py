@@ -553,10 +553,9 @@ SLOW_MODULES = {
     "typing",
     "dataclasses",
     "inspect",
-    # a heartbeat of _thread, a SIGTERM handler through _signal (no enums);
-    # traceback (with linecache, tokenize) imported by a failure
+    # a heartbeat of _thread; traceback (with linecache, tokenize) imported
+    # by a failure
     "threading",
-    "signal",
     "traceback",
     "linecache",
     "tokenize",

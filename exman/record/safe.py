@@ -11,13 +11,11 @@
 
 from __future__ import annotations
 
-# signal's C core: the signal module builds enums of every signal name at
-# import, a millisecond of every run's start for the one handler set here
-import _signal
 import _thread
 import atexit
 import os
 import pathlib
+import signal
 import sys
 from collections.abc import Sequence
 from types import TracebackType
@@ -137,7 +135,7 @@ def _on_sigterm(signum: int, frame: object) -> None:
     # no look-up of packages: the process was asked to end now
     _finish_active("interrupted", 128 + signum, "SIGTERM", lookup=False)
     # die of the signal as if we had never handled it: the parent sees -15
-    _signal.signal(signum, _signal.SIG_DFL)
+    signal.signal(signum, signal.SIG_DFL)
     os.kill(os.getpid(), signum)
 
 
@@ -154,9 +152,9 @@ def track(run: Run) -> None:
     sys.excepthook = _excepthook
     sys.exit = _recording_exit  # type: ignore[assignment]
     # only where nobody (a framework, the user) has set a handler already
-    if _signal.getsignal(_signal.SIGTERM) == _signal.SIG_DFL:
+    if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
         try:
-            _signal.signal(_signal.SIGTERM, _on_sigterm)
+            signal.signal(signal.SIGTERM, _on_sigterm)
         except ValueError:  # not the main thread: only that one may
             pass
 
