@@ -17,7 +17,6 @@ attempt continues its run. A launcher that cannot do one of them says why in
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from collections import Counter
@@ -26,7 +25,14 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
-from _sweep_helpers import PYTHON, all_runs, write_spec
+from _sweep_helpers import (
+    PYTHON,
+    TRAIN,
+    TRAIN_EXTRA,
+    all_runs,
+    metric_steps,
+    write_spec,
+)
 
 from exman.record.run import Run
 from exman.record.store import ExmanError
@@ -75,31 +81,6 @@ with args.safe_experiment:
             break
     exman.result(loss=loss)
 """
-
-#: a task that checkpoints every step and starts from its newest checkpoint;
-#: a step, its checkpoint and its record are one (SIGTERM waits for them)
-TRAIN = """\
-import signal
-import time
-
-run = args.run
-ckpt = run.last_checkpoint()
-start = 0 if ckpt is None else int(ckpt.read_text()) + 1
-with args.safe_experiment:
-    print("attempt", run.attempt, "resumed", run.resumed, "from", start, flush=True)
-    for step in range(start, args.epochs):
-        time.sleep(args.sleep)
-        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
-        (run.checkpoint_dir / f"step{step}.txt").write_text(str(step))
-        exman.log(step=step, loss=1.0 / (step + 1))
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
-"""
-TRAIN_EXTRA = 'parser.add_argument("--sleep", type=float, default=0.0)\n'
-
-
-def metric_steps(folder: Path) -> list[int]:
-    lines = (folder / "metrics.jsonl").read_text().splitlines()
-    return [json.loads(line)["step"] for line in lines]
 
 
 class LauncherSuite:

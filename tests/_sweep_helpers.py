@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import sys
@@ -23,6 +24,37 @@ parser.add_argument("--sleep", type=float, default=0.0)
 parser.add_argument("--child", action="store_true")
 parser.add_argument("--ignore_int", action="store_true")
 """
+
+
+#: a script that checkpoints every step and starts again from its newest
+#: checkpoint; a step, its checkpoint and its record are one (SIGTERM waits)
+TRAIN = """\
+import signal
+import time
+
+run = args.run
+ckpt = run.last_checkpoint()
+start = 0 if ckpt is None else int(ckpt.read_text()) + 1
+with args.safe_experiment:
+    print("attempt", run.attempt, "resumed", run.resumed, "from", start, flush=True)
+    for step in range(start, args.epochs):
+        time.sleep(args.sleep)
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+        (run.checkpoint_dir / f"step{step}.txt").write_text(str(step))
+        exman.log(step=step, loss=1.0 / (step + 1))
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
+    print("finished at", args.epochs, flush=True)
+"""
+
+TRAIN_EXTRA = """\
+parser.add_argument("--sleep", type=float, default=0.0)
+"""
+
+
+def metric_steps(folder: Path) -> list[int]:
+    """The steps of the records in a run's metrics.jsonl, in order."""
+    lines = (folder / "metrics.jsonl").read_text().splitlines()
+    return [json.loads(line)["step"] for line in lines]
 
 
 def write_spec(folder: Path, file: str = "sweep.yaml", /, **data: Any) -> Path:

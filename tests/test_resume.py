@@ -17,7 +17,15 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from _sweep_helpers import PYTHON, all_runs, wait_for, write_spec
+from _sweep_helpers import (
+    PYTHON,
+    TRAIN,
+    TRAIN_EXTRA,
+    all_runs,
+    metric_steps,
+    wait_for,
+    write_spec,
+)
 
 import exman
 from exman.record.checkpoints import latest_checkpoint
@@ -25,38 +33,10 @@ from exman.record.metrics import last_step
 from exman.record.run import Run
 from exman.sweep import SpecError, sweep
 
-#: a script that checkpoints every step and starts again from its newest
-#: checkpoint; a step, its checkpoint and its record are one (SIGTERM waits)
-TRAIN_EXTRA = """\
-parser.add_argument("--sleep", type=float, default=0.0)
-"""
-TRAIN = """\
-import signal
-import time
-
-run = args.run
-ckpt = run.last_checkpoint()
-start = 0 if ckpt is None else int(ckpt.read_text()) + 1
-with args.safe_experiment:
-    print("attempt", run.attempt, "resumed", run.resumed, "from", start, flush=True)
-    for step in range(start, args.epochs):
-        time.sleep(args.sleep)
-        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
-        (run.checkpoint_dir / f"step{step}.txt").write_text(str(step))
-        exman.log(step=step, loss=1.0 / (step + 1))
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
-    print("finished at", args.epochs, flush=True)
-"""
-
 
 @pytest.fixture
 def train(make_script: Callable[..., Path]) -> Path:
     return make_script(TRAIN, extra=TRAIN_EXTRA)
-
-
-def steps(folder: Path) -> list[int]:
-    lines = (folder / "metrics.jsonl").read_text().splitlines()
-    return [json.loads(line)["step"] for line in lines]
 
 
 def start(script: Path, *args: str) -> subprocess.Popen[str]:
@@ -105,7 +85,7 @@ def test_resume_run_continues_the_same_run(
     assert record["duration"] == pytest.approx(
         sum(a["duration"] for a in record["attempts"]), abs=0.002
     )
-    assert steps(folder) == list(range(8))  # each step once, in order
+    assert metric_steps(folder) == list(range(8))  # each step once, in order
     log = (folder / "log.txt").read_text()
     assert "attempt 1 resumed False from 0" in log  # appended, not truncated
     assert "attempt 2 resumed True" in log and "finished at 8" in log
@@ -134,7 +114,7 @@ def test_resume_run_restores_the_runs_arguments(
 ) -> None:
     folder = stopped_run(train, root, "--epochs", "6", "--sleep", "0.2", "--lr", "0.5")
     run(train, "--resume-run=1", "--lr", "0.5", check=True)  # the same value: fine
-    assert steps(folder) == list(range(6))
+    assert metric_steps(folder) == list(range(6))
     params = Run(folder).params
     assert params["lr"] == 0.5 and "resume_run" not in params
 
@@ -201,7 +181,7 @@ def test_a_resumed_run_logs_steps_after_the_last_one(
     out = run(script, "--resume-run", "1", check=True).stdout
     assert "last step 2" in out
     (folder,) = root.glob("runs/0*")
-    assert steps(folder) == list(range(6))
+    assert metric_steps(folder) == list(range(6))
     assert last_step(folder) == 5
 
 
@@ -255,7 +235,7 @@ def test_a_timed_out_task_continues_its_run(train: Path, root: Path) -> None:
     # stopped by the timeout (or, rarely, as it was ending anyway)
     earlier = {a["status"] for a in record["attempts"][:-1]}
     assert earlier <= {"interrupted", "completed"}
-    assert steps(record["path"]) == list(range(6))
+    assert metric_steps(record["path"]) == list(range(6))
     (log,) = (root / ".exman" / "sweeps" / "sweep" / "logs").glob("*.log")
     assert "attempt 2 continues the run" in log.read_text()
     assert sweep(spec, timeout=1.5).results == []  # done: not again
@@ -276,7 +256,7 @@ def test_attempts_are_bounded(train: Path, root: Path) -> None:
     assert result.reason is not None and result.reason.startswith("timeout")
     (record,) = all_runs(root)
     assert record["place"] == "fails" and record["attempt"] == 2
-    steps_done = steps(record["path"])
+    steps_done = metric_steps(record["path"])
     assert steps_done == list(range(len(steps_done)))
 
 

@@ -25,7 +25,7 @@ from typing import Any, ClassVar
 
 import pytest
 from _launcher_suite import LauncherSuite
-from _sweep_helpers import PYTHON, write_spec
+from _sweep_helpers import PYTHON, metric_steps, write_spec
 from _sweep_helpers import all_runs as runs_in_place_order
 from _sweep_helpers import wait_for as _wait_for
 
@@ -436,11 +436,6 @@ def requeued_now(job: str) -> None:
     # SLURM may have started it meanwhile: then there is nothing to hurry
     if done.returncode != 0 and "no longer pending" not in done.stderr:
         raise AssertionError(f"scontrol update failed: {done.stderr}")
-
-
-def metric_steps(folder: Path) -> list[int]:
-    lines = (folder / "metrics.jsonl").read_text().splitlines()
-    return [json.loads(line)["step"] for line in lines]
 
 
 @pytest.mark.slurm
