@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import json
 import os
 import signal
 import subprocess
@@ -194,3 +195,53 @@ def test_a_run_without_a_record_is_unknown(tmp_path: Path) -> None:
     assert exman.Run(folder).status == "unknown"
     (folder / "run.json").write_text("{not json")
     assert exman.Run(folder).status == "unknown"
+
+
+DOUBLE_SIGTERM = """\
+import json, os, pathlib, signal, sys, threading, time
+import exman
+
+sys.setswitchinterval(1e-6)
+folders = []
+for i in range(40):
+    parser = exman.ExParser(root=exman.simpleroot(__file__))
+    folders.append(parser.parse_args([]).run.path)
+first = folders[0] / "run.json"
+
+
+def second_sigterm():
+    # the second SIGTERM of a SLURM job comes while the first is recorded
+    while '"interrupted"' not in first.read_text():
+        pass
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
+threading.Thread(target=second_sigterm, daemon=True).start()
+print(json.dumps([str(f) for f in folders]), flush=True)
+os.kill(os.getpid(), signal.SIGTERM)
+time.sleep(30)
+"""
+
+
+def test_a_second_sigterm_while_the_first_is_recorded_loses_nothing(
+    tmp_path: Path,
+) -> None:
+    """SLURM sends SIGTERM to every process of a job, and the job's runner
+    passes it on: the second one reaches the handler while it records the
+    first. Every run of the process is still recorded as interrupted."""
+    script = tmp_path / "main.py"
+    script.write_text(DOUBLE_SIGTERM)
+    env = dict(os.environ)
+    env.pop("EXMAN_ROOT", None)
+    done = subprocess.run(
+        [sys.executable, str(script)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == -signal.SIGTERM, done.stderr
+    folders = [Path(f) for f in json.loads(done.stdout.splitlines()[0])]
+    statuses = [record(f)["status"] for f in folders]
+    assert statuses == ["interrupted"] * len(folders)

@@ -39,6 +39,8 @@ _lock = _thread.allocate_lock()
 _active: dict[pathlib.Path, Run] = {}
 _installed = False
 _exit_code: list[int] = []
+#: the SIGTERM being recorded (a second one waits for it)
+_terminating: list[int] = []
 _owner = [os.getpid()]  # the process whose runs these are (not a forked child)
 _original_exit: Callable[..., Any] = sys.exit
 _original_excepthook = sys.excepthook
@@ -123,6 +125,13 @@ def _excepthook(
 
 
 def _on_sigterm(signum: int, frame: object) -> None:
+    # the first SIGTERM is the one recorded: a second one (SLURM signals
+    # every process of a job, and the job's runner passes it on as well)
+    # runs this handler again inside this one, which would find the runs
+    # already taken and end the process before they are written
+    if _terminating:
+        return
+    _terminating.append(signum)
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
