@@ -44,6 +44,7 @@ __all__ = [
     "COMMANDS",
     "EXIT_CODES",
     "build_parser",
+    "command_name",
     "command_of",
     "main",
     "subcommands",
@@ -123,8 +124,8 @@ def _epilog() -> str:
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The ``exman`` argument parser (the docs render its help).
 
-    :param command: the subcommand about to run, when known: the others'
-        options that cost imports (``sweep``'s) are then left out.
+    :param command: the subcommand about to run, when known: only its
+        parser is made then.
     """
     root_help = (
         f"the exman root (default: ${ROOT_ENV}, else the nearest root from "
@@ -144,11 +145,19 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         "--root", metavar="PATH", default=argparse.SUPPRESS, help=root_help
     )
     sub = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
-    for add in COMMANDS:
+    # a known command gets its own parser only: each parser costs imports
+    # and gettext look-ups, several milliseconds of every `exman ls`
+    named = [add for add in COMMANDS if command_name(add) == command]
+    for add in named or COMMANDS:
         if add is cli_launch.add_sweep and command not in (None, "sweep"):
             add = cli_launch.add_sweep_summary
         add(sub, parent)
     return parser
+
+
+def command_name(add: AddParser) -> str:
+    """The subcommand that the function ``add`` adds (``add_ls``: ``ls``)."""
+    return add.__name__.removeprefix("add_")
 
 
 def command_of(args: Sequence[str]) -> str | None:
@@ -159,6 +168,8 @@ def command_of(args: Sequence[str]) -> str | None:
             after_root = False
         elif arg == "--root":
             after_root = True
+        elif arg in ("-h", "--help"):
+            return None  # the help of exman itself, which lists every command
         elif not arg.startswith("-"):
             return arg
         elif arg == "--":

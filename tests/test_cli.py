@@ -414,9 +414,11 @@ def test_commands_other_than_sweep_do_not_import_the_sweep_package(
         assert done.stderr.strip().endswith("NO SWEEP"), (argv, done.stderr)
     full = io.StringIO()
     build_parser().print_help(full)
-    light = io.StringIO()
-    build_parser("ls").print_help(light)
-    assert light.getvalue() == full.getvalue()
+    for argv in (["--help"], ["--help", "ls"], ["-h", "ls", "-a"]):
+        shown = subprocess.run(
+            [sys.executable, "-m", "exman", *argv], capture_output=True, text=True
+        )
+        assert shown.stdout == full.getvalue(), argv
     assert "Run a grid, random search" in full.getvalue()
     sweep_help = subprocess.run(
         [sys.executable, "-m", "exman", "sweep", "--help"],
@@ -424,3 +426,21 @@ def test_commands_other_than_sweep_do_not_import_the_sweep_package(
         text=True,
     )
     assert sweep_help.returncode == 0 and "--dry-run" in sweep_help.stdout
+
+
+def test_each_command_alone_is_the_command_it_runs(root: Path) -> None:
+    """``exman ls`` makes the parser of ``ls`` only; each adding function
+    must be named after the command it adds, or that would fail."""
+    from exman.cli import COMMANDS, command_name
+
+    names = [command_name(add) for add in COMMANDS]
+    assert names == list(subcommands(build_parser()))
+    for name in names:
+        assert list(subcommands(build_parser(name))) == [name]
+    done = subprocess.run(
+        [sys.executable, "-m", "exman", "--root", str(root), "lss"],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 2
+    assert "invalid choice: 'lss'" in done.stderr and "'sweep'" in done.stderr

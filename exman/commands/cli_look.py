@@ -124,6 +124,8 @@ def cmd_ls(args: argparse.Namespace, root: Root) -> int:
             last=args.last,
             limit=args.limit,
             stale=args.stale,
+            # printed, not written to a file: pandas only where needed
+            plain=not args.output,
         )
     for warning in caught:
         err(f"warning: {warning.message}")

@@ -10,18 +10,25 @@ from __future__ import annotations
 import datetime
 import json
 import math
+import os
 import pathlib
 import shutil
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from ..look.plain import PlainColumn, PlainFrame, iso_time
 from ..look.query import QueryError, query_frame
 from ..record.store import ExmanError, Root, StrPath
 from .selection import find_root
 from .terminal import printable
 
 if TYPE_CHECKING:
+    from typing import TypeAlias
+
     import pandas as pd
+
+    Frame: TypeAlias = pd.DataFrame | PlainFrame
+    Column: TypeAlias = "pd.Series[Any] | PlainColumn"
 
 __all__ = ["FORMATS", "META_COLUMNS", "STATUSES", "ls", "render"]
 
@@ -86,26 +93,53 @@ def _cell_key(value: Any) -> str:
     return repr(value)
 
 
-def _varying(df: pd.DataFrame, columns: Sequence[str]) -> list[str]:
+def _varying(df: Frame, columns: Sequence[str]) -> list[str]:
     if len(df) < 2:
         return list(columns)
-    return [c for c in columns if _distinct(df[c]) > 1]
+    return [c for c in columns if _distinct(_column(df, c)) > 1]
 
 
-def _distinct(column: pd.Series[Any]) -> int:
-    import pandas as pd
+def _distinct(column: Column) -> int:
+    if isinstance(column, PlainColumn):
+        if column.kind != "O":  # hashable; None (NaN) is one value
+            return len(set(column.values))
+        values = column.values
+    else:
+        import pandas as pd
 
-    if column.dtype.kind in "biufcmM" or isinstance(column.dtype, pd.StringDtype):
-        return int(column.nunique(dropna=False))  # hashable, and NaN counted once
+        if column.dtype.kind in "biufcmM" or isinstance(column.dtype, pd.StringDtype):
+            return int(column.nunique(dropna=False))  # NaN counted once
+        values = column.tolist()
     # one key per object, not per cell: most cells share their object (None,
     # the strings of a parameter), and a key costs a repr
-    objects = {id(value): value for value in column.tolist()}
+    objects = {id(value): value for value in values}
     return len({_cell_key(value) for value in objects.values()})
 
 
-def _any(column: pd.Series[Any]) -> bool:
+def _any(column: Column) -> bool:
     """Whether some cell holds a value (a non-empty list or text)."""
-    return any(isinstance(v, (list, str)) and v for v in column.tolist())
+    return any(isinstance(v, (list, str)) and v for v in _values(column))
+
+
+def _column(df: Frame, name: str) -> Column:
+    return df.columns[name] if isinstance(df, PlainFrame) else df[name]
+
+
+def _values(column: Column) -> list[Any]:
+    return column.values if isinstance(column, PlainColumn) else column.tolist()
+
+
+def _kind(column: Column) -> str:
+    """The dtype's kind; ``O`` for text, as pandas' str dtype has it."""
+    if isinstance(column, PlainColumn):
+        return "O" if column.kind == "S" else column.kind
+    return str(column.dtype.kind)
+
+
+def _names(df: Frame) -> list[str]:
+    return (
+        list(df.columns) if isinstance(df, PlainFrame) else list(map(str, df.columns))
+    )
 
 
 def _split(value: str | Sequence[str] | None) -> list[str]:
@@ -115,12 +149,12 @@ def _split(value: str | Sequence[str] | None) -> list[str]:
     return [item.strip() for item in items if item.strip()]
 
 
-def _check_columns(df: pd.DataFrame, names: Sequence[str], what: str) -> None:
+def _check_columns(df: Frame, names: Sequence[str], what: str) -> None:
     unknown = [name for name in names if name not in df.columns]
     if unknown:
         raise ExmanError(
             f"{what}: no column {', '.join(map(repr, unknown))}; "
-            f"the columns are {', '.join(map(str, df.columns))}"
+            f"the columns are {', '.join(_names(df))}"
         )
 
 
@@ -138,7 +172,8 @@ def ls(
     last: int | None = None,
     limit: int | None = None,
     stale: bool = False,
-) -> pd.DataFrame:
+    plain: bool = False,
+) -> Any:
     """The runs of a root, filtered, sorted and cut to the columns to show.
 
     :param query: a pandas query on the columns: ``"lr > 0.01 and model == 'b'"``;
@@ -160,11 +195,17 @@ def ls(
     :param limit: only the first ``limit`` runs, after sorting.
     :param stale: only the runs whose code differs from the code in their
         work tree (or script) now; the default view adds their ``code``.
+    :param plain: the runs may come as a
+        :class:`~exman.look.plain.PlainFrame` rather than a DataFrame, which
+        :func:`render` prints alike, so that pandas is not imported where it
+        is not needed (no ``query``, no ``stale``).
+    :returns: a DataFrame (or, with ``plain``, maybe a PlainFrame).
     :raises ExmanError: an unknown column, status or mark key, a query
         that pandas refuses, a negative count, or both ``last`` and
         ``limit``; the message says which and lists the choices.
     """
-    from ..index import Index
+    from ..look.frame import frame_of, plan_frame
+    from ..look.gather import Load
 
     for option, count in (("--last", last), ("--limit", limit)):
         if count is not None and count < 0:
@@ -180,17 +221,38 @@ def ls(
                 f"no runs are marked {marked!r} ({folder} does not exist); "
                 f"keys: {', '.join(keys) or 'none yet (exman mark KEY ID)'}"
             )
-    df = Index(root).info(marked, failed=failed, tmp=tmp, stale=stale)
+    load = Load(root, cache=True)
+    if marked is None:
+        load.add_index()
+    else:
+        load.add_marks(marked)
+    if failed:
+        load.add_place("fails")
+    if tmp:
+        load.add_place("tmp")
+    plan = plan_frame(load.run(), stale=stale)
+    wanted = _split(status)
+    bad = [s for s in wanted if s not in STATUSES]
+    if bad:
+        raise ExmanError(f"--status {', '.join(bad)}: use one of {', '.join(STATUSES)}")
+    order = _split(sort)
+    shown = _split(columns)
+    if plain and not query and not stale:
+        from ..look.plain import plain_frame
+
+        rows = plain_frame(plan, os.fspath(root.path))
+        chosen = (
+            None
+            if rows is None
+            else _ls_plain(rows, wanted, order, shown, all_columns, last, limit)
+        )
+        if chosen is not None:
+            return chosen
+    df = frame_of(plan)
     if stale:
         flag = "run_stale" if "run_stale" in df.columns else "stale"
         df = df[df[flag].eq(True)] if flag in df.columns else df.iloc[0:0]
-    wanted = _split(status)
     if wanted:
-        bad = [s for s in wanted if s not in STATUSES]
-        if bad:
-            raise ExmanError(
-                f"--status {', '.join(bad)}: use one of {', '.join(STATUSES)}"
-            )
         has = "status" in df.columns
         df = df[df["status"].isin(wanted)] if has else df.iloc[0:0]
     if query:
@@ -198,7 +260,6 @@ def ls(
             df = query_frame(df, query)
         except QueryError as e:
             raise ExmanError(f"--query {e}") from None
-    order = _split(sort)
     names = [name.lstrip("-") for name in order]
     if order:
         _check_columns(df, names, "--sort")
@@ -214,24 +275,89 @@ def ls(
         df = df.iloc[:limit]
     elif last is not None:
         df = df.iloc[len(df) - last :]
-    shown = _split(columns)
     if shown:
         _check_columns(df, shown, "--columns")
-    elif all_columns:
-        shown = list(df.columns)
     else:
-        params = [c for c in df.columns if c not in META_COLUMNS]
-        shown = [c for c in LEADING if c in df.columns]
-        varying = set(_varying(df, params))
-        # a column sorted by explains the order even where it is constant
-        shown += [c for c in params if c in varying or c in names]
-        shown += [c for c in ANNOTATED if c in df.columns and _any(df[c])]
-        shown += [c for c in TRAILING if c in df.columns]
-        if stale:
-            shown += [c for c in ("code", "run_code") if c in df.columns][:1]
-        if "error" in df.columns and df["error"].notna().any():
-            shown.append("error")  # why the failed runs listed failed
+        shown = _default_columns(df, names, all_columns, stale)
     return df.loc[:, shown].reset_index(drop=True)
+
+
+def _default_columns(
+    df: Frame, names: Sequence[str], all_columns: bool, stale: bool = False
+) -> list[str]:
+    """The columns ``ls`` shows unless told (see :func:`ls`)."""
+    every = _names(df)
+    if all_columns:
+        return every
+    params = [c for c in every if c not in META_COLUMNS]
+    shown = [c for c in LEADING if c in every]
+    varying = set(_varying(df, params))
+    # a column sorted by explains the order even where it is constant
+    shown += [c for c in params if c in varying or c in names]
+    shown += [c for c in ANNOTATED if c in every and _any(_column(df, c))]
+    shown += [c for c in TRAILING if c in every]
+    if stale:
+        shown += [c for c in ("code", "run_code") if c in every][:1]
+    if "error" in every and any(
+        v is not None and v == v for v in _values(_column(df, "error"))
+    ):
+        shown.append("error")  # why the failed runs listed failed
+    return shown
+
+
+#: the kinds of column :func:`_ls_plain` sorts as pandas does
+_SORTABLE = frozenset("ifbSM")
+
+
+def _ls_plain(
+    rows: PlainFrame,
+    wanted: list[str],
+    order: list[str],
+    shown: list[str],
+    all_columns: bool,
+    last: int | None,
+    limit: int | None,
+) -> PlainFrame | None:
+    """What :func:`ls` makes of the DataFrame, made of ``rows``; None where
+    pandas is needed (a column that sorts otherwise than here, a column
+    named twice)."""
+    positions = list(range(len(rows)))
+    if wanted:
+        column = rows.columns.get("status")
+        if column is None:
+            positions = []
+        else:
+            keep = set(wanted)
+            values = column.values
+            positions = [p for p in positions if values[p] in keep]
+    names = [name.lstrip("-") for name in order]
+    if order:
+        _check_columns(rows, names, "--sort")
+        if any(rows.columns[n].kind not in _SORTABLE for n in names):
+            return None
+        for name, key in reversed(list(zip(order, names))):
+            positions = _sorted(positions, rows.columns[key].values, name != key)
+    if limit is not None:
+        positions = positions[:limit]
+    elif last is not None:
+        positions = positions[len(positions) - last :]
+    if len(set(shown)) < len(shown):
+        return None
+    rows = rows.take(positions)
+    if shown:
+        _check_columns(rows, shown, "--columns")
+    else:
+        shown = _default_columns(rows, names, all_columns)
+    return rows.select(shown)
+
+
+def _sorted(positions: list[int], values: list[Any], descending: bool) -> list[int]:
+    """``positions`` stably sorted by their ``values``, missing ones last (as
+    pandas' ``sort_values``)."""
+    known = [p for p in positions if values[p] is not None and values[p] == values[p]]
+    missing = [p for p in positions if values[p] is None or values[p] != values[p]]
+    known.sort(key=values.__getitem__, reverse=descending)
+    return known + missing
 
 
 # -- output ---------------------------------------------------------------------
@@ -291,7 +417,7 @@ STATUS_STYLE = {
 }
 
 
-def render(df: pd.DataFrame, format: str = "table", *, root: Root | None = None) -> str:
+def render(df: Frame, format: str = "table", *, root: Root | None = None) -> str:
     """``df`` as text: a table for people, ``csv`` or ``json`` for scripts.
 
     The table is aligned plain text; on a terminal, a listing that fits on
@@ -302,15 +428,19 @@ def render(df: pd.DataFrame, format: str = "table", *, root: Root | None = None)
     """
     if format not in FORMATS:
         raise ExmanError(f"format {format!r}: use one of {', '.join(FORMATS)}")
-    columns = [str(c) for c in df.columns]
+    columns = _names(df)
+    if isinstance(df, PlainFrame):
+        series: list[Column] = list(df.columns.values())
+    else:
+        series = [df.iloc[:, i] for i in range(len(columns))]
     if format == "table":
         header = [printable(c) for c in columns]
-        cells = [_texts(df.iloc[:, i], root) for i in range(len(columns))]
+        cells = [_texts(column, root) for column in series]
         if _tty() and len(df) < shutil.get_terminal_size((100, 24)).lines:
             return _table(header, [list(row) for row in zip(*cells)])
         return _aligned(header, cells)
     if format == "json":
-        cols = [_plains(df.iloc[:, i], root) for i in range(len(columns))]
+        cols = [_plains(column, root) for column in series]
         rows = list(zip(*cols)) if cols else [() for _ in range(len(df))]
         records = [dict(zip(columns, row)) for row in rows]
         return json.dumps(records, ensure_ascii=False, indent=1)
@@ -320,17 +450,17 @@ def render(df: pd.DataFrame, format: str = "table", *, root: Root | None = None)
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(columns)
-    cells = [_csv_cells(df.iloc[:, i], root) for i in range(len(columns))]
+    cells = [_csv_cells(column, root) for column in series]
     writer.writerows(zip(*cells) if cells else [() for _ in range(len(df))])
     return buf.getvalue().rstrip("\n")
 
 
-def _csv_cells(column: pd.Series[Any], root: Root | None) -> list[Any]:
+def _csv_cells(column: Column, root: Root | None) -> list[Any]:
     """The cells of a column for the CSV writer: as JSON values, and lists,
     mappings and booleans in JSON (true/false as the table and JSON write
     them; pandas reads both)."""
     values = _plains(column, root)
-    kind = column.dtype.kind
+    kind = _kind(column)
     if kind in "iufM":  # numbers and times: never a list or a boolean
         return values
     if kind == "b":
@@ -341,12 +471,12 @@ def _csv_cells(column: pd.Series[Any], root: Root | None) -> list[Any]:
     ]
 
 
-def _plains(column: pd.Series[Any], root: Root | None) -> list[Any]:
+def _plains(column: Column, root: Root | None) -> list[Any]:
     """The cells of a column as JSON values (as :func:`_plain`)."""
-    kind = column.dtype.kind
+    kind = _kind(column)
     if kind == "M":
         return _times(column, "T")
-    values = column.tolist()  # Python scalars, far cheaper per cell than numpy's
+    values = _values(column)  # Python scalars, far cheaper per cell than numpy's
     if kind in "iub":
         return values
     if kind == "f":
@@ -356,12 +486,12 @@ def _plains(column: pd.Series[Any], root: Root | None) -> list[Any]:
     return [_plain(v, root) for v in values]
 
 
-def _texts(column: pd.Series[Any], root: Root | None) -> list[str]:
+def _texts(column: Column, root: Root | None) -> list[str]:
     """The cells of a column as the table shows them (as :func:`_text`)."""
-    kind = column.dtype.kind
+    kind = _kind(column)
     if kind == "M":
         return _times(column, " ")
-    values = column.tolist()
+    values = _values(column)
     if kind in "iu":
         return [str(v) for v in values]
     if kind == "b":
@@ -373,11 +503,14 @@ def _texts(column: pd.Series[Any], root: Root | None) -> list[str]:
     return [printable(_text(v, root)) for v in values]
 
 
-def _times(column: pd.Series[Any], sep: str) -> list[str]:
+def _times(column: Column, sep: str) -> list[str]:
     """The times of a column in ISO 8601 (``sep`` between date and time), ""
     for none: ``Timestamp.isoformat`` per cell, or numpy's formatting of the
     whole column at once where it writes the same (no time zone, no
     fraction of a second: the times exman records), 20 times cheaper."""
+    if isinstance(column, PlainColumn):
+        isos = [iso_time(value) or "" for value in column.values]
+        return isos if sep == "T" else [text.replace("T", sep, 1) for text in isos]
     import numpy as np
 
     values = column.to_numpy()

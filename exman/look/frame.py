@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime
 import pathlib
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..record.fingerprint import CodeCheck
@@ -26,7 +27,10 @@ __all__ = [
     "ENV_COLUMNS",
     "RUN_COLUMNS",
     "SWEEP_COLUMNS",
+    "Plan",
     "build_frame",
+    "frame_of",
+    "plan_frame",
 ]
 
 #: the columns every run has, after its parameters and outcome
@@ -42,52 +46,79 @@ ATTEMPT_COLUMNS = ("attempts",)
 ENV_COLUMNS = ("python", "platform", "slurm_job", "code", "code_source")
 
 
-def build_frame(
-    parts: list[tuple[str, Table]], *, stale: bool = False
-) -> tuple[pd.DataFrame, Columns]:
-    """One DataFrame from the rows of every place, typed and sorted by id,
-    and what its columns are.
+class Plan:
+    """The columns of an index frame before they are typed: what
+    :func:`build_frame` makes a DataFrame of, and what ``exman ls`` prints
+    without pandas (:mod:`exman.look.plain`).
+
+    ``ids``: the run ids in order; ``order``: the position of each row in the
+    columns' values (None: they are in order already); ``columns``: name ->
+    ``(how, values)``, in the frame's order, ``how`` saying how the values
+    become a column: ``id``, ``root`` (``values`` the pair of place folders
+    and run names), ``time`` (params.yaml's text), ``utc`` (µs since the
+    epoch), ``float64``, ``int64``, ``object`` (kept as they are) or
+    ``infer`` (typed by pandas from the values).
+    """
+
+    __slots__ = ("columns", "ids", "info", "order")
+
+    def __init__(
+        self,
+        ids: list[int],
+        order: list[int] | None,
+        columns: dict[str, tuple[str, Any]],
+        info: Columns,
+    ) -> None:
+        self.ids = ids
+        self.order = order
+        self.columns = columns
+        self.info = info
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def ordered(self, values: list[Any]) -> list[Any]:
+        """``values`` (one per row) in id order."""
+        index = self.order
+        return values if index is None else [values[i] for i in index]
+
+
+def plan_frame(parts: list[tuple[str, Table]], *, stale: bool = False) -> Plan:
+    """The columns of the rows of every place, named and in order.
 
     :param stale: add a ``stale`` column: whether each run's code differs
         from the code in its source now (see :mod:`exman.record.fingerprint`).
 
-    The table is consumed column by column (each list is dropped once it is
-    a Series) and nothing is copied afterwards, so that a load needs little
-    more memory than the frame it returns.
+    The tables of ``parts`` are taken over (``parts`` is emptied), so that
+    their lists can be freed as the columns are made.
     """
-    import numpy as np
-    import pandas as pd
-
     parts[:] = [(folder, rows) for folder, rows in parts if len(rows)]
     table = Table.concat([rows for _, rows in parts]) if parts else Table()
     folders = [folder for folder, rows in parts for _ in range(len(rows))]
     parts.clear()  # the caller's list too: its tables go as columns are used
     n = len(table)
-    ids = np.asarray(table.params.pop("id", []), dtype=np.int64)
-    order = np.argsort(ids, kind="stable")
-    if n < 2 or bool((ids[1:] >= ids[:-1]).all()):
-        index: list[int] | None = None
+    raw = table.params.pop("id", [])
+    ids = [int(i) for i in raw]
+    if n < 2 or all(a <= b for a, b in zip(ids, ids[1:])):
+        order: list[int] | None = None
+        positions: Sequence[int] = range(n)
     else:
-        index = order.tolist()
-        ids = ids[order]
-
-    def ordered(values: list[Any]) -> list[Any]:
-        return values if index is None else [values[i] for i in index]
-
-    keys = [k for k in table.keys(order.tolist()) if k != "id"]
+        order = sorted(range(n), key=ids.__getitem__)
+        ids = [ids[i] for i in order]
+        positions = order
+    keys = [k for k in table.keys(positions) if k != "id"]
     for key in ("time", "root"):
         if key not in keys:
             keys.append(key)
-    data: dict[str, Any] = {"id": ids}
+    columns: dict[str, tuple[str, Any]] = {"id": ("id", ids)}
     for key in keys:
         if key == "root":
-            data[key] = pd.Series(_paths(ordered(folders), ordered(table.names)))
+            columns[key] = ("root", (folders, table.names))
         elif key == "time":
-            data[key] = _times(ordered(table.params.pop(key, [None] * n)))
+            columns[key] = ("time", table.params.pop(key, [None] * n))
         else:
-            data[key] = pd.Series(ordered(table.params.pop(key, [None] * n)))
-    del folders
-    params = [k for k in data if k not in ("id", "time", "root")]
+            columns[key] = ("infer", table.params.pop(key, [None] * n))
+    params = [k for k in columns if k not in ("id", "time", "root")]
     record = table.record
     sweep_columns = (
         SWEEP_COLUMNS if any(k is not None for k in record["task_key"]) else ()
@@ -106,9 +137,9 @@ def build_frame(
     own = RUN_COLUMNS + attempt_columns + sweep_columns + env_columns
     annotated = any(record["tags"]) or any(n is not None for n in record["note"])
     annotation_columns = ANNOTATION_COLUMNS if annotated else ()
-    run_names = {c: f"run_{c}" if c in data else c for c in own}
+    run_names = {c: f"run_{c}" if c in columns else c for c in own}
     taken = {
-        *data,
+        *columns,
         *RUN_COLUMNS,
         *ATTEMPT_COLUMNS,
         *SWEEP_COLUMNS,
@@ -117,13 +148,13 @@ def build_frame(
         *run_names.values(),
     }
     results = []
-    for key in _first_met(table.results, order):
+    for key in _first_met(table.results, positions):
         name = f"result_{key}" if key in taken else key
-        data[name] = pd.Series(ordered(table.results.pop(key)))
+        columns[name] = ("infer", table.results.pop(key))
         results.append(name)
     # after the outcome: a result called note keeps its name, whether or not
     # some run has a note (the annotation is then run_note)
-    named = {c: f"run_{c}" if c in data else c for c in annotation_columns}
+    named = {c: f"run_{c}" if c in columns else c for c in annotation_columns}
     run_names = {
         c: run_names.get(c) or named[c]
         for c in RUN_COLUMNS
@@ -132,37 +163,74 @@ def build_frame(
         + sweep_columns
         + env_columns
     }
-    statuses = _statuses(record)
     for column, name in run_names.items():
         if column == "status":
-            data[name] = pd.Series(ordered(statuses))
+            columns[name] = ("infer", _statuses(record))
         elif column in ("started", "finished"):
-            data[name] = _utc(ordered(record[column]))
+            columns[name] = ("utc", record[column])
         elif column == "stale":
-            data[name] = pd.Series(ordered(record[column]), dtype=object)
+            columns[name] = ("object", record[column])
         elif column == "tags":  # a list in every row, so that 'x' in tags works
-            data[name] = pd.Series(
-                ordered([t or [] for t in record[column]]), dtype=object
-            )
+            columns[name] = ("object", [t or [] for t in record[column]])
         elif column == "duration":
-            data[name] = pd.Series(ordered(record[column]), dtype="float64")
+            columns[name] = ("float64", record[column])
         elif column == "attempts":
-            counts = [1 if v is None else v for v in record[column]]
-            data[name] = pd.Series(ordered(counts), dtype="int64")
+            columns[name] = ("int64", [1 if v is None else v for v in record[column]])
         else:
-            data[name] = pd.Series(ordered(record[column]))
-    del table, record
-    columns = Columns(params, results, run_names["status"])
-    return pd.DataFrame(data, copy=False), columns
+            columns[name] = ("infer", record[column])
+    info = Columns(params, results, run_names["status"])
+    return Plan(ids, order, columns, info)
 
 
-def _first_met(columns: dict[str, list[Any]], order: Any) -> list[str]:
+def build_frame(
+    parts: list[tuple[str, Table]], *, stale: bool = False
+) -> tuple[pd.DataFrame, Columns]:
+    """One DataFrame from the rows of every place, typed and sorted by id,
+    and what its columns are (:func:`plan_frame`, then :func:`frame_of`).
+
+    :param stale: add a ``stale`` column: whether each run's code differs
+        from the code in its source now (see :mod:`exman.record.fingerprint`).
+    """
+    plan = plan_frame(parts, stale=stale)
+    return frame_of(plan), plan.info
+
+
+def frame_of(plan: Plan) -> pd.DataFrame:
+    """The DataFrame of ``plan``, which it consumes: each list is dropped once
+    it is a Series and nothing is copied afterwards, so that a load needs
+    little more memory than the frame it returns."""
+    import numpy as np
+    import pandas as pd
+
+    ordered = plan.ordered
+    data: dict[str, Any] = {}
+    columns = plan.columns
+    for name in list(columns):
+        how, values = columns.pop(name)
+        if how == "id":
+            data[name] = np.asarray(values, dtype=np.int64)
+        elif how == "root":
+            folders, names = values
+            data[name] = _paths(ordered(folders), ordered(names))
+        elif how == "time":
+            data[name] = _times(ordered(values))
+        elif how == "utc":
+            data[name] = _utc(ordered(values))
+        elif how == "infer":
+            data[name] = pd.Series(ordered(values))
+        else:
+            data[name] = pd.Series(ordered(values), dtype=how)
+        del values
+    return pd.DataFrame(data, copy=False)
+
+
+def _first_met(columns: dict[str, list[Any]], order: Iterable[int]) -> list[str]:
     """The keys of ``columns`` by the first row (in id ``order``) with a value."""
     if len(columns) < 2:
         return list(columns)
     found: list[str] = []
     left = dict(columns)
-    for p in order.tolist():  # usually the first run has every key
+    for p in order:  # usually the first run has every key
         for key, col in list(left.items()):
             if col[p] is not None:
                 found.append(key)

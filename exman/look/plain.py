@@ -1,0 +1,192 @@
+"""The index's columns as plain Python lists, typed as pandas would type them.
+
+``exman ls`` prints a few hundred lines from a shell; importing pandas
+would be most of its time. :func:`plain_frame` makes the columns of a
+:class:`~exman.look.frame.Plan` what :func:`~exman.look.frame.build_frame`
+makes of them, without pandas: the same names and order, each column with
+the *kind* of the dtype pandas would give it (``i`` int64, ``f`` float64,
+``b`` bool, ``M`` a time, ``S`` text, ``O`` anything else) and values
+that print as that dtype's would. Where a column holds what pandas would
+type otherwise than the rules below foresee (a YAML date, an integer too
+large for a float, text mixed with NaN…) it returns None, and the caller
+builds the DataFrame: the listing is the same either way
+(``tests/test_ls_plain.py`` compares them).
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from .frame import Plan
+
+__all__ = ["NAN", "PlainColumn", "PlainFrame", "iso_time", "plain_frame"]
+
+#: a float64 holds every integer up to this exactly
+_EXACT = 2**53
+#: the missing value of a ``f`` column: one object, so that a set of the
+#: values counts it once (as ``nunique(dropna=False)`` does)
+NAN = float("nan")
+_INT64 = 2**63
+#: params.yaml's ``time`` (``TIME_FORMAT``)
+_TIME = re.compile(r"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)")
+_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
+
+
+class PlainColumn:
+    """A column: its ``kind`` (see the module docstring) and ``values``.
+
+    The values of a ``M`` column are ISO 8601 texts (``T`` between date and
+    time) or µs since the epoch (:func:`iso_time` makes texts of both), or
+    None where there is no time; of a ``f`` column floats, :data:`NAN` where
+    there is none.
+    """
+
+    __slots__ = ("kind", "values")
+
+    def __init__(self, kind: str, values: list[Any]) -> None:
+        self.kind = kind
+        self.values = values
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+
+class PlainFrame:
+    """The columns of the runs, in the frame's order."""
+
+    def __init__(self, columns: dict[str, PlainColumn], rows: int) -> None:
+        self.columns = columns
+        self.rows = rows
+
+    def __len__(self) -> int:
+        return self.rows
+
+    def take(self, positions: Sequence[int]) -> PlainFrame:
+        """The rows at ``positions``, in that order."""
+        return PlainFrame(
+            {
+                name: PlainColumn(col.kind, [col.values[p] for p in positions])
+                for name, col in self.columns.items()
+            },
+            len(positions),
+        )
+
+    def select(self, names: Sequence[str]) -> PlainFrame:
+        """Only the columns ``names``, in that order."""
+        return PlainFrame({name: self.columns[name] for name in names}, self.rows)
+
+
+def plain_frame(plan: Plan, root: str | None = None) -> PlainFrame | None:
+    """The columns of ``plan``, or None where one would be typed by pandas
+    in a way not reproduced here (``plan`` is left whole: pass it to
+    :func:`~exman.look.frame.frame_of` then).
+
+    :param root: the root's folder: the ``root`` column (the run folders)
+        is written relative to it, as ``exman ls`` writes it.
+    """
+    columns: dict[str, PlainColumn] = {}
+    for name, (how, values) in plan.columns.items():
+        if how == "root":
+            column: PlainColumn | None = PlainColumn("O", _folders(*values, root=root))
+        elif how == "id":
+            column = PlainColumn("i", values)
+        elif how == "time":
+            column = _times(values)
+        elif how == "utc":
+            column = _typed(values, "M")
+        elif how == "float64":
+            column = _typed(values, "f")
+        elif how == "int64":
+            column = _typed(values, "i")
+        elif how == "object":
+            column = PlainColumn("O", values)
+        else:
+            column = _inferred(values)
+        if column is None:
+            return None
+        if how != "id":  # the ids are in order already
+            column.values = plan.ordered(column.values)
+        columns[name] = column
+    return PlainFrame(columns, len(plan))
+
+
+def _folders(folders: list[str], names: list[str], *, root: str | None) -> list[str]:
+    """The run folders as the listing writes them: relative to ``root``."""
+    prefix = None if root is None else os.path.join(root, "")
+    texts = {}
+    for folder in set(folders):
+        if prefix is not None and folder.startswith(prefix):
+            texts[folder] = folder[len(prefix) :] + "/"
+        else:
+            texts[folder] = folder + "/"
+    return [texts[folder] + name for folder, name in zip(folders, names)]
+
+
+def _times(values: list[Any]) -> PlainColumn | None:
+    """params.yaml's ``time`` (``2026-01-31T12:00:00``), checked."""
+    match = _TIME.fullmatch
+    parse = datetime.datetime.fromisoformat
+    for value in values:
+        if value is None:
+            continue
+        if type(value) is not str or match(value) is None:
+            return None
+        try:
+            parse(value)
+        except ValueError:
+            return None  # pandas makes it NaT: leave it to pandas
+    return PlainColumn("M", values)
+
+
+def iso_time(value: str | int | None) -> str | None:
+    """A value of a ``M`` column in ISO 8601: µs since the epoch (the run's
+    start and end) in UTC, a text as it is."""
+    if value is None or isinstance(value, str):
+        return value
+    return (_EPOCH + datetime.timedelta(microseconds=value)).isoformat()
+
+
+def _typed(values: list[Any], kind: str) -> PlainColumn | None:
+    """A column pandas is told the dtype of (float64, int64)."""
+    types = {type(v) for v in values}
+    if kind == "i":
+        return PlainColumn("i", values) if types <= {int} else None
+    if kind == "M":  # µs since the epoch: texts when shown (iso_time)
+        return PlainColumn("M", values) if types <= {int, type(None)} else None
+    if not types <= {int, float, type(None)}:
+        return None
+    if int in types and any(type(v) is int and abs(v) > _EXACT for v in values):
+        return None
+    return PlainColumn("f", [NAN if v is None or v != v else float(v) for v in values])
+
+
+def _inferred(values: list[Any]) -> PlainColumn | None:
+    """The column pandas makes of ``values`` (``pd.Series(values)``)."""
+    types = {type(v) for v in values}
+    missing = type(None) in types
+    types.discard(type(None))
+    if not types:
+        return PlainColumn("O", values)
+    if types == {str}:
+        return PlainColumn("S", values)
+    if types == {bool}:
+        return PlainColumn("O" if missing else "b", values)
+    if types == {int} and not missing:
+        if all(-_INT64 <= v < _INT64 for v in values):
+            return PlainColumn("i", values)
+        return None
+    if types <= {int, float}:
+        if int in types and any(type(v) is int and abs(v) > _EXACT for v in values):
+            return None
+        return PlainColumn(
+            "f", [NAN if v is None or v != v else float(v) for v in values]
+        )
+    if float in types and any(type(v) is float and v != v for v in values):
+        return None  # NaN beside text: pandas may make a text column of it
+    if types & {datetime.datetime, datetime.date}:
+        return None  # pandas may make times of them
+    return PlainColumn("O", values)

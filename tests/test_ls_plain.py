@@ -1,0 +1,219 @@
+"""``exman ls`` without pandas prints what it prints with pandas.
+
+The listing is made from plain lists where :mod:`exman.look.plain` can type
+every column as pandas would; these tests list real roots with values of
+every kind YAML gives, both ways, and compare the text byte for byte.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+import exman
+from exman.commands import annotate, manage
+from exman.commands.listing import ls, render
+from exman.look.plain import PlainFrame
+from exman.record.store import ExmanError, Root
+
+#: each parameter's value in runs 1, 2, 3…, as YAML (None: not given)
+FAMILIES: dict[str, list[str | None]] = {
+    "int": ["1", "2", "1", "3", "-4", "2"],
+    "int_none": ["1", None, "2", None, "9007199254740992", "3"],
+    "float": ["0.1", "0.25", "0.001", "0.1", "-2.0", "1.0e+300"],
+    "float_nan": [".nan", "0.5", ".inf", "-.inf", None, "0.5"],
+    "int_float": ["1", "2.5", "3", "-0.0", "0.0", "1"],
+    "bool": ["true", "false", "true", "true", "false", "true"],
+    "bool_none": ["true", None, "false", "true", None, "true"],
+    "text": ["a", "b c", "'1'", "ünï", "漢字", "a"],
+    "text_none": ["x", None, "y", "x", None, "''"],
+    "timelike": [
+        "'2026-01-01T10:00:00'",
+        "'2026-01-02T10:00:00'",
+        "plain",
+        None,
+        "'2026-01-01T10:00:00'",
+        "plain",
+    ],
+    "lists": ["[1, 2]", "[]", "[a, [b]]", None, "[1, 2]", "[1.5, true]"],
+    "dicts": ["{a: 1}", "{b: [1]}", None, "{}", "{a: 1}", "{c: null}"],
+    "mixed": ["1", "a", "2.5", "true", None, "[1]"],
+    "nothing": [None] * 6,
+    "same": ["7"] * 6,
+    "control": ['"a\\tb"', '"\\x1b[31mred"', "plain", '"a\\nb"', None, "x"],
+}
+#: results of runs 1, 2, 3… (None: none); names that clash with columns
+RESULTS: dict[str, list[Any]] = {
+    "acc": [0.5, 0.75, None, 1, 0.25, None],
+    "best": ["x", "y", None, "x", None, "z"],
+    "status": [1, 2, 3, 4, 5, 6],
+    "note": ["n", None, "m", None, None, None],
+}
+
+
+def _runs(root: Path, families: dict[str, list[str | None]], n: int) -> None:
+    parser = exman.ExParser(root=root)
+    for name in families:
+        parser.add_argument(f"--{name}", type=yaml.safe_load, default=None)
+    for i in range(n):
+        argv = []
+        for name, values in families.items():
+            value = values[i % len(values)]
+            if value is not None:
+                argv.append(f"--{name}={value}")
+        if i == 4:
+            argv.append("--tmp")
+        ns = parser.parse_args(argv)
+        if i == 2:
+            with pytest.raises(ValueError), ns.safe_experiment:
+                raise ValueError("asked to fail\tbadly")
+            continue
+        with ns.safe_experiment:
+            exman.result(
+                **{k: v[i] for k, v in RESULTS.items() if v[i % len(v)] is not None}
+            )
+
+
+@pytest.fixture(scope="module")
+def many(tmp_path_factory: pytest.TempPathFactory) -> Root:
+    """Runs of every kind of value: 1, 2, 4, 6 in runs/, 3 failed, 5 in tmp/."""
+    root = tmp_path_factory.mktemp("many") / "exman"
+    _runs(root, FAMILIES, 6)
+    annotate.tag(Root(root), [1, 4], ["baseline", "b:c"])
+    annotate.note(Root(root), [2], "a note\twith a tab")
+    manage.mark(Root(root), "best", [1, 2])
+    return Root(root)
+
+
+def _both(root: Root, **options: Any) -> Any:
+    """The listing made without pandas where possible, and with it: the
+    same in every format."""
+    quick = ls(root, plain=True, **options)
+    full = ls(root, **options)
+    assert not isinstance(full, PlainFrame)
+    for fmt in ("table", "csv", "json"):
+        expected = render(full, fmt, root=root)
+        assert render(quick, fmt, root=root) == expected, (fmt, options)
+    return quick
+
+
+OPTIONS: list[dict[str, Any]] = [
+    {},
+    {"all_columns": True},
+    {"columns": "id,float,text,time,root"},
+    {"failed": True, "tmp": True},
+    {"failed": True, "tmp": True, "all_columns": True},
+    {"failed": True, "status": "failed"},
+    {"failed": True, "status": "completed,failed"},
+    {"status": "running"},
+    {"marked": "best"},
+    {"sort": "float"},
+    {"sort": "-float_nan", "failed": True},
+    {"sort": "int_none,-id", "tmp": True},
+    {"sort": "-text_none", "failed": True, "tmp": True},
+    {"sort": "bool,-int"},
+    {"sort": "-time"},
+    {"sort": "started", "all_columns": True},
+    {"sort": "-acc", "limit": 2},
+    {"last": 2},
+    {"last": 0},
+    {"limit": 0, "failed": True},
+    {"columns": "text,text_none,timelike,control,lists,dicts,mixed"},
+]
+
+
+@pytest.mark.parametrize("options", OPTIONS, ids=repr)
+def test_the_listing_without_pandas_is_the_listing_with_it(
+    many: Root, options: dict[str, Any]
+) -> None:
+    quick = _both(many, **options)
+    assert isinstance(quick, PlainFrame)  # pandas was not needed
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"sort": "lists"},  # pandas decides how lists compare (here: it refuses)
+        {"sort": "mixed"},
+        {"query": "float > 0.2"},
+        {"columns": "id,id"},
+    ],
+    ids=repr,
+)
+def test_what_pandas_must_decide_is_left_to_it(
+    many: Root, options: dict[str, Any]
+) -> None:
+    try:
+        quick = _both(many, **options)
+    except ExmanError as e:  # the same error either way
+        with pytest.raises(ExmanError) as second:
+            ls(many, plain=True, **options)
+        assert str(second.value) == str(e)
+    else:
+        assert not isinstance(quick, PlainFrame)
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        ["12345678901234567890", "1"],  # beyond int64
+        ["9007199254740993", None],  # a float would round it
+        ["2020-01-01", "2020-01-02"],  # YAML dates
+        ["2020-01-01 10:00:00", "2020-01-02 10:00:00"],  # YAML timestamps
+        [".nan", "a"],  # pandas makes text of it, NaN missing
+    ],
+    ids=repr,
+)
+def test_columns_pandas_types_its_own_way_are_left_to_it(
+    root: Path, values: Sequence[str | None]
+) -> None:
+    _runs(root, {"odd": list(values), "other": ["1", "2"]}, 2)
+    assert not isinstance(_both(Root(root), all_columns=True), PlainFrame)
+
+
+def test_a_hand_edited_time_is_left_to_pandas(root: Path) -> None:
+    _runs(root, {"x": ["1", "2"]}, 2)
+    first = next((root / "runs").iterdir()) / "params.yaml"
+    text = first.read_text()
+    first.write_text(text.replace("time: '", "time: '1999-13-40T"))
+    assert not isinstance(_both(Root(root)), PlainFrame)
+
+
+def test_the_same_errors_either_way(many: Root) -> None:
+    for options in ({"sort": "nope"}, {"columns": "id,nope"}, {"status": "done"}):
+        with pytest.raises(ExmanError) as quick:
+            ls(many, plain=True, **options)
+        with pytest.raises(ExmanError) as full:
+            ls(many, **options)
+        assert str(quick.value) == str(full.value)
+        assert "nope" in str(quick.value) or "done" in str(quick.value)
+
+
+def test_exman_ls_does_not_import_pandas(many: Root) -> None:
+    probe = (
+        "import sys; from exman.cli import main; code = main(sys.argv[1:]); "
+        "sys.stdout.flush(); print('pandas' in sys.modules, file=sys.stderr); "
+        "sys.exit(code)"
+    )
+    for argv in ([], ["-a", "-f", "csv"], ["--sort", "-float", "--last", "2"]):
+        done = subprocess.run(
+            [sys.executable, "-c", probe, "--root", str(many.path), "ls", *argv],
+            capture_output=True,
+            text=True,
+        )
+        assert done.returncode == 0, done.stderr
+        assert done.stderr.strip().endswith("False"), (argv, done.stderr)
+        assert done.stdout.startswith("id,") or "id" in done.stdout.splitlines()[0]
+    done = subprocess.run(
+        [sys.executable, "-c", probe, "--root", str(many.path), "ls", "-q", "int > 1"],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.strip().endswith("True")  # a query is pandas' work
