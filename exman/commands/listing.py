@@ -343,7 +343,8 @@ def _ls_plain(
         positions = positions[len(positions) - last :]
     if len(set(shown)) < len(shown):
         return None
-    rows = rows.take(positions)
+    if len(positions) < len(rows) or positions != sorted(positions):
+        rows = rows.take(positions)
     if shown:
         _check_columns(rows, shown, "--columns")
     else:
