@@ -237,3 +237,8 @@ def test_the_listing_sees_an_edited_deleted_or_marked_run(root: Path) -> None:
     manage.mark(Root(root), "best", [2])
     marked = ls(root, plain=True, marked="best", columns="id,x")
     assert marked.columns["x"].values == [20]
+
+
+def test_a_folder_that_is_no_root_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ExmanError, match="is not an exman root"):
+        ls(Root(tmp_path), plain=True)

@@ -213,6 +213,10 @@ def ls(
     if last is not None and limit is not None:
         raise ExmanError("--last and --limit: give one of them")
     root = root if isinstance(root, Root) else find_root(root)
+    if not root.exists():
+        raise ExmanError(
+            f"{root.path} is not an exman root: it has no runs/ and index/ folders"
+        )
     if marked is not None:
         folder = root.mark_dir(marked)
         if not folder.is_dir():
