@@ -21,7 +21,7 @@ from .record.config import (
 )
 from .record.create import check_run_name, create_run
 from .record.current import set_current
-from .record.fingerprint import code_record
+from .record.fingerprint import PendingCode
 from .record.flags import Flags
 from .record.launch import Launch, detect_launch
 from .record.params import PARAMS_FILE, TIME_FORMAT, register_str_converter
@@ -31,6 +31,7 @@ from .record.run import (
     Run,
     command_record,
     leave_sweep,
+    script_path,
     sweep_record,
 )
 from .record.safe import SafeExperiment, track, untrack
@@ -385,6 +386,28 @@ class ExParser(configargparse.ArgumentParser):
         arglist = None if args is None else list(args)
         given = sys.argv[1:] if arglist is None else arglist
         resume, restore = self._resume_request(given)
+        # a script in a git work tree: its git commands run during the parse
+        self._code = PendingCode(
+            script_path(), find_git=self.git is None and resume is None
+        )
+        try:
+            return self._parse_and_create(
+                given, arglist, restore, resume, namespace, kwargs, known=known
+            )
+        finally:
+            self._code.discard()  # unless the run took it
+
+    def _parse_and_create(
+        self,
+        given: list[str],
+        arglist: list[str] | None,
+        restore: list[str],
+        resume: Run | None,
+        namespace: argparse.Namespace | None,
+        kwargs: dict[str, Any],
+        *,
+        known: bool,
+    ) -> tuple[argparse.Namespace, list[str]]:
         restoring = self._restoring = Positionals(self)
         self._parsing = True
         try:
@@ -555,7 +578,7 @@ class ExParser(configargparse.ArgumentParser):
         if resume is not None:
             return self._continue_run(ns, resume, launch, by_hand=by_hand)
         record["env"] = environment.at_start()
-        code = code_record(git, command["script"])
+        code = self._code.result(git)
         if code is not None:
             record["code"] = code
         made = create_run(

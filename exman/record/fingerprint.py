@@ -23,9 +23,9 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-    from .vcs import GitState
+    from .vcs import CodeState, GitState
 
-__all__ = ["CodeCheck", "code_record", "find_work_tree"]
+__all__ = ["CodeCheck", "PendingCode", "code_record", "find_work_tree"]
 
 #: hex digits kept of a hash: 64 bits tell apart any two versions of a file
 HASH_DIGITS = 16
@@ -97,15 +97,62 @@ def code_record(git: GitState | None, script: str | None) -> dict[str, Any] | No
     :returns: None when there is nothing to fingerprint (code typed at a
         prompt or given with ``-c``) or git cannot tell.
     """
-    if git is None and script:
-        tree = find_work_tree(os.path.dirname(script))
+    if git is not None:
+        return _record(git, script)
+    return PendingCode(script).result()
+
+
+class PendingCode:
+    """:func:`code_record` of a script, its git commands started now.
+
+    A script in a git work tree needs two ``git`` commands; they run while
+    the run's start goes on (its parse, its folder) and :meth:`result`
+    collects them before the run's ``run.json`` is written, so that every
+    run that has a record has its fingerprint in it.
+
+    :param script: the script that runs, if it is a file.
+    :param find_git: look for a work tree above ``script`` (the run is not
+        told which one to record).
+    """
+
+    def __init__(self, script: str | None, *, find_git: bool = True) -> None:
+        self.script = script
+        self._state: CodeState | None = None
+        tree = None
+        if find_git and script:
+            tree = find_work_tree(os.path.dirname(script))
         if tree is not None:
-            from .vcs import GitError, git_code_state  # for a script in a work tree
+            from .vcs import CodeState, GitError  # for a script in a work tree
 
             try:
-                git = git_code_state(tree)
-            except (GitError, OSError):  # the script alone says something
-                git = None
+                self._state = CodeState(tree)
+            except (GitError, OSError):  # no git: the script alone says something
+                pass
+
+    def result(self, git: GitState | None = None) -> dict[str, Any] | None:
+        """The record; ``git``, the state ``ExParser(git=...)`` took, wins
+        over the one started here."""
+        pending, self._state = self._state, None
+        if pending is not None:
+            if git is None:
+                from .vcs import GitError
+
+                try:
+                    git = pending.result()
+                except (GitError, OSError):
+                    git = None
+            else:
+                pending.discard()
+        return _record(git, self.script)
+
+    def discard(self) -> None:
+        """The record is not wanted after all (a failed parse, a resumed run)."""
+        pending, self._state = self._state, None
+        if pending is not None:
+            pending.discard()
+
+
+def _record(git: GitState | None, script: str | None) -> dict[str, Any] | None:
     if git is not None and git.top:
         return {"fingerprint": git_fingerprint(git), "source": git.top}
     if script:

@@ -504,16 +504,19 @@ def leave_sweep(names: tuple[str, ...] = ()) -> None:
         os.environ.pop(var, None)
 
 
+def script_path() -> str | None:
+    """The script this process runs (``sys.argv[0]``, absolute), if it is a file."""
+    script = sys.argv[0] if sys.argv else ""
+    return os.path.abspath(script) if script and os.path.exists(script) else None
+
+
 def command_record(args: list[str] | None) -> dict[str, Any]:
     """How this process was started, so that ``exman rerun`` can repeat it."""
-    script = sys.argv[0] if sys.argv else ""
     return {
         "executable": sys.executable,
         "argv": list(sys.argv),
         "orig_argv": list(getattr(sys, "orig_argv", sys.argv)),
         "args": list(sys.argv[1:] if args is None else args),
-        "script": os.path.abspath(script)
-        if script and os.path.exists(script)
-        else None,
+        "script": script_path(),
         "cwd": os.getcwd(),
     }

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import os
 
+from .spawn import Spawned
 from .store import ExmanError, StrPath
 
-# not typing's: importing typing would slow every run's start
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    import subprocess
-
-__all__ = ["GitError", "GitState", "commit_diff", "git_code_state", "git_state"]
+__all__ = [
+    "CodeState",
+    "GitError",
+    "GitState",
+    "commit_diff",
+    "git_code_state",
+    "git_state",
+]
 
 #: the uncommitted changes as a patch, whatever the user's diff settings
 #: (colours, external diff tools, text conversions would change the bytes)
@@ -43,22 +46,29 @@ class GitState:
         return f"GitState(commit={self.commit!r}, dirty={self.dirty}, diff=...)"
 
 
-def _git(repo: StrPath, *args: str) -> subprocess.CompletedProcess[str]:
-    import subprocess  # only when git is asked for: not on every run's start
+class _Done:
+    """The exit code and standard output of a finished git command."""
 
+    __slots__ = ("returncode", "stdout")
+
+    def __init__(self, returncode: int, stdout: str) -> None:
+        self.returncode = returncode
+        self.stdout = stdout
+
+
+def _start(repo: StrPath, *args: str) -> Spawned:
+    """``git -C repo args...``, started: its output is read later."""
     try:
-        return subprocess.run(
-            ["git", "-C", os.fspath(repo), *args],
-            capture_output=True,
-            text=True,
-            errors="replace",
-            check=False,
-        )
+        return Spawned(["git", "-C", os.fspath(repo), *args])
     except FileNotFoundError:
         raise GitError(
             "the git command is not installed, but this ExParser asks for git "
             "(git=... or git_assert_clean=True)"
         ) from None
+
+
+def _git(repo: StrPath, *args: str) -> _Done:
+    return _Done(*_start(repo, *args).output())
 
 
 def git_state(repo: StrPath, *, with_diff: bool = True) -> GitState:
@@ -84,19 +94,50 @@ def git_state(repo: StrPath, *, with_diff: bool = True) -> GitState:
     return GitState(commit, dirty, diff, top.stdout.strip() or None)
 
 
+class CodeState:
+    """The two git commands of :func:`git_code_state`, started at once.
+
+    Both run while the caller goes on (a run's start: its parse and its
+    folder); :meth:`result` waits for them.
+
+    :raises GitError: git is not installed.
+    """
+
+    def __init__(self, repo: StrPath) -> None:
+        self.repo = repo
+        self._head = _start(repo, *SAFE, "rev-parse", "--show-toplevel", "HEAD")
+        try:
+            self._diff = _start(repo, *SAFE, *DIFF)
+        except BaseException:
+            self._head.discard()
+            raise
+
+    def result(self) -> GitState:
+        """The top folder, commit and ``git diff HEAD`` of the repository.
+
+        :raises GitError: ``repo`` is not in a repository.
+        """
+        code, out = self._head.output()
+        diff = self._diff.output()[1]
+        lines = out.split("\n")
+        if code != 0 or len(lines) < 2 or not lines[1].strip():
+            return git_state(self.repo)  # not a repository, or no commit yet
+        return GitState(lines[1].strip(), bool(diff), diff, lines[0].strip() or None)
+
+    def discard(self) -> None:
+        """Let the commands end unread (the state is not wanted after all)."""
+        self._head.discard()
+        self._diff.discard()
+
+
 def git_code_state(repo: StrPath) -> GitState:
     """The top folder, commit and ``git diff HEAD`` of ``repo`` in two git
-    commands (:func:`git_state` takes three or four); dirty when the diff
-    is not empty.
+    commands that run at once (:func:`git_state` takes three or four, one
+    after the other); dirty when the diff is not empty.
 
     :raises GitError: git is not installed or ``repo`` is not in a repository.
     """
-    head = _git(repo, *SAFE, "rev-parse", "--show-toplevel", "HEAD")
-    lines = head.stdout.split("\n")
-    if head.returncode != 0 or len(lines) < 2 or not lines[1].strip():
-        return git_state(repo)  # not a repository, or no commit yet
-    diff = _git(repo, *SAFE, *DIFF).stdout
-    return GitState(lines[1].strip(), bool(diff), diff, lines[0].strip() or None)
+    return CodeState(repo).result()
 
 
 def commit_diff(repo: StrPath, old: str, new: str) -> str | None:
