@@ -22,10 +22,9 @@ from .record.config import (
 from .record.create import check_run_name, create_run
 from .record.current import set_current
 from .record.fingerprint import PendingCode
-from .record.flags import Flags
+from .record.flags import Flags, may_give
 from .record.launch import Launch, detect_launch
 from .record.params import PARAMS_FILE, TIME_FORMAT, register_str_converter
-from .record.positionals import Positionals
 from .record.run import (
     DIFF_FILE,
     Run,
@@ -58,6 +57,7 @@ if TYPE_CHECKING:
         represent_as_str,
         yaml_file,
     )
+    from .record.positionals import Positionals
     from .record.vcs import GitState
 
 __all__ = [
@@ -266,6 +266,21 @@ class ExParser(configargparse.ArgumentParser):
         self._flags.route(group)
         return group
 
+    def _open_config_files(self, command_line_args: list[str]) -> list[Any]:
+        # configargparse looks for --config with a parser of its own, about
+        # 0.5 ms of every run's start: not when no word can give it
+        options = [
+            option
+            for action in self._actions
+            if getattr(action, "is_config_file_arg", False)
+            for option in action.option_strings
+        ]
+        if self._default_files or may_give(
+            command_line_args, options, self.prefix_chars
+        ):
+            return list(super()._open_config_files(command_line_args))
+        return []
+
     def get_possible_config_keys(self, action: argparse.Action) -> list[str]:
         if self._flags.is_counterpart(action):
             return []  # --no-x restores nothing: the key is its flag's
@@ -408,7 +423,12 @@ class ExParser(configargparse.ArgumentParser):
         *,
         known: bool,
     ) -> tuple[argparse.Namespace, list[str]]:
-        restoring = self._restoring = Positionals(self)
+        restoring = self._restoring = None
+        if any(not action.option_strings for action in self._actions):
+            # only positionals are restored apart: not on every run's path
+            from .record.positionals import Positionals
+
+            restoring = self._restoring = Positionals(self)
         self._parsing = True
         try:
             extra_args = sweep_args(self, skip=self._never_restored(restoring=False))
@@ -420,7 +440,7 @@ class ExParser(configargparse.ArgumentParser):
             ns, unknown = super().parse_known_args(
                 extra_args + restore + given, first, **kwargs
             )
-            if restoring.all_given(ns):
+            if restoring is not None and restoring.all_given(ns):
                 # every positional is on the command line: made optional they
                 # may split its values otherwise than argparse, so parse again
                 restoring.reset()
@@ -429,12 +449,14 @@ class ExParser(configargparse.ArgumentParser):
                     extra_args + restore + given, namespace, **kwargs
                 )
             else:
-                restoring.finish(ns)
+                if restoring is not None:
+                    restoring.finish(ns)
                 if namespace is not None:
                     vars(namespace).update(vars(ns))
                     ns = namespace
         finally:
-            restoring.reset()
+            if restoring is not None:
+                restoring.reset()
             self._restoring = None
             self._parsing = False
         if unknown and not known:

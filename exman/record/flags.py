@@ -31,7 +31,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, Callable
 
-__all__ = ["PREFIX", "RESERVED_DESTS", "Flags", "is_exmans"]
+__all__ = ["PREFIX", "RESERVED_DESTS", "Flags", "is_exmans", "may_give"]
 
 #: what exman's own flags and dests are renamed with when they yield
 PREFIX = "exman"
@@ -61,6 +61,26 @@ def is_exmans(key: str, keys: Container[str]) -> bool:
     if key.startswith(f"{PREFIX}_"):
         return key[len(PREFIX) + 1 :] in NEVER_RESTORED
     return key in NEVER_RESTORED and f"{PREFIX}_{key}" not in keys
+
+
+def may_give(words: Iterable[str], options: Iterable[str], prefix: str) -> bool:
+    """Whether a word of a command line may give one of ``options``: the
+    option itself, an abbreviation of it, either with ``=value``, or a
+    short option with its value attached; the words after ``--`` are
+    positional.
+
+    :param prefix: the parser's ``prefix_chars``.
+    """
+    options = list(options)
+    for word in words:
+        if word == "--":
+            return False
+        if not word or word[0] not in prefix:
+            continue
+        key = word.split("=", 1)[0]
+        if any(o.startswith(key) or word.startswith(o) for o in options):
+            return True
+    return False
 
 
 class Flags:

@@ -131,6 +131,9 @@ class Run:
 
     def __init__(self, path: StrPath) -> None:
         self.path = pathlib.Path(path)
+        #: the record this object wrote last, with the (inode, size) of the
+        #: run.json it wrote: the end of a run needs no read of it
+        self._written: tuple[dict[str, Any], int, int] | None = None
 
     def __repr__(self) -> str:
         return f"Run({str(self.path)!r})"
@@ -232,6 +235,25 @@ class Run:
 
     def write_record(self, record: dict[str, Any]) -> None:
         atomic_write(self.record_file, json.dumps(record, indent=1, default=str) + "\n")
+        try:
+            st = os.stat(self.record_file)
+        except OSError:
+            self._written = None
+        else:
+            self._written = dict(record), st.st_ino, st.st_size
+
+    def last_record(self) -> dict[str, Any]:
+        """:meth:`record`, without reading run.json when it is still the file
+        this object wrote last (the end of a run in its own process)."""
+        if self._written is not None:
+            record, ino, size = self._written
+            try:
+                st = os.stat(self.record_file)
+            except OSError:
+                st = None
+            if st is not None and (st.st_ino, st.st_size) == (ino, size):
+                return dict(record)
+        return self.record()
 
     def update_record(self, **fields: Any) -> dict[str, Any]:
         """Merge ``fields`` into run.json (atomically) and return the result."""

@@ -74,7 +74,7 @@ def _finish_active(
     env = _env_at_end(lookup=lookup) if runs else None
     for run in runs:
         try:
-            record = run.record()  # read once: finish() would read it again
+            record = run.last_record()  # finish() would read it again
             if record.get("status") not in FINAL_STATUSES:
                 run.finish(
                     status, exit_code=exit_code, reason=reason, record=record, env=env
