@@ -1,4 +1,10 @@
-"""Claims on run ids: who gets an id where locks do not work.
+"""Run ids: the counter of the last one handed out, and the claim on each.
+
+``.exman/counter`` holds two lines: the last id handed out, then the
+modification times of ``runs/`` and ``tmp/`` when it was written (see
+:meth:`exman.record.store.Root.allocate`). A file that does not read
+exactly so (damaged, edited by hand, an absurd id) is taken as missing,
+and the run folders decide the next id.
 
 The counter is read and incremented under the root's lock, but ``flock``
 does nothing on NFS mounts with ``nolock`` or ``local_lock`` (it succeeds
@@ -20,16 +26,51 @@ from __future__ import annotations
 
 import os
 import pathlib
+import re
 
 from .files import group_bits, make_dir, share
+from .names import MAX_ID
 
-__all__ = ["IDS_DIR", "claim_id"]
+__all__ = ["IDS_DIR", "MAX_BYTES", "claim_id", "format_counter", "read_counter"]
 
+#: a counter is two short lines; anything longer is not one
+MAX_BYTES = 4096
+_ID = re.compile(r"\d{1,18}\Z")
 IDS_DIR = "ids"
 #: ids per claim folder, so that no folder grows past a thousand entries
 BLOCK = 1000
 
 
+# -- the counter ----------------------------------------------------------------
+def read_counter(path: str) -> tuple[int, str] | None:
+    """``(last id, stamp)`` from the counter file, or None when it is missing
+    or not a valid counter (a run folder scan must decide then).
+
+    :raises OSError: the file exists but cannot be read.
+    """
+    try:
+        with open(path, "rb") as f:
+            raw = f.read(MAX_BYTES + 1)
+    except FileNotFoundError:
+        return None
+    if len(raw) > MAX_BYTES:
+        return None
+    try:
+        lines = raw.decode("ascii").split("\n")
+    except UnicodeDecodeError:
+        return None
+    first = lines[0].strip()
+    if not _ID.match(first) or int(first) >= MAX_ID:
+        return None
+    return int(first), lines[1] if len(lines) > 1 else ""
+
+
+def format_counter(last: int, stamp: str) -> str:
+    """The text of a counter file."""
+    return f"{last}\n{stamp}\n"
+
+
+# -- the claims -----------------------------------------------------------------
 def claim_file(state: pathlib.Path, num: int) -> pathlib.Path:
     """Where the claim on id ``num`` lives under the state folder ``state``."""
     return state / IDS_DIR / str(num // BLOCK) / str(num)

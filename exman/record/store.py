@@ -14,10 +14,9 @@ import pathlib
 import stat
 from collections.abc import Iterable, Iterator
 
-from .counter import format_counter, read_counter
 from .errors import ExmanError, RunNotFound
 from .files import StrPath, atomic_write, make_dir, sync_dir, sync_file
-from .ids import claim_id
+from .ids import claim_id, format_counter, read_counter
 from .links import make_link, prune_empty, remove_link, walk_links
 from .names import (
     RUN_PLACES,
