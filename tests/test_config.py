@@ -361,3 +361,36 @@ def test_the_saved_params_are_plain_safe_yaml(root: Path) -> None:
     assert loaded["s"] == "a: b"
     assert loaded["star"] == ["x y"]
     assert loaded["f"] == math.inf
+
+
+@pytest.mark.parametrize(
+    "spelling",
+    [["--config", "{p}"], ["--config={p}"], ["--conf", "{p}"], ["--conf={p}"]],
+    ids=["separate", "equals", "abbreviated", "abbreviated-equals"],
+)
+def test_every_spelling_of_config_restores(root: Path, spelling: list[str]) -> None:
+    first = make_parser(root).parse_args(["--i", "42", "--s", "saved"])
+    words = [w.format(p=first.root / "params.yaml") for w in spelling]
+    again = make_parser(root).parse_args([*words, "--f", "2.5"])
+    assert (again.i, again.s, again.f) == (42, "saved", 2.5)
+
+
+def test_no_parser_of_its_own_looks_for_config_unless_it_may_be_given(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # configargparse finds --config with a throwaway ArgumentParser, a cost
+    # of every run's start: only a word that may be --config calls for one
+    made: list[object] = []
+    real = argparse.ArgumentParser.__init__
+
+    def counting(self: argparse.ArgumentParser, *args: Any, **kwargs: Any) -> None:
+        made.append(self)
+        real(self, *args, **kwargs)
+
+    parser = make_parser(root)
+    monkeypatch.setattr(argparse.ArgumentParser, "__init__", counting)
+    ns = parser.parse_args(["--i", "3"])
+    assert made == []
+    assert ns.i == 3
+    parser.parse_args(["--co", str(ns.root / "params.yaml")])
+    assert len(made) == 1

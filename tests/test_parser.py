@@ -569,6 +569,8 @@ SLOW_MODULES = {
     "exman.record.legacy",
     # git, for a script in a work tree or ExParser(git=...)
     "exman.record.vcs",
+    # the restoring of positionals, for a parser that has some
+    "exman.record.positionals",
 }
 
 

@@ -265,6 +265,88 @@ def test_the_current_code_is_computed_once_per_repository(
     assert len([c for c in calls if "rev-parse --show-toplevel" in c]) == 1
 
 
+#: a script that says which of the modules a git command would bring it
+#: has: the start of its run runs git without them
+LIGHT = """\
+import json
+import sys
+
+import exman
+
+parser = exman.ExParser(root={root!r})
+parser.add_argument("--lr", type=float, default=0.1)
+args = parser.parse_args()
+print(json.dumps(sorted({{"subprocess", "threading", "selectors"}} & set(sys.modules))))
+"""
+
+
+def test_a_script_in_git_records_its_code_without_subprocess(
+    repo: Path, tmp_path: Path
+) -> None:
+    root = tmp_path / "exman"
+    script = repo / "light.py"
+    script.write_text(LIGHT.format(root=str(root)))
+    git(repo, "add", "light.py")
+    git(repo, "commit", "-q", "-m", "light")
+    # without site (-S): no .pth file of the interpreter imports anything first
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    env.pop("EXMAN_ROOT", None)
+
+    def start() -> dict[str, str]:
+        proc = subprocess.run(
+            [sys.executable, "-S", str(script)],
+            env=env,
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            timeout=60,
+        )
+        assert proc.returncode == 0, proc.stderr
+        assert json.loads(proc.stdout) == []
+        code: dict[str, str] = record(runs(root)[-1])["code"]
+        return code
+
+    head = git(repo, "rev-parse", "HEAD")
+    assert start() == {"fingerprint": f"git:{head}", "source": str(repo)}
+    # uncommitted changes: the hash of the diff, as the stale check computes it
+    (repo / "train.py").write_text((repo / "train.py").read_text() + "# edited\n")
+    dirty = start()["fingerprint"]
+    assert dirty.startswith(f"git:{head}+")
+    now = exman.record.fingerprint.CodeCheck().current(str(repo), git=True)
+    assert dirty == now
+    assert stale_ids(root) == [1]
+
+
+#: a script whose parse fails after its git commands started
+REFUSED = """\
+import os
+
+import exman
+
+parser = exman.ExParser(root={root!r})
+parser.add_argument("--lr", type=float, default=0.1)
+try:
+    parser.parse_args(["--lr", "not a number"])
+except SystemExit as e:
+    print("exit", e.code)
+try:
+    os.waitpid(-1, os.WNOHANG)
+except ChildProcessError:
+    print("no process left")
+"""
+
+
+def test_a_refused_parse_in_git_leaves_no_git_process(
+    repo: Path, tmp_path: Path
+) -> None:
+    root = tmp_path / "exman"
+    script = repo / "refused.py"
+    script.write_text(REFUSED.format(root=str(root)))
+    proc = run_python(script, check=True)
+    assert proc.stdout == "exit 2\nno process left\n"
+    assert not (root / "runs").exists() or runs(root) == []
+
+
 def test_a_script_outside_git_is_fingerprinted_by_its_bytes(tmp_path: Path) -> None:
     root = tmp_path / "exman"
     script = write_script(tmp_path / "code", root)

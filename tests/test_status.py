@@ -71,6 +71,50 @@ def test_a_normal_exit_is_completed_with_the_whole_record(
     assert os.path.realpath(command["cwd"]) == os.path.realpath(tmp_path)
 
 
+def test_the_end_of_a_run_does_not_read_its_record_back(
+    make_script: Callable[..., Path], run: Callable[..., Any], tmp_path: Path
+) -> None:
+    # the record the run wrote at its start is still in memory, and run.json
+    # is still that file: the end does not read and parse it again
+    script = make_script(
+        """\
+        import exman
+
+        def unread(self):
+            raise AssertionError("run.json read back")
+
+        exman.Run.record = unread
+        """
+    )
+    run(script, "--lr", "0.5", check=True)
+    rec = record(the_run(tmp_path / "exman"))
+    assert rec["status"] == "completed"
+    assert rec["exit_code"] == 0
+    assert rec["command"]["args"] == ["--lr", "0.5"]
+    assert {"env", "code", "params", "started", "finished"} <= set(rec)
+
+
+def test_the_end_of_a_run_keeps_what_another_writer_put_in_its_record(
+    make_script: Callable[..., Path], run: Callable[..., Any], tmp_path: Path
+) -> None:
+    script = make_script(
+        """\
+        import json
+        import os
+
+        path = args.root / "run.json"
+        data = json.loads(path.read_text())
+        data["note"] = "from elsewhere"
+        (args.root / "other.tmp").write_text(json.dumps(data))
+        os.replace(args.root / "other.tmp", path)
+        """
+    )
+    run(script, check=True)
+    rec = record(the_run(tmp_path / "exman"))
+    assert rec["status"] == "completed"
+    assert rec["note"] == "from elsewhere"
+
+
 def test_an_uncaught_exception_is_failed(
     make_script: Callable[..., Path], run: Callable[..., Any], tmp_path: Path
 ) -> None:
