@@ -143,6 +143,8 @@ class Root:
         :raises ExmanError: the root or a sub-folder cannot be made or is
             no folder of the root (see :meth:`check_layout`).
         """
+        if self._complete():  # every run's start: one look at each, no mkdir
+            return self
         try:
             make_dir(self.path, exist_ok=True)
         except FileExistsError:
@@ -163,6 +165,17 @@ class Root:
                     f"cannot create {self.path / sub}: {e.strerror}"
                 ) from None
         return self.check_layout()
+
+    def _complete(self) -> bool:
+        """Whether every sub-folder is there, a real folder (not a link)."""
+        top = os.fspath(self.path)
+        for sub in SUB_FOLDERS:
+            try:
+                if not stat.S_ISDIR(os.lstat(os.path.join(top, sub)).st_mode):
+                    return False
+            except OSError:
+                return False
+        return True
 
     def check_layout(self) -> Root:
         """Refuse a root whose sub-folders are links or files.
