@@ -596,6 +596,61 @@ def test_parse_args_leaves_slow_modules_out(tmp_path: Path) -> None:
     assert proc.stdout == "[]\n"
 
 
+def test_parse_args_compiles_no_pattern_of_exmans(tmp_path: Path) -> None:
+    # the first compile of a regular expression costs up to 0.3 ms: the
+    # start of a run knows its id and reads its counter without one
+    code = (
+        "import re, sys\n"
+        "seen = []\n"
+        "real = re.compile\n"
+        "def spy(pattern, flags=0):\n"
+        "    caller = sys._getframe(1).f_globals.get('__name__', '')\n"
+        "    if caller.startswith('exman'):\n"
+        "        seen.append(pattern)\n"
+        "    return real(pattern, flags)\n"
+        "re.compile = spy\n"
+        "import exman\n"
+        "p = exman.ExParser(root=sys.argv[1])\n"
+        "p.add_argument('--lr')\n"
+        "for _ in range(2):\n"
+        "    ns = p.parse_args([])\n"
+        "print(seen, ns.root.name[:6])\n"
+    )
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    proc = subprocess.run(
+        [sys.executable, "-S", "-c", code, str(tmp_path / "exman")],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert proc.stdout == "[] 000002\n"
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "000042-2026-11-22-10-31-07",
+        "42-2026-11-22-10-31-07-my run",
+        "000042-2026-11-22-10-31-07\n",
+        "000042-2026-11-22-10-31-07x",
+        "000042-2026-11-22-10-31-0",
+        "-2026-11-22-10-31-07",
+        "٤٢-2026-11-22-10-31-07",
+        "42-2026-11-22-10-31-07.yaml",
+        "1000000000000000000-2026-11-22-10-31-07",
+        "x42-2026-11-22-10-31-07",
+    ],
+)
+def test_run_ids_read_from_names_as_the_pattern_says(name: str) -> None:
+    from exman.record import names
+
+    m = re.match(names.RUN_TEXT, name)
+    expected = int(m.group(1)) if m and int(m.group(1)) < names.MAX_ID else None
+    assert names.run_id(name) == expected
+    assert names.RUN_PATTERN.pattern == names.RUN_TEXT
+
+
 def test_verbose_prints_params_and_links(
     root: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

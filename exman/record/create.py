@@ -134,7 +134,7 @@ def _fill(
     if copy is not None:
         record = {**record, snapshot.FIELD: copy}
     run = Run(place.path)
-    run.start(heartbeat=every, **record)
+    run.start(heartbeat=every, id=place.id, **record)
     if started is not None:
         started(run)
     if git is not None and git.diff:

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import os
 import pathlib
-import re
 
 from .files import group_bits, make_dir, share
 from .names import MAX_ID
@@ -35,7 +34,8 @@ __all__ = ["IDS_DIR", "MAX_BYTES", "claim_id", "format_counter", "read_counter"]
 
 #: a counter is two short lines; anything longer is not one
 MAX_BYTES = 4096
-_ID = re.compile(r"\d{1,18}\Z")
+#: the most digits an id has (ids stay below :data:`~exman.record.names.MAX_ID`)
+_ID_DIGITS = 18
 IDS_DIR = "ids"
 #: ids per claim folder, so that no folder grows past a thousand entries
 BLOCK = 1000
@@ -60,7 +60,9 @@ def read_counter(path: str) -> tuple[int, str] | None:
     except UnicodeDecodeError:
         return None
     first = lines[0].strip()
-    if not _ID.match(first) or int(first) >= MAX_ID:
+    if not 0 < len(first) <= _ID_DIGITS or not first.isdecimal():
+        return None
+    if int(first) >= MAX_ID:
         return None
     return int(first), lines[1] if len(lines) > 1 else ""
 

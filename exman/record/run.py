@@ -308,12 +308,14 @@ class Run:
         """Record the run as running in this process, and keep its heartbeat.
 
         :param fields: more fields of the record; ``heartbeat``, the seconds
-            between beats, defaults to :func:`exman.record.heartbeat.interval`.
+            between beats, defaults to :func:`exman.record.heartbeat.interval`;
+            ``id`` to the one in the folder's name.
         """
         every = fields.pop("heartbeat", None) or heartbeat.interval()
+        num = fields.pop("id", None)  # known to the run's creation
         pid = os.getpid()
         record: dict[str, Any] = {
-            "id": run_id(self.name),
+            "id": run_id(self.name) if num is None else num,
             "status": "running",
             "started": now_iso(),
             "finished": None,
