@@ -29,6 +29,8 @@ import functools
 import json
 import pathlib
 import re
+import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -196,8 +198,69 @@ def report_imports(python: str, scripts: dict[str, pathlib.Path]) -> None:
         print(f"  {own / 1000:5.2f} ms  {name}")
 
 
+INSTRUCTIONS = re.compile(r"I\s+refs:\s+([\d,]+)")
+
+
+def instructions(python: str, script: pathlib.Path, runs: int = 3) -> int | None:
+    """The median count of instructions one run of ``script`` executes in user
+    space (valgrind's cachegrind), or None without valgrind.
+
+    The count hardly moves with the load of the machine, which the times
+    do; what the kernel does for the process (files, flushes, page faults)
+    is not in it.
+    """
+    valgrind = shutil.which("valgrind")
+    if valgrind is None:
+        return None
+    command = [valgrind, "--tool=cachegrind", "--cache-sim=no"]
+    command += ["--cachegrind-out-file=/dev/null", python, str(script), "--lr", "0.1"]
+    counts = []
+    for _ in range(runs):
+        done = subprocess.run(
+            command,
+            cwd=script.parent,
+            env=child_env(),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            check=True,
+        )
+        found = INSTRUCTIONS.search(done.stderr)
+        if found is None:
+            raise RuntimeError(f"no instruction count from valgrind:\n{done.stderr}")
+        counts.append(int(found.group(1).replace(",", "")))
+    return int(statistics.median(counts))
+
+
+def report_instructions(
+    scripts: dict[str, pathlib.Path], pythons: dict[str, str]
+) -> None:
+    """The instructions of each variant, and their ratio to the floor's."""
+    print("\ninstructions executed in user space (valgrind's cachegrind, median of 3):")
+    counts = {name: instructions(pythons[name], path) for name, path in scripts.items()}
+    floor = counts["floor"]
+    if floor is None:
+        print("  valgrind is not installed: skipped")
+        return
+    for name, count in counts.items():
+        assert count is not None
+        print(f"  {name:12}  {count / 1e6:8.1f} M  x floor {count / floor:5.3f}")
+    # under valgrind a run lasts longer: one that reached LOOKUP_AFTER would
+    # have looked its packages up, which a run at full speed does not do
+    for folder in (scripts["exman"].parent.parent / "root-exman" / "runs").iterdir():
+        with open(folder / "run.json") as f:
+            if json.load(f).get("env", {}).get("packages_from") == "metadata":
+                print(f"  note: {folder.name} looked its packages up (it lasted 2 s)")
+
+
 def startup(
-    work: pathlib.Path, reps: int, dev: str, orig: str | None, targets: Targets
+    work: pathlib.Path,
+    reps: int,
+    dev: str,
+    orig: str | None,
+    targets: Targets,
+    *,
+    count: bool = False,
 ) -> None:
     print(f"== 1. startup: python main.py --lr 0.1, {reps} interleaved runs each")
     work.mkdir()
@@ -259,6 +322,8 @@ def startup(
             at_most=False,
         )
     report_imports(dev, scripts)
+    if count:
+        report_instructions(scripts, pythons)
 
 
 # -- 2. run creation ---------------------------------------------------------------
@@ -425,6 +490,12 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
         "then counts for exman, not for 0.1.9)",
     )
     cli.add_argument(
+        "--instructions",
+        action="store_true",
+        help="also count the instructions of each startup variant with valgrind "
+        "(user space only; steady on a busy machine, where times are not)",
+    )
+    cli.add_argument(
         "--only",
         choices=("startup", "creation"),
         help="run one of the two benchmarks",
@@ -450,7 +521,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     targets = Targets()
     with scratch("exman-bench-") as work:
         if args.only in (None, "startup"):
-            startup(work / "startup", args.reps, dev, orig, targets)
+            startup(
+                work / "startup",
+                args.reps,
+                dev,
+                orig,
+                targets,
+                count=args.instructions,
+            )
         if args.only in (None, "creation"):
             create_reps = 50 if args.quick else 200
             orig_reps = 15 if args.quick else 40
