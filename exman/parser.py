@@ -600,9 +600,6 @@ class ExParser(configargparse.ArgumentParser):
         if resume is not None:
             return self._continue_run(ns, resume, launch, by_hand=by_hand)
         record["env"] = environment.at_start()
-        code = self._code.result(git)
-        if code is not None:
-            record["code"] = code
         made = create_run(
             self.store,
             params,
@@ -614,6 +611,8 @@ class ExParser(configargparse.ArgumentParser):
             automark=automark,
             started=track,
             abandoned=untrack,
+            # the git commands of the fingerprint run on while the folder is made
+            code=lambda: self._code.result(git),
         )
         if sweep is not None and job is not None:
             resuming.remember(self.store, sweep["key"], job[0], made.run)

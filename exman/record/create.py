@@ -77,6 +77,7 @@ def create_run(
     automark: Iterable[tuple[str, object]] | None = None,
     started: Callable[[Run], object] | None = None,
     abandoned: Callable[[Run], object] | None = None,
+    code: Callable[[], dict[str, Any] | None] | None = None,
 ) -> NewRun:
     """Create a run of ``params`` in ``store`` and record it as running.
 
@@ -90,6 +91,9 @@ def create_run(
         running, before the links (so that a failure there is the run's).
     :param abandoned: called with the run when its creation failed after
         ``started`` and the half-made run is removed again.
+    :param code: gives the ``code`` field of its run.json (None: no field),
+        called just before run.json is written: what it waits for (git
+        commands) runs while the folder and params.yaml are made.
     :raises ExmanError: an automark value cannot be a folder name, a bad
         ``EXMAN_HEARTBEAT``, a root that cannot hold runs; nothing is made.
     """
@@ -101,7 +105,7 @@ def create_run(
     store.ensure()
     place = store.allocate(tmp=tmp, name=name, zfill=zfill)
     try:
-        return _fill(store, place, params, tmp, git, record, key, every, started)
+        return _fill(store, place, params, tmp, git, record, key, every, started, code)
     except BaseException:
         # nothing half-made stays behind: no folder without params.yaml
         if abandoned is not None:
@@ -120,6 +124,7 @@ def _fill(
     key: pathlib.Path | None,
     every: float,
     started: Callable[[Run], object] | None,
+    code: Callable[[], dict[str, Any] | None] | None,
 ) -> NewRun:
     params["root"] = place.relpath.as_posix()
     if git is not None:
@@ -133,6 +138,9 @@ def _fill(
     )
     if copy is not None:
         record = {**record, snapshot.FIELD: copy}
+    found = code() if code is not None else None
+    if found is not None:
+        record = {**record, "code": found}
     run = Run(place.path)
     run.start(heartbeat=every, id=place.id, **record)
     if started is not None:
