@@ -347,6 +347,26 @@ def test_a_refused_parse_in_git_leaves_no_git_process(
     assert not (root / "runs").exists() or runs(root) == []
 
 
+def test_a_script_in_git_that_ignores_sigchld_records_its_code(
+    repo: Path, tmp_path: Path
+) -> None:
+    # with SIGCHLD ignored the system reaps the git commands itself
+    root = tmp_path / "exman"
+    script = repo / "ignoring.py"
+    script.write_text(
+        "import signal\n\nsignal.signal(signal.SIGCHLD, signal.SIG_IGN)\n"
+        + LIGHT.format(root=str(root))
+    )
+    git(repo, "add", "ignoring.py")
+    git(repo, "commit", "-q", "-m", "ignoring")
+    run_python(script, check=True)
+    code = record(runs(root)[0])["code"]
+    assert code == {
+        "fingerprint": f"git:{git(repo, 'rev-parse', 'HEAD')}",
+        "source": str(repo),
+    }
+
+
 def test_a_script_outside_git_is_fingerprinted_by_its_bytes(tmp_path: Path) -> None:
     root = tmp_path / "exman"
     script = write_script(tmp_path / "code", root)

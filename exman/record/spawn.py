@@ -80,8 +80,7 @@ class Spawned:
                     chunks.append(chunk)
             finally:
                 os.close(self._read)
-            _, status = os.waitpid(self.pid, 0)
-            code, out = os.waitstatus_to_exitcode(status), b"".join(chunks)
+            code, out = _wait(self.pid), b"".join(chunks)
         self._done = code, out.decode("utf-8", "replace")
         return self._done
 
@@ -99,5 +98,16 @@ class Spawned:
             self._proc.wait()
         else:
             os.close(self._read)
-            os.waitpid(self.pid, 0)
+            _wait(self.pid)
         self._done = -1, ""
+
+
+def _wait(pid: int) -> int:
+    """The exit code of child ``pid``, once it ended."""
+    try:
+        _, status = os.waitpid(pid, 0)
+    except ChildProcessError:
+        # SIGCHLD ignored (by the script): the system reaped it, its status
+        # is gone; its output is what there is to judge (as subprocess does)
+        return 0
+    return os.waitstatus_to_exitcode(status)
