@@ -79,7 +79,7 @@ class Spawned:
                 while chunk := os.read(self._read, 1 << 16):
                     chunks.append(chunk)
             finally:
-                os.close(self._read)
+                self._close()
             code, out = _wait(self.pid), b"".join(chunks)
         self._done = code, out.decode("utf-8", "replace")
         return self._done
@@ -97,9 +97,14 @@ class Spawned:
             self._proc.stdout.close()
             self._proc.wait()
         else:
-            os.close(self._read)
+            self._close()
             _wait(self.pid)
         self._done = -1, ""
+
+    def _close(self) -> None:
+        if self._read >= 0:
+            read, self._read = self._read, -1
+            os.close(read)
 
 
 def _wait(pid: int) -> int:

@@ -117,8 +117,12 @@ class CodeState:
 
         :raises GitError: ``repo`` is not in a repository.
         """
-        code, out = self._head.output()
-        diff = self._diff.output()[1]
+        try:
+            code, out = self._head.output()
+            diff = self._diff.output()[1]
+        except BaseException:  # Ctrl-C while waiting: no command left behind
+            self.discard()
+            raise
         lines = out.split("\n")
         if code != 0 or len(lines) < 2 or not lines[1].strip():
             return git_state(self.repo)  # not a repository, or no commit yet
