@@ -65,7 +65,7 @@ from .rows import RowBuilder, Table, ctime_column, inode_column, read_run
 __all__ = ["RACY_NS", "CacheFile", "Clock", "Loaded", "SkippedRunWarning", "read_runs"]
 
 #: bump whenever what is stored, or how a run is read, changes
-FORMAT = 4
+FORMAT = 5
 CACHE_DIR = "cache"
 #: a folder changed less than this before it was read is read again next time
 RACY_NS = 2_000_000_000

@@ -7,15 +7,19 @@ docstring of :mod:`exman.index` for every column and its type.
 
 from __future__ import annotations
 
+import array
 import datetime
 import pathlib
 from collections.abc import Iterable, Sequence
+from itertools import islice
 from typing import TYPE_CHECKING, Any
 
 from ..record.fingerprint import CodeCheck
 from ..record.params import TIME_FORMAT
 from ..record.run import effective_status
 from .analysis import Columns
+from .cache import no_gc
+from .columns import Coded, Column, has_values, nones
 from .rows import Table
 
 if TYPE_CHECKING:
@@ -32,6 +36,8 @@ __all__ = [
     "frame_of",
     "plan_frame",
 ]
+
+_NUMBER_DTYPES = {"q": "int64", "d": "float64"}
 
 #: the columns every run has, after its parameters and outcome
 RUN_COLUMNS = ("status", "started", "finished", "duration", "host", "error")
@@ -57,14 +63,16 @@ class Plan:
     become a column: ``id``, ``root`` (``values`` the pair of place folders
     and run names), ``time`` (params.yaml's text), ``utc`` (µs since the
     epoch), ``float64``, ``int64``, ``object`` (kept as they are) or
-    ``infer`` (typed by pandas from the values).
+    ``infer`` (typed by pandas from the values). The values are sequences
+    of Python values, often a compact column (see
+    :mod:`exman.look.columns`).
     """
 
     __slots__ = ("columns", "ids", "info", "order")
 
     def __init__(
         self,
-        ids: list[int],
+        ids: Sequence[int],
         order: list[int] | None,
         columns: dict[str, tuple[str, Any]],
         info: Columns,
@@ -77,7 +85,7 @@ class Plan:
     def __len__(self) -> int:
         return len(self.ids)
 
-    def ordered(self, values: list[Any]) -> list[Any]:
+    def ordered(self, values: Sequence[Any]) -> Sequence[Any]:
         """``values`` (one per row) in id order."""
         index = self.order
         return values if index is None else [values[i] for i in index]
@@ -90,21 +98,25 @@ def plan_frame(parts: list[tuple[str, Table]], *, stale: bool = False) -> Plan:
         from the code in its source now (see :mod:`exman.record.fingerprint`).
 
     The tables of ``parts`` are taken over (``parts`` is emptied), so that
-    their lists can be freed as the columns are made.
+    their columns can be freed as the frame is made; a column stays in the
+    compact form it has (no Python loop per row where a column is whole).
     """
     parts[:] = [(folder, rows) for folder, rows in parts if len(rows)]
     table = Table.concat([rows for _, rows in parts]) if parts else Table()
-    folders = [folder for folder, rows in parts for _ in range(len(rows))]
+    folders: list[str] = []
+    for folder, rows in parts:
+        folders += [folder] * len(rows)
     parts.clear()  # the caller's list too: its tables go as columns are used
     n = len(table)
     raw = table.params.pop("id", [])
-    ids = [int(i) for i in raw]
-    if n < 2 or all(a <= b for a, b in zip(ids, ids[1:])):
+    ids = raw if isinstance(raw, array.array) else array.array("q", raw)
+    del raw
+    if n < 2 or all(map(int.__le__, ids, islice(ids, 1, None))):
         order: list[int] | None = None
         positions: Sequence[int] = range(n)
     else:
         order = sorted(range(n), key=ids.__getitem__)
-        ids = [ids[i] for i in order]
+        ids = array.array("q", [ids[i] for i in order])
         positions = order
     keys = [k for k in table.keys(positions) if k != "id"]
     for key in ("time", "root"):
@@ -115,18 +127,14 @@ def plan_frame(parts: list[tuple[str, Table]], *, stale: bool = False) -> Plan:
         if key == "root":
             columns[key] = ("root", (folders, table.names))
         elif key == "time":
-            columns[key] = ("time", table.params.pop(key, [None] * n))
+            columns[key] = ("time", _pop(table.params, key) or nones(n))
         else:
-            columns[key] = ("infer", table.params.pop(key, [None] * n))
+            columns[key] = ("infer", _pop(table.params, key) or nones(n))
     params = [k for k in columns if k not in ("id", "time", "root")]
     record = table.record
-    sweep_columns = (
-        SWEEP_COLUMNS if any(k is not None for k in record["task_key"]) else ()
-    )
-    attempt_columns = (
-        ATTEMPT_COLUMNS if any(k is not None for k in record["attempts"]) else ()
-    )
-    env_columns = tuple(c for c in ENV_COLUMNS if any(v is not None for v in record[c]))
+    sweep_columns = SWEEP_COLUMNS if has_values(record["task_key"]) else ()
+    attempt_columns = ATTEMPT_COLUMNS if has_values(record["attempts"]) else ()
+    env_columns = tuple(c for c in ENV_COLUMNS if has_values(record[c]))
     if stale:
         check = CodeCheck()  # one look at each work tree or script
         record["stale"] = [
@@ -135,7 +143,7 @@ def plan_frame(parts: list[tuple[str, Table]], *, stale: bool = False) -> Plan:
         ]
         env_columns += ("stale",)
     own = RUN_COLUMNS + attempt_columns + sweep_columns + env_columns
-    annotated = any(record["tags"]) or any(n is not None for n in record["note"])
+    annotated = _any_tags(record["tags"]) or has_values(record["note"])
     annotation_columns = ANNOTATION_COLUMNS if annotated else ()
     run_names = {c: f"run_{c}" if c in columns else c for c in own}
     taken = {
@@ -196,35 +204,53 @@ def build_frame(
 
 
 def frame_of(plan: Plan) -> pd.DataFrame:
-    """The DataFrame of ``plan``, which it consumes: each list is dropped once
-    it is a Series and nothing is copied afterwards, so that a load needs
-    little more memory than the frame it returns."""
+    """The DataFrame of ``plan``, which it consumes.
+
+    Each column is dropped once it is a Series, a compact column becomes a
+    Series whole, without a Python value per row, the ``root`` Paths are
+    made last (when the rest is freed), and nothing is copied afterwards,
+    so that a load needs little more time and memory than the frame.
+    """
+    with no_gc():  # the Paths are many new objects; the rest, a few arrays
+        return _frame_of(plan)
+
+
+def _frame_of(plan: Plan) -> pd.DataFrame:
     import numpy as np
     import pandas as pd
 
-    ordered = plan.ordered
+    index = None if plan.order is None else np.asarray(plan.order, dtype=np.intp)
     data: dict[str, Any] = {}
+    root: tuple[str, Any] | None = None
     columns = plan.columns
     for name in list(columns):
         how, values = columns.pop(name)
         if how == "id":
-            data[name] = np.asarray(values, dtype=np.int64)
+            data[name] = _series(values, None, "int64")
         elif how == "root":
-            folders, names = values
-            data[name] = _paths(ordered(folders), ordered(names))
+            data[name] = None  # made last, when the rest is gone
+            root = (name, values)
         elif how == "time":
-            data[name] = _times(ordered(values))
+            data[name] = _times(values, index)
         elif how == "utc":
-            data[name] = _utc(ordered(values))
+            data[name] = _utc(values, index)
         elif how == "infer":
-            data[name] = pd.Series(ordered(values))
+            data[name] = _series(values, index)
         else:
-            data[name] = pd.Series(ordered(values), dtype=how)
+            data[name] = _series(values, index, how)
         del values
+    if root is not None:
+        name, (folders, names) = root
+        del root
+        data[name] = _paths(folders, names, index)
     return pd.DataFrame(data, copy=False)
 
 
-def _first_met(columns: dict[str, list[Any]], order: Iterable[int]) -> list[str]:
+def _pop(columns: dict[str, Column], key: str) -> Column | None:
+    return columns.pop(key) if key in columns else None
+
+
+def _first_met(columns: dict[str, Column], order: Iterable[int]) -> list[str]:
     """The keys of ``columns`` by the first row (in id ``order``) with a value."""
     if len(columns) < 2:
         return list(columns)
@@ -240,19 +266,69 @@ def _first_met(columns: dict[str, list[Any]], order: Iterable[int]) -> list[str]
     return found + list(left)
 
 
-def _paths(folders: list[str], names: list[str]) -> pd.Series:
+def _ordered(values: Sequence[Any], index: Any) -> list[Any]:
+    return list(values) if index is None else [values[i] for i in index.tolist()]
+
+
+def _objects(column: Coded, index: Any) -> Any:
+    """A coded column as an object ndarray, in id order."""
+    import numpy as np
+
+    codes = np.frombuffer(column.codes, dtype=column.codes.typecode)
+    if index is not None:
+        codes = codes[index]
+    lookup = np.empty(len(column.values), dtype=object)
+    lookup[:] = column.values
+    return lookup[codes]
+
+
+def _series(column: Column, index: Any, dtype: str | None = None) -> pd.Series:
+    """One column as a Series, typed as pandas types the list of its values."""
+    import numpy as np
+    import pandas as pd
+
+    if isinstance(column, array.array) and len(column):
+        values = np.frombuffer(column, dtype=_NUMBER_DTYPES[column.typecode])
+        if index is not None:
+            values = values[index]
+        out = pd.Series(values, copy=False)
+        return out if dtype is None else out.astype(dtype)
+    if isinstance(column, Coded) and len(column):
+        codes = np.frombuffer(column.codes, dtype=column.codes.typecode)
+        counts = np.bincount(codes, minlength=len(column.values)).tolist()
+        used = [v for v, count in zip(column.values, counts) if count]
+        # the dtype pandas gives a list follows from which values it holds,
+        # not from how often each comes
+        inferred = pd.Series(used, dtype=dtype).dtype
+        return pd.Series(_objects(column, index), dtype=inferred, copy=False)
+    return pd.Series(_ordered(column, index), dtype=dtype)
+
+
+def _any_tags(column: Column) -> bool:
+    if isinstance(column, Coded):
+        return any(column.values) and has_values(column)
+    return any(column)
+
+
+def _paths(folders: list[str], names: list[str], index: Any) -> pd.Series:
     """Absolute Paths of the run folders as an object Series."""
     import pandas as pd
 
-    # with_name on a sibling: the cheapest public way to many Paths
-    templates = {folder: pathlib.Path(folder, "_") for folder in set(folders)}
-    paths = [templates[f].with_name(name) for f, name in zip(folders, names)]
-    return pd.Series(paths, dtype=object)
+    # a child of one Path per place: the cheapest public way to many Paths
+    bases = {folder: pathlib.Path(folder) for folder in set(folders)}
+    paths = [bases[f] / name for f, name in zip(folders, names)]
+    return pd.Series(
+        _ordered(paths, index) if index is not None else paths, dtype=object
+    )
 
 
-def _statuses(record: dict[str, list[Any]]) -> list[str]:
+def _statuses(record: dict[str, Column]) -> Column:
+    """The status of each run, worked out for those that say running."""
+    column = record["status"]
+    if isinstance(column, Coded) and "running" not in column.values:
+        return Coded([s or "unknown" for s in column.values], column.codes)
     out = []
-    for i, status in enumerate(record["status"]):
+    for i, status in enumerate(column):
         if status == "running":
             status = effective_status(
                 {
@@ -266,11 +342,12 @@ def _statuses(record: dict[str, list[Any]]) -> list[str]:
     return out
 
 
-def _times(values: list[Any]) -> pd.Series:
+def _times(column: Column, index: Any) -> pd.Series:
     """``time`` of params.yaml as naive datetime64 (NaT where unreadable)."""
     import pandas as pd
 
-    if not all(type(v) is str for v in values):
+    values = _ordered(column, index)
+    if set(map(type, values)) != {str}:
         values = [
             v if isinstance(v, (str, datetime.datetime)) else None for v in values
         ]
@@ -279,13 +356,18 @@ def _times(values: list[Any]) -> pd.Series:
     return pd.Series(times.astype("datetime64[ns]"))
 
 
-def _utc(values: list[Any]) -> pd.Series:
+def _utc(column: Column, index: Any) -> pd.Series:
     """Microseconds since the epoch as tz-aware datetime64 in UTC."""
     import numpy as np
     import pandas as pd
 
-    nat = np.iinfo(np.int64).min
-    micros = np.fromiter(
-        (nat if v is None else v for v in values), dtype=np.int64, count=len(values)
-    )
+    if isinstance(column, array.array) and column.typecode == "q" and len(column):
+        micros = np.frombuffer(column, dtype=np.int64)
+    else:
+        nat = np.iinfo(np.int64).min
+        micros = np.fromiter(
+            (nat if v is None else v for v in column), dtype=np.int64, count=len(column)
+        )
+    if index is not None:
+        micros = micros[index]
     return pd.Series(pd.DatetimeIndex(micros.view("datetime64[us]")).tz_localize("UTC"))

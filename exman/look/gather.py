@@ -21,6 +21,7 @@ from ..record.params import PARAMS_FILE
 from ..record.run import Run
 from ..record.store import Root, StrPath, run_id
 from .cache import CacheFile, Clock, SkippedRunWarning, read_runs
+from .columns import Coded, set_cell
 from .outcome import read_outcome
 from .rows import Table, inode_column
 
@@ -126,6 +127,9 @@ class Load:
             stamp = [st.st_ino, self.clock.trusted(st.st_ctime_ns)]
             known = {"dir": stamp, "stems": stems, "inos": inos, "targets": targets}
             self.extra["runs"] = {**extra, "index": known}
+        if not runs and known["targets"].count(None) == len(known["targets"]):
+            self.refs["runs"] = dict.fromkeys(known["stems"])  # the usual index/
+            return
         for stem, target in zip(known["stems"], known["targets"]):
             if target is None:  # the usual link
                 runs.setdefault(stem, None)
@@ -229,7 +233,9 @@ class Load:
             self._missing(parent, loaded.missing, {name: via})
             _refresh_running(parent, loaded.rows)
             parts.append((parent, loaded.rows))
-        self.files.clear()  # the frame can free the rows as it goes
+        # the frame can free the rows as it goes; a load reads once
+        self.files.clear()
+        self.refs.clear()
         return parts
 
     def _missing(
@@ -275,7 +281,7 @@ def _index_map(known: Any) -> dict[str, Any]:
         and isinstance(targets, list)
         and isinstance(inos, array.array)
         and len(stems) == len(inos) == len(targets)
-        and all(type(s) is str for s in stems)
+        and set(map(type, stems)) <= {str}
     ):
         return empty
     return {"dir": known["dir"], "stems": stems, "inos": inos, "targets": targets}
@@ -295,18 +301,19 @@ def _refresh_running(folder: str, rows: Table) -> None:
     metrics.jsonl's appends leave the folder's ctime (what the cache checks)
     as it was, so a cached "running" may be a run that died since."""
     statuses = rows.record["status"]
-    for p, status in enumerate(statuses):
-        if status != "running":
-            continue
+    if isinstance(statuses, Coded) and "running" not in statuses.values:
+        return  # the usual large root: not one row to look at
+    running = [p for p, status in enumerate(statuses) if status == "running"]
+    for p in running:
         path = os.path.join(folder, rows.names[p])
         if Run(path).status == "crashed":
-            statuses[p] = "crashed"
+            set_cell(rows.record, "status", p, "crashed")
         outcome, _ = read_outcome(path)
-        for key, col in rows.results.items():
-            col[p] = outcome.pop(key, None)
+        for key in list(rows.results):
+            set_cell(rows.results, key, p, outcome.pop(key, None))
         for key, value in outcome.items():
-            col = rows.results[key] = [None] * len(rows)
-            col[p] = value
+            rows.results[key] = [None] * len(rows)
+            set_cell(rows.results, key, p, value)
 
 
 def _warn(message: str) -> None:

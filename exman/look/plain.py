@@ -90,6 +90,8 @@ def plain_frame(plan: Plan, root: str | None = None) -> PlainFrame | None:
     """
     columns: dict[str, PlainColumn] = {}
     for name, (how, values) in plan.columns.items():
+        if how != "root" and not isinstance(values, list):
+            values = list(values)  # a compact column (exman.look.columns)
         if how == "root":
             column: PlainColumn | None = PlainColumn("O", _folders(*values, root=root))
         elif how == "id":
@@ -109,7 +111,7 @@ def plain_frame(plan: Plan, root: str | None = None) -> PlainFrame | None:
         if column is None:
             return None
         if how != "id":  # the ids are in order already
-            column.values = plan.ordered(column.values)
+            column.values = list(plan.ordered(column.values))
         columns[name] = column
     return PlainFrame(columns, len(plan))
 

@@ -25,6 +25,8 @@ from ..record import snapshot
 from ..record.annotations import ANNOTATIONS_FILE, parse_annotations
 from ..record.params import PARAMS_FILE
 from ..record.run import RUN_FILE, TRACEBACK_FILE
+from . import columns
+from .columns import Column
 from .fastyaml import load_document
 from .outcome import read_outcome
 
@@ -64,6 +66,7 @@ _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _ERROR_STATUSES = frozenset({"failed", "interrupted"})
 _EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
 _MICROSECOND = datetime.timedelta(microseconds=1)
+_SECTIONS = ("params", "record", "results")
 
 
 # -- one run folder -----------------------------------------------------------
@@ -246,13 +249,16 @@ def _from_bytes(data: Any, n: int, typecode: str) -> array.array[int] | None:
 class Table:
     """Runs of one place as columns, one row per run folder.
 
-    ``params`` holds one list per parameter key (None where a run has no
+    ``params`` holds one column per parameter key (None where a run has no
     such key or a null value); ``schemas`` the distinct key tuples and
     ``schema`` the one of each row, so that a key present with null values
     only is still known. ``root`` is not stored: it is where the folder is.
     ``ctimes`` holds -1 for a row that must be read again. ``results``
-    holds one list per outcome name (results and last metric values; None
-    where a run has none), in the order the names were first met.
+    holds one column per outcome name (results and last metric values; None
+    where a run has none), in the order the names were first met. Each
+    column is a sequence of Python values in a compact form (see
+    :mod:`exman.look.columns`); change one with
+    :func:`~exman.look.columns.set_cell`.
     """
 
     names: list[str] = field(default_factory=list)
@@ -260,11 +266,11 @@ class Table:
     ctimes: array.array[int] = field(default_factory=ctime_column)
     schemas: list[tuple[str, ...]] = field(default_factory=list)
     schema: list[int] = field(default_factory=list)
-    params: dict[str, list[Any]] = field(default_factory=dict)
-    record: dict[str, list[Any]] = field(
+    params: dict[str, Column] = field(default_factory=dict)
+    record: dict[str, Column] = field(
         default_factory=lambda: {f: [] for f in RECORD_FIELDS}
     )
-    results: dict[str, list[Any]] = field(default_factory=dict)
+    results: dict[str, Column] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.names)
@@ -284,11 +290,11 @@ class Table:
             schemas=schemas,
             schema=[remap[self.schema[p]] for p in positions],
             params={
-                k: [col[p] for p in positions]
+                k: columns.take(col, positions)
                 for k, col in self.params.items()
                 if k in keys
             },
-            record={k: [col[p] for p in positions] for k, col in self.record.items()},
+            record={k: columns.take(col, positions) for k, col in self.record.items()},
             results=_taken(self.results, positions),
         )
 
@@ -300,26 +306,22 @@ class Table:
             return tables[0]
         out = Table()
         for t in tables:
-            n = len(out)
             remap = []
             for s in t.schemas:
                 if s not in out.schemas:
                     out.schemas.append(s)
                 remap.append(out.schemas.index(s))
             out.schema += [remap[s] for s in t.schema]
-            for columns, more in ((out.params, t.params), (out.results, t.results)):
-                for k, col in more.items():
-                    if k not in columns:
-                        columns[k] = [None] * n
-                    columns[k] += col
             out.names += t.names
             out.inos += t.inos
             out.ctimes += t.ctimes
-            for k in RECORD_FIELDS:
-                out.record[k] += t.record[k]
-            for col in [*out.params.values(), *out.results.values()]:
-                if len(col) < len(out.names):
-                    col += [None] * (len(out.names) - len(col))
+        for section in ("params", "record", "results"):
+            parts = [getattr(t, section) for t in tables]
+            keys = dict.fromkeys(k for part in parts for k in part)
+            getattr(out, section).update(
+                (k, columns.concat([(p.get(k), len(t)) for p, t in zip(parts, tables)]))
+                for k in keys
+            )
         return out
 
     def keys(self, order: Iterable[int] | None = None) -> list[str]:
@@ -337,41 +339,51 @@ class Table:
 
     # -- (de)serialisation ----------------------------------------------------
     def to_plain(self) -> dict[str, Any]:
+        def plain(section: dict[str, Column]) -> dict[str, Any]:
+            return {k: columns.to_plain(col) for k, col in section.items()}
+
         return {
             "names": self.names,
             "inos": self.inos.tobytes(),
             "ctimes": self.ctimes.tobytes(),
             "schemas": [list(s) for s in self.schemas],
             "schema": array.array("q", self.schema).tobytes(),
-            "params": self.params,
-            "record": self.record,
-            "results": self.results,
+            "params": plain(self.params),
+            "record": plain(self.record),
+            "results": plain(self.results),
         }
 
     @classmethod
     def from_plain(cls, data: Any) -> Table | None:
-        """The table stored as ``data``, or None if it is not a valid one."""
+        """The table stored as ``data``, or None if it is not a valid one.
+
+        Its columns are taken out of ``data`` as they are read, so that the
+        two are not held whole at once.
+        """
         try:
             names, schemas = data["names"], data["schemas"]
-            params, record = data["params"], data["record"]
-            results = data["results"]
             if not isinstance(names, list) or not isinstance(schemas, list):
                 return None
             n = len(names)
             inos = _from_bytes(data["inos"], n, "Q")
             times = _from_bytes(data["ctimes"], n, "q")
             numbers = _from_bytes(data["schema"], n, "q")
-            columns = [*params.values(), *record.values(), *results.values()]
+            sections = [
+                _columns(data.pop(k), n) for k in ("params", "record", "results")
+            ]
         except (TypeError, KeyError, AttributeError):
             return None
+        params, record, results = sections
         if (
             inos is None
             or times is None
             or numbers is None
-            or not all(isinstance(col, list) and len(col) == n for col in columns)
+            or params is None
+            or record is None
+            or results is None
             or set(record) != set(RECORD_FIELDS)
             or not all(isinstance(s, list) for s in schemas)
-            or not all(type(x) is str for x in names)
+            or not set(map(type, names)) <= {str}
             or (n and not 0 <= min(numbers) <= max(numbers) < len(schemas))
         ):
             return None
@@ -393,6 +405,19 @@ class Table:
         )
 
 
+def _columns(plain: Any, n: int) -> dict[str, Column] | None:
+    """The columns of one section of a stored table, emptying ``plain``."""
+    if not isinstance(plain, dict):
+        return None
+    out: dict[str, Column] = {}
+    for key in list(plain):
+        column = columns.from_plain(plain.pop(key), n)
+        if column is None:
+            return None
+        out[key] = column
+    return out
+
+
 class RowBuilder:
     """Collects parsed runs into a :class:`Table`, one row at a time."""
 
@@ -400,6 +425,10 @@ class RowBuilder:
         self.table = Table()
         self._schemas: dict[tuple[str, ...], int] = {}
         self._strings: dict[str, str] = {}
+        # the columns as lists while rows are added
+        self._params: dict[str, list[Any]] = {}
+        self._record: dict[str, list[Any]] = {f: [] for f in RECORD_FIELDS}
+        self._results: dict[str, list[Any]] = {}
         # schema number -> the column of each of its keys but root, in order
         self._columns: dict[int, list[list[Any]]] = {}
 
@@ -421,13 +450,13 @@ class RowBuilder:
             t.schemas.append(keys)
         t.schema.append(num)
         strings = self._strings
-        columns = self._columns.get(num)
-        if columns is not None and all(map(n.__eq__, map(len, columns))):
+        known = self._columns.get(num)
+        if known is not None and all(map(n.__eq__, map(len, known))):
             # the usual row: the same keys as an earlier one, every column full
             values = list(params.values())
             if "root" in params:
                 del values[keys.index("root")]
-            for column, value in zip(columns, values):
+            for column, value in zip(known, values):
                 column.append(
                     strings.setdefault(value, value) if type(value) is str else value
                 )
@@ -437,23 +466,23 @@ class RowBuilder:
                     continue
                 if type(value) is str:
                     value = strings.setdefault(value, value)
-                col = t.params.get(key)
+                col = self._params.get(key)
                 if col is None:
-                    col = t.params[key] = [None] * n
+                    col = self._params[key] = [None] * n
                 elif len(col) < n:
                     col += [None] * (n - len(col))
                 col.append(value)
-            self._columns[num] = [t.params[key] for key in keys if key != "root"]
+            self._columns[num] = [self._params[key] for key in keys if key != "root"]
         for key in RECORD_FIELDS:
             value = record.get(key)
             if type(value) is str:
                 value = strings.setdefault(value, value)
-            t.record[key].append(value)
+            self._record[key].append(value)
         if outcome:
             for key, value in outcome.items():
-                col = t.results.get(key)
+                col = self._results.get(key)
                 if col is None:
-                    col = t.results[key] = [None] * n
+                    col = self._results[key] = [None] * n
                 elif len(col) < n:
                     col += [None] * (n - len(col))
                 col.append(value)
@@ -462,20 +491,27 @@ class RowBuilder:
         t.ctimes.append(ctime)
 
     def finish(self) -> Table:
-        n = len(self.table.names)
-        for col in [*self.table.params.values(), *self.table.results.values()]:
-            if len(col) < n:
-                col += [None] * (n - len(col))
-        return self.table
+        """The table, each column in its compact form."""
+        t = self.table
+        n = len(t.names)
+        for lists, section in (
+            (self._params, t.params),
+            (self._record, t.record),
+            (self._results, t.results),
+        ):
+            for key, col in lists.items():
+                if len(col) < n:
+                    col += [None] * (n - len(col))
+                section[key] = columns.compact(col)
+        self._columns.clear()
+        return t
 
 
-def _taken(
-    columns: dict[str, list[Any]], positions: Sequence[int]
-) -> dict[str, list[Any]]:
+def _taken(section: dict[str, Column], positions: Sequence[int]) -> dict[str, Column]:
     """The cells at ``positions`` of each column that has a value there."""
     out = {}
-    for key, col in columns.items():
-        cells = [col[p] for p in positions]
-        if any(v is not None for v in cells):
+    for key, col in section.items():
+        cells = columns.take(col, positions)
+        if columns.has_values(cells):
             out[key] = cells
     return out
