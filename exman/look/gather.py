@@ -53,6 +53,8 @@ class Load:
         self.ordered: set[str] = set()  # places whose refs are in id order
         self.files: dict[str, tuple[CacheFile, Table, dict[str, Any]]] = {}
         self.extra: dict[str, dict[str, Any]] = {}  # place -> extras to store
+        #: place -> the run folders asked for that gave no row (after run())
+        self.unread: dict[str, list[str]] = {}
 
     def add(self, place: str, name: str, via: str) -> None:
         self.refs.setdefault(place, {}).setdefault(name, via)
@@ -69,21 +71,55 @@ class Load:
         """Every run folder in ``place`` (``runs``, ``fails`` or ``tmp``)."""
         self.full.add(place)
         fresh = not self.refs.setdefault(place, {})
-        try:
-            entries = os.scandir(self.root.path / place)
-        except FileNotFoundError:
+        names = self._listing(place)
+        if fresh:  # nothing else named a run of it
+            self.refs[place] = dict.fromkeys(names, "")
+            self.ordered.add(place)
             return
-        with entries:
+        for name in names:
+            self.add(place, name, "")
+
+    def _listing(self, place: str) -> list[str]:
+        """The run folders of ``place`` in the order of their ids.
+
+        The listing is reused while the folder's inode and ctime stay what
+        they were (a run created, moved or deleted there changes its ctime),
+        and trusted as the cache trusts a run folder.
+        """
+        folder = str(self.root.path / place)
+        _, _, extra = self.cached(place)
+        known = extra.get("listing")
+        try:
+            st = os.stat(folder)
+        except FileNotFoundError:
+            return []
+        if (
+            isinstance(known, dict)
+            and known.get("dir") == [st.st_ino, st.st_ctime_ns]
+            and isinstance(known.get("names"), list)
+            and set(map(type, known["names"])) <= {str}
+        ):
+            names: list[str] = known["names"]
+            return names
+        self.clock()  # before the folder is examined: see exman.look.cache
+        st = os.stat(folder)
+        with os.scandir(folder) as entries:
             found = [
                 (num, entry.name)
                 for entry in entries
                 if (num := run_id(entry.name)) is not None and entry.is_dir()
             ]
         found.sort()  # by id, each name parsed once (as _order does)
-        for _, name in found:
-            self.add(place, name, "")
-        if fresh:
-            self.ordered.add(place)  # nothing else named a run of it
+        names = [name for _, name in found]
+        stamp = [st.st_ino, self.clock.trusted(st.st_ctime_ns)]
+        self._extra(place)["listing"] = {"dir": stamp, "names": names}
+        return names
+
+    def _extra(self, place: str) -> dict[str, Any]:
+        """The extras of ``place`` to store, to be changed."""
+        if place not in self.extra:
+            self.extra[place] = dict(self.cached(place)[2])
+        return self.extra[place]
 
     def add_index(self) -> None:
         """The runs linked in ``index/``, in the order of their ids.
@@ -126,7 +162,7 @@ class Load:
                 targets.append(target)
             stamp = [st.st_ino, self.clock.trusted(st.st_ctime_ns)]
             known = {"dir": stamp, "stems": stems, "inos": inos, "targets": targets}
-            self.extra["runs"] = {**extra, "index": known}
+            self._extra("runs")["index"] = known
         if not runs and known["targets"].count(None) == len(known["targets"]):
             self.refs["runs"] = dict.fromkeys(known["stems"])  # the usual index/
             return
@@ -218,10 +254,12 @@ class Load:
             )
             if loaded.store is not stored or place in self.extra:
                 extra = self.extra.get(place, extra)
-                if "index" in extra:
-                    extra = {**extra, "index": _shared(extra["index"], loaded.store)}
+                extra = _shared(extra, loaded.store)
                 cache.write(loaded.store, extra)
             self._missing(folder, loaded.missing, refs)
+            if len(loaded.rows) != len(names):
+                returned = set(loaded.rows.names)
+                self.unread[place] = [n for n in names if n not in returned]
             _refresh_running(folder, loaded.rows)
             parts.append((folder, loaded.rows))
         for path, via in self.refs.get(_FOREIGN, {}).items():
@@ -287,13 +325,20 @@ def _index_map(known: Any) -> dict[str, Any]:
     return {"dir": known["dir"], "stems": stems, "inos": inos, "targets": targets}
 
 
-def _shared(known: dict[str, Any], table: Table) -> dict[str, Any]:
-    """``known`` to store, its names the very strings of ``table`` (so that
+def _shared(extra: dict[str, Any], table: Table) -> dict[str, Any]:
+    """``extra`` to store, its names the very strings of ``table`` (so that
     the pickle holds them once) and its inodes as bytes."""
     same = {name: name for name in table.names}
-    stems = [same.get(stem, stem) for stem in known["stems"]]
-    inos = known["inos"]
-    return {**known, "stems": stems, "inos": bytes(inos)}
+    extra = dict(extra)
+    if "index" in extra:
+        known = extra["index"]
+        stems = [same.get(stem, stem) for stem in known["stems"]]
+        extra["index"] = {**known, "stems": stems, "inos": bytes(known["inos"])}
+    if "listing" in extra:
+        known = extra["listing"]
+        names = [same.get(name, name) for name in known["names"]]
+        extra["listing"] = {**known, "names": names}
+    return extra
 
 
 def _refresh_running(folder: str, rows: Table) -> None:

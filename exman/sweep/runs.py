@@ -105,26 +105,14 @@ def scan_runs(
     :param after: only runs with a larger id (the runs made since then),
         each read from its ``run.json``; 0: every run, through the cache.
     """
+    found: dict[str, list[RunInfo]] = {}
     if after <= 0:
-        found, seen = _scan_cached(root, keys)
+        unread = _scan_cached(root, keys, found)
         # the runs the index leaves out (a params.yaml missing, damaged or
         # not yet written) still count by their run.json, as they always did
-        _scan_direct(root, keys, found, skip=seen)
+        for folder in unread:
+            _add(found, keys, read_run(pathlib.Path(folder)))
         return _sorted(found)
-    found = {}
-    _scan_direct(root, keys, found, after=after)
-    return _sorted(found)
-
-
-def _scan_direct(
-    root: Root,
-    keys: Collection[str] | None,
-    found: dict[str, list[RunInfo]],
-    *,
-    after: int = 0,
-    skip: Collection[str] = (),
-) -> None:
-    """Add to ``found`` the sweep runs read from their own ``run.json``."""
     for place in PLACES:
         try:
             entries = os.scandir(root.path / place)
@@ -133,11 +121,18 @@ def _scan_direct(
         with entries:
             for entry in entries:
                 num = run_id(entry.name)
-                if num is None or num <= after or entry.path in skip:
-                    continue
-                info = read_run(pathlib.Path(entry.path))
-                if info is not None and (keys is None or info.key in keys):
-                    found.setdefault(info.key, []).append(info)
+                if num is not None and num > after:
+                    _add(found, keys, read_run(pathlib.Path(entry.path)))
+    return _sorted(found)
+
+
+def _add(
+    found: dict[str, list[RunInfo]],
+    keys: Collection[str] | None,
+    info: RunInfo | None,
+) -> None:
+    if info is not None and (keys is None or info.key in keys):
+        found.setdefault(info.key, []).append(info)
 
 
 def _id(name: str) -> int:
@@ -147,21 +142,33 @@ def _id(name: str) -> int:
 
 def _sorted(found: dict[str, list[RunInfo]]) -> dict[str, list[RunInfo]]:
     for runs in found.values():
-        runs.sort(key=lambda r: r.id)
+        if len(runs) > 1:
+            runs.sort(key=lambda r: r.id)
     return found
 
 
+#: the fields of a RunInfo that the index's rows hold, by their record name
+_FIELDS = {
+    "status": "status",
+    "error": "reason",
+    "task": "task",
+    "sweep": "sweep",
+    "code": "code",
+    "code_source": "code_source",
+}
+
+
 def _scan_cached(
-    root: Root, keys: Collection[str] | None
-) -> tuple[dict[str, list[RunInfo]], set[str]]:
-    """The sweep runs of ``root`` from the index's cache, checked run by run,
-    and the folders the cache holds.
+    root: Root, keys: Collection[str] | None, found: dict[str, list[RunInfo]]
+) -> list[str]:
+    """Add to ``found`` the sweep runs of ``root`` from the index's cache,
+    checked run by run; return the run folders that gave no row.
 
     A run that the index skips (no usable ``params.yaml``) is left out,
-    without the index's warning, and not in the folders returned.
-    ``RunInfo.reason`` is the last line of the run's traceback, or its
-    recorded reason; ``volatile`` is not filled
-    (it is read from the runs a sweep makes, see :mod:`.outcome`).
+    without the index's warning, and returned. ``RunInfo.reason`` is the
+    last line of the run's traceback, or its recorded reason; ``volatile``
+    is not filled (it is read from the runs a sweep makes, see
+    :mod:`.outcome`).
     """
     load = Load(root, cache=True)
     for place in PLACES:
@@ -169,32 +176,43 @@ def _scan_cached(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SkippedRunWarning)
         parts = load.run()
-    found: dict[str, list[RunInfo]] = {}
-    seen: set[str] = set()
     for folder, rows in parts:
         record = rows.record
+        task_keys = list(record["task_key"])
+        wanted = [
+            p
+            for p, key in enumerate(task_keys)
+            if key is not None and (keys is None or key in keys)
+        ]
+        if not wanted:
+            continue
         names = rows.names
-        ids = rows.params.get("id") or [None] * len(names)
+        ids = list(rows.params.get("id") or [None] * len(names))
+        # whole columns as lists: one value read per row, not a lookup per cell
+        cells = {field: list(record[column]) for column, field in _FIELDS.items()}
+        statuses = cells["status"]
         prefix = os.path.join(folder, "")
-        seen.update(prefix + name for name in names)
-        for p, key in enumerate(record["task_key"]):
-            if key is None or (keys is not None and key not in keys):
-                continue
-            task = record["task"][p]
+        for p in wanted:
+            key = task_keys[p]
+            num = ids[p]
             found.setdefault(key, []).append(
                 RunInfo(
-                    id=ids[p] if type(ids[p]) is int else _id(names[p]),
+                    id=num if type(num) is int else _id(names[p]),
                     folder=prefix + names[p],
                     key=key,
-                    status=record["status"][p] or "unknown",
-                    reason=record["error"][p],
-                    task=task,
-                    sweep=record["sweep"][p],
-                    code=record["code"][p],
-                    code_source=record["code_source"][p],
+                    status=statuses[p] or "unknown",
+                    reason=cells["reason"][p],
+                    task=cells["task"][p],
+                    sweep=cells["sweep"][p],
+                    code=cells["code"][p],
+                    code_source=cells["code_source"][p],
                 )
             )
-    return found, seen
+    return [
+        os.path.join(root.path, place, name)
+        for place, names in load.unread.items()
+        for name in names
+    ]
 
 
 def task_state(runs: Sequence[RunInfo], held: bool = False) -> str:
