@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from operator import itemgetter
 from typing import IO, Any
 
 from ..record.store import ExmanError
@@ -263,15 +264,17 @@ def print_status(summary: SweepSummary, out: IO[str] | None = None) -> None:
     widths = [len(c) for c in head[:last]]
     # the rows of the held tasks, made once for the widths and the lines
     made = {state.task.index: _status_row(state, jobs) for state in held}
-    for row in [*made.values(), *(_status_row(s, jobs) for s in rows[len(held) :])]:
-        for i, cell in enumerate(row[:last]):
-            widths[i] = max(widths[i], len(cell))
-    pad = list(zip(range(1, last), widths[1:]))
+    measured = [*made.values(), *(_status_row(s, jobs) for s in rows[len(held) :])]
+    for i in range(last):
+        widths[i] = max([widths[i], *map(len, map(itemgetter(i), measured))])
+    # one format for every line: the first cell to the right, the others left
+    line = "  ".join(
+        [f"{{:>{widths[0]}}}", *(f"{{:<{w}}}" for w in widths[1:]), "{}"]
+    ).format
     lines: list[str] = []
 
     def show(row: tuple[str, ...]) -> None:
-        cells = [row[0].rjust(widths[0])] + [row[i].ljust(w) for i, w in pad]
-        lines.append("  ".join([*cells, row[last]]).rstrip())
+        lines.append(line(*row).rstrip())
         if len(lines) >= 1000:  # one write per thousand lines, not per line
             out.write("\n".join(lines) + "\n")
             lines.clear()

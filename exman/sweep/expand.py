@@ -22,6 +22,7 @@ from typing import Any, overload
 from ..record.store import ExmanError
 
 __all__ = [
+    "KEY_SIZE",
     "MAX_TASKS",
     "SpecError",
     "Task",
@@ -30,6 +31,8 @@ __all__ = [
     "task_key",
 ]
 
+#: the length of a task's key
+KEY_SIZE = 16
 #: more tasks than this is a mistake (a grid axis too many), not a sweep
 MAX_TASKS = 10_000_000
 #: up to this many tasks, a duplicate found in the grid or the configs is
@@ -180,6 +183,13 @@ class TaskList(Sequence[Task]):
         self.per_repetition = len(self.configs) * self.points * len(self.samples)
         self.size = self.per_repetition * repeat
         self._last: Task | None = None
+        self._keys: bytes | None = None  # every task's key, when known (.keys)
+        # each axis with the number of grid points between two of its values
+        sizes = [len(values) for _, values in self.axes]
+        self._strides = [
+            (name, values, math.prod(sizes[i + 1 :]))
+            for i, (name, values) in enumerate(self.axes)
+        ]
         # task_key's JSON up to the values, made once: the command is the same
         # for every task
         self._head = '{"command":' + canonical(self.argv) + ',"params":'
@@ -213,13 +223,47 @@ class TaskList(Sequence[Task]):
         if last is not None and last.index == index:
             return last  # the same task, read twice in a row (state, then line)
         params, rep = self._values(index)
+        if self._keys is not None:
+            key = self._keys[KEY_SIZE * index : KEY_SIZE * (index + 1)].decode("ascii")
+        else:
+            key = self._key(params, rep)
+        task = self._last = Task(index, params, key, rep)
+        return task
+
+    def _key(self, params: dict[str, Any], rep: int) -> str:
         hidden = rep if self.seed_param is None else 0
         # task_key(self.argv, params, hidden), without encoding argv again
         tail = f',"repetition":{hidden}}}' if hidden else "}"
         text = self._head + _CANONICAL.encode(params) + tail
-        key = hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
-        task = self._last = Task(index, params, key, rep)
-        return task
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+    def definition(self) -> str:
+        """What the keys of the tasks follow from, as one string."""
+        axes = [[name, values] for name, values in self.axes]
+        parts = [self._head, self.configs, axes, self.samples]
+        return canonical([*parts, self.repeat, self.seed_param])
+
+    def keys(self, known: Mapping[int, Task] = {}) -> bytes:
+        """Every task's key, in order (:data:`KEY_SIZE` ASCII bytes each).
+
+        :param known: tasks already made, whose keys are not made again.
+        """
+        if self._keys is not None:
+            return self._keys
+        return "".join(
+            known[i].key if i in known else self._key(*self._values(i))
+            for i in range(self.size)
+        ).encode("ascii")
+
+    def use_keys(self, keys: bytes) -> None:
+        """Take the tasks' keys from ``keys`` (as :meth:`keys` gives them).
+
+        :raises ValueError: not one key per task.
+        """
+        if len(keys) != KEY_SIZE * self.size:
+            raise ValueError(f"{len(keys)} bytes are not {self.size} keys")
+        self._keys = keys
+        self._last = None
 
     def key_with(self, argv: Sequence[str], index: int) -> str:
         """The key task ``index`` would have with the command ``argv``."""
@@ -230,13 +274,9 @@ class TaskList(Sequence[Task]):
         rep, rest = divmod(index, self.per_repetition)
         config, rest = divmod(rest, self.points * len(self.samples))
         point, sample = divmod(rest, len(self.samples))
-        digits = []
-        for _, values in reversed(self.axes):
-            point, digit = divmod(point, len(values))
-            digits.append(digit)
         values = dict(self.configs[config])
-        for (name, axis), digit in zip(self.axes, reversed(digits)):
-            values[name] = axis[digit]
+        for name, axis, stride in self._strides:
+            values[name] = axis[point // stride % len(axis)]
         values.update(self.samples[sample])
         if self.seed_param is not None:
             values[self.seed_param] = rep

@@ -32,6 +32,7 @@ from ..record.fingerprint import CodeCheck
 from ..record.store import ExmanError, Root
 from .claims import Claims
 from .expand import TaskList
+from .keys import load_keys, store_keys
 from .runs import RunInfo, scan_runs, task_state
 from .spec import Task
 
@@ -44,6 +45,10 @@ __all__ = [
     "plan",
     "select",
 ]
+
+#: a sweep with runs of at least this many tasks keeps its tasks' keys
+#: (see :mod:`.keys`)
+KEEP_KEYS = 1000
 
 STATES = (
     "pending",
@@ -227,7 +232,22 @@ def plan(
         if name is None or record.get("sweep") == name:
             ours.add(key)
     made: dict[int, Task] = {}
+    stored = (
+        isinstance(tasks, TaskList)
+        and name is not None
+        and len(hints) >= KEEP_KEYS
+        and load_keys(root, name, tasks)
+    )
     where = locate(tasks, hints, ours, aliases, made)
+    if (
+        isinstance(tasks, TaskList)
+        and name is not None
+        and not stored
+        and len(made) >= KEEP_KEYS
+        and len(made) >= len(tasks) // 2
+    ):
+        # most keys were made anyway: keep them all for the next plan
+        store_keys(root, name, tasks, made)
     known = {
         i: TaskState(
             made.get(i) or tasks[i],

@@ -147,6 +147,8 @@ def _sorted(found: dict[str, list[RunInfo]]) -> dict[str, list[RunInfo]]:
     return found
 
 
+#: the statuses that are a task's state when they are its one run's
+_OWN_STATE = frozenset({"completed", "pruned", "running", "failed"})
 #: the fields of a RunInfo that the index's rows hold, by their record name
 _FIELDS = {
     "status": "status",
@@ -217,6 +219,9 @@ def _scan_cached(
 
 def task_state(runs: Sequence[RunInfo], held: bool = False) -> str:
     """The state of a task whose runs are ``runs``; ``held`` by a live launcher."""
+    if len(runs) == 1 and not held:  # the usual task: one run
+        status = runs[0].status
+        return status if status in _OWN_STATE else "interrupted"
     statuses = {r.status for r in runs}
     if "completed" in statuses:
         return "completed"
