@@ -306,7 +306,22 @@ DAMAGE = {
         pickle.dumps({"table": {"names": 5}, "extra": {}})
     ),
     "lengths that disagree": lambda blob: _shortened(blob),
+    "a code out of range": lambda blob: _recoded(blob, "record", "status"),
+    "a column of numbers cut short": lambda blob: _recoded(blob, "params", "id"),
 }
+
+
+def _recoded(blob: bytes, section: str, key: str) -> bytes:
+    """The cache with the bytes of a compact column damaged (sum made again)."""
+    data = pickle.loads(blob.partition(b"\n")[2])
+    column = data["table"][section][key]
+    assert isinstance(column, tuple), "a compact column"
+    if column[0] == "coded":  # every row the code of a value that is not there
+        raw = bytes([len(column[1])]) * len(column[3])
+        data["table"][section][key] = (*column[:3], raw)
+    else:
+        data["table"][section][key] = (column[0], column[1][:-8])
+    return _blob(pickle.dumps(data, protocol=4))
 
 
 def _shortened(blob: bytes) -> bytes:

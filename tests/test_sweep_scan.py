@@ -126,3 +126,89 @@ def test_a_done_run_whose_params_the_index_cannot_read_still_counts(
     assert states(done) == ["completed"] * 3
     assert sweep(done, jobs=2).exit_code == 0
     assert len(list((root / "runs").iterdir())) == 3
+
+
+def test_the_listing_of_runs_is_reused_until_a_run_comes_or_goes(
+    done: Path, root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    listed: list[str] = []
+    real_scandir = os.scandir
+
+    def spy_scandir(path: object = ".") -> object:
+        if not isinstance(path, int):  # a folder's descriptor: not runs/
+            listed.append(os.path.basename(os.fspath(path)))  # type: ignore[arg-type]
+        return real_scandir(path)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "scandir", spy_scandir)
+    assert states(done) == ["completed"] * 3
+    assert "runs" not in listed
+    shutil.rmtree(run_of(root, 2))
+    assert states(done) == ["completed", "completed", "pending"]
+    assert "runs" in listed
+    listed.clear()
+    assert sweep(done, jobs=1).exit_code == 0  # makes task 2's run again
+    assert states(done) == ["completed"] * 3
+    assert "runs" in listed
+
+
+@pytest.fixture
+def keeping(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Keep the keys of any sweep; count the keys made by hashing."""
+    from exman.sweep import plan
+    from exman.sweep.expand import TaskList
+
+    monkeypatch.setattr(plan, "KEEP_KEYS", 1)
+    made: list[int] = []
+    real = TaskList._key
+
+    def counted(self: TaskList, *args: object) -> str:
+        made.append(1)
+        return real(self, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(TaskList, "_key", counted)
+    return made
+
+
+def key_files(root: Path) -> list[Path]:
+    return sorted((root / ".exman" / "cache" / "tasks").glob("*.keys"))
+
+
+def test_the_keys_of_the_tasks_are_kept(
+    done: Path, root: Path, keeping: list[int]
+) -> None:
+    assert states(done) == ["completed"] * 3
+    assert len(key_files(root)) == 1
+    keeping.clear()
+    assert states(done) == ["completed"] * 3
+    assert keeping == []
+
+
+def test_kept_keys_of_another_expansion_are_not_used(
+    done: Path, root: Path, keeping: list[int]
+) -> None:
+    states(done)
+    old = key_files(root)[0].read_bytes()
+    write_spec(done.parent, done.name, grid={"lr": [1, 2, 4]})
+    assert states(done) == ["completed", "completed", "pending"]
+    assert key_files(root)[0].read_bytes() != old
+    write_spec(done.parent, done.name, grid={"lr": [1, 2, 3]})
+    assert states(done) == ["completed"] * 3
+
+
+@pytest.mark.parametrize("damage", ["a flipped key", "truncated", "garbage"])
+def test_damaged_kept_keys_are_ignored(
+    done: Path, root: Path, keeping: list[int], damage: str
+) -> None:
+    states(done)
+    path = key_files(root)[0]
+    data = path.read_bytes()
+    path.write_bytes(
+        {
+            "a flipped key": data[:-1] + (b"0" if data[-1:] != b"0" else b"1"),
+            "truncated": data[:-5],
+            "garbage": b"\x00\xff" * 40,
+        }[damage]
+    )
+    keeping.clear()
+    assert states(done) == ["completed"] * 3
+    assert keeping != []

@@ -268,13 +268,13 @@ def print_status(summary: SweepSummary, out: IO[str] | None = None) -> None:
     for i in range(last):
         widths[i] = max([widths[i], *map(len, map(itemgetter(i), measured))])
     # one format for every line: the first cell to the right, the others left
-    line = "  ".join(
+    layout = "  ".join(
         [f"{{:>{widths[0]}}}", *(f"{{:<{w}}}" for w in widths[1:]), "{}"]
     ).format
     lines: list[str] = []
 
     def show(row: tuple[str, ...]) -> None:
-        lines.append(line(*row).rstrip())
+        lines.append(layout(*row).rstrip())
         if len(lines) >= 1000:  # one write per thousand lines, not per line
             out.write("\n".join(lines) + "\n")
             lines.clear()
