@@ -26,6 +26,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import overload
 
 from ..record.fingerprint import CodeCheck
@@ -59,6 +60,9 @@ STATES = (
     "failed",
     "interrupted",
 )
+
+
+_STATE = attrgetter("state")
 
 
 @dataclass
@@ -137,7 +141,7 @@ class Plan(Sequence[TaskState]):
 
     def counts(self) -> Counter[str]:
         """How many tasks are in each state."""
-        found = Counter(s.state for s in self.known.values())
+        found = Counter(map(_STATE, self.known.values()))
         found["pending"] += len(self) - len(self.known)
         return found
 
