@@ -191,25 +191,25 @@ def _scan_cached(
         names = rows.names
         ids = list(rows.params.get("id") or [None] * len(names))
         # whole columns as lists: one value read per row, not a lookup per cell
-        cells = {field: list(record[column]) for column, field in _FIELDS.items()}
-        statuses = cells["status"]
+        cells = [list(record[column]) for column in _FIELDS]
         prefix = os.path.join(folder, "")
+        new = object.__new__
         for p in wanted:
             key = task_keys[p]
             num = ids[p]
-            found.setdefault(key, []).append(
-                RunInfo(
-                    id=num if type(num) is int else _id(names[p]),
-                    folder=prefix + names[p],
-                    key=key,
-                    status=statuses[p] or "unknown",
-                    reason=cells["reason"][p],
-                    task=cells["task"][p],
-                    sweep=cells["sweep"][p],
-                    code=cells["code"][p],
-                    code_source=cells["code_source"][p],
-                )
+            # made as the dataclass's own __init__ would, without its
+            # setattr per field: a sweep of 100,000 done tasks makes as many
+            info = new(RunInfo)
+            info.__dict__.update(
+                zip(_FIELDS.values(), [cells[i][p] for i in range(len(cells))]),
+                id=num if type(num) is int else _id(names[p]),
+                folder=prefix + names[p],
+                key=key,
+                volatile=(),
             )
+            if info.status is None:
+                info.__dict__["status"] = "unknown"
+            found.setdefault(key, []).append(info)
     return [
         os.path.join(root.path, place, name)
         for place, names in load.unread.items()
