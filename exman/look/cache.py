@@ -21,7 +21,8 @@ ctime differ from the cached ones. The runs are chosen from the current
 listing of ``index/``, ``marked/``, ``fails/`` or ``tmp/``, never from the
 cache, so a deleted run is never returned and a new one never missed; the
 listing of ``index/`` is itself cached, keyed by the folder's inode and
-ctime, and each link by its name and inode.
+ctime, and each link by its name and inode, and so is the listing of
+``runs/`` or ``fails/`` when every run there is asked for.
 
 Two changes within one tick of the file system's clock leave the same
 ctime, so a folder changed less than :data:`RACY_NS` before it was read is
@@ -36,8 +37,9 @@ again.
 
 **Format.** A header line with the format version and the length and
 Adler-32 of the body, then the body: a pickle of plain builtins (dicts,
-lists, strings, bytes, numbers, None) and the ``datetime`` types that YAML
-timestamps become. It is loaded by an unpickler whose ``find_class``
+lists, tuples, strings, bytes, numbers, None) and the ``datetime`` types
+that YAML timestamps become; a compact column is a tuple of its typecode
+and bytes (see :mod:`exman.look.columns`). It is loaded by an unpickler whose ``find_class``
 refuses every other global, so a tampered cache cannot make Python import
 or call anything; such a pickle loads several times faster than the same
 data as JSON and keeps every YAML value exact (dates, bytes, int keys).

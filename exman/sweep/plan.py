@@ -170,9 +170,11 @@ def locate(
     found: dict[str, int] = {}
     missing: set[str] = set()
     made = {} if made is None else made
+    size = len(tasks)
+    make = tasks.task if isinstance(tasks, TaskList) else tasks.__getitem__
     for key, hint in hints.items():
-        if isinstance(hint, int) and 0 <= hint < len(tasks):
-            task = made[hint] = tasks[hint]
+        if isinstance(hint, int) and 0 <= hint < size:
+            task = made[hint] = make(hint)
             if task.key == key:
                 found[key] = hint
                 continue
@@ -226,8 +228,9 @@ def plan(
     hints: dict[str, int | None] = {}
     ours: set[str] = set()
     for key, found in runs.items():
-        hints[key] = found[-1].task
-        if name is None or any(r.sweep == name for r in found):
+        last = found[-1]
+        hints[key] = last.task
+        if name is None or last.sweep == name or any(r.sweep == name for r in found):
             ours.add(key)
     for key in held:
         record = claims.record(key) or {}
@@ -252,14 +255,11 @@ def plan(
     ):
         # most keys were made anyway: keep them all for the next plan
         store_keys(root, name, tasks, made)
-    known = {
-        i: TaskState(
-            made.get(i) or tasks[i],
-            task_state(runs.get(key, []), key in held),
-            runs.get(key, []),
-        )
-        for key, i in where.items()
-    }
+    known = {}
+    for key, i in where.items():
+        found = runs.get(key, [])
+        task = made.get(i) or tasks[i]
+        known[i] = TaskState(task, task_state(found, key in held), found)
     rekeyed = {
         key
         for key in ours

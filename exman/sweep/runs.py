@@ -190,8 +190,8 @@ def _scan_cached(
             continue
         names = rows.names
         ids = list(rows.params.get("id") or [None] * len(names))
-        # whole columns as lists: one value read per row, not a lookup per cell
-        cells = [list(record[column]) for column in _FIELDS]
+        # the cells of each row, read column by column
+        cells = list(zip(*[record[column] for column in _FIELDS]))
         prefix = os.path.join(folder, "")
         new = object.__new__
         for p in wanted:
@@ -201,7 +201,7 @@ def _scan_cached(
             # setattr per field: a sweep of 100,000 done tasks makes as many
             info = new(RunInfo)
             info.__dict__.update(
-                zip(_FIELDS.values(), [cells[i][p] for i in range(len(cells))]),
+                zip(_FIELDS.values(), cells[p]),
                 id=num if type(num) is int else _id(names[p]),
                 folder=prefix + names[p],
                 key=key,
