@@ -111,7 +111,8 @@ def plain_frame(plan: Plan, root: str | None = None) -> PlainFrame | None:
         if column is None:
             return None
         if how != "id":  # the ids are in order already
-            column.values = list(plan.ordered(column.values))
+            ordered = plan.ordered(column.values)
+            column.values = ordered if isinstance(ordered, list) else list(ordered)
         columns[name] = column
     return PlainFrame(columns, len(plan))
 
