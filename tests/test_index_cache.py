@@ -306,6 +306,11 @@ DAMAGE = {
         pickle.dumps({"table": {"names": 5}, "extra": {}})
     ),
     "lengths that disagree": lambda blob: _shortened(blob),
+    "another byte order": lambda blob: blob.replace(
+        b" %s " % sys.byteorder.encode(),
+        b" big " if sys.byteorder == "little" else b" little ",
+        1,
+    ),
     "a code out of range": lambda blob: _recoded(blob, "record", "status"),
     "a column of numbers cut short": lambda blob: _recoded(blob, "params", "id"),
 }

@@ -35,14 +35,15 @@ edited in place, without a new file or a rename; exman never does that, and
 ``Index(root, cache=False)`` or deleting ``.exman/cache`` reads every run
 again.
 
-**Format.** A header line with the format version and the length and
-Adler-32 of the body, then the body: a pickle of plain builtins (dicts,
-lists, tuples, strings, bytes, numbers, None) and the ``datetime`` types
-that YAML timestamps become; a compact column is a tuple of its typecode
-and bytes (see :mod:`exman.look.columns`). It is loaded by an unpickler whose ``find_class``
-refuses every other global, so a tampered cache cannot make Python import
-or call anything; such a pickle loads several times faster than the same
-data as JSON and keeps every YAML value exact (dates, bytes, int keys).
+**Format.** A header line with the format version, the machine's byte
+order and the length and Adler-32 of the body, then the body: a pickle of
+plain builtins (dicts, lists, tuples, strings, bytes, numbers, None) and
+the ``datetime`` types that YAML timestamps become; a compact column is a
+tuple of its typecode and bytes (see :mod:`exman.look.columns`). It is
+loaded by an unpickler whose ``find_class`` refuses every other global,
+so a tampered cache cannot make Python import or call anything; such a
+pickle loads several times faster than the same data as JSON and keeps
+every YAML value exact (dates, bytes, int keys).
 A file that fails any check is ignored. It is written atomically.
 """
 
@@ -52,6 +53,7 @@ import datetime
 import gc
 import os
 import pickle
+import sys
 import threading
 import warnings
 import zlib
@@ -102,8 +104,11 @@ def no_gc() -> Iterator[None]:
 
 
 def _header(size: int, adler: int) -> bytes:
-    # fixed width: written first as a placeholder, then over it
-    return b"exman-cache %d %020d %08x\n" % (FORMAT, size, adler)
+    # fixed width: written first as a placeholder, then over it; the byte
+    # order, since the compact columns are the machine's bytes (a root may
+    # be shared with another kind of machine)
+    order = sys.byteorder.encode("ascii")
+    return b"exman-cache %d %s %020d %08x\n" % (FORMAT, order, size, adler)
 
 
 class _Summed:
