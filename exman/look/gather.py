@@ -327,17 +327,24 @@ def _index_map(known: Any) -> dict[str, Any]:
 
 def _shared(extra: dict[str, Any], table: Table) -> dict[str, Any]:
     """``extra`` to store, its names the very strings of ``table`` (so that
-    the pickle holds them once) and its inodes as bytes."""
+    the pickle holds them once) and its inodes as bytes; a listing that is
+    not one (a tampered cache) is dropped."""
     same = {name: name for name in table.names}
     extra = dict(extra)
-    if "index" in extra:
-        known = extra["index"]
-        stems = [same.get(stem, stem) for stem in known["stems"]]
-        extra["index"] = {**known, "stems": stems, "inos": bytes(known["inos"])}
-    if "listing" in extra:
-        known = extra["listing"]
-        names = [same.get(name, name) for name in known["names"]]
-        extra["listing"] = {**known, "names": names}
+    try:
+        if "index" in extra:
+            known = extra["index"]
+            stems = [same.get(stem, stem) for stem in known["stems"]]
+            extra["index"] = {**known, "stems": stems, "inos": bytes(known["inos"])}
+    except (TypeError, KeyError, ValueError):
+        del extra["index"]
+    try:
+        if "listing" in extra:
+            known = extra["listing"]
+            names = [same.get(name, name) for name in known["names"]]
+            extra["listing"] = {**known, "names": names}
+    except (TypeError, KeyError, ValueError):
+        del extra["listing"]
     return extra
 
 
