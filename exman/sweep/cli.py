@@ -311,7 +311,7 @@ def _status_row(state: TaskState, jobs: bool) -> tuple[str, ...]:
         "" if run is None else str(run.id),
         *([state.job or ""] if jobs else []),
         state.task.key,
-        " ".join(f"{k}={v}" for k, v in state.task.params.items()),
+        " ".join([f"{k}={v}" for k, v in state.task.params.items()]),
     )
 
 

@@ -272,12 +272,14 @@ class TaskList(Sequence[Task]):
 
     def _values(self, index: int) -> tuple[dict[str, Any], int]:
         rep, rest = divmod(index, self.per_repetition)
-        config, rest = divmod(rest, self.points * len(self.samples))
-        point, sample = divmod(rest, len(self.samples))
+        samples = self.samples
+        config, rest = divmod(rest, self.points * len(samples))
+        point, sample = divmod(rest, len(samples))
         values = dict(self.configs[config])
         for name, axis, stride in self._strides:
             values[name] = axis[point // stride % len(axis)]
-        values.update(self.samples[sample])
+        if samples[sample]:  # a grid has one empty sample
+            values.update(samples[sample])
         if self.seed_param is not None:
             values[self.seed_param] = rep
         return values, rep
