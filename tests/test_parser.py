@@ -574,6 +574,20 @@ SLOW_MODULES = {
 }
 
 
+def _bare(code: str, root: Path) -> str:
+    """What ``code`` prints, run with ``root`` as its argument by an
+    interpreter without site-packages' start-up hooks (``-S``)."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    proc = subprocess.run(
+        [sys.executable, "-S", "-c", code, str(root)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return proc.stdout
+
+
 def test_parse_args_leaves_slow_modules_out(tmp_path: Path) -> None:
     # typing alone costs a few ms of every run's start; without site (-S) no
     # .pth file of the interpreter has imported it before exman
@@ -585,15 +599,7 @@ def test_parse_args_leaves_slow_modules_out(tmp_path: Path) -> None:
         f"slow = {sorted(SLOW_MODULES)!r}\n"
         "print(sorted(set(slow) & set(sys.modules)))\n"
     )
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
-    proc = subprocess.run(
-        [sys.executable, "-S", "-c", code, str(tmp_path / "exman")],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    assert proc.stdout == "[]\n"
+    assert _bare(code, tmp_path / "exman") == "[]\n"
 
 
 def test_parse_args_compiles_no_pattern_of_exmans(tmp_path: Path) -> None:
@@ -616,15 +622,7 @@ def test_parse_args_compiles_no_pattern_of_exmans(tmp_path: Path) -> None:
         "    ns = p.parse_args([])\n"
         "print(seen, ns.root.name[:6])\n"
     )
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
-    proc = subprocess.run(
-        [sys.executable, "-S", "-c", code, str(tmp_path / "exman")],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    assert proc.stdout == "[] 000002\n"
+    assert _bare(code, tmp_path / "exman") == "[] 000002\n"
 
 
 @pytest.mark.parametrize(
