@@ -25,7 +25,6 @@ launched the task, and makes the run's record tell the truth:
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import os
 import pathlib
 from collections.abc import Sequence
@@ -134,7 +133,7 @@ def settle(
     path = run.path
     if status == "failed" and path.parent.name == "runs":
         path = root.move_to_fails(path)
-    info = dataclasses.replace(run, folder=str(path), status=status, reason=reason)
+    info = run._replace(folder=str(path), status=status, reason=reason)
     return Outcome(status, reason, info)
 
 

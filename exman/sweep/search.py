@@ -251,7 +251,7 @@ def resume(
             # pruned, then killed with its launcher before it said so
             last = found[-1]
             Run(last.path).finish("pruned", reason=PRUNED)
-            found[-1] = dataclasses.replace(last, status="pruned", reason=PRUNED)
+            found[-1] = last._replace(status="pruned", reason=PRUNED)
             state.state = "pruned"
         if state.state in ("completed", "pruned", "failed"):
             run = state.run
@@ -259,7 +259,7 @@ def resume(
             tell(
                 study,
                 trial.number,
-                dataclasses.replace(run, status=state.state),
+                run._replace(status=state.state),
                 objective,
             )
         else:
