@@ -359,8 +359,11 @@ def _ls_plain(
 def _sorted(positions: list[int], values: list[Any], descending: bool) -> list[int]:
     """``positions`` stably sorted by their ``values``, missing ones last (as
     pandas' ``sort_values``)."""
-    known = [p for p in positions if values[p] is not None and values[p] == values[p]]
-    missing = [p for p in positions if values[p] is None or values[p] != values[p]]
+    known: list[int] = []
+    missing: list[int] = []
+    for p in positions:
+        value = values[p]
+        (known if value is not None and value == value else missing).append(p)
     known.sort(key=values.__getitem__, reverse=descending)
     return known + missing
 

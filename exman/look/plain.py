@@ -162,6 +162,12 @@ def _typed(values: list[Any], kind: str) -> PlainColumn | None:
         return PlainColumn("M", values) if types <= {int, type(None)} else None
     if not types <= {int, float, type(None)}:
         return None
+    return _floats(values, types)
+
+
+def _floats(values: list[Any], types: set[type]) -> PlainColumn | None:
+    """A float64 column of numbers and None (NaN where missing), or None
+    when an integer in it is one a float would round."""
     if int in types and any(type(v) is int and abs(v) > _EXACT for v in values):
         return None
     return PlainColumn("f", [NAN if v is None or v != v else float(v) for v in values])
@@ -183,11 +189,7 @@ def _inferred(values: list[Any]) -> PlainColumn | None:
             return PlainColumn("i", values)
         return None
     if types <= {int, float}:
-        if int in types and any(type(v) is int and abs(v) > _EXACT for v in values):
-            return None
-        return PlainColumn(
-            "f", [NAN if v is None or v != v else float(v) for v in values]
-        )
+        return _floats(values, types)
     if float in types and any(type(v) is float and v != v for v in values):
         return None  # NaN beside text: pandas may make a text column of it
     if types & {datetime.datetime, datetime.date}:
