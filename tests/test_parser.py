@@ -559,6 +559,8 @@ SLOW_MODULES = {
     "traceback",
     "linecache",
     "tokenize",
+    # its enums: the SIGTERM handler is set through the C module
+    "signal",
     "exman.record.capture",
     # by exman.log / exman.result, a distributed launch, a validator, a reader
     # of params.yaml, the names of exman 0.1.9

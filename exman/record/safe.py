@@ -15,7 +15,6 @@ import _thread
 import atexit
 import os
 import pathlib
-import signal
 import sys
 from collections.abc import Sequence
 from types import TracebackType
@@ -27,9 +26,18 @@ from .store import ExmanError, Root, atomic_write
 # not typing's: importing typing would slow every run's start
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import signal
     from typing import Any, Callable
 
     from .capture import Capture
+else:
+    # the C module that ``signal`` wraps: importing ``signal`` itself makes
+    # three enum classes, 1.5 % of the instructions of the floor of a run's
+    # start, for the two calls below
+    try:
+        import _signal as signal
+    except ImportError:  # an interpreter without it
+        import signal
 
 __all__ = ["SafeExperiment", "track"]
 
