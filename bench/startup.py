@@ -4,7 +4,10 @@
    builds an ExParser, adds a few arguments and parses, against the same
    script with plain argparse, with configargparse and PyYAML (the floor:
    what any configargparse + PyYAML script pays, exman's two dependencies
-   on this path), and with exman 0.1.9. Targets: exman <= 1.2x the floor;
+   on this path), with the floor and ``import pathlib`` (exman hands the
+   script its run folder as a Path, and on Python 3.11 pathlib imports
+   urllib.parse and ipaddress: about 7 % of the floor's instructions), and
+   with exman 0.1.9. Targets: exman <= 1.2x the floor;
    exman >= 5x faster than 0.1.9 (wall times). Each process's CPU time
    (user + system) is printed beside: on a loaded machine it moves less
    than the wall time. The exman script is also timed inside a
@@ -69,6 +72,14 @@ SCRIPTS = {
         "import yaml  # noqa: F401\n\n"
         "parser = configargparse.ArgumentParser()\n"
     ),
+    # the floor and pathlib: exman's interface hands the script its run
+    # folder as a pathlib.Path (``args.root``, ``exman.simpleroot``), and on
+    # Python 3.11 pathlib imports urllib.parse and ipaddress
+    "floor + pathlib": (
+        "import argparse  # noqa: F401\nimport pathlib  # noqa: F401\n\n"
+        "import configargparse\nimport yaml  # noqa: F401\n\n"
+        "parser = configargparse.ArgumentParser()\n"
+    ),
     "exman": "import exman\n\nparser = exman.ExParser(root={root!r})\n",
 }
 
@@ -126,6 +137,7 @@ def write_scripts(work: pathlib.Path) -> dict[str, pathlib.Path]:
     texts = {
         "argparse": SCRIPTS["argparse"],
         "floor": SCRIPTS["floor"],
+        "floor + pathlib": SCRIPTS["floor + pathlib"],
         "exman": SCRIPTS["exman"].format(root=str(work / "root-exman")),
         "exman 0.1.9": SCRIPTS["exman"].format(root=str(work / "root-0.1.9")),
         "exman in git": SCRIPTS["exman"].format(root=str(work / "root-git")),
@@ -244,7 +256,7 @@ def report_instructions(
         return
     for name, count in counts.items():
         assert count is not None
-        print(f"  {name:12}  {count / 1e6:8.1f} M  x floor {count / floor:5.3f}")
+        print(f"  {name:15}  {count / 1e6:8.1f} M  x floor {count / floor:5.3f}")
     # under valgrind a run lasts longer: one that reached LOOKUP_AFTER would
     # have looked its packages up, which a run at full speed does not do
     for folder in (scripts["exman"].parent.parent / "root-exman" / "runs").iterdir():
@@ -290,13 +302,13 @@ def startup(
     cpus = {name: Summary.of(t[-reps:]) for name, t in cpu.items()}
     floor, floor_cpu = stats["floor"], cpus["floor"]
     print(
-        f"  {'':12}  {'median':>11}  {'min':>11}  x floor (median / min)"
+        f"  {'':15}  {'median':>11}  {'min':>11}  x floor (median / min)"
         "   cpu median  x floor"
     )
     for name, s in stats.items():
         c = cpus[name]
         print(
-            f"  {name:12}  {ms(s.median)}  {ms(s.min)}  "
+            f"  {name:15}  {ms(s.median)}  {ms(s.min)}  "
             f"{s.median / floor.median:5.2f} / {s.min / floor.min:5.2f}"
             f"    {ms(c.median)}  {c.median / floor_cpu.median:5.2f}"
         )
@@ -307,6 +319,11 @@ def startup(
         floor,
         1.2,
         at_most=True,
+    )
+    with_path = stats["floor + pathlib"]
+    print(
+        f"  exman / (floor + pathlib): {ours.median / with_path.median:.2f} "
+        f"(minimums {ours.min / with_path.min:.2f}): args.root is a pathlib.Path"
     )
     in_git = stats["exman in git"]
     print(
