@@ -81,6 +81,25 @@ def test_a_second_load_parses_nothing(root: pathlib.Path, parses: Parses) -> Non
     assert Index(root).info("m/1").lr.tolist() == [0.1, 0.3]
 
 
+def test_a_first_load_stats_each_run_folder_once(
+    root: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With nothing cached every run is read: no stat pass to compare first."""
+    names = {p.name for p in (root / "runs").iterdir()}
+    seen: list[str] = []
+    real = os.stat
+
+    def counting(path: Any, *args: Any, **kwargs: Any) -> os.stat_result:
+        name = os.path.basename(os.fspath(path))
+        if name in names:
+            seen.append(name)
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "stat", counting)
+    assert len(Index(root).info()) == 5
+    assert sorted(seen) == sorted(names)
+
+
 @pytest.mark.usefixtures("trusting")
 def test_a_new_process_parses_nothing(root: pathlib.Path) -> None:
     Index(root).info()

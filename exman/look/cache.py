@@ -288,10 +288,23 @@ def read_runs(
             os.close(dir_fd)
 
 
-def _stat(place_dir: str, name: str, dir_fd: int | None) -> os.stat_result:
+def _lstat(place_dir: str, name: str, dir_fd: int | None) -> os.stat_result:
     if dir_fd is not None:
-        return os.stat(name, dir_fd=dir_fd)
-    return os.stat(os.path.join(place_dir, name))
+        return os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    return os.stat(os.path.join(place_dir, name), follow_symlinks=False)
+
+
+def _is_link(st: os.stat_result) -> bool:
+    return st.st_mode & 0o170000 == 0o120000
+
+
+def _warn_links(links: list[str], label: str) -> None:
+    for name in links:
+        warnings.warn(
+            f"exman: skipped run {label}{name}: a symbolic link, not a run folder",
+            SkippedRunWarning,
+            stacklevel=5,
+        )
 
 
 def _read_runs(
@@ -303,11 +316,17 @@ def _read_runs(
     full: bool,
     label: str,
 ) -> Loaded:
+    if not len(stored):
+        # nothing cached (the first load after a sweep): every run is read,
+        # and stat'ed once, by _parse
+        parsed, missing, links = _parse(place_dir, names, clock, dir_fd, label)
+        _warn_links(links, label)
+        return Loaded(parsed, parsed, missing)
     inos = inode_column()
     ctimes = ctime_column()
-    missing: list[str] = []
+    missing = []
     stat = os.stat
-    links: list[str] = []
+    links = []
     for name in names:  # the hot loop of a warm load: keep it bare
         try:
             st = (
@@ -327,12 +346,6 @@ def _read_runs(
             continue
         inos.append(st.st_ino)
         ctimes.append(st.st_ctime_ns)
-    for name in links:
-        warnings.warn(
-            f"exman: skipped run {label}{name}: a symbolic link, not a run folder",
-            SkippedRunWarning,
-            stacklevel=4,
-        )
     if (
         not missing
         and not links
@@ -353,7 +366,8 @@ def _read_runs(
             where[name] = p
         else:
             stale.append(name)
-    parsed, vanished = _parse(place_dir, stale, clock, dir_fd, label)
+    parsed, vanished, turned = _parse(place_dir, stale, clock, dir_fd, label)
+    _warn_links(links + turned, label)
     missing += vanished
     base = len(stored)
     combined = Table.concat([stored, parsed]) if len(parsed) else stored
@@ -370,7 +384,7 @@ def _read_runs(
 
 def _gone(place_dir: str, name: str, dir_fd: int | None) -> bool:
     try:
-        _stat(place_dir, name, dir_fd)
+        _lstat(place_dir, name, dir_fd)
     except FileNotFoundError:
         return True
     except OSError:
@@ -380,19 +394,27 @@ def _gone(place_dir: str, name: str, dir_fd: int | None) -> bool:
 
 def _parse(
     place_dir: str, names: list[str], clock: Clock, dir_fd: int | None, label: str
-) -> tuple[Table, list[str]]:
-    """Read the runs ``names``; rows changed too recently are unverified."""
+) -> tuple[Table, list[str], list[str]]:
+    """Read the runs ``names``; rows changed too recently are unverified.
+
+    :returns: the rows, the names whose folder is gone, and the names that
+        are symbolic links (never followed: they could lead out of the root).
+    """
     if not names:
-        return Table(), []
+        return Table(), [], []
     clock()  # read before the folders are stat'ed again: see the module docstring
     memo: dict[str, str] = {}
     builder = RowBuilder()
     vanished: list[str] = []
+    links: list[str] = []
     for name in names:
         try:
-            st = _stat(place_dir, name, dir_fd)
+            st = _lstat(place_dir, name, dir_fd)
         except OSError:
             vanished.append(name)
+            continue
+        if _is_link(st):
+            links.append(name)
             continue
         folder = name if dir_fd is not None else os.path.join(place_dir, name)
         params, record, outcome, problem = read_run(folder, dir_fd, memo)
@@ -411,4 +433,4 @@ def _parse(
             continue
         ctime = -1 if problem is not None else clock.trusted(st.st_ctime_ns)
         builder.add(name, st.st_ino, ctime, params, record, outcome)
-    return builder.finish(), vanished
+    return builder.finish(), vanished, links

@@ -67,6 +67,7 @@ _ERROR_STATUSES = frozenset({"failed", "interrupted"})
 _EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
 _MICROSECOND = datetime.timedelta(microseconds=1)
 _SECTIONS = ("params", "record", "results")
+_NUMBER = (int, float)
 
 
 # -- one run folder -----------------------------------------------------------
@@ -110,10 +111,6 @@ def _as(value: Any, types: tuple[type, ...]) -> Any:
     return value if isinstance(value, types) and not isinstance(value, bool) else None
 
 
-def _mapping(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
 def _epoch_us(value: Any) -> int | None:
     """An ISO 8601 time (local when it has no offset) as µs since the epoch."""
     if not isinstance(value, str):
@@ -125,6 +122,38 @@ def _epoch_us(value: Any) -> int | None:
     if when.tzinfo is None:
         when = when.astimezone()
     return (when - _EPOCH) // _MICROSECOND
+
+
+def _record(data: dict[str, Any]) -> dict[str, Any]:
+    """The fields of a run.json that a row shows, each None unless it has
+    the type exman writes (JSON gives exact types: ``type(v) is int`` leaves
+    booleans out), read once per run of a first load: no call per field."""
+    get = data.get
+    running = (status := get("status")) == "running"
+    sweep = sweep if type(sweep := get("sweep")) is dict else {}
+    env = env if type(env := get("env")) is dict else {}
+    slurm = slurm if type(slurm := env.get("slurm")) is dict else {}
+    code = code if type(code := get("code")) is dict else {}
+    return {
+        "status": status if type(status) is str else None,
+        "started": _epoch_us(get("started")),
+        "finished": _epoch_us(get("finished")),
+        "duration": v if type(v := get("duration")) in _NUMBER else None,
+        "host": v if type(v := get("host")) is str else None,
+        # only a running run's process matters
+        "pid": v if running and type(v := get("pid")) is int else None,
+        "pid_start": v if running and type(v := get("pid_start")) is int else None,
+        "sweep": v if type(v := sweep.get("name")) is str else None,
+        "task": v if type(v := sweep.get("task")) is int else None,
+        "task_key": v if type(v := sweep.get("key")) is str else None,
+        # only a resumed run says: the others made one attempt
+        "attempts": v if type(v := get("attempt")) is int else None,
+        "python": v if type(v := env.get("python")) is str else None,
+        "platform": v if type(v := env.get("platform")) is str else None,
+        "slurm_job": v if type(v := slurm.get("job_id")) is str else None,
+        "code": v if type(v := code.get("fingerprint")) is str else None,
+        "code_source": v if type(v := code.get("source")) is str else None,
+    }
 
 
 Parsed = tuple[dict[str, Any] | None, dict[str, Any], dict[str, Any], str | None]
@@ -183,31 +212,7 @@ def read_run(folder: str, dir_fd: int | None, memo: dict[str, str]) -> Parsed:
         params = {str(k): v for k, v in params.items()}
     record: dict[str, Any] = {}
     if data is not None:
-        record = {
-            "status": _as(data.get("status"), (str,)),
-            "started": _epoch_us(data.get("started")),
-            "finished": _epoch_us(data.get("finished")),
-            "duration": _as(data.get("duration"), (int, float)),
-            "host": _as(data.get("host"), (str,)),
-            "pid": _as(data.get("pid"), (int,)),
-            "pid_start": _as(data.get("pid_start"), (int,)),
-        }
-        if record["status"] != "running":  # only a running run's process matters
-            record["pid"] = record["pid_start"] = None
-        sweep = data.get("sweep") if isinstance(data.get("sweep"), dict) else {}
-        record["sweep"] = _as(sweep.get("name"), (str,))
-        record["task"] = _as(sweep.get("task"), (int,))
-        record["task_key"] = _as(sweep.get("key"), (str,))
-        # only a resumed run says: the others made one attempt
-        record["attempts"] = _as(data.get("attempt"), (int,))
-        env = _mapping(data.get("env"))
-        record["python"] = _as(env.get("python"), (str,))
-        record["platform"] = _as(env.get("platform"), (str,))
-        slurm = _mapping(env.get("slurm"))
-        record["slurm_job"] = _as(slurm.get("job_id"), (str,))
-        code = _mapping(data.get("code"))
-        record["code"] = _as(code.get("fingerprint"), (str,))
-        record["code_source"] = _as(code.get("source"), (str,))
+        record = _record(data)
     if data is None or record["status"] in _ERROR_STATUSES:
         try:
             record["error"] = _last_line(_read(f"{folder}/{TRACEBACK_FILE}", dir_fd))
