@@ -34,7 +34,9 @@ measured); peak memory <= 2x the DataFrame; the same rows and values as
 0.1.9. The exit code is 1 when a target is missed.
 
 Run ``python bench/index.py`` (``--sizes 1000,10000`` and ``--reps 3`` for a
-shorter run; ``--no-orig`` without exman 0.1.9, which needs PyPI once).
+shorter run; ``--no-orig`` without exman 0.1.9, which needs PyPI once;
+``--system`` with the interpreter running the benchmark rather than
+``bench/.venv-exman-dev``).
 """
 
 from __future__ import annotations
@@ -51,9 +53,11 @@ from collections.abc import Sequence
 from typing import Any
 
 from _common import (
+    PYTHON,
     REPO,
     Summary,
     Targets,
+    add_system,
     child_env,
     dev_python,
     header,
@@ -452,6 +456,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--reps", type=int, default=5, help="timed rounds per size (at least 3)"
     )
     parser.add_argument("--no-orig", action="store_true", help="skip exman 0.1.9")
+    add_system(parser)
     args = parser.parse_args(argv)
     if args.reps < 3:
         parser.error(f"--reps must be at least 3 for a median, not {args.reps}")
@@ -460,7 +465,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "bench/index.py",
         list(argv if argv is not None else sys.argv[1:]),
     )
-    pythons = {"exman": dev_python()}
+    pythons = {"exman": PYTHON if args.system else dev_python()}
     if not args.no_orig:
         pythons["exman 0.1.9"] = orig_python()
     targets = Targets()

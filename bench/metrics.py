@@ -1,6 +1,7 @@
 """How much does ``exman.log`` cost, and how much does a crash lose?
 
     python bench/metrics.py [--calls 100000] [--repeat 5] [--runs 100] [--steps 1000]
+                            [--system]
 
 1. Cost: N calls of ``exman.log(loss=..., acc=...)`` against the floor of
    writing the same JSON lines to a plain file (``json.dumps`` + ``write``
@@ -16,9 +17,9 @@
    and without results.json and metrics.jsonl, reported per run.
 
 Each variant runs in a fresh process of ``bench/.venv-exman-dev`` (this
-tree's exman), interleaved, ``--repeat`` times; medians are compared: the
-ratio is what counts, never the absolute time. The exit code is 1 when a
-target is missed.
+tree's exman; with ``--system``, of the interpreter running the benchmark),
+interleaved, ``--repeat`` times; medians are compared: the ratio is what
+counts, never the absolute time. The exit code is 1 when a target is missed.
 """
 
 from __future__ import annotations
@@ -37,8 +38,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from _common import (
+    PYTHON,
     Summary,
     Targets,
+    add_system,
     child_env,
     dev_python,
     header,
@@ -271,11 +274,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--runs", type=int, default=100)
     parser.add_argument("--steps", type=int, default=1000)
+    add_system(parser)
     opts = parser.parse_args(argv)
     if opts.repeat < 3:
         parser.error(f"--repeat must be at least 3 for a median, not {opts.repeat}")
     header("exman.log and Index.metrics()", "bench/metrics.py", argv)
-    python = dev_python()
+    python = PYTHON if opts.system else dev_python()
     targets = Targets()
     with scratch("exman-bench-metrics-") as work:
         (work / "cost").mkdir()

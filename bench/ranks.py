@@ -74,9 +74,14 @@ def measure(cmd: Sequence[str], folder: Path, runs: int) -> float:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--runs", type=int, default=50, help="runs per launch")
+    parser.add_argument(
+        "--runs", type=int, default=50, help="runs per launch (at least 2)"
+    )
     parser.add_argument("--reps", type=int, default=3, help="rounds (after a warm-up)")
     args = parser.parse_args(argv)
+    if args.runs < 2:
+        # the first run of each launch pays for the imports and is left out
+        parser.error(f"--runs must be at least 2, not {args.runs}")
     header(
         f"creating a run: rank 0 of torchrun (2 ranks) vs one process, "
         f"{args.runs} runs per launch",

@@ -8,8 +8,10 @@ root. The sweep's extra work: its own start-up, expanding and planning the
 spec, a claim and a log file per task, finding the run each task made.
 Target: sweep / xargs <= 1.2.
 
-Run ``python bench/sweep.py`` (``--tasks 50 --reps 2`` for a quick look);
-the exit code is 1 when the target is missed.
+Run ``python bench/sweep.py`` (``--tasks 50 --reps 2`` for a quick look;
+``--system`` to run the sweep and its tasks with the interpreter running the
+benchmark rather than ``bench/.venv-exman-dev``); the exit code is 1 when the
+target is missed.
 """
 
 from __future__ import annotations
@@ -25,8 +27,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from _common import (
+    PYTHON,
     Summary,
     Targets,
+    add_system,
     child_env,
     dev_python,
     header,
@@ -97,6 +101,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--tasks", type=int, default=200)
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--reps", type=int, default=3, help="rounds (after a warm-up)")
+    add_system(parser)
     args = parser.parse_args(argv)
     header(
         f"exman sweep vs xargs -P {args.jobs}: {args.tasks} tasks of an empty "
@@ -106,7 +111,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     if shutil.which("xargs") is None:
         raise SystemExit("xargs is needed for this benchmark")
-    python = dev_python()  # this tree's exman, for the sweep and its tasks
+    # this tree's exman, for the sweep and its tasks
+    python = PYTHON if args.system else dev_python()
     with scratch("exman-bench-sweep-") as folder:
         (folder / "main.py").write_text(SCRIPT)
         (folder / "spec.yaml").write_text(spec_text(args.tasks, python))
