@@ -432,10 +432,13 @@ class RowBuilder:
         self._strings: dict[str, str] = {}
         # the columns as lists while rows are added
         self._params: dict[str, list[Any]] = {}
-        self._record: dict[str, list[Any]] = {f: [] for f in RECORD_FIELDS}
+        # the record of each row, made columns by finish(): one pass per
+        # field over a list is cheaper than a look-up per field and row
+        self._records: list[dict[str, Any]] = []
         self._results: dict[str, list[Any]] = {}
         # schema number -> the column of each of its keys but root, in order
         self._columns: dict[int, list[list[Any]]] = {}
+        self._last = -1  # the schema of the row added last
 
     def add(
         self,
@@ -456,8 +459,11 @@ class RowBuilder:
         t.schema.append(num)
         strings = self._strings
         known = self._columns.get(num)
-        if known is not None and all(map(n.__eq__, map(len, known))):
+        if known is not None and (
+            num == self._last or all(map(n.__eq__, map(len, known)))
+        ):
             # the usual row: the same keys as an earlier one, every column full
+            # (as it is when the row before had these keys)
             values = list(params.values())
             if "root" in params:
                 del values[keys.index("root")]
@@ -478,11 +484,8 @@ class RowBuilder:
                     col += [None] * (n - len(col))
                 col.append(value)
             self._columns[num] = [self._params[key] for key in keys if key != "root"]
-        for key in RECORD_FIELDS:
-            value = record.get(key)
-            if type(value) is str:
-                value = strings.setdefault(value, value)
-            self._record[key].append(value)
+        self._last = num
+        self._records.append(record)
         if outcome:
             for key, value in outcome.items():
                 col = self._results.get(key)
@@ -499,9 +502,11 @@ class RowBuilder:
         """The table, each column in its compact form."""
         t = self.table
         n = len(t.names)
+        record = {key: [r.get(key) for r in self._records] for key in RECORD_FIELDS}
+        self._records.clear()
         for lists, section in (
             (self._params, t.params),
-            (self._record, t.record),
+            (record, t.record),
             (self._results, t.results),
         ):
             for key, col in lists.items():
