@@ -517,6 +517,20 @@ def test_a_damaged_run_json_keeps_the_run(tmp_path: pathlib.Path) -> None:
         assert df.status.tolist() == ["unknown"] and df.lr.tolist() == [0.1]
 
 
+@pytest.mark.parametrize("encoding", ["utf-8-sig", "utf-16", "utf-32-le"])
+def test_a_run_json_in_another_encoding_is_read(
+    tmp_path: pathlib.Path, encoding: str
+) -> None:
+    """What json itself reads: a byte-order mark, UTF-16 or UTF-32."""
+    root = tmp_path / "exman"
+    folder = make_run(root, {"lr": 0.1})
+    record = json.loads((folder / "run.json").read_text())
+    record.update(status="completed", host="h\u00e9")
+    (folder / "run.json").write_bytes(json.dumps(record).encode(encoding))
+    df = Index(root, cache=False).info()
+    assert df.status.tolist() == ["completed"] and values(df.host) == ["h\u00e9"]
+
+
 def test_a_bad_mark_link_is_skipped(tmp_path: pathlib.Path) -> None:
     root = tmp_path / "exman"
     make_run(root, {"a": 1}, mark="best")

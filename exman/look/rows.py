@@ -90,6 +90,16 @@ def _read(path: str, dir_fd: int | None, flags: int = 0) -> bytes:
         os.close(fd)
 
 
+def _json(data: bytes) -> Any:
+    """``json.loads(data)``, without its look for UTF-16 and UTF-32 (as much
+    as a tenth of a first load) unless the text is not UTF-8 (exman writes
+    ASCII)."""
+    try:
+        return json.loads(data.decode())
+    except ValueError:  # another encoding or a byte-order mark, else invalid
+        return json.loads(data)
+
+
 def _last_line(data: bytes) -> str | None:
     text = data[-8192:].decode("utf-8", errors="replace")
     for line in reversed(text.splitlines()):
@@ -173,7 +183,7 @@ def read_run(folder: str, dir_fd: int | None, memo: dict[str, str]) -> Parsed:
     """
     problem = None
     try:
-        data: Any = json.loads(_read(f"{folder}/{RUN_FILE}", dir_fd))
+        data: Any = _json(_read(f"{folder}/{RUN_FILE}", dir_fd))
         if not isinstance(data, dict):
             raise ValueError("not a JSON object")
     except FileNotFoundError:
