@@ -442,9 +442,11 @@ class RowBuilder:
         self._strings: dict[str, str] = {}
         # the columns as lists while rows are added
         self._params: dict[str, list[Any]] = {}
-        # the record of each row, made columns by finish(): one pass per
-        # field over a list is cheaper than a look-up per field and row
-        self._records: list[dict[str, Any]] = []
+        # each field's column as rows are added: a row's record is not kept
+        # (a dict per run would double the peak memory of a first load), its
+        # strings are shared (each run's run.json gives new ones)
+        self._record: dict[str, list[Any]] = {f: [] for f in RECORD_FIELDS}
+        self._record_columns = list(self._record.items())
         self._results: dict[str, list[Any]] = {}
         # schema number -> the column of each of its keys but root, in order
         self._columns: dict[int, list[list[Any]]] = {}
@@ -495,7 +497,11 @@ class RowBuilder:
                 col.append(value)
             self._columns[num] = [self._params[key] for key in keys if key != "root"]
         self._last = num
-        self._records.append(record)
+        for key, column in self._record_columns:
+            value = record.get(key)
+            if type(value) is str:
+                value = strings.setdefault(value, value)
+            column.append(value)
         if outcome:
             for key, value in outcome.items():
                 col = self._results.get(key)
@@ -512,11 +518,9 @@ class RowBuilder:
         """The table, each column in its compact form."""
         t = self.table
         n = len(t.names)
-        record = {key: [r.get(key) for r in self._records] for key in RECORD_FIELDS}
-        self._records.clear()
         for lists, section in (
             (self._params, t.params),
-            (record, t.record),
+            (self._record, t.record),
             (self._results, t.results),
         ):
             for key, col in lists.items():
