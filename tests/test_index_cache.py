@@ -21,7 +21,7 @@ import exman.look.cache
 from exman.index import Index, SkippedRunWarning
 from exman.look import cache
 from exman.record.run import Run
-from exman.record.store import Root
+from exman.record.store import Root, atomic_write
 
 
 @pytest.fixture
@@ -415,3 +415,57 @@ def chdir_tmp(tmp_path: pathlib.Path) -> Iterator[pathlib.Path]:
         yield tmp_path
     finally:
         os.chdir(old)
+
+
+# -- every change is seen, however many runs the root holds -------------------
+@pytest.mark.usefixtures("trusting")
+@pytest.mark.parametrize("size", [5, pytest.param(3000, marks=pytest.mark.slow)])
+def test_every_change_is_seen_at_any_size(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch, size: int
+) -> None:
+    """An edited, annotated, resulted, deleted, failed, marked and unmarked
+    run, each seen by the next load of a root of ``size`` runs whose cache
+    is warm: no shortcut is taken where a root is large."""
+    from exman.commands import annotate, manage
+    from exman.record.safe import SafeExperiment
+
+    root = tmp_path / "exman"
+    with monkeypatch.context() as building:  # the flushes are not under test
+        building.setattr(os, "fsync", lambda fd: None)
+        for i in range(size):
+            make_run(root, {"lr": float(i), "model": "mlp"}, mark=f"m/{i % 2}")
+    store = Root(root)
+    first = Index(root).info()
+    assert len(first) == size
+    assert Index(root).info().equals(first)  # warm: read from the cache
+
+    # params.yaml rewritten as an editor that renames does; a tag; a result
+    edited = store.find(2) / "params.yaml"
+    text = edited.read_text().replace("model: mlp", "model: cnn")
+    tmp = edited.with_name("params.yaml.new")
+    tmp.write_text(text)
+    os.replace(tmp, edited)
+    annotate.tag(root, [3], ["best"])
+    atomic_write(store.find(4) / "results.json", '{"acc": 0.5}')
+    manage.delete(root, [5], all=True)
+    df = Index(root).info()
+    row = df.set_index("id")
+    assert row.loc[2, "model"] == "cnn"
+    assert row.loc[3, "tags"] == ["best"]
+    assert row.loc[4, "acc"] == 0.5
+    assert 5 not in row.index and len(df) == size - 1
+
+    # a run moved to fails/; a run marked, another unmarked
+    run = Run(store.find(1))
+    SafeExperiment(store, run).move_to_fails(
+        "Traceback\nValueError: x\n", "failed", 1, None
+    )
+    manage.mark(root, "new", [3])
+    manage.unmark(root, "m/1", [4])  # the runs of even ids are marked m/1
+    df = Index(root).info()
+    assert 1 not in df.id.tolist() and len(df) == size - 2
+    failed = Index(root).info(failed=True)
+    assert failed.set_index("id").loc[1, "status"] == "failed"
+    assert Index(root).info("new").id.tolist() == [3]
+    evens = [i for i in range(2, size + 1, 2) if i != 4]
+    assert Index(root).info("m/1").id.tolist() == evens
