@@ -14,7 +14,6 @@ import os
 import sys
 import textwrap
 from collections.abc import Sequence
-from typing import Callable
 
 from . import __version__
 from .commands import (
@@ -39,6 +38,11 @@ from .commands.common import (
 from .commands.selection import ROOT_ENV, locate_root
 from .record.params import ParamsError
 from .record.store import ExmanError, RunNotFound
+
+# not typing's: importing typing would slow every command's start
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Callable
 
 __all__ = [
     "COMMANDS",

@@ -7,6 +7,7 @@ every kind YAML gives, both ways, and compare the text byte for byte.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -242,3 +243,27 @@ def test_the_listing_sees_an_edited_deleted_or_marked_run(root: Path) -> None:
 def test_a_folder_that_is_no_root_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ExmanError, match="is not an exman root"):
         ls(Root(tmp_path), plain=True)
+
+
+def test_exman_ls_does_not_import_typing_or_dataclasses(root: Path) -> None:
+    """Each costs an ``exman`` command about 15 ms (dataclasses brings in
+    inspect): the listing's modules name typing's types for the type checker
+    only. Without site (-S), no .pth file of the interpreter imports them.
+    (Text wider than ASCII is measured with rich, which imports typing.)"""
+    _runs(root, {"x": ["1", "2", "3"]}, 3)
+    slow = ["dataclasses", "inspect", "typing"]
+    probe = (
+        "import sys; from exman.cli import main; code = main(sys.argv[1:]); "
+        f"sys.stdout.flush(); print(sorted(set({slow!r}) & set(sys.modules)), "
+        "file=sys.stderr); sys.exit(code)"
+    )
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    for argv in ([], ["-a", "-f", "json"]):
+        done = subprocess.run(
+            [sys.executable, "-S", "-c", probe, "--root", str(root), "ls", *argv],
+            capture_output=True,
+            text=True,
+            env=env,
+        )
+        assert done.returncode == 0, done.stderr
+        assert done.stderr.strip().endswith("[]"), (argv, done.stderr)

@@ -8,27 +8,33 @@ from __future__ import annotations
 
 import os
 import pathlib
-from dataclasses import dataclass, field
-from typing import Literal
+from collections import namedtuple
 
 from ..record.store import Root, StrPath
 from .selection import find_root
 
 __all__ = ["Change", "Report", "as_root"]
 
-Kind = Literal["done", "unchanged", "refused"]
+# not typing's: importing typing would slow every command's start
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Literal, NamedTuple
+
+    Kind = Literal["done", "unchanged", "refused"]
 
 
-@dataclass(frozen=True)
-class Change:
-    """One thing a command did (or would do, or refused): a run or a path."""
+if TYPE_CHECKING:
 
-    id: int | None
-    path: pathlib.Path
-    message: str
+    class Change(NamedTuple):
+        id: int | None
+        path: pathlib.Path
+        message: str
+
+else:
+    Change = namedtuple("Change", ("id", "path", "message"))
+Change.__doc__ = "One thing a command did (or would do, or refused): a run or a path."
 
 
-@dataclass
 class Report:
     """What a command did.
 
@@ -38,12 +44,28 @@ class Report:
     run in the root.
     """
 
-    root: Root
-    done: list[Change] = field(default_factory=list)
-    unchanged: list[Change] = field(default_factory=list)
-    refused: list[Change] = field(default_factory=list)
-    missing: list[int] = field(default_factory=list)
-    dry_run: bool = False
+    def __init__(
+        self,
+        root: Root,
+        done: list[Change] | None = None,
+        unchanged: list[Change] | None = None,
+        refused: list[Change] | None = None,
+        missing: list[int] | None = None,
+        dry_run: bool = False,
+    ) -> None:
+        self.root = root
+        self.done: list[Change] = [] if done is None else done
+        self.unchanged: list[Change] = [] if unchanged is None else unchanged
+        self.refused: list[Change] = [] if refused is None else refused
+        self.missing: list[int] = [] if missing is None else missing
+        self.dry_run = dry_run
+
+    def __repr__(self) -> str:
+        counts = ", ".join(
+            f"{kind}={len(getattr(self, kind))}"
+            for kind in ("done", "unchanged", "refused", "missing")
+        )
+        return f"Report({self.root.path}, {counts})"
 
     @property
     def ok(self) -> bool:

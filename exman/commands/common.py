@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 import textwrap
-from typing import Callable
+from collections.abc import Callable
 
 from ..record.store import Root
 from .changes import Report

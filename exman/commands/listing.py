@@ -12,9 +12,7 @@ import json
 import math
 import os
 import pathlib
-import shutil
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
 
 from ..look.plain import PlainColumn, PlainFrame, iso_time
 from ..look.query import QueryError, query_frame
@@ -22,8 +20,10 @@ from ..record.store import ExmanError, Root, StrPath
 from .selection import find_root
 from .terminal import printable
 
+# not typing's: importing typing would slow every command's start
+TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import TypeAlias
+    from typing import Any, TypeAlias
 
     import pandas as pd
 
@@ -444,7 +444,7 @@ def render(df: Frame, format: str = "table", *, root: Root | None = None) -> str
     if format == "table":
         header = [printable(c) for c in columns]
         cells = [_texts(column, root) for column in series]
-        if _tty() and len(df) < shutil.get_terminal_size((100, 24)).lines:
+        if _tty() and len(df) < _lines():
             return _table(header, [list(row) for row in zip(*cells)])
         return _aligned(header, cells)
     if format == "json":
@@ -582,9 +582,18 @@ def _table(columns: list[str], rows: list[list[str]]) -> str:
     # never squeeze cells to "…": a table wider than the terminal wraps (or
     # scrolls in `less -S`), and a pipe gets whole lines for grep and awk
     if tty:
+        import shutil
+
         console.width = max(shutil.get_terminal_size((100, 24)).columns, natural)
     console.print(table, soft_wrap=False)
     return "\n".join(line.rstrip() for line in buf.getvalue().splitlines())
+
+
+def _lines() -> int:
+    """The terminal's height (shutil: imported for a terminal only)."""
+    import shutil
+
+    return shutil.get_terminal_size((100, 24)).lines
 
 
 def _tty() -> bool:

@@ -9,7 +9,6 @@ when a pager runs.
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 
 __all__ = ["DEFAULT_PAGER", "page", "wants_pager"]
@@ -25,6 +24,8 @@ def wants_pager(text: str) -> bool:
         return False
     if not tty:
         return False
+    import shutil  # only for a terminal: not on the path of a pipe
+
     return text.count("\n") + 1 >= shutil.get_terminal_size((100, 24)).lines
 
 
@@ -43,6 +44,8 @@ def page(text: str) -> str | None:
         return f"PAGER={command!r}: {e}"
     if not argv or argv == ["cat"]:
         return "no pager"
+    import shutil
+
     if shutil.which(argv[0]) is None:
         return f"PAGER={command!r}: no program {argv[0]!r}"
     import subprocess

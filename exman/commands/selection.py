@@ -14,8 +14,6 @@ import os
 import pathlib
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
-from typing import Union
 
 from ..record.store import ROOT_ENV, RUN_PLACES, ExmanError, Root, StrPath, run_id
 
@@ -35,7 +33,12 @@ __all__ = [
 MAX_RANGE = 1_000_000
 _RANGE = re.compile(r"^\s*(\d+)\s*(?:-\s*(\d+)\s*)?$")
 
-Roots = Union[StrPath, Root]
+# not typing's: importing typing would slow every command's start
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Union
+
+    Roots = Union[StrPath, Root]
 
 
 class NotARoot(ExmanError):
@@ -183,13 +186,18 @@ def format_ids(ids: Iterable[int]) -> str:
     return ", ".join(out)
 
 
-@dataclass
 class Selection:
     """The runs some ids name: ``found`` (id -> folder) and ``missing`` ids."""
 
-    root: Root
-    found: dict[int, pathlib.Path] = field(default_factory=dict)
-    missing: list[int] = field(default_factory=list)
+    def __init__(
+        self,
+        root: Root,
+        found: dict[int, pathlib.Path] | None = None,
+        missing: list[int] | None = None,
+    ) -> None:
+        self.root = root
+        self.found: dict[int, pathlib.Path] = {} if found is None else found
+        self.missing: list[int] = [] if missing is None else missing
 
     def place(self, num: int) -> str:
         """``runs``, ``tmp`` or ``fails``: where run ``num`` lives."""

@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections import namedtuple
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ..record.metrics import METRICS_FILE
 from ..record.store import ExmanError
 from .outcome import DamagedMetricsWarning, read_records
 
+# not typing's: importing typing would slow every command's start
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     import pathlib
+    from typing import Any, NamedTuple
 
     import pandas as pd
 
@@ -27,17 +30,22 @@ __all__ = ["Columns", "as_names", "metrics_frame", "quoted"]
 LEADING = ("id", "step", "time")
 
 
-class Columns(NamedTuple):
-    """What the columns of an :meth:`exman.Index.info` frame are.
+if TYPE_CHECKING:
 
-    ``params``: the parameters (not ``id``, ``time``, ``root``);
-    ``results``: the outcome columns; ``status``: the name of the run's
-    status column (``run_status`` when a parameter is called ``status``).
-    """
+    class Columns(NamedTuple):
+        params: list[str]
+        results: list[str]
+        status: str
 
-    params: list[str]
-    results: list[str]
-    status: str
+else:
+    # a named tuple of collections: typing's would import typing
+    Columns = namedtuple("Columns", ("params", "results", "status"))
+Columns.__doc__ = """What the columns of an :meth:`exman.Index.info` frame are.
+
+``params``: the parameters (not ``id``, ``time``, ``root``);
+``results``: the outcome columns; ``status``: the name of the run's
+status column (``run_status`` when a parameter is called ``status``).
+"""
 
 
 def as_names(value: str | Sequence[str] | None, what: str) -> list[str] | None:

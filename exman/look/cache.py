@@ -59,12 +59,15 @@ import warnings
 import zlib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import Any
 
 from ..record.files import group_bits, make_dir, share
 from ..record.store import STATE_DIR, Root
 from .rows import RowBuilder, Table, ctime_column, inode_column, read_run
+
+# not typing's: importing typing would slow every command's start
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["RACY_NS", "CacheFile", "Clock", "Loaded", "SkippedRunWarning", "read_runs"]
 
@@ -238,7 +241,6 @@ class Clock:
 
 
 # -- loading the runs of one place --------------------------------------------
-@dataclass
 class Loaded:
     """What :func:`read_runs` found.
 
@@ -247,9 +249,12 @@ class Loaded:
     ``missing``: the names whose folder could not be found.
     """
 
-    rows: Table
-    store: Table
-    missing: list[str]
+    __slots__ = ("missing", "rows", "store")
+
+    def __init__(self, rows: Table, store: Table, missing: list[str]) -> None:
+        self.rows = rows
+        self.store = store
+        self.missing = missing
 
 
 def read_runs(

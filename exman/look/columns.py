@@ -23,7 +23,15 @@ from __future__ import annotations
 import array
 import itertools
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Any, Union, overload
+
+# not typing's: importing typing would slow every command's start
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, TypeAlias, Union, overload
+
+    _Values: TypeAlias = Sequence[Any]
+else:
+    _Values = Sequence
 
 __all__ = [
     "CODED_TYPES",
@@ -50,7 +58,7 @@ _BYTES = bytes(range(256))
 _SHORT = 4096
 
 
-class Coded(Sequence[Any]):
+class Coded(_Values):
     """Strings, bools and None with few distinct values: ``values[codes[i]]``.
 
     ``values`` may hold a value that no row has any more (one a row held
@@ -66,11 +74,13 @@ class Coded(Sequence[Any]):
     def __len__(self) -> int:
         return len(self.codes)
 
-    @overload
-    def __getitem__(self, index: int) -> Any: ...
+    if TYPE_CHECKING:
 
-    @overload
-    def __getitem__(self, index: slice) -> list[Any]: ...
+        @overload
+        def __getitem__(self, index: int) -> Any: ...
+
+        @overload
+        def __getitem__(self, index: slice) -> list[Any]: ...
 
     def __getitem__(self, index: int | slice) -> Any:
         if isinstance(index, slice):
@@ -99,7 +109,8 @@ class Coded(Sequence[Any]):
         return len(self.values) - 1
 
 
-Column = Union[list[Any], "array.array[Any]", Coded]
+if TYPE_CHECKING:
+    Column: TypeAlias = Union[list[Any], "array.array[Any]", Coded]
 
 
 def compact(values: list[Any]) -> Column:

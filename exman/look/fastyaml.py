@@ -25,12 +25,16 @@ Loader=yaml.CSafeLoader)`` gives, and an unsafe tag such as
 from __future__ import annotations
 
 import re
-from typing import Any
 
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from ..record.yamlsize import check_expansion
+
+# not typing's: importing typing would slow every command's start
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 try:
     from yaml import CSafeLoader as _SafeLoader

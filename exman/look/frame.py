@@ -12,18 +12,23 @@ import datetime
 import pathlib
 from collections.abc import Iterable, Sequence
 from itertools import islice
-from typing import TYPE_CHECKING, Any
 
 from ..record.fingerprint import CodeCheck
 from ..record.params import TIME_FORMAT
 from ..record.run import effective_status
 from .analysis import Columns
 from .cache import no_gc
-from .columns import Coded, Column, has_values, nones
+from .columns import Coded, has_values, nones
 from .rows import Table
 
+# not typing's: importing typing would slow every command's start
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     import pandas as pd
+
+    from .columns import Column
 
 __all__ = [
     "ANNOTATION_COLUMNS",

@@ -14,7 +14,6 @@ from __future__ import annotations
 import array
 import os
 import warnings
-from typing import Any
 
 from ..record.errors import ExmanError
 from ..record.params import PARAMS_FILE
@@ -24,6 +23,11 @@ from .cache import CacheFile, Clock, SkippedRunWarning, read_runs
 from .columns import Coded, set_cell
 from .outcome import read_outcome
 from .rows import Table, inode_column
+
+# not typing's: importing typing would slow every command's start
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["PLACES", "Load", "MarkNotFound"]
 

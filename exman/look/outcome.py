@@ -17,9 +17,13 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any
 
 from ..record.metrics import METRICS_FILE, RESULTS_FILE
+
+# not typing's: importing typing would slow every command's start
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = [
     "TAIL_BYTES",

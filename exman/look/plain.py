@@ -19,9 +19,13 @@ import datetime
 import os
 import re
 from collections.abc import Sequence
-from typing import Any
 
 from .frame import Plan
+
+# not typing's: importing typing would slow every command's start
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["NAN", "PlainColumn", "PlainFrame", "iso_time", "plain_frame"]
 

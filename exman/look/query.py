@@ -13,11 +13,14 @@ from __future__ import annotations
 import ast
 import io
 import tokenize
-from typing import TYPE_CHECKING, Any
 
 from .frame import ANNOTATION_COLUMNS
 
+# not typing's: importing typing would slow every command's start
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     import pandas as pd
 
 __all__ = ["QueryError", "query_frame"]

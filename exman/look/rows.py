@@ -18,17 +18,23 @@ import datetime
 import json
 import os
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
-from typing import Any
 
 from ..record import snapshot
 from ..record.annotations import ANNOTATIONS_FILE, parse_annotations
 from ..record.params import PARAMS_FILE
 from ..record.run import RUN_FILE, TRACEBACK_FILE
 from . import columns
-from .columns import Column
 from .fastyaml import load_document
 from .outcome import read_outcome
+
+# not typing's: importing typing would slow every command's start
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from .columns import Column
+
+    Parsed = tuple[dict[str, Any] | None, dict[str, Any], dict[str, Any], str | None]
 
 __all__ = ["RECORD_FIELDS", "RowBuilder", "Table", "read_run"]
 
@@ -166,9 +172,6 @@ def _record(data: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-Parsed = tuple[dict[str, Any] | None, dict[str, Any], dict[str, Any], str | None]
-
-
 def read_run(folder: str, dir_fd: int | None, memo: dict[str, str]) -> Parsed:
     """Parse the run in ``folder`` (relative to ``dir_fd`` when given).
 
@@ -260,7 +263,6 @@ def _from_bytes(data: Any, n: int, typecode: str) -> array.array[int] | None:
     return values
 
 
-@dataclass
 class Table:
     """Runs of one place as columns, one row per run folder.
 
@@ -276,16 +278,48 @@ class Table:
     :func:`~exman.look.columns.set_cell`.
     """
 
-    names: list[str] = field(default_factory=list)
-    inos: array.array[int] = field(default_factory=inode_column)
-    ctimes: array.array[int] = field(default_factory=ctime_column)
-    schemas: list[tuple[str, ...]] = field(default_factory=list)
-    schema: list[int] = field(default_factory=list)
-    params: dict[str, Column] = field(default_factory=dict)
-    record: dict[str, Column] = field(
-        default_factory=lambda: {f: [] for f in RECORD_FIELDS}
+    __slots__ = (
+        "ctimes",
+        "inos",
+        "names",
+        "params",
+        "record",
+        "results",
+        "schema",
+        "schemas",
     )
-    results: dict[str, Column] = field(default_factory=dict)
+
+    def __init__(
+        self,
+        names: list[str] | None = None,
+        inos: array.array[int] | None = None,
+        ctimes: array.array[int] | None = None,
+        schemas: list[tuple[str, ...]] | None = None,
+        schema: list[int] | None = None,
+        params: dict[str, Column] | None = None,
+        record: dict[str, Column] | None = None,
+        results: dict[str, Column] | None = None,
+    ) -> None:
+        self.names: list[str] = [] if names is None else names
+        self.inos: array.array[int] = inode_column() if inos is None else inos
+        self.ctimes: array.array[int] = ctime_column() if ctimes is None else ctimes
+        self.schemas: list[tuple[str, ...]] = [] if schemas is None else schemas
+        self.schema: list[int] = [] if schema is None else schema
+        self.params: dict[str, Column] = {} if params is None else params
+        self.record: dict[str, Column] = (
+            {f: [] for f in RECORD_FIELDS} if record is None else record
+        )
+        self.results: dict[str, Column] = {} if results is None else results
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Table):
+            return NotImplemented
+        return all(getattr(self, k) == getattr(other, k) for k in self.__slots__)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"<Table of {len(self)} runs>"
 
     def __len__(self) -> int:
         return len(self.names)
