@@ -147,7 +147,7 @@ def _old_relative(folders: list[Path], root: Path) -> list[str]:
 
 
 def _text(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, allow_nan=False, sort_keys=False)
+    return json.dumps(value, ensure_ascii=False, allow_nan=False)
 
 
 def _reference(monkeypatch: pytest.MonkeyPatch, **options: Any) -> dict[str, Any]:
@@ -199,9 +199,12 @@ COLUMNS = {
     "bool": pd.Series([True, False, True]),
     "boolean": pd.Series([True, None, False], dtype="boolean"),
     "complex": pd.Series([1 + 2j, 0j, 3j]),
-    "datetime": pd.Series(pd.to_datetime(["2026-01-01 00:00:00", None, "2026-01-02 03:04:05"])),
+    "datetime": pd.Series(
+        pd.to_datetime(["2026-01-01 00:00:00", None, "2026-01-02 03:04:05"])
+    ),
     "datetime_tz": pd.Series(
-        [datetime.datetime(2026, 1, 1, tzinfo=TZ), None, None], dtype="datetime64[ns, UTC]"
+        [datetime.datetime(2026, 1, 1, tzinfo=TZ), None, None],
+        dtype="datetime64[ns, UTC]",
     ),
     "timedelta": pd.Series(pd.to_timedelta([1, None, 3], unit="s")),
     "string": pd.Series(["a", None, "c"], dtype="string"),
@@ -260,7 +263,7 @@ def test_a_slow_rebuild_is_done_at_most_a_fifth_of_the_time(
     began = time.monotonic()
     calls = 0
     while len(spans) < 4 and time.monotonic() - began < 60:
-        body, etag = cache.get()
+        body, _ = cache.get()
         calls += 1
         time.sleep(0.001)
     elapsed = time.monotonic() - began
@@ -270,3 +273,25 @@ def test_a_slow_rebuild_is_done_at_most_a_fifth_of_the_time(
         assert after - end >= 4 * (end - start)
     # each rebuild after the first is at least five times its own sleep away
     assert len(spans) <= elapsed / (5 * slow) + 1
+
+
+@pytest.mark.parametrize(
+    ("root", "folder"),
+    [
+        ("/r/exman", "/r/exman/runs/000001-a b"),
+        ("/r/exman", "/r/exman/runs/../../x/000002"),
+        ("/r/exman", "/r/exmanother/runs/000003"),
+        ("/r/exman", "/elsewhere/000004"),
+        ("/r/exman", "/r/exman/runs/000005-a..b;'ü"),
+        ("/", "/runs/000006"),
+        ("exman", "exman/fails/000007"),
+        ("exman", "/abs/exman/runs/000008"),
+        ("../exman", "../exman/runs/000009"),
+    ],
+)
+def test_a_run_folder_relative_to_the_root_is_what_relpath_says(
+    root: str, folder: str
+) -> None:
+    assert data._relative([Path(folder)], Path(root)) == [
+        os.path.relpath(Path(folder), Path(root))
+    ]
