@@ -206,6 +206,23 @@ COLUMNS = {
         [datetime.datetime(2026, 1, 1, tzinfo=TZ), None, None],
         dtype="datetime64[ns, UTC]",
     ),
+    "datetime_us": pd.Series(
+        [
+            pd.Timestamp("0999-12-31 23:59:59.75"),
+            pd.Timestamp("1969-12-31 23:59:59.5"),
+            pd.NaT,
+            pd.Timestamp("9999-12-31 23:59:59.999999"),
+        ],
+        dtype="datetime64[us]",
+    ),
+    "datetime_before_1970": pd.Series(
+        pd.to_datetime(["1969-12-31 23:59:59.5", "1677-09-22 00:00:00.1"])
+    ),
+    "datetime_paris": pd.Series(
+        pd.to_datetime(["2026-01-01 10:00:00.5", None, "2026-07-01 10:00:00.0"])
+    ).dt.tz_localize("Europe/Paris"),
+    "datetime_nat": pd.Series([pd.NaT, pd.NaT], dtype="datetime64[ns]"),
+    "datetime_none": pd.Series([], dtype="datetime64[ns, UTC]"),
     "timedelta": pd.Series(pd.to_timedelta([1, None, 3], unit="s")),
     "string": pd.Series(["a", None, "c"], dtype="string"),
     "category": pd.Series(["a", None, "a"], dtype="category"),

@@ -209,10 +209,7 @@ def _column(column: pd.Series) -> tuple[str, list[Any]]:
             return "bool", column.tolist()  # Python bools already
         return "bool", [_plain(v) for v in column.tolist()]
     if pd.api.types.is_datetime64_any_dtype(dtype):
-        tz = getattr(dtype, "tz", None) is not None
-        fmt = "%Y-%m-%dT%H:%M:%SZ" if tz else "%Y-%m-%d %H:%M:%S"
-        text = column.dt.strftime(fmt)
-        return "time", _blank(text.tolist(), text.isna().to_numpy())
+        return "time", _times(column)
     if pd.api.types.is_numeric_dtype(dtype):
         if isinstance(dtype, np.dtype) and dtype.kind in "iu":
             return "number", column.tolist()  # Python ints already
@@ -237,6 +234,30 @@ def _column(column: pd.Series) -> tuple[str, list[Any]]:
     if kinds <= {bool}:
         return "bool", cells
     return "json", cells
+
+
+def _times(column: pd.Series) -> list[str | None]:
+    """A datetime column as ``2026-01-02 03:04:05`` (naive) or
+    ``2026-01-02T03:04:05Z`` (with a time zone, its wall time), to the
+    second; None for NaT. numpy writes these ten times faster than pandas'
+    ``strftime`` and the same for years 1000 to 9999; others are left to
+    ``strftime``."""
+    import numpy as np
+
+    tz = getattr(column.dtype, "tz", None) is not None
+    missing = column.isna().to_numpy()
+    wall = column.dt.tz_localize(None) if tz else column
+    seconds = wall.to_numpy().astype("datetime64[s]")
+    known = seconds[~missing]
+    if len(known) and not (
+        np.datetime64("1000-01-01") <= known.min()
+        and known.max() < np.datetime64("10000-01-01")
+    ):
+        fmt = "%Y-%m-%dT%H:%M:%SZ" if tz else "%Y-%m-%d %H:%M:%S"
+        return _blank(column.dt.strftime(fmt).tolist(), missing)
+    text = np.datetime_as_string(seconds, unit="s")
+    text = np.char.add(text, "Z") if tz else np.char.replace(text, "T", " ")
+    return _blank(text.tolist(), missing)
 
 
 #: the types of cells that :func:`_plain` returns as they are
