@@ -13,13 +13,14 @@ import datetime
 import json
 import math
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pytest
-import yaml
 
 import exman
 from exman.commands import manage
@@ -52,27 +53,43 @@ RESULTS: dict[str, list[Any]] = {
 }
 
 
+SCRIPT = """\
+import json, math, sys
+
+import yaml
+
+import exman
+
+i, names, results = int(sys.argv[1]), json.loads(sys.argv[2]), sys.argv[3]
+parser = exman.ExParser(root=sys.argv[4])
+for name in names:
+    parser.add_argument(f"--{name}", type=yaml.safe_load, default=None)
+args = parser.parse_args(sys.argv[5:])
+with args.safe_experiment:
+    if i == 2:
+        raise ValueError("asked to fail")
+    for step in range(3):
+        exman.log(step=step, loss=1 / (1 + step + i), note="text")
+    exman.result(**eval(results, {"inf": math.inf, "nan": math.nan}))
+"""
+
+
 def _runs(root: Path, n: int) -> None:
-    parser = exman.ExParser(root=root)
-    for name in FAMILIES:
-        parser.add_argument(f"--{name}", type=yaml.safe_load, default=None)
+    """Run ``n`` real processes; the third fails, the fourth is a --tmp run."""
+    script = root.parent / "main.py"
+    script.write_text(SCRIPT)
     for i in range(n):
-        argv = [
-            f"--{name}={values[i]}"
-            for name, values in FAMILIES.items()
-            if values[i] is not None
-        ]
-        if i == 3:  # a run in tmp/
+        argv = [f"--{k}={v[i]}" for k, v in FAMILIES.items() if v[i] is not None]
+        if i == 3:
             argv.append("--tmp")
-        ns = parser.parse_args(argv)
-        if i == 2:  # a failed run, in fails/
-            with pytest.raises(ValueError), ns.safe_experiment:
-                raise ValueError("asked to fail")
-            continue
-        with ns.safe_experiment:
-            for step in range(3):
-                exman.log(step=step, loss=1 / (1 + step + i), note="text")
-            exman.result(**{k: v[i] for k, v in RESULTS.items() if v[i] is not None})
+        results = {k: v[i] for k, v in RESULTS.items() if v[i] is not None}
+        names = json.dumps(list(FAMILIES))
+        subprocess.run(
+            [sys.executable, script, str(i), names, repr(results), root, *argv],
+            check=i != 2,
+            capture_output=True,
+            timeout=120,
+        )
 
 
 @pytest.fixture(scope="module")
@@ -174,6 +191,7 @@ def test_the_payload_is_the_one_made_a_cell_at_a_time(
         types = {c["name"]: c["type"] for c in new["columns"]}
         assert types["lists"] == types["mixed"] == "json"
         assert types["numbers"] == "number"
+        assert len(new["curves"]["loss"]) == 4  # all but the failed and tmp/
 
 
 def test_the_payload_from_a_root_given_as_a_relative_path(
