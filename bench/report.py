@@ -10,6 +10,8 @@ two metrics in ``metrics.jsonl`` and a ``results.json``:
    ``Index(root).info()`` plus ``Index(root).metrics()`` in one process
    (both in fresh processes, interleaved, the index cache warm). Target: at
    most 2x the floor.
+   The payload that ``exman ui`` rebuilds (without the runs' details), as
+   JSON, in a fresh process too: reported as a ratio to the same floor.
 2. Size of the report. Target: at most 10 MB at 1,000 runs.
 3. First paint: headless Chromium (Debian's ``chromium``, driven by
    Playwright) opens the report from disk with the network refused; the
@@ -152,9 +154,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             ]
             report = [python, "-m", "exman", "--root", str(root), "report"]
             report += ["-o", str(out)]
+            # what exman ui rebuilds while a page polls: the payload as JSON
+            live = [
+                python,
+                "-c",
+                "import json, exman; from exman.views.data import payload; "
+                f"data = payload(exman.Index({str(root)!r}), details=False); "
+                "json.dumps(data, ensure_ascii=False, allow_nan=False)",
+            ]
             variants = {
                 "info+metrics": lambda cmd=floor: run_wall(cmd),
                 "report": lambda cmd=report: run_wall(cmd),
+                "ui payload": lambda cmd=live: run_wall(cmd),
             }
             times = interleaved(variants, reps=args.reps)
             summaries = {name: Summary.of(t) for name, t in times.items()}
@@ -167,6 +178,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 summaries["info+metrics"],
                 WRITE_TARGET,
                 at_most=True,
+            )
+            ratio = summaries["ui payload"].median / summaries["info+metrics"].median
+            targets.note(
+                f"{n:,} runs: exman ui's payload / (Index.info() + "
+                f"Index.metrics()) {ratio:.2f}"
             )
             size = os.path.getsize(out) / 1e6
             if n == SIZE_AT:

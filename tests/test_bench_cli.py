@@ -76,4 +76,7 @@ def test_bench_report_prints_the_ratios() -> None:
     )
     assert proc.returncode in (0, 1), proc.stderr
     assert "20 runs: exman report / (Index.info() + Index.metrics()):" in proc.stdout
+    assert "20 runs: exman ui's payload / (Index.info() + Index.metrics())" in (
+        proc.stdout
+    )
     assert "20 runs: report size" in proc.stdout

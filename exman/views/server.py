@@ -82,26 +82,37 @@ def check_address(host: str, token: str | None) -> tuple[str | None, str | None]
 
 
 class _Payload:
-    """The payload's JSON and ETag, computed at most once per ``fresh``
-    seconds, however many pages poll."""
+    """The payload's JSON and ETag, shared by every page that polls.
+
+    Rebuilt when asked for at least ``fresh`` seconds after the last
+    rebuild, and at least four times as long as that rebuild took: a root
+    so large that a rebuild takes seconds costs the server at most a fifth
+    of a core however often its pages poll (they see new runs later).
+    """
+
+    #: the wait after a rebuild, in rebuilds of the same length
+    PAUSE = 4
 
     def __init__(self, root: Root, fresh: float) -> None:
         self.root = root
         self.fresh = fresh
         self.lock = threading.Lock()
         self.at = -1e9
+        self.took = 0.0
         self.body = b""
         self.etag = ""
 
     def get(self) -> tuple[bytes, str]:
         with self.lock:
-            if time.monotonic() - self.at >= self.fresh:
+            start = time.monotonic()
+            if start - self.at >= max(self.fresh, self.PAUSE * self.took):
                 data = payload(Index(self.root.path), details=False)
                 data["generated"] = ""  # unchanged runs: the same ETag
                 body = json.dumps(data, ensure_ascii=False, allow_nan=False)
                 self.body = body.encode("utf-8")
                 self.etag = '"' + hashlib.sha1(self.body).hexdigest() + '"'
                 self.at = time.monotonic()
+                self.took = self.at - start
             return self.body, self.etag
 
 
