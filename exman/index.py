@@ -444,15 +444,7 @@ class Index:
         tmp: bool = False,
         stale: bool = False,
     ) -> tuple[pd.DataFrame, Columns]:
-        load = Load(self.root, self.cache)
-        if source is None:
-            load.add_index()
-        else:
-            load.add_marks(source)
-        if failed:
-            load.add_place("fails")
-        if tmp:
-            load.add_place("tmp")
+        load = Load.of(self.root, self.cache, source, failed=failed, tmp=tmp)
         return build_frame(load.run(), stale=stale)
 
     def query(

@@ -225,15 +225,7 @@ def ls(
                 f"no runs are marked {marked!r} ({folder} does not exist); "
                 f"keys: {', '.join(keys) or 'none yet (exman mark KEY ID)'}"
             )
-    load = Load(root, cache=True)
-    if marked is None:
-        load.add_index()
-    else:
-        load.add_marks(marked)
-    if failed:
-        load.add_place("fails")
-    if tmp:
-        load.add_place("tmp")
+    load = Load.of(root, True, marked, failed=failed, tmp=tmp)
     plan = plan_frame(load.run(), stale=stale)
     wanted = _split(status)
     bad = [s for s in wanted if s not in STATUSES]

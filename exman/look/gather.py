@@ -237,6 +237,33 @@ class Load:
         place, name = self._where(folder)
         self.add(place, name, "marked/" + os.path.relpath(link, marked))
 
+    @classmethod
+    def of(
+        cls,
+        root: Root,
+        cache: bool,
+        source: StrPath | None = None,
+        *,
+        failed: bool = False,
+        tmp: bool = False,
+    ) -> Load:
+        """The runs of ``index/`` (or of the mark ``source``), and with
+        ``failed`` and ``tmp`` those of ``fails/`` and ``tmp/``: what
+        :meth:`exman.Index.info` and ``exman ls`` show.
+
+        :raises MarkNotFound: no mark ``source``.
+        """
+        load = cls(root, cache)
+        if source is None:
+            load.add_index()
+        else:
+            load.add_marks(source)
+        if failed:
+            load.add_place("fails")
+        if tmp:
+            load.add_place("tmp")
+        return load
+
     # -- reading ---------------------------------------------------------------------
     def run(self) -> list[tuple[str, Table]]:
         """Read the runs: ``(folder of their place, rows)`` per place."""

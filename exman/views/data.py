@@ -152,15 +152,9 @@ def _load(
     index: Index, source: StrPath | None, *, failed: bool, tmp: bool
 ) -> tuple[pd.DataFrame, list[str], list[str]]:
     """The frame of :meth:`Index.info` and which columns are params, results."""
-    load = Load(index.root, index.cache)
-    if source is None:
-        load.add_index()
-    else:
-        load.add_marks(source)
-    if failed and source is None:  # marked runs that failed are marked there
-        load.add_place("fails")
-    if tmp:
-        load.add_place("tmp")
+    # marked runs that failed are marked there: fails/ only for the index
+    failed = failed and source is None
+    load = Load.of(index.root, index.cache, source, failed=failed, tmp=tmp)
     frame, columns = build_frame(load.run())
     return frame, columns.params, columns.results
 
