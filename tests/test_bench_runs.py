@@ -9,7 +9,6 @@ A target missed at these sizes on a busy machine is noise, not a failure
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
 import subprocess
@@ -17,9 +16,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from _requires import need_torch
 
 REPO = Path(__file__).resolve().parent.parent
-IN_CI = os.environ.get("CI", "").lower() == "true"
 
 
 def bench(script: str, *args: str, timeout: float = 120) -> str:
@@ -109,11 +108,7 @@ def test_bench_aggregate_prints_the_ratio() -> None:
 
 def test_bench_ranks_prints_the_cost_of_rank_0() -> None:
     """Two runs per launch (the first is left out), one round."""
-    if importlib.util.find_spec("torch") is None:
-        message = "torch is not installed (pip install -e '.[test]' installs it)"
-        if IN_CI:
-            pytest.fail(f"CI=true but {message}", pytrace=False)
-        pytest.skip(message)
+    need_torch()
     out = bench("ranks.py", "--runs", "2", "--reps", "1")
     assert "ratio rank 0 / one process: " in out
     verdict("rank 0 adds ", out)

@@ -18,12 +18,11 @@ from pathlib import Path
 import pytest
 import yaml
 from _git_helpers import git
+from _requires import IN_CI
 
 import exman
 from tests._run_helpers import exman_command, record
 from tests.conftest import run_python
-
-IN_CI = os.environ.get("CI", "").lower() == "true"
 
 #: an ExParser script whose body imports yaml (so a distribution named
 #: otherwise than its module) and writes what its own process sees

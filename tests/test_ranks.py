@@ -4,7 +4,6 @@ sets RANK and WORLD_SIZE."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shutil
@@ -17,12 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _requires import IN_CI, need_torch
 from _run_helpers import record, the_run
 
 import exman
 from exman.record.launch import detect_launch
-
-IN_CI = os.environ.get("CI", "").lower() == "true"
 
 #: a training script; rank from the launcher's environment
 SCRIPT = """\
@@ -143,14 +141,6 @@ def check_one_run_for_both_ranks(tmp_path: Path, lr: float, launcher: str) -> Pa
     assert "rank 0" not in log1
     assert json.loads((run / "results.json").read_text()) == {"final": 0}
     return run
-
-
-def need_torch() -> None:
-    if importlib.util.find_spec("torch") is None:
-        message = "torch is not installed (pip install -e '.[test]' installs it)"
-        if IN_CI:
-            pytest.fail(f"CI=true but {message}", pytrace=False)
-        pytest.skip(message)
 
 
 def test_torchrun_ranks_share_one_run(
