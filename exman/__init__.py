@@ -1,14 +1,13 @@
 """exman: every run of your script in its own folder, searchable from pandas.
 
 The parse path (:class:`ExParser`) imports nothing heavy; :class:`Index`
-and pandas are imported only when first used.
+and pandas are imported only when first used, and so is the parser itself
+(configargparse, PyYAML): the ``exman`` command's listings do without it.
 """
 
 from __future__ import annotations
 
-from .parser import ArgumentError, ExParser, optional, simpleroot, str2bool
 from .record.errors import ExmanError, RunNotFound
-from .record.params import ParamsError
 from .record.run import Run
 from .record.stop import should_stop
 from .record.store import Root
@@ -19,8 +18,10 @@ if TYPE_CHECKING:
     from typing import Any
 
     from .index import Index
+    from .parser import ArgumentError, ExParser, optional, simpleroot, str2bool
     from .record.checkpoints import latest_checkpoint
     from .record.metrics import NoCurrentRun, last_step, log, result
+    from .record.params import ParamsError
     from .record.vcs import GitError
     from .sweep import sweep
 
@@ -50,9 +51,18 @@ __all__ = [
 
 
 _METRICS = ("NoCurrentRun", "last_step", "log", "result")
+_PARSER = ("ArgumentError", "ExParser", "optional", "simpleroot", "str2bool")
 
 
 def __getattr__(name: str) -> Any:
+    if name in _PARSER:  # a script's first use; the exman command's listings skip it
+        from . import parser
+
+        return getattr(parser, name)
+    if name == "ParamsError":
+        from .record.params import ParamsError
+
+        return ParamsError
     # Index pulls in pandas: load it only when somebody asks for it.
     if name == "Index":
         from .index import Index
@@ -70,10 +80,10 @@ def __getattr__(name: str) -> Any:
         from .record.checkpoints import latest_checkpoint
 
         return latest_checkpoint
-    if name == "index":  # the module, as exman 0.1.9 imported it eagerly
+    if name in ("index", "parser"):  # the modules, as 0.1.9 imported them eagerly
         import importlib
 
-        return importlib.import_module(".index", __name__)
+        return importlib.import_module(f".{name}", __name__)
     if name == "sweep":
         # the package exman.sweep, callable as the function exman.sweep.sweep:
         # once imported, the package is what the attribute names anyway

@@ -144,7 +144,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     parser.add_argument("--root", metavar="PATH", help=root_help)
     parser.add_argument("--version", action="version", version=f"exman {__version__}")
     # --root is accepted after the command too; SUPPRESS keeps the global value
-    parent = argparse.ArgumentParser(add_help=False)
+    parent = argparse.ArgumentParser(add_help=False, formatter_class=Formatter)
     parent.add_argument(
         "--root", metavar="PATH", default=argparse.SUPPRESS, help=root_help
     )

@@ -245,13 +245,16 @@ def test_a_folder_that_is_no_root_is_refused(tmp_path: Path) -> None:
         ls(Root(tmp_path), plain=True)
 
 
-def test_exman_ls_does_not_import_typing_or_dataclasses(root: Path) -> None:
-    """Each costs an ``exman`` command about 15 ms (dataclasses brings in
-    inspect): the listing's modules name typing's types for the type checker
-    only. Without site (-S), no .pth file of the interpreter imports them.
-    (Text wider than ASCII is measured with rich, which imports typing.)"""
+def test_exman_ls_does_not_import_the_parser_yaml_or_typing(root: Path) -> None:
+    """Each costs an ``exman`` command milliseconds it does not need:
+    typing and dataclasses (with inspect) about 15 ms, configargparse and
+    PyYAML about 20 ms (the ``exman`` package imports its parser only when
+    a script asks for it; runs made by exman carry a JSON copy of their
+    parameters), threading 2 ms (the metrics writer's). Without site (-S),
+    no .pth file of the interpreter imports them. (Text wider than ASCII is
+    measured with rich, which imports typing.)"""
     _runs(root, {"x": ["1", "2", "3"]}, 3)
-    slow = ["dataclasses", "inspect", "typing"]
+    slow = ["configargparse", "dataclasses", "inspect", "threading", "typing", "yaml"]
     probe = (
         "import sys; from exman.cli import main; code = main(sys.argv[1:]); "
         f"sys.stdout.flush(); print(sorted(set({slow!r}) & set(sys.modules)), "

@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 from _index_runs import make_run
 
-import exman.look.rows
+import exman.look.fastyaml
 from exman.commands import manage
 from exman.index import Index
 from exman.record import snapshot
@@ -56,13 +56,14 @@ class YamlParses:
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.count = 0
-        real = exman.look.rows.load_document
+        real = exman.look.fastyaml.load_document
 
         def counting(data: Any, memo: Any = None) -> Any:
             self.count += 1
             return real(data, memo)
 
-        monkeypatch.setattr(exman.look.rows, "load_document", counting)
+        # rows imports it when a run has no copy: PyYAML stays off the others
+        monkeypatch.setattr(exman.look.fastyaml, "load_document", counting)
 
 
 def _strip_copies(root: pathlib.Path) -> None:
@@ -111,6 +112,36 @@ def test_values_json_cannot_hold_are_not_copied(tmp_path: pathlib.Path) -> None:
     assert snapshot.FIELD not in json.loads((folder / "run.json").read_text())
     row = Index(root).info().iloc[0]
     assert row.day == datetime.date(2026, 1, 2) and row.b == b"x"
+
+
+def test_a_type_given_a_converter_is_not_copied(tmp_path: pathlib.Path) -> None:
+    """A converter registered before or after the first run of a process
+    writes its text into params.yaml, and the run then carries no copy
+    (the copy would give the value, the file its text)."""
+    import subprocess
+    import sys
+
+    root = tmp_path / "exman"
+    code = (
+        "import sys, exman\n"
+        "from exman.parser import register_str_converter\n"
+        "p = exman.ExParser(root=sys.argv[1])\n"
+        "p.add_argument('--n', type=int, default=3)\n"
+        "p.add_argument('--x', type=float, default=0.5)\n"
+        "register_str_converter(float, tostr=lambda v: f'f{v}')\n"
+        "p.parse_args([])\n"
+        "register_str_converter(int, tostr=lambda v: f'n{v}')\n"
+        "p.parse_args([])\n"
+    )
+    subprocess.run([sys.executable, "-c", code, str(root)], check=True)
+    records = sorted((root / "runs").glob("*/run.json"))
+    assert [snapshot.FIELD in json.loads(r.read_text()) for r in records] == [
+        False,
+        False,
+    ]
+    frame = Index(root).info()
+    assert frame["x"].tolist() == ["f0.5", "f0.5"]
+    assert frame["n"].tolist() == [3, "n3"]
 
 
 def test_a_run_made_by_exparser_carries_a_copy(tmp_path: pathlib.Path) -> None:

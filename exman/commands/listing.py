@@ -15,7 +15,6 @@ import pathlib
 from collections.abc import Sequence
 
 from ..look.plain import PlainColumn, PlainFrame, iso_time
-from ..look.query import QueryError, query_frame
 from ..record.store import ExmanError, Root, StrPath
 from .selection import find_root
 from .terminal import printable
@@ -252,6 +251,8 @@ def ls(
         has = "status" in df.columns
         df = df[df["status"].isin(wanted)] if has else df.iloc[0:0]
     if query:
+        from ..look.query import QueryError, query_frame  # tokenize, ast: asked for
+
         try:
             df = query_frame(df, query)
         except QueryError as e:

@@ -49,12 +49,12 @@ A file that fails any check is ignored. It is written atomically.
 
 from __future__ import annotations
 
+import _thread
 import datetime
 import gc
 import os
 import pickle
 import sys
-import threading
 import warnings
 import zlib
 from collections.abc import Iterator, Sequence
@@ -181,7 +181,7 @@ class CacheFile:
         the old cache (it only saves time)."""
         if not self.enabled:
             return
-        tmp = f"{self.path}.{os.getpid()}.{threading.get_ident()}.tmp"
+        tmp = f"{self.path}.{os.getpid()}.{_thread.get_ident()}.tmp"
         try:
             make_dir(self.folder, exist_ok=True)
             with open(tmp, "wb") as f:
@@ -225,9 +225,7 @@ class Clock:
         return ctime if now is not None and ctime < now - RACY_NS else -1
 
     def _probe(self) -> int | None:
-        probe = os.path.join(
-            self.folder, f".clock.{os.getpid()}.{threading.get_ident()}"
-        )
+        probe = os.path.join(self.folder, f".clock.{os.getpid()}.{_thread.get_ident()}")
         try:
             make_dir(self.folder, exist_ok=True)
             fd = os.open(probe, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)

@@ -24,7 +24,6 @@ from ..record.annotations import ANNOTATIONS_FILE, parse_annotations
 from ..record.params import PARAMS_FILE
 from ..record.run import RUN_FILE, TRACEBACK_FILE
 from . import columns
-from .fastyaml import load_document
 from .outcome import read_outcome
 
 # not typing's: importing typing would slow every command's start
@@ -210,6 +209,8 @@ def read_run(folder: str, dir_fd: int | None, memo: dict[str, str]) -> Parsed:
             return None, {}, {}, f"no {PARAMS_FILE}"
         except OSError as e:
             return None, {}, {}, f"cannot read {PARAMS_FILE}: {e.strerror or e}"
+        from .fastyaml import load_document  # PyYAML: only for a run without a copy
+
         try:
             params = load_document(raw, memo)
         except Exception as e:  # any failure of the YAML loader is a bad file

@@ -35,7 +35,6 @@ import json
 import os
 import pathlib
 import sys
-import threading
 import time
 from collections.abc import Iterator
 
@@ -47,6 +46,7 @@ from .store import ExmanError, StrPath, atomic_write
 # not typing's: importing typing would slow every run's start
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import threading
     from typing import Any
 
 __all__ = [
@@ -112,6 +112,9 @@ class Recorder:
     """
 
     def __init__(self, path: StrPath) -> None:
+        # threading only here: the readers of METRICS_FILE (exman ls) skip it
+        import threading
+
         self.path = pathlib.Path(path)
         self._buffer: list[str] = []
         self._lock = threading.Lock()
@@ -151,6 +154,8 @@ class Recorder:
             self._start()
 
     def _start(self) -> None:
+        import threading
+
         with self._lock:
             if self._thread is not None:
                 return
@@ -237,6 +242,8 @@ class Recorder:
 
     def _after_fork(self) -> None:
         """In a forked child: the parent's buffer and thread are not ours."""
+        import threading
+
         self._lock = threading.Lock()
         self._buffer = []
         self._thread = None

@@ -3,7 +3,8 @@
 Values that YAML's safe dumper does not know (paths, enums, tuples, numpy
 scalars and arrays, sets) are written as plain YAML so that the file can be
 read back with the safe loader, by exman or by hand. Nothing here changes
-PyYAML's global state.
+PyYAML's global state, and PyYAML is imported only when a file is written
+or read: the ``exman`` command's listings read the cache and never need it.
 """
 
 from __future__ import annotations
@@ -13,19 +14,10 @@ import enum
 import pathlib
 from collections.abc import Mapping
 
-import yaml
-
 # not typing's: importing typing would slow every run's start
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, Callable
-
-try:  # the C implementations are several times faster
-    from yaml import CSafeDumper as _BaseDumper
-    from yaml import CSafeLoader as SafeLoader
-except ImportError:  # pragma: no cover - PyYAML built without libyaml
-    from yaml import SafeDumper as _BaseDumper  # type: ignore[assignment]
-    from yaml import SafeLoader  # type: ignore[assignment]
 
 __all__ = [
     "PARAMS_FILE",
@@ -84,18 +76,54 @@ def plain(value: Any) -> Any:
     return str(value)
 
 
-class _Dumper(_BaseDumper):
+#: exact type -> its ``tostr``, from :func:`register_str_converter`
+_CONVERTERS: dict[type, Callable[[Any], str]] = {}
+#: the types YAML's safe dumper writes itself and exman's dumper leaves to it
+_SAFE_KINDS = frozenset(
+    (
+        type(None),
+        str,
+        bytes,
+        bool,
+        int,
+        float,
+        list,
+        dict,
+        datetime.date,
+        datetime.datetime,
+    )
+)
+_dumper: Any = None  # exman's dumper class, made on first use
+
+
+def _represent_str(tostr: Callable[[Any], str]) -> Callable[[Any, Any], Any]:
+    def represent(dumper: Any, data: Any) -> Any:
+        return dumper.represent_str(str(tostr(data)))
+
+    return represent
+
+
+def _the_dumper() -> Any:
     """The safe dumper, made total: unknown objects go through :func:`plain`."""
+    global _dumper
+    if _dumper is None:
+        import yaml
 
-    def represent_undefined(self, data: Any) -> Any:
-        return self.represent_data(plain(data))
+        base = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # C: several times faster
 
+        class _Dumper(base):  # type: ignore[misc, valid-type]
+            def represent_undefined(self, data: Any) -> Any:
+                return self.represent_data(plain(data))
 
-_Dumper.add_representer(None, _Dumper.represent_undefined)  # type: ignore[arg-type]
-for _type in (tuple, set, frozenset):
-    _Dumper.add_representer(_type, _Dumper.represent_undefined)
-_Dumper.add_multi_representer(enum.Enum, _Dumper.represent_undefined)
-_Dumper.add_multi_representer(pathlib.PurePath, _Dumper.represent_undefined)
+        _Dumper.add_representer(None, _Dumper.represent_undefined)
+        for made in (tuple, set, frozenset):
+            _Dumper.add_representer(made, _Dumper.represent_undefined)
+        _Dumper.add_multi_representer(enum.Enum, _Dumper.represent_undefined)
+        _Dumper.add_multi_representer(pathlib.PurePath, _Dumper.represent_undefined)
+        for kind, tostr in _CONVERTERS.items():
+            _Dumper.add_representer(kind, _represent_str(tostr))
+        _dumper = _Dumper
+    return _dumper
 
 
 def register_str_converter(*types: type, tostr: Callable[[Any], str] = str) -> None:
@@ -105,19 +133,16 @@ def register_str_converter(*types: type, tostr: Callable[[Any], str] = str) -> N
     change exman's own dumper only, and the file stays plain strings that
     the safe loader reads.
     """
-
-    def represent(dumper: Any, data: Any) -> Any:
-        return dumper.represent_str(str(tostr(data)))
-
     for kind in types:
-        _Dumper.add_representer(kind, represent)
+        _CONVERTERS[kind] = tostr
+        if _dumper is not None:
+            _dumper.add_representer(kind, _represent_str(tostr))
 
 
 def written_as_is(kind: type) -> bool:
     """Whether values of exactly ``kind`` are written by YAML's own safe
     representer (not one registered by :func:`register_str_converter`)."""
-    mine = _Dumper.yaml_representers.get(kind)
-    return mine is not None and mine is yaml.SafeDumper.yaml_representers.get(kind)
+    return kind in _SAFE_KINDS and kind not in _CONVERTERS
 
 
 def dump_params(params: Mapping[str, Any], *, time: datetime.datetime, id: int) -> str:
@@ -125,9 +150,11 @@ def dump_params(params: Mapping[str, Any], *, time: datetime.datetime, id: int) 
 
     The layout is the original exman's, so old tools keep reading new runs.
     """
+    import yaml
+
     body = yaml.dump(
         dict(params),
-        Dumper=_Dumper,
+        Dumper=_the_dumper(),
         default_flow_style=False,
         sort_keys=True,
         allow_unicode=True,
@@ -143,10 +170,12 @@ def load_yaml(text: str | bytes, path: str | pathlib.Path = "<string>") -> Any:
     A document whose aliases expand to far more values than its text holds
     is refused (see :mod:`exman.record.yamlsize`).
     """
+    import yaml
+
     from .yamlsize import check_expansion  # a reader's: not on a new run's path
 
     try:
-        loader = SafeLoader(text)
+        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)(text)
         try:
             node = loader.get_single_node()
             if node is None:
