@@ -167,6 +167,37 @@ def test_failing_tasks_land_in_fails_and_wait_for_retry(
     assert sorted(r.task.index for r in retried.results) == [1, 2]
 
 
+def test_the_load_after_a_sweep_finds_its_runs_read(
+    script: Path, root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Once its tasks have ended, a sweep reads the runs into the index's
+    cache: the first load after it reads no run folder, in index/ or fails/.
+    (A run changed less than RACY_NS before that read is read again by the
+    load, as the cache does for any run; these runs are that young, so the
+    test trusts them all.)"""
+    import exman.look.cache
+
+    monkeypatch.setattr(exman.look.cache, "RACY_NS", -(10**12))
+    spec = write_spec(
+        script.parent, grid={"lr": [0.1, 0.01, 0.001], "fail": ["", "raise"]}
+    )
+    summary = sweep(spec, jobs=2)
+    assert summary.result_counts()["failed"] == 3
+    reads = []
+    real = exman.look.cache.read_run
+
+    def counting(folder: str, *rest: Any) -> Any:
+        reads.append(folder)
+        return real(folder, *rest)
+
+    monkeypatch.setattr(exman.look.cache, "read_run", counting)
+    frame = exman.Index(root).info(failed=True)
+    assert len(frame) == 6 and reads == []
+    assert sorted(frame["status"]) == ["completed"] * 3 + ["failed"] * 3
+    sweep(spec, jobs=2)  # nothing to run: nothing read either
+    assert reads == []
+
+
 def test_fail_fast_starts_nothing_after_a_failure(script: Path, root: Path) -> None:
     spec = write_spec(script.parent, grid={"fail": ["raise"], "lr": [1, 2, 3, 4]})
     summary = sweep(spec, jobs=1, fail_fast=True)

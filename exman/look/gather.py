@@ -29,7 +29,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-__all__ = ["PLACES", "Load", "MarkNotFound"]
+__all__ = ["PLACES", "Load", "MarkNotFound", "warm"]
 
 PLACES = ("runs", "fails", "tmp")
 _FOREIGN = ""  # the place of a run folder outside runs/, fails/ and tmp/
@@ -322,6 +322,21 @@ class Load:
                 and not os.path.isdir(self.root.fails / name)
             ):
                 _warn(f"skipped run {name}: {link} points to a missing folder")
+
+
+def warm(root: Root) -> None:
+    """Read the runs of ``index/`` and ``fails/`` into the cache, as a load
+    does, without making a frame (nor importing pandas): the next load only
+    ``stat``\\ s them. ``exman sweep`` calls it once its tasks have ended, so
+    that the first load after a sweep is a warm one. Only the runs the cache
+    does not hold yet are read; a run changed less than
+    :data:`~exman.look.cache.RACY_NS` before is read again by that load (see
+    :mod:`exman.look.cache`). A root whose cache cannot be written is left
+    as it is; a run that cannot be read is left for that load to report.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        Load.of(root, True, failed=True).run()
 
 
 def _order(name: str) -> tuple[int, str]:

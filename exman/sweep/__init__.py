@@ -129,7 +129,23 @@ def sweep(
         options.launcher_options.update(_slurm_options(slurm, _option_error))
     _check(options)
     show = progress and not (status or dry_run)
-    return execute(spec, options, make_progress(show))
+    summary = execute(spec, options, make_progress(show))
+    if summary.mode == "run" and summary.results and worker is None:
+        _warm(summary)
+    return summary
+
+
+def _warm(summary: SweepSummary) -> None:
+    """Read the runs just made into the index's cache: the user's next load
+    (``Index(root).info()``, ``exman ls``) then finds them read. It saves
+    time only: whatever goes wrong is left to that load."""
+    from ..look.gather import warm
+    from ..record.store import Root
+
+    try:
+        warm(Root(summary.root))
+    except Exception:  # the sweep has ended: nothing is lost
+        pass
 
 
 def _option_error(key: str, problem: str) -> ExmanError:
