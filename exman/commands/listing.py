@@ -499,8 +499,14 @@ def _texts(column: Column, root: Root | None) -> list[str]:
         return ["true" if v else "false" for v in values]
     if kind == "f":
         return [f"{v:.6g}" if v == v else "" for v in values]
-    if all(type(v) is str and v.isprintable() for v in values):
-        return [v.replace("T", " ", 1) if _looks_like_time(v) else v for v in values]
+    if set(map(type, values)) <= {str}:  # whole-column checks, in C
+        joined = "".join(values)
+        if joined.isprintable():  # per character: as every cell is
+            if "T" not in joined:  # no cell looks like a time
+                return values
+            return [
+                v.replace("T", " ", 1) if _looks_like_time(v) else v for v in values
+            ]
     return [printable(_text(v, root)) for v in values]
 
 
@@ -530,24 +536,28 @@ def _times(column: Column, sep: str) -> list[str]:
 
 def _aligned(header: list[str], cells: list[list[str]]) -> str:
     """The table as rich prints it without a terminal, at a fraction of its
-    cost per cell: columns two spaces apart, ``id`` to the right."""
-    padded = []
+    cost per cell: columns two spaces apart, ``id`` to the right. An ASCII
+    column is padded by the format of each line; a wider one beforehand."""
+    columns: list[list[str]] = []
+    fields = []
     for name, col in zip(header, cells):
         texts = [name, *col]
-        if all(text.isascii() for text in texts):
+        if "".join(texts).isascii():
             width = max(map(len, texts))
-            pad = str.rjust if name == "id" else str.ljust
-            padded.append([pad(text, width) for text in texts])
-        else:
-            from rich.cells import cell_len  # wide characters take two cells
+            fields.append(f"{{:{'>' if name == 'id' else '<'}{width}}}")
+            columns.append(texts)
+            continue
+        from rich.cells import cell_len  # wide characters take two cells
 
-            sizes = [cell_len(text) for text in texts]
-            width = max(sizes)
-            if name == "id":
-                padded.append([" " * (width - n) + t for t, n in zip(texts, sizes)])
-            else:
-                padded.append([t + " " * (width - n) for t, n in zip(texts, sizes)])
-    return "\n".join("  ".join(row).rstrip() for row in zip(*padded))
+        sizes = [cell_len(text) for text in texts]
+        width = max(sizes)
+        if name == "id":
+            columns.append([" " * (width - n) + t for t, n in zip(texts, sizes)])
+        else:
+            columns.append([t + " " * (width - n) for t, n in zip(texts, sizes)])
+        fields.append("{}")
+    line = "  ".join(fields).format
+    return "\n".join(line(*row).rstrip() for row in zip(*columns))
 
 
 def _table(columns: list[str], rows: list[list[str]]) -> str:

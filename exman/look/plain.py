@@ -159,7 +159,7 @@ def iso_time(value: str | int | None) -> str | None:
 
 def _typed(values: list[Any], kind: str) -> PlainColumn | None:
     """A column pandas is told the dtype of (float64, int64)."""
-    types = {type(v) for v in values}
+    types = set(map(type, values))
     if kind == "i":
         return PlainColumn("i", values) if types <= {int} else None
     if kind == "M":  # µs since the epoch: texts when shown (iso_time)
@@ -179,7 +179,7 @@ def _floats(values: list[Any], types: set[type]) -> PlainColumn | None:
 
 def _inferred(values: list[Any]) -> PlainColumn | None:
     """The column pandas makes of ``values`` (``pd.Series(values)``)."""
-    types = {type(v) for v in values}
+    types = set(map(type, values))
     missing = type(None) in types
     types.discard(type(None))
     if not types:
