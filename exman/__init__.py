@@ -54,11 +54,19 @@ _METRICS = ("NoCurrentRun", "last_step", "log", "result")
 _PARSER = ("ArgumentError", "ExParser", "optional", "simpleroot", "str2bool")
 
 
+def _submodule(name: str) -> Any:
+    """``exman.<name>``, imported. Not ``from . import name``, which would
+    ask this module's ``__getattr__`` first; nor importlib, which a run's
+    start does not import otherwise."""
+    import sys
+
+    __import__(f"{__name__}.{name}")
+    return sys.modules[f"{__name__}.{name}"]
+
+
 def __getattr__(name: str) -> Any:
     if name in _PARSER:  # a script's first use; the exman command's listings skip it
-        from . import parser
-
-        return getattr(parser, name)
+        return getattr(_submodule("parser"), name)
     if name == "ParamsError":
         from .record.params import ParamsError
 
@@ -81,13 +89,9 @@ def __getattr__(name: str) -> Any:
 
         return latest_checkpoint
     if name in ("index", "parser"):  # the modules, as 0.1.9 imported them eagerly
-        import importlib
-
-        return importlib.import_module(f".{name}", __name__)
+        return _submodule(name)
     if name == "sweep":
         # the package exman.sweep, callable as the function exman.sweep.sweep:
         # once imported, the package is what the attribute names anyway
-        import importlib
-
-        return importlib.import_module(".sweep", __name__)
+        return _submodule(name)
     raise AttributeError(f"module 'exman' has no attribute {name!r}")
