@@ -61,6 +61,10 @@ def sweep(
 ) -> SweepSummary:
     """Run the tasks of a sweep that are not done yet.
 
+    Once tasks it ran have ended, the runs are read into the index's cache
+    (:func:`exman.look.gather.warm`): the next ``Index(root).info()`` or
+    ``exman ls`` finds them read.
+
     :param spec_or_path: a spec file (YAML or JSON), a mapping with the same
         keys (relative paths then start from the current folder), or a
         :class:`Spec`.
