@@ -196,6 +196,23 @@ def test_the_load_after_a_sweep_finds_its_runs_read(
     assert sorted(frame["status"]) == ["completed"] * 3 + ["failed"] * 3
     sweep(spec, jobs=2)  # nothing to run: nothing read either
     assert reads == []
+    # the same cache as any load's: a run changed after the sweep's read is
+    # read again, a deleted one is gone, a marked one shows its mark
+    time.sleep(0.05)  # past the file system clock's tick (a few ms at most)
+    from exman.commands import manage
+
+    first, second, third = sorted((root / "runs").iterdir())
+    lr = {folder: Run(folder).params["lr"] for folder in (first, second, third)}
+    params = first / "params.yaml"
+    edited = params.with_suffix(".new")
+    edited.write_text(params.read_text().replace(f"lr: {lr[first]}\n", "lr: 0.5\n"))
+    edited.replace(params)
+    manage.delete(Root(root), [int(second.name[:6])])
+    manage.mark(Root(root), "best", [int(third.name[:6])])
+    frame = exman.Index(root).info()
+    assert sorted(frame["lr"]) == sorted([0.5, lr[third]])
+    assert [Path(r).name for r in reads] == [first.name]
+    assert exman.Index(root).info("best")["id"].tolist() == [int(third.name[:6])]
 
 
 def test_fail_fast_starts_nothing_after_a_failure(script: Path, root: Path) -> None:
