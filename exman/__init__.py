@@ -95,3 +95,8 @@ def __getattr__(name: str) -> Any:
         # once imported, the package is what the attribute names anyway
         return _submodule(name)
     raise AttributeError(f"module 'exman' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    # the lazy names too: a notebook's completion of ``exman.`` lists them
+    return sorted({*globals(), *__all__})

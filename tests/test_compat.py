@@ -189,6 +189,24 @@ def test_the_modules_are_attributes_of_the_package() -> None:
     assert proc.stdout == "Index exman.parser\n"
 
 
+def test_dir_lists_the_names_loaded_on_first_use() -> None:
+    """``ExParser``, ``Index`` and the rest are loaded when first asked for;
+    ``dir(exman)`` (what a notebook completes ``exman.`` from) lists them
+    before that, without loading them."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, exman; names = dir(exman); "
+        "print(sorted(set(exman.__all__) - set(names)), "
+        "'configargparse' in sys.modules, 'pandas' in sys.modules)"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert proc.stdout == "[] False False\n"
+
+
 def test_0_1_9s_parser_methods(old_root: Path) -> None:
     parser = make_parser(old_root)
     assert (parser.num_ex(), parser.max_ex(), parser.next_ex()) == (3, 7, 8)
