@@ -93,6 +93,17 @@ def test_dump_params_leaves_pyyaml_alone() -> None:
         yaml.safe_dump({"p": pathlib.Path("x")})
 
 
+def test_the_kinds_written_as_is_are_yamls_own() -> None:
+    """written_as_is() names, without importing PyYAML, the types that its
+    safe dumper writes itself: all of them but those exman's dumper takes
+    over (tuples and sets become lists)."""
+    from exman.record.params import written_as_is
+
+    own = {k for k in yaml.SafeDumper.yaml_representers if k is not None}
+    kinds = own | {frozenset, complex, object}
+    assert {k for k in kinds if written_as_is(k)} == own - {tuple, set}
+
+
 def test_a_run_saves_whatever_a_setter_puts(root: Path) -> None:
     parser = exman.ExParser(root=root)
     parser.add_argument("--data", type=pathlib.Path, default=pathlib.Path("/d"))
