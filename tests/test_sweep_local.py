@@ -215,6 +215,27 @@ def test_the_load_after_a_sweep_finds_its_runs_read(
     assert exman.Index(root).info("best")["id"].tolist() == [int(third.name[:6])]
 
 
+def test_the_sweeps_read_of_its_runs_is_announced_and_ctrl_c_skips_it(
+    script: Path, root: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    """A sweep that made many runs says that it reads them as it ends (it
+    takes about a second per 10,000); Ctrl-C then skips the read, and the
+    sweep returns its summary as if it had not been asked."""
+    import exman.look.gather
+    import exman.sweep
+
+    def interrupted(root: Root) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(exman.sweep, "_WARM_NOTE", 2)
+    monkeypatch.setattr(exman.look.gather, "warm", interrupted)
+    spec = write_spec(script.parent, grid={"lr": [0.1, 0.01]})
+    summary = sweep(spec, jobs=2, progress=True)
+    assert summary.exit_code == 0
+    assert "reading the 2 runs into the index's cache" in capsys.readouterr().err
+    assert not (root / ".exman" / "cache" / "runs.pickle").exists()
+
+
 def test_fail_fast_starts_nothing_after_a_failure(script: Path, root: Path) -> None:
     spec = write_spec(script.parent, grid={"fail": ["raise"], "lr": [1, 2, 3, 4]})
     summary = sweep(spec, jobs=1, fail_fast=True)

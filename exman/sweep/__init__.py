@@ -135,20 +135,32 @@ def sweep(
     show = progress and not (status or dry_run)
     summary = execute(spec, options, make_progress(show))
     if summary.mode == "run" and summary.results and worker is None:
-        _warm(summary)
+        _warm(summary, show)
     return summary
 
 
-def _warm(summary: SweepSummary) -> None:
+#: from this many runs made, the sweep says that it reads them as it ends
+_WARM_NOTE = 1000
+
+
+def _warm(summary: SweepSummary, show: bool) -> None:
     """Read the runs just made into the index's cache: the user's next load
     (``Index(root).info()``, ``exman ls``) then finds them read. It saves
-    time only: whatever goes wrong is left to that load."""
+    time only: whatever goes wrong is left to that load, and Ctrl-C skips
+    it."""
     from ..look.gather import warm
     from ..record.store import Root
 
+    made = len(summary.results)
+    if show and made >= _WARM_NOTE:  # about a second per 10,000 runs
+        print(
+            f"exman sweep: reading the {made:,} runs into the index's cache "
+            "for the next load (Ctrl-C skips it)",
+            file=sys.stderr,
+        )
     try:
         warm(Root(summary.root))
-    except Exception:  # the sweep has ended: nothing is lost
+    except (Exception, KeyboardInterrupt):  # the sweep has ended: nothing is lost
         pass
 
 
