@@ -310,6 +310,61 @@ def test_a_slow_rebuild_is_done_at_most_a_fifth_of_the_time(
     assert len(spans) <= elapsed / (5 * slow) + 1
 
 
+def _age(root: Path) -> None:
+    """Every metrics.jsonl as if written an hour ago."""
+    hour_ago = time.time() - 3600
+    for path in root.glob("*/*/metrics.jsonl"):
+        os.utime(path, (hour_ago, hour_ago))
+
+
+def test_the_curves_are_read_again_only_when_a_metrics_file_changed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """exman ui keeps the last curves while every run's metrics.jsonl (and
+    the set of runs) stays as it was; each change gives the curves a payload
+    without the cache gives."""
+    root = tmp_path / "exman"
+    _runs(root, 5)  # runs 1, 2 and 4 log; 3 fails, the --tmp one is not shown
+    reads = []
+    real = data._curves
+
+    def counting(runs: Any) -> Any:
+        reads.append(len(runs))
+        return real(runs)
+
+    monkeypatch.setattr(data, "_curves", counting)
+    cache = data.CurveCache()
+
+    def check() -> None:
+        cached = data.payload(exman.Index(root), details=False, curve_cache=cache)
+        fresh = data.payload(exman.Index(root), details=False)
+        assert _text(cached["curves"]) == _text(fresh["curves"])
+        assert cached["metrics"] == fresh["metrics"]
+
+    check()  # just written: not trusted yet
+    check()
+    assert len(reads) == 4
+    _age(root)
+    check()  # settled: kept
+    check()
+    assert len(reads) == 7
+    folders = sorted((root / "runs").iterdir())
+    with open(folders[0] / "metrics.jsonl", "a") as f:
+        f.write('{"step": 3, "loss": 0.01}\n')
+    check()  # appended to
+    assert len(reads) == 9 and cache.value is None  # and not settled
+    _age(root)
+    check()
+    (folders[1] / "metrics.jsonl").unlink()
+    check()  # removed
+    assert len(reads) == 13
+    manage.delete(Root(root), [int(folders[0].name[:6])])
+    check()  # a run fewer
+    assert len(reads) == 15
+    check()
+    assert len(reads) == 16
+
+
 @pytest.mark.parametrize(
     ("root", "folder"),
     [

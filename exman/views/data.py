@@ -15,6 +15,7 @@ import json
 import math
 import os
 import shlex
+import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +24,7 @@ from ..look.files import list_files, tail
 from ..look.frame import build_frame
 from ..look.gather import Load
 from ..look.stats import T_975, Z_975
+from ..record.metrics import METRICS_FILE
 from ..record.run import DIFF_FILE, LOG_FILE, TRACEBACK_FILE, Run
 from ..record.store import ExmanError, StrPath
 
@@ -33,7 +35,7 @@ if TYPE_CHECKING:
 
     from ..index import Index
 
-__all__ = ["FORMAT", "payload", "run_details"]
+__all__ = ["FORMAT", "CurveCache", "payload", "run_details"]
 
 #: the version of the payload's layout (the page checks it)
 FORMAT = 1
@@ -62,6 +64,7 @@ def payload(
     curves: bool = True,
     details: bool = True,
     log_lines: int = 20,
+    curve_cache: CurveCache | None = None,
 ) -> dict[str, Any]:
     """The runs of ``index`` as the views draw them: one JSON-ready dict.
 
@@ -84,6 +87,8 @@ def payload(
     :param curves: read every run's ``metrics.jsonl`` for the curves.
     :param details: gather each run's command, files and log tail.
     :param log_lines: lines of each run's log in its details.
+    :param curve_cache: the curves of an earlier call, reused while no
+        run's ``metrics.jsonl`` changed (``exman ui`` keeps one).
     :raises ExmanError: a bad query; a mark key with ``..``.
     :raises MarkNotFound: no mark ``source``.
     """
@@ -139,7 +144,9 @@ def payload(
         "details": {},
     }
     if curves:
-        data["metrics"], data["curves"] = _curves(list(zip(ids, folders)))
+        runs = list(zip(ids, folders))
+        found = _curves(runs) if curve_cache is None else curve_cache.get(runs)
+        data["metrics"], data["curves"] = found
     if details:
         data["details"] = {
             str(num): run_details(folder, num, lines=log_lines)
@@ -282,6 +289,55 @@ def _relative(folders: Sequence[pathlib.Path], root: pathlib.Path) -> list[str]:
         else:
             out.append(os.path.relpath(folder, root))
     return out
+
+
+class CurveCache:
+    """The curves of the last call, reused while every run's
+    ``metrics.jsonl`` has the inode, size and modification time it had
+    then (and the runs the same ids): reading every record is most of a
+    payload's time, and a page that polls a finished sweep asks for the
+    same curves again and again. A file changed less than :data:`SETTLE_NS`
+    before it was looked at is not trusted (two writes within one tick of
+    the file system's clock leave the same time): the curves are read
+    again at the next call. Only the last curves are kept, no records.
+    """
+
+    #: a metrics.jsonl younger than this is read again at the next call
+    SETTLE_NS = 2_000_000_000
+
+    def __init__(self) -> None:
+        self.key: tuple[Any, ...] | None = None
+        self.value: Curves | None = None
+
+    def get(self, runs: Sequence[tuple[int, pathlib.Path]]) -> Curves:
+        """The curves of ``runs`` (as :func:`payload` draws them)."""
+        key, settled = self._identity(runs)  # before the files are read
+        if key == self.key and self.value is not None:
+            return self.value
+        value = _curves(runs)
+        self.key, self.value = (key, value) if settled else (None, None)
+        return value
+
+    def _identity(
+        self, runs: Sequence[tuple[int, pathlib.Path]]
+    ) -> tuple[tuple[Any, ...], bool]:
+        now = time.time_ns()
+        key: list[tuple[Any, ...]] = []
+        settled = True
+        for num, folder in runs:
+            path = os.path.join(folder, METRICS_FILE)
+            try:
+                st = os.stat(path)
+            except OSError:
+                key.append((num, path))
+                continue
+            key.append((num, path, st.st_ino, st.st_size, st.st_mtime_ns))
+            settled = settled and st.st_mtime_ns < now - self.SETTLE_NS
+        return tuple(key), settled
+
+
+#: the metrics logged, and for each ``{id: [steps, values]}``
+Curves = tuple[list[str], dict[str, dict[str, list[list[Any]]]]]
 
 
 def _curves(

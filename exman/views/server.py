@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from ..index import Index
 from ..record.run import Run
 from ..record.store import ExmanError, Root, RunNotFound, StrPath
-from .data import payload, run_details
+from .data import CurveCache, payload, run_details
 from .page import render, static_file
 
 if TYPE_CHECKING:
@@ -101,12 +101,14 @@ class _Payload:
         self.took = 0.0
         self.body = b""
         self.etag = ""
+        self.curves = CurveCache()  # a finished sweep's curves: read once
 
     def get(self) -> tuple[bytes, str]:
         with self.lock:
             start = time.monotonic()
             if start - self.at >= max(self.fresh, self.PAUSE * self.took):
-                data = payload(Index(self.root.path), details=False)
+                index = Index(self.root.path)
+                data = payload(index, details=False, curve_cache=self.curves)
                 data["generated"] = ""  # unchanged runs: the same ETag
                 body = json.dumps(data, ensure_ascii=False, allow_nan=False)
                 self.body = body.encode("utf-8")
