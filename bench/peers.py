@@ -416,13 +416,17 @@ def _load(
         shutil.rmtree(cache, ignore_errors=True)
         return run_wall(cmd["exman"])
 
-    # exman sweep reads the runs it made into the cache as it ends: timed on
-    # its own (it is the sweep's time, once), then the user's load after it
+    # exman sweep reads the runs it made into the cache as it ends (here: a
+    # sweep that made them all): timed on its own (it is the sweep's time,
+    # once), then the user's load after it
     warm_up = [
         pythons["exman"],
         "-c",
-        "from exman.look.gather import warm; from exman.record.store import Root; "
-        f"warm(Root({os.fspath(root)!r}))",
+        "import os; from exman.look.gather import warm; "
+        "from exman.record.store import Root; "
+        f"runs = os.path.join({os.fspath(root)!r}, 'runs'); "
+        f"warm(Root({os.fspath(root)!r}), "
+        "[os.path.join(runs, name) for name in os.listdir(runs)])",
     ]
     sweep_ends: list[float] = []
 

@@ -215,6 +215,46 @@ def test_the_load_after_a_sweep_finds_its_runs_read(
     assert exman.Index(root).info("best")["id"].tolist() == [int(third.name[:6])]
 
 
+def test_the_sweep_reads_the_runs_it_made_and_no_other(
+    script: Path, root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The sweep's read at its end costs its own runs, not the root's: the
+    other runs are read once, by its planning (which reads every run it
+    has not seen through the same cache), and the next load reads none."""
+    import exman.look.cache
+    import exman.look.gather
+
+    monkeypatch.setattr(exman.look.cache, "RACY_NS", -(10**12))
+    sweep(write_spec(script.parent, "first.yaml", grid={"lr": [0.1]}), jobs=1)
+    subprocess.run(
+        [sys.executable, str(script), "--lr", "0.7"], cwd=script.parent, check=True
+    )
+    outside = sorted((root / "runs").iterdir())[-1]
+    reads = []
+    real = exman.look.cache.read_run
+
+    def counting(folder: str, *rest: Any) -> Any:
+        reads.append(Path(folder).name)
+        return real(folder, *rest)
+
+    monkeypatch.setattr(exman.look.cache, "read_run", counting)
+    looked_at = []  # the run folders each read of the cache stats
+    real_runs = exman.look.gather.read_runs
+
+    def listing(place: str, names: Any, *rest: Any, **options: Any) -> Any:
+        looked_at.append(sorted(names))
+        return real_runs(place, names, *rest, **options)
+
+    monkeypatch.setattr(exman.look.gather, "read_runs", listing)
+    summary = sweep(write_spec(script.parent, grid={"lr": [0.2, 0.3]}), jobs=2)
+    made = sorted(r.run.path.name for r in summary.results if r.run is not None)
+    assert len(made) == 2 and [reads[0], *sorted(reads[1:])] == [outside.name, *made]
+    assert looked_at[-1] == made  # the sweep's last read: its runs alone
+    reads.clear()
+    assert len(exman.Index(root).info()) == 4
+    assert reads == []
+
+
 def test_the_sweeps_read_of_its_runs_is_announced_and_ctrl_c_skips_it(
     script: Path, root: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any
 ) -> None:

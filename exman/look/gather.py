@@ -14,6 +14,7 @@ from __future__ import annotations
 import array
 import os
 import warnings
+from collections.abc import Iterable
 
 from ..record.errors import ExmanError
 from ..record.params import PARAMS_FILE
@@ -324,19 +325,27 @@ class Load:
                 _warn(f"skipped run {name}: {link} points to a missing folder")
 
 
-def warm(root: Root) -> None:
-    """Read the runs of ``index/`` and ``fails/`` into the cache, as a load
-    does, without making a frame (nor importing pandas): the next load only
-    ``stat``\\ s them. ``exman sweep`` calls it once its tasks have ended, so
-    that the first load after a sweep is a warm one. Only the runs the cache
-    does not hold yet are read; a run changed less than
-    :data:`~exman.look.cache.RACY_NS` before is read again by that load (see
-    :mod:`exman.look.cache`). A root whose cache cannot be written is left
-    as it is; a run that cannot be read is left for that load to report.
+def warm(root: Root, folders: Iterable[StrPath]) -> None:
+    """Read the run folders ``folders`` (of ``runs/`` and ``fails/``; any
+    others are left) into the cache, as a load does, without making a frame
+    (nor importing pandas): the next load only ``stat``\\ s them. ``exman
+    sweep`` calls it with the runs it made once its tasks have ended, so
+    that the first load after a sweep does not read them. Its cost is those
+    runs and the cache file, not the root's other runs. A run changed less
+    than :data:`~exman.look.cache.RACY_NS` before is read again by that
+    load (see :mod:`exman.look.cache`). A root whose cache cannot be written
+    is left as it is; a run that cannot be read is left for that load to
+    report.
     """
+    load = Load(root, True)
+    places = {os.path.abspath(root.path / place): place for place in ("runs", "fails")}
+    for folder in folders:
+        parent, name = os.path.split(os.path.abspath(folder))
+        if parent in places:
+            load.add(places[parent], name, "")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        Load.of(root, True, failed=True).run()
+        load.run()
 
 
 def _order(name: str) -> tuple[int, str]:

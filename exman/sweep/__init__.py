@@ -158,8 +158,9 @@ def _warm(summary: SweepSummary, show: bool) -> None:
             "for the next load (Ctrl-C skips it)",
             file=sys.stderr,
         )
+    folders = [r.run.folder for r in summary.results if r.run is not None]
     try:
-        warm(Root(summary.root))
+        warm(Root(summary.root), folders)
     except (Exception, KeyboardInterrupt):  # the sweep has ended: nothing is lost
         pass
 
