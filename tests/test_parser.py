@@ -593,6 +593,25 @@ def _bare(code: str, root: Path) -> str:
     return proc.stdout
 
 
+def test_pyyaml_is_imported_before_the_run_folder_is_made(tmp_path: Path) -> None:
+    """PyYAML is imported when a params.yaml is first written (tens of ms);
+    that must happen before the run's folder exists, not between it and its
+    run.json: a SIGTERM there (no handler yet) would leave a folder without
+    a record."""
+    code = (
+        "import sys, exman\n"
+        "from exman.record import params, store\n"
+        "real = store.Root.allocate\n"
+        "def allocate(self, **options):\n"
+        "    print('yaml' in sys.modules, params._dumper is not None)\n"
+        "    return real(self, **options)\n"
+        "store.Root.allocate = allocate\n"
+        "p = exman.ExParser(root=sys.argv[1])\n"
+        "p.parse_args([])\n"
+    )
+    assert _bare(code, tmp_path / "exman") == "True True\n"
+
+
 def test_parse_args_leaves_slow_modules_out(tmp_path: Path) -> None:
     # typing alone costs a few ms of every run's start; without site (-S) no
     # .pth file of the interpreter has imported it before exman

@@ -16,7 +16,7 @@ import pathlib
 from collections.abc import Callable, Iterable
 
 from . import heartbeat, snapshot
-from .params import PARAMS_FILE, TIME_FORMAT, dump_params
+from .params import PARAMS_FILE, TIME_FORMAT, dump_params, dumper
 from .run import DIFF_FILE, Run
 from .store import ExmanError, Root, RunPlace, atomic_write, check_name
 
@@ -98,6 +98,9 @@ def create_run(
         ``EXMAN_HEARTBEAT``, a root that cannot hold runs; nothing is made.
     """
     every = heartbeat.interval()  # a bad EXMAN_HEARTBEAT stops us before the run
+    # PyYAML imported (tens of ms) before the folder exists, not between it
+    # and run.json: a kill there would leave a folder without a record
+    dumper()
     key = None
     if automark is not None and not tmp:
         # before anything is created: a value may not fit a folder name

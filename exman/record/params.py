@@ -24,6 +24,7 @@ __all__ = [
     "TIME_FORMAT",
     "ParamsError",
     "dump_params",
+    "dumper",
     "load_params",
     "load_yaml",
     "plain",
@@ -103,7 +104,7 @@ def _represent_str(tostr: Callable[[Any], str]) -> Callable[[Any, Any], Any]:
     return represent
 
 
-def _the_dumper() -> Any:
+def dumper() -> Any:
     """The safe dumper, made total: unknown objects go through :func:`plain`."""
     global _dumper
     if _dumper is None:
@@ -154,7 +155,7 @@ def dump_params(params: Mapping[str, Any], *, time: datetime.datetime, id: int) 
 
     body = yaml.dump(
         dict(params),
-        Dumper=_the_dumper(),
+        Dumper=dumper(),
         default_flow_style=False,
         sort_keys=True,
         allow_unicode=True,
