@@ -167,6 +167,21 @@ def test_failing_tasks_land_in_fails_and_wait_for_retry(
     assert sorted(r.task.index for r in retried.results) == [1, 2]
 
 
+def _run_reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The names of the run folders the index's cache reads from now on."""
+    import exman.look.cache
+
+    reads: list[str] = []
+    real = exman.look.cache.read_run
+
+    def counting(folder: str, *rest: Any) -> Any:
+        reads.append(Path(folder).name)
+        return real(folder, *rest)
+
+    monkeypatch.setattr(exman.look.cache, "read_run", counting)
+    return reads
+
+
 def test_the_load_after_a_sweep_finds_its_runs_read(
     script: Path, root: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -183,14 +198,7 @@ def test_the_load_after_a_sweep_finds_its_runs_read(
     )
     summary = sweep(spec, jobs=2)
     assert summary.result_counts()["failed"] == 3
-    reads = []
-    real = exman.look.cache.read_run
-
-    def counting(folder: str, *rest: Any) -> Any:
-        reads.append(folder)
-        return real(folder, *rest)
-
-    monkeypatch.setattr(exman.look.cache, "read_run", counting)
+    reads = _run_reads(monkeypatch)
     frame = exman.Index(root).info(failed=True)
     assert len(frame) == 6 and reads == []
     assert sorted(frame["status"]) == ["completed"] * 3 + ["failed"] * 3
@@ -230,14 +238,7 @@ def test_the_sweep_reads_the_runs_it_made_and_no_other(
         [sys.executable, str(script), "--lr", "0.7"], cwd=script.parent, check=True
     )
     outside = sorted((root / "runs").iterdir())[-1]
-    reads = []
-    real = exman.look.cache.read_run
-
-    def counting(folder: str, *rest: Any) -> Any:
-        reads.append(Path(folder).name)
-        return real(folder, *rest)
-
-    monkeypatch.setattr(exman.look.cache, "read_run", counting)
+    reads = _run_reads(monkeypatch)
     looked_at = []  # the run folders each read of the cache stats
     real_runs = exman.look.gather.read_runs
 
