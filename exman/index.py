@@ -104,7 +104,7 @@ from typing import TYPE_CHECKING
 from .look.aggregate import aggregate_frame, curves, select, summarize
 from .look.analysis import Columns, as_names, metrics_frame
 from .look.cache import SkippedRunWarning
-from .look.frame import build_frame
+from .look.frame import build_frame, prepare
 from .look.gather import Load, MarkNotFound
 from .look.outcome import DamagedMetricsWarning
 from .record.legacy import max_ex, num_ex
@@ -445,7 +445,7 @@ class Index:
         stale: bool = False,
     ) -> tuple[pd.DataFrame, Columns]:
         load = Load.of(self.root, self.cache, source, failed=failed, tmp=tmp)
-        return build_frame(load.run(), stale=stale)
+        return build_frame(load.run(meanwhile=prepare), stale=stale)
 
     def query(
         self,

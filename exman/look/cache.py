@@ -57,11 +57,12 @@ import pickle
 import sys
 import warnings
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
 from ..record.files import group_bits, make_dir, share
 from ..record.store import STATE_DIR, Root
+from . import fork
 from .rows import RowBuilder, Table, ctime_column, inode_column, read_run
 
 # not typing's: importing typing would slow every command's start
@@ -263,6 +264,7 @@ def read_runs(
     *,
     full: bool,
     label: str = "",
+    meanwhile: Callable[[], None] | None = None,
 ) -> Loaded:
     """The rows of the run folders ``names`` (distinct) of ``place_dir``.
 
@@ -274,6 +276,8 @@ def read_runs(
     :param full: ``names`` are all the runs of the place that matter, so the
         table to cache next holds exactly them; otherwise the rows read are
         merged into ``stored``.
+    :param meanwhile: called while another process reads runs, if one does
+        (see :mod:`exman.look.fork`).
     """
     dir_fd: int | None = None
     if os.stat in os.supports_dir_fd and os.open in os.supports_dir_fd:
@@ -284,7 +288,7 @@ def read_runs(
     try:
         with no_gc():
             return _read_runs(
-                place_dir, list(names), stored, clock, dir_fd, full, label
+                place_dir, list(names), stored, clock, dir_fd, full, label, meanwhile
             )
     finally:
         if dir_fd is not None:
@@ -318,11 +322,14 @@ def _read_runs(
     dir_fd: int | None,
     full: bool,
     label: str,
+    meanwhile: Callable[[], None] | None,
 ) -> Loaded:
     if not len(stored):
         # nothing cached (the first load after a sweep): every run is read,
         # and stat'ed once, by _parse
-        parsed, missing, links = _parse(place_dir, names, clock, dir_fd, label)
+        parsed, missing, links = _parse(
+            place_dir, names, clock, dir_fd, label, meanwhile
+        )
         _warn_links(links, label)
         return Loaded(parsed, parsed, missing)
     inos = inode_column()
@@ -369,7 +376,7 @@ def _read_runs(
             where[name] = p
         else:
             stale.append(name)
-    parsed, vanished, turned = _parse(place_dir, stale, clock, dir_fd, label)
+    parsed, vanished, turned = _parse(place_dir, stale, clock, dir_fd, label, meanwhile)
     _warn_links(links + turned, label)
     missing += vanished
     base = len(stored)
@@ -396,9 +403,18 @@ def _gone(place_dir: str, name: str, dir_fd: int | None) -> bool:
 
 
 def _parse(
-    place_dir: str, names: list[str], clock: Clock, dir_fd: int | None, label: str
+    place_dir: str,
+    names: list[str],
+    clock: Clock,
+    dir_fd: int | None,
+    label: str,
+    meanwhile: Callable[[], None] | None = None,
 ) -> tuple[Table, list[str], list[str]]:
     """Read the runs ``names``; rows changed too recently are unverified.
+
+    Many runs are read in two processes (see :mod:`exman.look.fork`), in
+    pieces of :data:`PIECE` or more; ``meanwhile`` is called meanwhile, if
+    they are.
 
     :returns: the rows, the names whose folder is gone, and the names that
         are symbolic links (never followed: they could lead out of the root).
@@ -406,34 +422,106 @@ def _parse(
     if not names:
         return Table(), [], []
     clock()  # read before the folders are stat'ed again: see the module docstring
-    memo: dict[str, str] = {}
-    builder = RowBuilder()
+    reader = _Reader(place_dir, clock, dir_fd, label)
+    if len(names) < 2 * PIECE or not fork.can_fork():
+        reader.read(0, names)
+        parts = [([0], reader.done())]
+        size = len(names)
+    else:
+        size = max(PIECE, -(-len(names) // fork.MAX_PIECES))
+        count = -(-len(names) // size)
+        parts = fork.share(
+            count,
+            lambda i: reader.read(i, names[i * size : (i + 1) * size]),
+            reader.done,
+            meanwhile,
+        )
+    return _joined(parts, label)
+
+
+#: runs read at least per piece of a load shared by two processes
+PIECE = 256
+
+
+class _Reader:
+    """Reads pieces of a load into one table, noting where each piece went."""
+
+    def __init__(
+        self, place_dir: str, clock: Clock, dir_fd: int | None, label: str
+    ) -> None:
+        self.place_dir = place_dir
+        self.clock = clock
+        self.dir_fd = dir_fd
+        self.label = label
+        self.memo: dict[str, str] = {}
+        self.builder = RowBuilder()
+        self.rows = 0
+        #: piece -> (first row, end row, vanished, links, warnings)
+        self.pieces: dict[int, tuple[int, int, list[str], list[str], list[str]]] = {}
+
+    def read(self, piece: int, names: list[str]) -> None:
+        place_dir, dir_fd, label = self.place_dir, self.dir_fd, self.label
+        builder = self.builder
+        first = self.rows
+        vanished: list[str] = []
+        links: list[str] = []
+        problems: list[str] = []
+        for name in names:
+            try:
+                st = _lstat(place_dir, name, dir_fd)
+            except OSError:
+                vanished.append(name)
+                continue
+            if _is_link(st):
+                links.append(name)
+                continue
+            folder = name if dir_fd is not None else os.path.join(place_dir, name)
+            params, record, outcome, problem = read_run(folder, dir_fd, self.memo)
+            if params is None and _gone(place_dir, name, dir_fd):
+                vanished.append(name)  # deleted while it was read: no warning
+                continue
+            if problem is not None:
+                problems.append(
+                    f"exman: skipped run {label}{name}: {problem}"
+                    if params is None
+                    else f"exman: run {label}{name}: {problem}"
+                )
+            if params is None:
+                continue
+            ctime = -1 if problem is not None else self.clock.trusted(st.st_ctime_ns)
+            builder.add(name, st.st_ino, ctime, params, record, outcome)
+            self.rows += 1
+        self.pieces[piece] = (first, self.rows, vanished, links, problems)
+
+    def done(self) -> tuple[Table, dict[int, Any]]:
+        return self.builder.finish(), self.pieces
+
+
+def _joined(
+    parts: list[tuple[list[int], Any]], label: str
+) -> tuple[Table, list[str], list[str]]:
+    """The pieces read by one or two processes, in the order of the pieces."""
+    tables = []
+    spans: list[tuple[int, int, int]] = []  # piece, first row, end row
     vanished: list[str] = []
     links: list[str] = []
-    for name in names:
-        try:
-            st = _lstat(place_dir, name, dir_fd)
-        except OSError:
-            vanished.append(name)
-            continue
-        if _is_link(st):
-            links.append(name)
-            continue
-        folder = name if dir_fd is not None else os.path.join(place_dir, name)
-        params, record, outcome, problem = read_run(folder, dir_fd, memo)
-        if params is None and _gone(place_dir, name, dir_fd):
-            vanished.append(name)  # deleted while it was read: no warning
-            continue
-        if problem is not None:
-            warnings.warn(
-                f"exman: skipped run {label}{name}: {problem}"
-                if params is None
-                else f"exman: run {label}{name}: {problem}",
-                SkippedRunWarning,
-                stacklevel=5,
-            )
-        if params is None:
-            continue
-        ctime = -1 if problem is not None else clock.trusted(st.st_ctime_ns)
-        builder.add(name, st.st_ino, ctime, params, record, outcome)
-    return builder.finish(), vanished, links
+    problems = []
+    offset = 0
+    for _, (table, pieces) in parts:
+        tables.append(table)
+        for piece, (first, end, gone, linked, warned) in pieces.items():
+            spans.append((piece, offset + first, offset + end))
+            problems.append((piece, warned, gone, linked))
+        offset += len(table)
+    for _, warned, gone, linked in sorted(problems, key=lambda p: p[0]):
+        for message in warned:
+            warnings.warn(message, SkippedRunWarning, stacklevel=6)
+        vanished += gone
+        links += linked
+    table = Table.concat(tables) if len(tables) > 1 else tables[0]
+    spans.sort()
+    return (
+        table.take_spans([range(first, end) for _, first, end in spans]),
+        vanished,
+        links,
+    )

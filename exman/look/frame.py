@@ -195,6 +195,12 @@ def plan_frame(parts: list[tuple[str, Table]], *, stale: bool = False) -> Plan:
     return Plan(ids, order, columns, info)
 
 
+def prepare() -> None:
+    """Import what a frame is built with: a load calls it while another
+    process reads runs (see :mod:`exman.look.fork`)."""
+    import pandas  # noqa: F401
+
+
 def build_frame(
     parts: list[tuple[str, Table]], *, stale: bool = False
 ) -> tuple[pd.DataFrame, Columns]:

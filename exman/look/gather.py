@@ -14,7 +14,7 @@ from __future__ import annotations
 import array
 import os
 import warnings
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from ..record.errors import ExmanError
 from ..record.params import PARAMS_FILE
@@ -266,9 +266,16 @@ class Load:
         return load
 
     # -- reading ---------------------------------------------------------------------
-    def run(self) -> list[tuple[str, Table]]:
-        """Read the runs: ``(folder of their place, rows)`` per place."""
+    def run(
+        self, meanwhile: Callable[[], None] | None = None
+    ) -> list[tuple[str, Table]]:
+        """Read the runs: ``(folder of their place, rows)`` per place.
+
+        :param meanwhile: called (once) while another process reads runs,
+            if one does (see :mod:`exman.look.fork`).
+        """
         parts: list[tuple[str, Table]] = []
+        meanwhile = _once(meanwhile)
         for place in PLACES:
             if place not in self.refs:
                 continue
@@ -283,6 +290,7 @@ class Load:
                 self.clock,
                 full=place in self.full,
                 label=f"{place}/",
+                meanwhile=meanwhile,
             )
             if loaded.store is not stored or place in self.extra:
                 extra = self.extra.get(place, extra)
@@ -346,6 +354,18 @@ def warm(root: Root, folders: Iterable[StrPath]) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         load.run()
+
+
+def _once(call: Callable[[], None] | None) -> Callable[[], None] | None:
+    if call is None:
+        return None
+    calls = [call]
+
+    def once() -> None:
+        if calls:
+            calls.pop()()
+
+    return once
 
 
 def _order(name: str) -> tuple[int, str]:

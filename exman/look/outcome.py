@@ -40,6 +40,7 @@ TAIL_BYTES = 8192
 MAX_RESULTS = 16 << 20
 #: the fields of every record that are no metric
 RECORD_KEYS = ("step", "time")
+_BLOCK = 1 << 16
 # O_NONBLOCK: a FIFO planted in a run folder must not hang the load
 _OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NONBLOCK", 0)
 
@@ -77,10 +78,12 @@ def _results(path: str, dir_fd: int | None) -> tuple[dict[str, Any], str | None]
     except OSError as e:
         return {}, f"cannot read {RESULTS_FILE}: {e.strerror or e}"
     try:
-        chunks = []
-        size = 0
-        while chunk := os.read(fd, 1 << 16):
-            chunks.append(chunk)
+        # a read shorter than asked is the end of a regular file: the usual
+        # results.json takes one read, not a second one to find its end
+        chunks = [chunk := os.read(fd, _BLOCK)]
+        size = len(chunk)
+        while len(chunk) == _BLOCK:
+            chunks.append(chunk := os.read(fd, _BLOCK))
             size += len(chunk)
             if size > MAX_RESULTS:
                 return {}, f"{RESULTS_FILE} is larger than {MAX_RESULTS >> 20} MiB"

@@ -348,6 +348,40 @@ class Table:
             results=_taken(self.results, positions),
         )
 
+    def take_spans(self, spans: Sequence[range]) -> Table:
+        """:meth:`take` of the positions in ``spans`` (ranges of step 1):
+        a slice of each column per span."""
+        if len(spans) == 1 and spans[0] == range(len(self)):
+            return self
+        schema = columns.list_spans(self.schema, spans)
+        used = sorted(set(schema))
+        if used != list(range(len(used))):
+            remap = {old: new for new, old in enumerate(used)}
+            schema = [remap[s] for s in schema]
+        schemas = [self.schemas[s] for s in used]
+        keys = {k for s in schemas for k in s}
+        results = {}
+        for key, col in self.results.items():
+            cells = columns.take_spans(col, spans)
+            if columns.has_values(cells):
+                results[key] = cells
+        return Table(
+            names=columns.list_spans(self.names, spans),
+            inos=columns.array_spans(self.inos, spans),
+            ctimes=columns.array_spans(self.ctimes, spans),
+            schemas=schemas,
+            schema=schema,
+            params={
+                k: columns.take_spans(col, spans)
+                for k, col in self.params.items()
+                if k in keys
+            },
+            record={
+                k: columns.take_spans(col, spans) for k, col in self.record.items()
+            },
+            results=results,
+        )
+
     @staticmethod
     def concat(tables: Sequence[Table]) -> Table:
         """The rows of ``tables`` one after the other."""

@@ -1,0 +1,393 @@
+"""A first load read by two processes: the same rows, warnings and order as
+one process reads, nothing lost when the forked copy dies, no copy left
+behind when the load is interrupted, no fork where it is not safe."""
+
+from __future__ import annotations
+
+import array
+import json
+import os
+import pathlib
+import select
+import signal
+import subprocess
+import sys
+import warnings
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from _index_runs import make_run
+
+from exman.index import Index
+from exman.look import cache, columns, fork
+from exman.look.gather import Load
+from exman.record.store import Root
+
+pytestmark = pytest.mark.skipif(
+    not hasattr(os, "sched_getaffinity") or len(os.sched_getaffinity(0)) < 2,
+    reason="one core: a load never forks",
+)
+
+
+@pytest.fixture(autouse=True)
+def quiet(monkeypatch: pytest.MonkeyPatch) -> None:
+    """This process counts as having no other thread: tests before these
+    leave the heartbeat threads of runs they made running (a run is tracked
+    until its process ends). :func:`test_no_fork_beside_another_thread`
+    checks the real count, in new processes."""
+    monkeypatch.setattr(fork, "_threads", lambda: 0)
+
+
+@pytest.fixture
+def root(tmp_path: pathlib.Path) -> pathlib.Path:
+    """Runs of every kind a load meets: two schemas, results, tags, a failed
+    run, a damaged run.json, a run without params.yaml."""
+    root = tmp_path / "exman"
+    for i in range(30):
+        params: dict[str, Any] = {"lr": i / 10, "model": "mlp" if i % 3 else "cnn"}
+        if i % 4 == 0:
+            params["depth"] = i
+        run = make_run(root, params)
+        if i % 5 == 0:
+            (run / "results.json").write_text(json.dumps({"acc": i / 30}))
+        if i == 11:
+            (run / "annotations.json").write_text('{"tags": ["best"], "note": "n"}')
+        if i in (0, 2, 13):  # read first by the child, first by the parent
+            (run / "run.json").write_text("{damaged")
+        if i == 17:
+            (run / "params.yaml").unlink()
+    make_run(root, {"lr": 1.0}, status="failed")
+    return root
+
+
+@pytest.fixture
+def small_pieces(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pieces of two runs, so that 30 runs are shared by two processes."""
+    monkeypatch.setattr(cache, "PIECE", 2)
+
+
+class Shares:
+    """Records what each :func:`exman.look.fork.share` returned."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.parts: list[list[tuple[list[int], Any]]] = []
+        real = fork.share
+
+        def recording(*args: Any, **kwargs: Any) -> Any:
+            parts = real(*args, **kwargs)
+            self.parts.append(parts)
+            return parts
+
+        monkeypatch.setattr(fork, "share", recording)
+
+
+@pytest.fixture
+def shares(monkeypatch: pytest.MonkeyPatch) -> Shares:
+    return Shares(monkeypatch)
+
+
+@pytest.fixture
+def both_read(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Each process of a share takes a piece before the other goes on: the
+    child takes the first and waits until the parent has taken one, so that
+    both read, whatever the scheduler does."""
+    parent = os.getpid()
+    to_parent = os.pipe()
+    to_child = os.pipe()
+    real = cache._Reader.read
+
+    def read(self: Any, piece: int, names: list[str]) -> None:
+        if not self.pieces:  # this process's first piece
+            if os.getpid() != parent:
+                os.write(to_parent[1], b"x")
+                _wait(to_child[0])
+            else:
+                os.write(to_child[1], b"x")
+        real(self, piece, names)
+
+    def share(pieces: int, do: Any, done: Any, meanwhile: Any = None) -> Any:
+        def after_the_child() -> None:
+            if meanwhile is not None:
+                meanwhile()
+            _wait(to_parent[0])
+
+        return real_share(pieces, do, done, after_the_child)
+
+    real_share = fork.share
+    monkeypatch.setattr(cache._Reader, "read", read)
+    monkeypatch.setattr(fork, "share", share)
+    yield
+    for fd in (*to_parent, *to_child):
+        os.close(fd)
+
+
+def _wait(fd: int) -> None:
+    ready, _, _ = select.select([fd], [], [], 30)
+    assert ready, "the other process took no piece"
+    os.read(fd, 1)
+
+
+def _load(root: pathlib.Path, **kwargs: Any) -> tuple[Any, list[str]]:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        frame = Index(root, cache=False).info(**kwargs)
+    return frame, [str(w.message) for w in caught]
+
+
+def _forked_away(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EXMAN_FORK", "0")
+
+
+# -- the same rows ---------------------------------------------------------------
+@pytest.mark.usefixtures("small_pieces", "both_read")
+def test_two_processes_read_what_one_reads(
+    root: pathlib.Path, monkeypatch: pytest.MonkeyPatch, shares: Shares
+) -> None:
+    forked, forked_warnings = _load(root, failed=True)
+    assert shares.parts and len(shares.parts[0]) == 2, "no second process read"
+    (mine, _), (theirs, _) = shares.parts[0]
+    assert mine and theirs
+    assert sorted(mine + theirs) == list(range(15))  # each piece once
+    monkeypatch.setenv("EXMAN_FORK", "0")
+    alone, alone_warnings = _load(root, failed=True)
+    assert len(shares.parts) == 1  # the second load read in one process
+    assert forked.equals(alone)
+    assert list(forked.index) == list(alone.index)
+    assert forked_warnings == alone_warnings
+    assert len(forked_warnings) == 4  # 3 run.json, run 18's params.yaml
+    assert forked.set_index("id").loc[12, "tags"] == ["best"]  # ids from 1
+    assert forked["status"].tolist().count("failed") == 1
+
+
+@pytest.mark.usefixtures("small_pieces", "both_read")
+def test_the_cache_a_shared_load_writes_is_the_one_a_single_load_writes(
+    root: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(cache, "RACY_NS", -(10**15))  # every run trusted
+    with pytest.warns(cache.SkippedRunWarning):
+        Index(root).info()
+    shared = cache.CacheFile(Root(root), "runs").read()
+    assert len(shared[0]) == 29
+    monkeypatch.setenv("EXMAN_FORK", "0")
+    (root / ".exman" / "cache" / "runs.pickle").unlink()
+    with pytest.warns(cache.SkippedRunWarning):
+        Index(root).info()
+    alone = cache.CacheFile(Root(root), "runs").read()
+    assert _cells(alone[0]) == _cells(shared[0])
+    assert alone[1] == shared[1]
+
+
+def _cells(table: Any) -> dict[str, Any]:
+    """What a table holds, whatever the form of its columns."""
+    keys = [dict.fromkeys(table.schemas[s]) for s in table.schema]
+    return {
+        "names": table.names,
+        "inos": list(table.inos),
+        "ctimes": list(table.ctimes),
+        "keys": keys,
+        **{
+            f"{section}.{key}": list(column)
+            for section in ("params", "record", "results")
+            for key, column in getattr(table, section).items()
+        },
+    }
+
+
+@pytest.mark.usefixtures("small_pieces")
+def test_pandas_is_imported_while_the_copy_reads(
+    root: pathlib.Path, shares: Shares, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[int] = []
+    load = Load.of(Root(root), False, failed=True)
+    with pytest.warns(cache.SkippedRunWarning):
+        load.run(meanwhile=lambda: calls.append(os.getpid()))
+    assert calls == [os.getpid()]  # once, here, for two places read
+    assert len(shares.parts) == 1  # fails/ holds one run: no second fork
+    _forked_away(monkeypatch)
+    load = Load.of(Root(root), False)
+    with pytest.warns(cache.SkippedRunWarning):
+        load.run(meanwhile=lambda: calls.append(os.getpid()))
+    assert len(calls) == 1  # nothing read by another process: not called
+
+
+# -- failures --------------------------------------------------------------------
+@pytest.mark.usefixtures("small_pieces")
+@pytest.mark.parametrize("how", ["killed", "raises", "exits"])
+def test_a_copy_that_dies_loses_nothing(
+    root: pathlib.Path, monkeypatch: pytest.MonkeyPatch, shares: Shares, how: str
+) -> None:
+    parent = os.getpid()
+    real = cache._Reader.read
+
+    def read(self: Any, piece: int, names: list[str]) -> None:
+        real(self, piece, names)  # the child reads one piece, then dies
+        if os.getpid() != parent:
+            if how == "killed":
+                os.kill(os.getpid(), signal.SIGKILL)
+            elif how == "raises":
+                raise MemoryError
+            else:
+                os._exit(0)
+
+    monkeypatch.setattr(cache._Reader, "read", read)
+    slow = _slowed(monkeypatch)
+    frame, caught = _load(root)
+    assert len(shares.parts[0]) == 1  # the parent did every piece
+    assert sorted(shares.parts[0][0][0]) == list(range(15))
+    slow.undo()
+    _forked_away(monkeypatch)
+    assert frame.equals(_load(root)[0])
+    assert caught == _load(root)[1]
+
+
+class _Slowed:
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.monkeypatch = monkeypatch
+
+    def undo(self) -> None:
+        self.monkeypatch.undo()
+
+
+def _slowed(monkeypatch: pytest.MonkeyPatch) -> _Slowed:
+    """The parent starts reading after the child has had time to take a piece."""
+    real = fork.share
+
+    def share(pieces: int, do: Any, done: Any, meanwhile: Any = None) -> Any:
+        def later() -> None:
+            if meanwhile is not None:
+                meanwhile()
+            select.select([], [], [], 0.3)
+
+        return real(pieces, do, done, later)
+
+    patch = pytest.MonkeyPatch()
+    patch.setattr(fork, "share", share)
+    return _Slowed(patch)
+
+
+@pytest.mark.usefixtures("small_pieces")
+def test_an_interrupted_load_leaves_no_copy_behind(
+    root: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    forked: list[int] = []
+    real_fork = os.fork
+
+    def recording() -> int:
+        pid = real_fork()
+        if pid:
+            forked.append(pid)
+        return pid
+
+    monkeypatch.setattr(os, "fork", recording)
+
+    def interrupted() -> None:
+        raise KeyboardInterrupt
+
+    load = Load.of(Root(root), False)
+    with pytest.raises(KeyboardInterrupt):
+        load.run(meanwhile=interrupted)
+    assert len(forked) == 1
+    assert not os.path.exists(f"/proc/{forked[0]}")  # killed and reaped
+
+
+@pytest.mark.usefixtures("small_pieces")
+def test_the_copy_does_not_run_the_parents_signal_handlers(
+    root: pathlib.Path, monkeypatch: pytest.MonkeyPatch, tmp_path: pathlib.Path
+) -> None:
+    """A run's SIGTERM handler (marks it failed) is its own, not the copy's."""
+    ran = tmp_path / "handler-ran"
+    parent = os.getpid()
+
+    def handler(signum: int, frame: Any) -> None:
+        with open(ran, "a") as f:
+            f.write(f"{os.getpid()}\n")
+
+    old = signal.signal(signal.SIGTERM, handler)
+    real = cache._Reader.read
+
+    def read(self: Any, piece: int, names: list[str]) -> None:
+        if os.getpid() != parent:
+            os.kill(os.getpid(), signal.SIGTERM)
+        real(self, piece, names)
+
+    monkeypatch.setattr(cache._Reader, "read", read)
+    try:
+        slow = _slowed(monkeypatch)
+        frame, _ = _load(root)
+        slow.undo()
+    finally:
+        signal.signal(signal.SIGTERM, old)
+    assert not ran.exists()
+    assert len(frame) == 29  # every run but the one without params.yaml
+
+
+# -- when not to fork ----------------------------------------------------------------
+def test_no_fork_beside_another_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    code = """
+import threading
+from exman.look import fork
+print(fork.can_fork())
+stop = threading.Event()
+thread = threading.Thread(target=stop.wait)
+thread.start()
+print(fork.can_fork())
+done = []
+print(fork.share(5, done.append, lambda: list(done)))
+stop.set()
+"""
+    env = {k: v for k, v in os.environ.items() if k != "EXMAN_FORK"}
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env
+    )
+    assert out.stdout.split("\n")[:3] == [
+        "True",
+        "False",
+        "[([0, 1, 2, 3, 4], [0, 1, 2, 3, 4])]",
+    ], out.stderr
+    monkeypatch.setenv("EXMAN_FORK", "0")
+    assert not fork.can_fork()
+
+
+def test_few_runs_are_read_in_one_process(root: pathlib.Path, shares: Shares) -> None:
+    _load(root)  # 30 runs, pieces of 256
+    assert shares.parts == []
+
+
+def test_share_does_each_piece_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    done: list[int] = []
+    parts = fork.share(200, done.append, lambda: list(done))
+    every = sorted(i for taken, _ in parts for i in taken)
+    assert every == list(range(200))
+    for taken, made in parts:  # what each process did is what it returned
+        assert made == taken
+    with pytest.raises(ValueError):
+        fork.share(fork.MAX_PIECES + 1, done.append, list)
+
+
+# -- the columns of the pieces, put together ------------------------------------------
+def test_spans_take_what_take_takes() -> None:
+    values = [1, "a", None, 2.5, True, "b", None, 7]
+    spans = [range(5, 8), range(0, 2), range(2, 5)]
+    positions = [p for span in spans for p in span]
+    for column in (
+        values,
+        array.array("q", range(8)),
+        array.array("d", map(float, range(8))),
+        columns.compact(["x", "y", "x", "x", None, "y", "x", "x"]),
+    ):
+        taken = columns.take_spans(column, spans)
+        assert type(taken) is type(columns.take(column, positions))
+        assert list(taken) == list(columns.take(column, positions))
+
+
+@pytest.mark.parametrize("wide", [False, True])
+def test_coded_columns_concat_with_their_codes_mapped(wide: bool) -> None:
+    many = [f"v{i}" for i in range(300)] if wide else []
+    a = columns.compact(["x", "y", "x", "y", *many, *many])
+    b = columns.compact(["y", "z", "y", "x", "z", "z"])
+    c = columns.compact(["x", "y", "x", "y"])
+    for parts in ([a, b], [a, c], [c, b], [b, a, c]):
+        joined = columns.concat([(p, len(p)) for p in parts])
+        assert isinstance(joined, columns.Coded)
+        assert list(joined) == [v for p in parts for v in p]
