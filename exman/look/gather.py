@@ -153,18 +153,23 @@ class Load:
             stems: list[str] = []
             inos = inode_column()
             targets = []
-            for (_, stem), ino in found:
-                seen = old.get(stem)
-                target = (
-                    seen[1]
-                    if seen is not None and seen[0] == ino
-                    else self._index_target(index, stem)
-                )
-                if target is _GONE:  # removed since the listing: a delete
-                    continue
-                stems.append(stem)
-                inos.append(ino)
-                targets.append(target)
+            fd = _open_dir(index)
+            try:
+                for (_, stem), ino in found:
+                    seen = old.get(stem)
+                    target = (
+                        seen[1]
+                        if seen is not None and seen[0] == ino
+                        else self._index_target(index, stem, fd)
+                    )
+                    if target is _GONE:  # removed since the listing: a delete
+                        continue
+                    stems.append(stem)
+                    inos.append(ino)
+                    targets.append(target)
+            finally:
+                if fd is not None:
+                    os.close(fd)
             stamp = [st.st_ino, self.clock.trusted(st.st_ctime_ns)]
             known = {"dir": stamp, "stems": stems, "inos": inos, "targets": targets}
             self._extra("runs")["index"] = known
@@ -179,12 +184,14 @@ class Load:
             else:
                 _warn(f"skipped index/{stem}.yaml: not a link to a run's {PARAMS_FILE}")
 
-    def _index_target(self, index: str, stem: str) -> Any:
+    def _index_target(self, index: str, stem: str, fd: int | None) -> Any:
         """None for the usual link, ``[place, name]`` for another, :data:`_GONE`
-        for a link removed since the listing, else False."""
-        link = os.path.join(index, f"{stem}.yaml")
+        for a link removed since the listing, else False (``fd``: index/'s)."""
         try:
-            target = os.readlink(link)
+            if fd is not None:
+                target = os.readlink(f"{stem}.yaml", dir_fd=fd)
+            else:
+                target = os.readlink(os.path.join(index, f"{stem}.yaml"))
         except FileNotFoundError:
             return _GONE
         except OSError:
@@ -354,6 +361,17 @@ def warm(root: Root, folders: Iterable[StrPath]) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         load.run()
+
+
+def _open_dir(path: str) -> int | None:
+    """A descriptor of the folder ``path`` to read links in, if the platform
+    has them (each link is then found without walking ``path`` again)."""
+    if os.readlink not in os.supports_dir_fd:
+        return None
+    try:
+        return os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return None
 
 
 def _once(call: Callable[[], None] | None) -> Callable[[], None] | None:
