@@ -20,8 +20,9 @@ The same work on every side, each variant a new process, interleaved,
     run, whole process. exman: ``exman.log``; MLflow: ``mlflow.log_metric``
     with its asynchronous logging on (one SQLite transaction per call
     otherwise: minutes); Aim: ``run.track``.
-(d) list: the runs of (b) listed from the shell, output to a pipe.
-    ``exman ls``, ``mlflow runs list``, ``aim runs ls``.
+(d) list: the runs of (b) listed from the shell, output to a pipe, by
+    each tool's installed command: ``exman ls``, ``mlflow runs list``,
+    ``aim runs ls``.
 
 Each peer is installed into a virtual environment of its own, made on first
 use under ``--peers-dir`` (default ``~/.cache/exman-bench/peers``, or
@@ -443,7 +444,10 @@ def _load(
         "exman warm": lambda: run_wall(cmd["exman"]),
         FLOOR: lambda: run_wall(pandas_only),
     }
-    listing = {"exman": [pythons["exman"], "-m", "exman", "--root", root, "ls"]}
+    # each tool's own command, as a user types it (not python -m: runpy)
+    command = pathlib.Path(pythons["exman"]).parent / "exman"
+    exman_ls = [str(command)] if command.exists() else [pythons["exman"], "-m", "exman"]
+    listing = {"exman": [*exman_ls, "--root", root, "ls"]}
     for name in pythons:
         if name != "exman":
             loads[name] = lambda c=cmd[name]: run_wall(c)
