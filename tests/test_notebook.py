@@ -40,3 +40,14 @@ def test_the_analysis_notebook_runs_and_draws(tmp_path: pathlib.Path) -> None:
     )
     assert "18 completed" in text  # the sweep ran every task
     assert "loss_mean" in text and "loss_std" in text  # the aggregate table
+
+
+def test_a_kernel_reads_runs_in_one_process() -> None:
+    """A Jupyter kernel runs threads of its own (its output, its heartbeat):
+    a load there never forks (see exman.look.fork)."""
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_code_cell("from exman.look import fork\nfork.can_fork()")
+    ]
+    nbclient.NotebookClient(nb, kernel_name="python3", timeout=120).execute()
+    assert outputs(nb)[0].data["text/plain"] == "False"

@@ -22,6 +22,7 @@ environment variable ``EXMAN_FORK=0`` turns it off.
 
 from __future__ import annotations
 
+import _signal
 import _thread
 import array
 import os
@@ -39,6 +40,9 @@ __all__ = ["MAX_PIECES", "can_fork", "share"]
 #: pieces a queue holds at most: two bytes each, all written before the fork
 #: into a pipe (which holds 64 KiB without blocking)
 MAX_PIECES = 4096
+#: the signals that end the child as they would end a program without
+#: handlers (Ctrl-C, a kill, a closed terminal): the parent has its own
+_SIGNALS = {_signal.SIGINT, _signal.SIGTERM, _signal.SIGHUP}
 
 
 def can_fork() -> bool:
@@ -92,12 +96,16 @@ def share(
     except OSError:
         os.close(queue)
         raise
+    # no signal between the fork and the child's own handlers: the parent's
+    # (a KeyboardInterrupt) would run the caller's code on in the child
+    blocked = _signal.pthread_sigmask(_signal.SIG_BLOCK, _SIGNALS)
     try:
         pid = os.fork()
     except OSError:
         pid = -1  # no fork: this process does every piece
     if pid == 0:  # the child
-        _child(queue, back, out, do, done)
+        _child(queue, back, out, do, done, blocked)
+    _signal.pthread_sigmask(_signal.SIG_SETMASK, blocked)
     os.close(out)
     mine: list[int] = []
     theirs: tuple[list[int], Any] | None = None
@@ -138,17 +146,21 @@ def _take(queue: int, do: Callable[[int], None]) -> list[int]:
 
 
 def _child(
-    queue: int, back: int, out: int, do: Callable[[int], None], done: Callable[[], Any]
+    queue: int,
+    back: int,
+    out: int,
+    do: Callable[[int], None],
+    done: Callable[[], Any],
+    blocked: set[int],
 ) -> None:
     """The forked copy: do pieces, send them back, end. Never returns."""
     status = 1
     try:
         os.close(back)
         # the parent's handlers (a run's SIGTERM handler) are not the child's
-        import _signal
-
-        for name in ("SIGINT", "SIGTERM", "SIGHUP"):
-            _signal.signal(getattr(_signal, name), _signal.SIG_DFL)
+        for signum in _SIGNALS:
+            _signal.signal(signum, _signal.SIG_DFL)
+        _signal.pthread_sigmask(_signal.SIG_SETMASK, blocked)
         taken = _take(queue, do)
         data = pickle.dumps((taken, done()), pickle.HIGHEST_PROTOCOL)
         with open(out, "wb", closefd=False) as f:
