@@ -8,6 +8,7 @@ every kind YAML gives, both ways, and compare the text byte for byte.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -178,11 +179,28 @@ def test_columns_pandas_types_its_own_way_are_left_to_it(
     assert not isinstance(_both(Root(root), all_columns=True), PlainFrame)
 
 
-def test_a_hand_edited_time_is_left_to_pandas(root: Path) -> None:
+@pytest.mark.parametrize(
+    "time",
+    [
+        "1999-13-40T2026-01-01T12:00:00",  # longer
+        "2026-01-01 12:00:00",  # ISO 8601 too, but not how exman writes it
+        "2026-01-01t12:00:00",
+        "2026-13-01T12:00:00",  # no such month
+        "2026-01-01T24:00:00",
+        "\uff12\uff10\uff12\uff16-01-01T12:00:00",  # digits, not ASCII ones
+        "2026-01-01T12:00:0\u0663",
+        "2026-01-01T120000.5",
+        "+026-01-01T12:00:00",
+    ],
+    ids=repr,
+)
+def test_a_hand_edited_time_is_left_to_pandas(root: Path, time: str) -> None:
     _runs(root, {"x": ["1", "2"]}, 2)
     first = next((root / "runs").iterdir()) / "params.yaml"
     text = first.read_text()
-    first.write_text(text.replace("time: '", "time: '1999-13-40T"))
+    edited = re.sub(r"^time: .*$", f"time: '{time}'", text, flags=re.M)
+    assert edited != text
+    first.write_text(edited)
     assert not isinstance(_both(Root(root)), PlainFrame)
 
 

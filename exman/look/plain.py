@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import datetime
 import os
-import re
 from collections.abc import Sequence
 
 from .frame import Plan
@@ -35,8 +34,10 @@ _EXACT = 2**53
 #: values counts it once (as ``nunique(dropna=False)`` does)
 NAN = float("nan")
 _INT64 = 2**63
-#: params.yaml's ``time`` (``TIME_FORMAT``)
-_TIME = re.compile(r"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)")
+#: params.yaml's ``time`` (``TIME_FORMAT``): ``2026-01-31T12:00:00``, the
+#: length and where each separator is
+_TIME_LEN = 19
+_TIME_SEPARATORS = ((4, "-"), (7, "-"), (10, "T"), (13, ":"), (16, ":"))
 _EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
 
 
@@ -135,17 +136,19 @@ def _folders(folders: list[str], names: list[str], *, root: str | None) -> list[
 
 def _times(values: list[Any]) -> PlainColumn | None:
     """params.yaml's ``time`` (``2026-01-31T12:00:00``), checked."""
-    match = _TIME.fullmatch
-    parse = datetime.datetime.fromisoformat
-    for value in values:
-        if value is None:
-            continue
-        if type(value) is not str or match(value) is None:
+    texts = [v for v in values if v is not None] if None in values else values
+    if not set(map(type, texts)) <= {str} or not set(map(len, texts)) <= {_TIME_LEN}:
+        return None
+    # the separators of every text at once, a slice of the joined texts each;
+    # with them in place, fromisoformat takes the ASCII digits between, only
+    joined = "".join(texts)
+    for at, separator in _TIME_SEPARATORS:
+        if joined[at::_TIME_LEN].strip(separator):
             return None
-        try:
-            parse(value)
-        except ValueError:
-            return None  # pandas makes it NaT: leave it to pandas
+    try:
+        all(map(datetime.datetime.fromisoformat, texts))
+    except ValueError:
+        return None  # pandas makes it NaT: leave it to pandas
     return PlainColumn("M", values)
 
 
