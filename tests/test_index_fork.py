@@ -4,7 +4,6 @@ behind when the load is interrupted, no fork where it is not safe."""
 
 from __future__ import annotations
 
-import array
 import json
 import os
 import pathlib
@@ -20,7 +19,7 @@ import pytest
 from _index_runs import make_run
 
 from exman.index import Index
-from exman.look import cache, columns, fork
+from exman.look import cache, columns, fork, rows
 from exman.look.gather import Load
 from exman.record.store import Root
 
@@ -366,19 +365,30 @@ def test_share_does_each_piece_once(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 # -- the columns of the pieces, put together ------------------------------------------
-def test_spans_take_what_take_takes() -> None:
-    values = [1, "a", None, 2.5, True, "b", None, 7]
-    spans = [range(5, 8), range(0, 2), range(2, 5)]
-    positions = [p for span in spans for p in span]
-    for column in (
-        values,
-        array.array("q", range(8)),
-        array.array("d", map(float, range(8))),
-        columns.compact(["x", "y", "x", "x", None, "y", "x", "x"]),
-    ):
-        taken = columns.take_spans(column, spans)
-        assert type(taken) is type(columns.take(column, positions))
-        assert list(taken) == list(columns.take(column, positions))
+def test_interleaved_pieces_are_concat_then_take() -> None:
+    """Table.interleave: what the rows of the pieces put together and then
+    taken in the order of the spans would be, however the columns are kept."""
+    from exman.look.rows import RowBuilder
+
+    def table(start: int, n: int, extra: str) -> Any:
+        builder = RowBuilder()
+        for i in range(start, start + n):
+            params: dict[str, Any] = {"lr": i / 10, "model": "ab"[i % 2], "n": i}
+            if i % 3 == 0:
+                params[extra] = [i]  # a list column, a second schema
+            record = {"status": "completed" if i % 4 else "failed"}
+            outcome = {"acc": i / 100} if i % 5 else {}
+            builder.add(f"{i:06d}-x", i, i, params, record, outcome)
+        return builder.finish()
+
+    tables = [table(0, 12, "depth"), table(12, 9, "width")]
+    spans = [(1, 0, 4), (0, 0, 5), (0, 5, 5), (1, 4, 9), (0, 5, 12)]
+    joined = rows.Table.interleave(tables, spans)
+    both = rows.Table.concat(tables)
+    order = [p + (12 if k else 0) for k, a, b in spans for p in range(a, b)]
+    assert _cells(joined) == _cells(both.take(order))
+    assert rows.Table.interleave(tables, [(0, 0, 12)]) is tables[0]
+    assert _cells(rows.Table.concat([tables[0], rows.Table()])) == _cells(tables[0])
 
 
 @pytest.mark.parametrize("wide", [False, True])

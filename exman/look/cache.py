@@ -502,26 +502,20 @@ def _joined(
 ) -> tuple[Table, list[str], list[str]]:
     """The pieces read by one or two processes, in the order of the pieces."""
     tables = []
-    spans: list[tuple[int, int, int]] = []  # piece, first row, end row
-    vanished: list[str] = []
-    links: list[str] = []
+    spans: list[tuple[int, int, int, int]] = []  # piece, table, first row, end
     problems = []
-    offset = 0
-    for _, (table, pieces) in parts:
+    for k, (_, (table, pieces)) in enumerate(parts):
         tables.append(table)
         for piece, (first, end, gone, linked, warned) in pieces.items():
-            spans.append((piece, offset + first, offset + end))
+            spans.append((piece, k, first, end))
             problems.append((piece, warned, gone, linked))
-        offset += len(table)
+    vanished: list[str] = []
+    links: list[str] = []
     for _, warned, gone, linked in sorted(problems, key=lambda p: p[0]):
         for message in warned:
             warnings.warn(message, SkippedRunWarning, stacklevel=6)
         vanished += gone
         links += linked
-    table = Table.concat(tables) if len(tables) > 1 else tables[0]
     spans.sort()
-    return (
-        table.take_spans([range(first, end) for _, first, end in spans]),
-        vanished,
-        links,
-    )
+    joined = Table.interleave(tables, [(k, first, end) for _, k, first, end in spans])
+    return joined, vanished, links

@@ -37,15 +37,13 @@ __all__ = [
     "CODED_TYPES",
     "Coded",
     "Column",
-    "array_spans",
     "compact",
     "concat",
     "from_plain",
     "has_values",
-    "list_spans",
+    "part",
     "set_cell",
     "take",
-    "take_spans",
     "to_plain",
 ]
 
@@ -161,30 +159,13 @@ def take(column: Column, positions: Sequence[int]) -> Column:
     return list(map(column.__getitem__, positions))
 
 
-def take_spans(column: Column, spans: Sequence[range]) -> Column:
-    """The values in the ``spans`` (ranges of step 1), one after the other:
-    :func:`take` of a few long stretches, a slice each."""
+def part(column: Column | None, start: int, end: int) -> Column | None:
+    """The rows ``start`` to ``end`` of ``column``, in the same form (None: none)."""
+    if column is None:
+        return None
     if isinstance(column, Coded):
-        return Coded(list(column.values), array_spans(column.codes, spans))
-    if isinstance(column, array.array):
-        return array_spans(column, spans)
-    return list_spans(column, spans)
-
-
-def array_spans(values: array.array[Any], spans: Sequence[range]) -> array.array[Any]:
-    """:func:`take_spans` of an array."""
-    out = array.array(values.typecode)
-    for span in spans:
-        out += values[span.start : span.stop]
-    return out
-
-
-def list_spans(values: list[Any], spans: Sequence[range]) -> list[Any]:
-    """:func:`take_spans` of a list."""
-    out: list[Any] = []
-    for span in spans:
-        out += values[span.start : span.stop]
-    return out
+        return Coded(column.values, column.codes[start:end])
+    return column[start:end]
 
 
 def concat(parts: Sequence[tuple[Column | None, int]]) -> Column:

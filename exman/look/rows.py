@@ -348,63 +348,49 @@ class Table:
             results=_taken(self.results, positions),
         )
 
-    def take_spans(self, spans: Sequence[range]) -> Table:
-        """:meth:`take` of the positions in ``spans`` (ranges of step 1):
-        a slice of each column per span."""
-        if len(spans) == 1 and spans[0] == range(len(self)):
-            return self
-        schema = columns.list_spans(self.schema, spans)
-        used = sorted(set(schema))
-        if used != list(range(len(used))):
-            remap = {old: new for new, old in enumerate(used)}
-            schema = [remap[s] for s in schema]
-        schemas = [self.schemas[s] for s in used]
-        keys = {k for s in schemas for k in s}
-        results = {}
-        for key, col in self.results.items():
-            cells = columns.take_spans(col, spans)
-            if columns.has_values(cells):
-                results[key] = cells
-        return Table(
-            names=columns.list_spans(self.names, spans),
-            inos=columns.array_spans(self.inos, spans),
-            ctimes=columns.array_spans(self.ctimes, spans),
-            schemas=schemas,
-            schema=schema,
-            params={
-                k: columns.take_spans(col, spans)
-                for k, col in self.params.items()
-                if k in keys
-            },
-            record={
-                k: columns.take_spans(col, spans) for k, col in self.record.items()
-            },
-            results=results,
-        )
-
     @staticmethod
     def concat(tables: Sequence[Table]) -> Table:
         """The rows of ``tables`` one after the other."""
-        tables = [t for t in tables if len(t)]
-        if len(tables) == 1:
-            return tables[0]
+        return Table.interleave(tables, [(k, 0, len(t)) for k, t in enumerate(tables)])
+
+    @staticmethod
+    def interleave(
+        tables: Sequence[Table], spans: Sequence[tuple[int, int, int]]
+    ) -> Table:
+        """For each ``(k, start, end)`` of ``spans``, the rows ``start`` to
+        ``end`` of ``tables[k]``, one span after the other: the pieces of a
+        load read by two processes put back in their order. A slice of each
+        column per span, so that the rows are copied once, into the result."""
+        spans = [(k, a, b) for k, a, b in spans if b > a]
+        if len(spans) == 1:
+            k, a, b = spans[0]
+            if a == 0 and b == len(tables[k]):
+                return tables[k]
         out = Table()
-        for t in tables:
-            remap = []
-            for s in t.schemas:
-                if s not in out.schemas:
-                    out.schemas.append(s)
-                remap.append(out.schemas.index(s))
-            out.schema += [remap[s] for s in t.schema]
-            out.names += t.names
-            out.inos += t.inos
-            out.ctimes += t.ctimes
+        index: dict[tuple[str, ...], int] = {}
+        for k, a, b in spans:
+            t = tables[k]
+            remap = [index.setdefault(s, len(index)) for s in t.schemas]
+            out.schema += [remap[s] for s in t.schema[a:b]]
+            out.names += t.names[a:b]
+            out.inos += t.inos[a:b]
+            out.ctimes += t.ctimes[a:b]
+        out.schemas = list(index)
+        used = dict.fromkeys(k for k, _, _ in spans)
         for section in ("params", "record", "results"):
             parts = [getattr(t, section) for t in tables]
-            keys = dict.fromkeys(k for part in parts for k in part)
+            keys = dict.fromkeys(key for k in used for key in parts[k])
             getattr(out, section).update(
-                (k, columns.concat([(p.get(k), len(t)) for p, t in zip(parts, tables)]))
-                for k in keys
+                (
+                    key,
+                    columns.concat(
+                        [
+                            (columns.part(parts[k].get(key), a, b), b - a)
+                            for k, a, b in spans
+                        ]
+                    ),
+                )
+                for key in keys
             )
         return out
 
