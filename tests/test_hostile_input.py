@@ -73,6 +73,33 @@ def test_an_alias_bomb_in_a_run_is_skipped_by_index_and_ls(
     assert time.perf_counter() - start < 30
 
 
+def test_files_larger_than_a_load_reads_are_refused_and_named(
+    make_script: Callable[..., Path], run: Callable[..., Any], tmp_path: Path
+) -> None:
+    """A results.json or run.json of more than 16 MiB is not read: the run
+    is kept, without its results or with its status unknown, and the
+    warning names the file."""
+    from exman.look.outcome import MAX_FILE
+
+    script = make_script()
+    for lr in ("0.1", "0.2", "0.3"):
+        run(script, "--lr", lr, check=True)
+    root = tmp_path / "exman"
+    first, second, _ = sorted((root / "runs").iterdir())
+    padding = " " * (MAX_FILE + 1)
+    (first / "results.json").write_text('{"acc": 1.0' + padding + "}")
+    run_json = (second / "run.json").read_text()
+    (second / "run.json").write_text(run_json[:-1] + padding + "}")
+    with pytest.warns(SkippedRunWarning) as caught:
+        df = exman.Index(root, cache=False).info()
+    messages = sorted(str(w.message) for w in caught)
+    assert "results.json is larger than 16 MiB" in messages[0], messages
+    assert "unreadable run.json (larger than 16 MiB)" in messages[1], messages
+    assert df.id.tolist() == [1, 2, 3]
+    assert df.status.tolist() == ["completed", "unknown", "completed"]
+    assert "acc" not in df.columns
+
+
 def test_an_alias_bomb_as_config_is_a_usage_error_naming_the_file(
     make_script: Callable[..., Path], run: Callable[..., Any], tmp_path: Path
 ) -> None:

@@ -26,18 +26,22 @@ if TYPE_CHECKING:
     from typing import Any
 
 __all__ = [
+    "MAX_FILE",
     "TAIL_BYTES",
     "DamagedMetricsWarning",
+    "FileTooLarge",
     "Records",
     "last_values",
+    "read_file",
     "read_outcome",
     "read_records",
 ]
 
 #: how much of the end of metrics.jsonl gives the last value of each metric
 TAIL_BYTES = 8192
-#: a results.json larger than this is refused, not read
-MAX_RESULTS = 16 << 20
+#: a file of a run that a load reads whole (run.json, params.yaml,
+#: results.json...) larger than this is refused, not read
+MAX_FILE = 16 << 20
 #: the fields of every record that are no metric
 RECORD_KEYS = ("step", "time")
 _BLOCK = 1 << 16
@@ -47,6 +51,33 @@ _OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NONBLOC
 
 class DamagedMetricsWarning(UserWarning):
     """Lines of a run's metrics.jsonl that are not JSON objects were skipped."""
+
+
+class FileTooLarge(OSError):
+    """A file of a run is larger than :data:`MAX_FILE`: not read."""
+
+
+def read_file(path: str, dir_fd: int | None, flags: int = 0) -> bytes:
+    """The bytes of the file ``path`` of a run (relative to ``dir_fd`` when
+    given; ``flags`` added to those of the open).
+
+    :raises FileTooLarge: it is larger than :data:`MAX_FILE`.
+    :raises OSError: it cannot be read (a FIFO raises at once).
+    """
+    fd = os.open(path, _OPEN_FLAGS | flags, dir_fd=dir_fd)
+    try:
+        # a read shorter than asked is the end of a regular file: the usual
+        # file takes one read, not a second one to find its end
+        chunks = [chunk := os.read(fd, _BLOCK)]
+        size = len(chunk)
+        while len(chunk) == _BLOCK:
+            chunks.append(chunk := os.read(fd, _BLOCK))
+            size += len(chunk)
+            if size > MAX_FILE:
+                raise FileTooLarge(f"larger than {MAX_FILE >> 20} MiB")
+        return chunk if len(chunks) == 1 else b"".join(chunks)
+    finally:
+        os.close(fd)
 
 
 def _open(path: str, dir_fd: int | None) -> int:
@@ -72,27 +103,15 @@ def read_outcome(
 
 def _results(path: str, dir_fd: int | None) -> tuple[dict[str, Any], str | None]:
     try:
-        fd = _open(path, dir_fd)
+        text = read_file(path, dir_fd)
     except FileNotFoundError:
         return {}, None  # the usual case: one failed open, nothing more
+    except FileTooLarge:
+        return {}, f"{RESULTS_FILE} is larger than {MAX_FILE >> 20} MiB"
     except OSError as e:
         return {}, f"cannot read {RESULTS_FILE}: {e.strerror or e}"
     try:
-        # a read shorter than asked is the end of a regular file: the usual
-        # results.json takes one read, not a second one to find its end
-        chunks = [chunk := os.read(fd, _BLOCK)]
-        size = len(chunk)
-        while len(chunk) == _BLOCK:
-            chunks.append(chunk := os.read(fd, _BLOCK))
-            size += len(chunk)
-            if size > MAX_RESULTS:
-                return {}, f"{RESULTS_FILE} is larger than {MAX_RESULTS >> 20} MiB"
-    except OSError as e:
-        return {}, f"cannot read {RESULTS_FILE}: {e.strerror or e}"
-    finally:
-        os.close(fd)
-    try:
-        data = json.loads(b"".join(chunks))
+        data = json.loads(text)
     except ValueError as e:
         return {}, f"unreadable {RESULTS_FILE} ({e})"
     if not isinstance(data, dict):

@@ -24,6 +24,7 @@ from ..record.annotations import ANNOTATIONS_FILE, parse_annotations
 from ..record.params import PARAMS_FILE
 from ..record.run import RUN_FILE, TRACEBACK_FILE
 from . import columns
+from .outcome import read_file as _read
 from .outcome import read_outcome
 
 # not typing's: importing typing would slow every command's start
@@ -61,11 +62,6 @@ RECORD_FIELDS = (
     "tags",
     "note",
 )
-#: a file larger than this is refused, not read
-MAX_FILE = 16 << 20
-_BUF = 1 << 16
-# O_NONBLOCK: a FIFO planted as params.yaml must not hang the load
-_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NONBLOCK", 0)
 # annotations.json is never a link: exman replaces it, never writes through it
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _ERROR_STATUSES = frozenset({"failed", "interrupted"})
@@ -76,25 +72,6 @@ _NUMBER = (int, float)
 
 
 # -- one run folder -----------------------------------------------------------
-def _read(path: str, dir_fd: int | None, flags: int = 0) -> bytes:
-    fd = os.open(path, _OPEN_FLAGS | flags, dir_fd=dir_fd)
-    try:
-        data = os.read(fd, _BUF)
-        if len(data) < _BUF:
-            return data
-        chunks = [data]
-        size = len(data)
-        while data:
-            data = os.read(fd, _BUF)
-            chunks.append(data)
-            size += len(data)
-            if size > MAX_FILE:
-                raise OSError(f"larger than {MAX_FILE >> 20} MiB")
-        return b"".join(chunks)
-    finally:
-        os.close(fd)
-
-
 def _json(data: bytes) -> Any:
     """``json.loads(data)``, without its look for UTF-16 and UTF-32 (as much
     as a tenth of a first load) unless the text is not UTF-8 (exman writes
