@@ -543,9 +543,9 @@ def _times(column: Column, sep: str) -> list[str]:
 
 def _aligned(header: list[str], cells: list[list[str]]) -> str:
     """The table as rich prints it without a terminal, at a fraction of its
-    cost per cell: columns two spaces apart, ``id`` to the right. Each
-    column is padded whole (``str.ljust`` mapped over it), the lines are
-    joined and stripped by maps: no Python code runs per cell."""
+    cost per cell: columns two spaces apart, ``id`` to the right. An ASCII
+    column is padded whole (``str.ljust`` mapped over it), a wider one cell
+    by cell; the lines are joined and stripped by maps."""
     columns: list[list[str]] = []
     for name, col in zip(header, cells):
         texts = [name, *col]

@@ -426,7 +426,6 @@ def _parse(
     if len(names) < 2 * PIECE or not fork.can_fork():
         reader.read(0, names)
         parts = [([0], reader.done())]
-        size = len(names)
     else:
         size = max(PIECE, -(-len(names) // fork.MAX_PIECES))
         count = -(-len(names) // size)
@@ -436,7 +435,7 @@ def _parse(
             reader.done,
             meanwhile,
         )
-    return _joined(parts, label)
+    return _joined(parts)
 
 
 #: runs read at least per piece of a load shared by two processes
@@ -497,9 +496,7 @@ class _Reader:
         return self.builder.finish(), self.pieces
 
 
-def _joined(
-    parts: list[tuple[list[int], Any]], label: str
-) -> tuple[Table, list[str], list[str]]:
+def _joined(parts: list[tuple[list[int], Any]]) -> tuple[Table, list[str], list[str]]:
     """The pieces read by one or two processes, in the order of the pieces."""
     tables = []
     spans: list[tuple[int, int, int, int]] = []  # piece, table, first row, end

@@ -182,13 +182,13 @@ def concat(parts: Sequence[tuple[Column | None, int]]) -> Column:
     if any(isinstance(c, Coded) for c, _ in parts) and None not in coded:
         key: dict[Any, int] = {}
         remaps = []
-        for part in coded:
-            assert part is not None
-            remaps.append([key.setdefault(v, len(key)) for v in part.values])
+        for piece in coded:
+            assert piece is not None
+            remaps.append([key.setdefault(v, len(key)) for v in piece.values])
         codes = _codes(len(key))
-        for part, remap in zip(coded, remaps):
-            assert part is not None
-            codes.extend(_recoded(part.codes, remap, codes.typecode))
+        for piece, remap in zip(coded, remaps):
+            assert piece is not None
+            codes.extend(_recoded(piece.codes, remap, codes.typecode))
         return Coded(list(key), codes)
     return compact(
         list(
