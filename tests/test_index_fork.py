@@ -11,6 +11,7 @@ import select
 import signal
 import subprocess
 import sys
+import time
 import warnings
 from collections.abc import Iterator
 from typing import Any
@@ -401,3 +402,71 @@ def test_coded_columns_concat_with_their_codes_mapped(wide: bool) -> None:
         joined = columns.concat([(p, len(p)) for p in parts])
         assert isinstance(joined, columns.Coded)
         assert list(joined) == [v for p in parts for v in p]
+
+
+def _children(pid: int) -> list[int]:
+    """The processes whose parent is ``pid``."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    stat = f.read()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry))
+    return found
+
+
+def _running(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie has ended)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_a_killed_load_leaves_no_copy_running_and_the_root_readable(
+    root: pathlib.Path,
+) -> None:
+    """SIGKILL to a load while its copy reads: the copy ends by itself (its
+    results have nowhere to go), and the next load reads every run."""
+    code = """
+import os, sys, time
+from exman.look import cache, fork
+cache.PIECE = 2
+fork._threads = lambda: 0
+real = cache._Reader.read
+def slow(self, piece, names):
+    time.sleep(0.1)
+    real(self, piece, names)
+cache._Reader.read = slow
+print(os.getpid(), flush=True)
+import exman
+exman.Index(sys.argv[1]).info()
+"""
+    env = {k: v for k, v in os.environ.items() if k != "EXMAN_FORK"}
+    proc = subprocess.Popen(
+        [sys.executable, "-W", "ignore", "-c", code, str(root)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    assert proc.stdout is not None
+    with proc.stdout:
+        pid = int(proc.stdout.readline())
+    deadline = time.monotonic() + 30
+    while not (children := _children(pid)):
+        assert proc.poll() is None, "the load ended without a copy"
+        assert time.monotonic() < deadline, "the load never forked"
+        time.sleep(0.01)
+    os.kill(pid, signal.SIGKILL)
+    proc.wait()
+    deadline = time.monotonic() + 30
+    while _running(children[0]):
+        assert time.monotonic() < deadline, "the copy outlived its parent"
+        time.sleep(0.05)
+    with pytest.warns(cache.SkippedRunWarning):
+        assert len(Index(root).info()) == 29
