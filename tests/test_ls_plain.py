@@ -288,3 +288,24 @@ def test_exman_ls_does_not_import_the_parser_yaml_or_typing(root: Path) -> None:
         )
         assert done.returncode == 0, done.stderr
         assert done.stderr.strip().endswith("[]"), (argv, done.stderr)
+
+
+def test_a_listing_makes_only_the_columns_it_looks_at(
+    many: Root, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The run folders (``root``) are neither shown nor looked at by a
+    default listing: that column is never made; ``--all`` makes it."""
+    from exman.look import plain
+
+    made: list[str] = []
+    real = plain._folders
+
+    def folders(*args: Any, **kwargs: Any) -> list[str]:
+        made.append("root")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(plain, "_folders", folders)
+    assert isinstance(_both(many), PlainFrame)
+    assert made == []
+    assert isinstance(_both(many, all_columns=True), PlainFrame)
+    assert made == ["root"]

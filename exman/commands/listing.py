@@ -234,14 +234,13 @@ def ls(
     order = _split(sort)
     shown = _split(columns)
     if plain and not query and not stale:
-        from ..look.plain import plain_frame
+        from ..look.plain import NotPlain, plain_frame
 
         rows = plain_frame(plan, os.fspath(root.path))
-        chosen = (
-            None
-            if rows is None
-            else _ls_plain(rows, wanted, order, shown, all_columns, last, limit)
-        )
+        try:  # the columns it looks at made, those it shows among them
+            chosen = _ls_plain(rows, wanted, order, shown, all_columns, last, limit)
+        except NotPlain:
+            chosen = None
         if chosen is not None:
             return chosen
     df = frame_of(plan)
@@ -318,7 +317,10 @@ def _ls_plain(
 ) -> PlainFrame | None:
     """What :func:`ls` makes of the DataFrame, made of ``rows``; None where
     pandas is needed (a column that sorts otherwise than here, a column
-    named twice)."""
+    named twice).
+
+    :raises NotPlain: a column it looks at is one pandas must type.
+    """
     positions = list(range(len(rows)))
     if wanted:
         column = rows.columns.get("status")

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import datetime
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 
 from .frame import Plan
 
@@ -26,7 +26,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-__all__ = ["NAN", "PlainColumn", "PlainFrame", "iso_time", "plain_frame"]
+__all__ = ["NAN", "NotPlain", "PlainColumn", "PlainFrame", "iso_time", "plain_frame"]
 
 #: a float64 holds every integer up to this exactly
 _EXACT = 2**53
@@ -60,10 +60,19 @@ class PlainColumn:
         return len(self.values)
 
 
-class PlainFrame:
-    """The columns of the runs, in the frame's order."""
+class NotPlain(Exception):
+    """A column holds what pandas would type otherwise than :func:`plain_frame`
+    foresees: build the DataFrame instead."""
 
-    def __init__(self, columns: dict[str, PlainColumn], rows: int) -> None:
+
+class PlainFrame:
+    """The columns of the runs, in the frame's order. A column is made when
+    first asked for (``columns[name]``): a listing looks at a few of them.
+
+    :raises NotPlain: (asking for a column) see :func:`plain_frame`.
+    """
+
+    def __init__(self, columns: Mapping[str, PlainColumn], rows: int) -> None:
         self.columns = columns
         self.rows = rows
 
@@ -72,29 +81,57 @@ class PlainFrame:
 
     def take(self, positions: Sequence[int]) -> PlainFrame:
         """The rows at ``positions``, in that order."""
-        return PlainFrame(
-            {
-                name: PlainColumn(col.kind, [col.values[p] for p in positions])
-                for name, col in self.columns.items()
-            },
-            len(positions),
-        )
+        columns = self.columns
+
+        def taken(name: str) -> PlainColumn:
+            column = columns[name]
+            return PlainColumn(column.kind, [column.values[p] for p in positions])
+
+        return PlainFrame(_Made(list(columns), taken), len(positions))
 
     def select(self, names: Sequence[str]) -> PlainFrame:
         """Only the columns ``names``, in that order."""
         return PlainFrame({name: self.columns[name] for name in names}, self.rows)
 
 
-def plain_frame(plan: Plan, root: str | None = None) -> PlainFrame | None:
-    """The columns of ``plan``, or None where one would be typed by pandas
-    in a way not reproduced here (``plan`` is left whole: pass it to
+class _Made(Mapping[str, PlainColumn]):
+    """Columns by name, each made by ``make(name)`` when first asked for."""
+
+    def __init__(self, names: list[str], make: Callable[[str], PlainColumn]) -> None:
+        self._names = dict.fromkeys(names)
+        self._make = make
+        self._made: dict[str, PlainColumn] = {}
+
+    def __getitem__(self, name: str) -> PlainColumn:
+        column = self._made.get(name)
+        if column is None:
+            if name not in self._names:
+                raise KeyError(name)
+            column = self._made[name] = self._make(name)
+        return column
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._names
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+
+def plain_frame(plan: Plan, root: str | None = None) -> PlainFrame:
+    """The columns of ``plan``, each made when first asked for; asking for
+    one that pandas would type in a way not reproduced here raises
+    :class:`NotPlain` (``plan`` is left whole: pass it to
     :func:`~exman.look.frame.frame_of` then).
 
     :param root: the root's folder: the ``root`` column (the run folders)
         is written relative to it, as ``exman ls`` writes it.
     """
-    columns: dict[str, PlainColumn] = {}
-    for name, (how, values) in plan.columns.items():
+
+    def make(name: str) -> PlainColumn:
+        how, values = plan.columns[name]
         if how != "root" and not isinstance(values, list):
             values = list(values)  # a compact column (exman.look.columns)
         if how == "root":
@@ -114,12 +151,13 @@ def plain_frame(plan: Plan, root: str | None = None) -> PlainFrame | None:
         else:
             column = _inferred(values)
         if column is None:
-            return None
+            raise NotPlain(name)
         if how != "id":  # the ids are in order already
             ordered = plan.ordered(column.values)
             column.values = ordered if isinstance(ordered, list) else list(ordered)
-        columns[name] = column
-    return PlainFrame(columns, len(plan))
+        return column
+
+    return PlainFrame(_Made(list(plan.columns), make), len(plan))
 
 
 def _folders(folders: list[str], names: list[str], *, root: str | None) -> list[str]:
