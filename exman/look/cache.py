@@ -77,6 +77,8 @@ FORMAT = 5
 CACHE_DIR = "cache"
 #: a folder changed less than this before it was read is read again next time
 RACY_NS = 2_000_000_000
+#: runs read at least per piece of a load shared by two processes
+PIECE = 256
 _ALLOWED_GLOBALS = frozenset(
     ("datetime", name) for name in ("date", "datetime", "time", "timedelta", "timezone")
 )
@@ -436,10 +438,6 @@ def _parse(
             meanwhile,
         )
     return _joined(parts)
-
-
-#: runs read at least per piece of a load shared by two processes
-PIECE = 256
 
 
 class _Reader:

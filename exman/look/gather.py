@@ -12,6 +12,7 @@ silently.
 from __future__ import annotations
 
 import array
+import functools
 import os
 import warnings
 from collections.abc import Callable, Iterable
@@ -282,7 +283,8 @@ class Load:
             if one does (see :mod:`exman.look.fork`).
         """
         parts: list[tuple[str, Table]] = []
-        meanwhile = _once(meanwhile)
+        if meanwhile is not None:  # once, whatever the places read
+            meanwhile = functools.cache(meanwhile)
         for place in PLACES:
             if place not in self.refs:
                 continue
@@ -372,18 +374,6 @@ def _open_dir(path: str) -> int | None:
         return os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
     except OSError:
         return None
-
-
-def _once(call: Callable[[], None] | None) -> Callable[[], None] | None:
-    if call is None:
-        return None
-    calls = [call]
-
-    def once() -> None:
-        if calls:
-            calls.pop()()
-
-    return once
 
 
 def _order(name: str) -> tuple[int, str]:

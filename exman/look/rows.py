@@ -24,8 +24,7 @@ from ..record.annotations import ANNOTATIONS_FILE, parse_annotations
 from ..record.params import PARAMS_FILE
 from ..record.run import RUN_FILE, TRACEBACK_FILE
 from . import columns
-from .outcome import read_file as _read
-from .outcome import read_outcome
+from .outcome import read_file, read_outcome
 
 # not typing's: importing typing would slow every command's start
 TYPE_CHECKING = False
@@ -162,7 +161,7 @@ def read_run(folder: str, dir_fd: int | None, memo: dict[str, str]) -> Parsed:
     """
     problem = None
     try:
-        data: Any = _json(_read(f"{folder}/{RUN_FILE}", dir_fd))
+        data: Any = _json(read_file(f"{folder}/{RUN_FILE}", dir_fd))
         if not isinstance(data, dict):
             raise ValueError("not a JSON object")
     except FileNotFoundError:
@@ -181,7 +180,7 @@ def read_run(folder: str, dir_fd: int | None, memo: dict[str, str]) -> Parsed:
             params = snapshot.values(data, st)
     if params is None:
         try:
-            raw = _read(f"{folder}/{PARAMS_FILE}", dir_fd)
+            raw = read_file(f"{folder}/{PARAMS_FILE}", dir_fd)
         except FileNotFoundError:
             return None, {}, {}, f"no {PARAMS_FILE}"
         except OSError as e:
@@ -206,11 +205,12 @@ def read_run(folder: str, dir_fd: int | None, memo: dict[str, str]) -> Parsed:
         record = _record(data)
     if data is None or record["status"] in _ERROR_STATUSES:
         try:
-            record["error"] = _last_line(_read(f"{folder}/{TRACEBACK_FILE}", dir_fd))
+            traceback = read_file(f"{folder}/{TRACEBACK_FILE}", dir_fd)
+            record["error"] = _last_line(traceback)
         except OSError:
             record["error"] = _as((data or {}).get("reason"), (str,))
     try:
-        data = _read(f"{folder}/{ANNOTATIONS_FILE}", dir_fd, _NOFOLLOW)
+        data = read_file(f"{folder}/{ANNOTATIONS_FILE}", dir_fd, _NOFOLLOW)
         tags, note = parse_annotations(data)
     except OSError:  # none (most runs), a link or unreadable: no annotations
         tags, note = [], None

@@ -340,9 +340,7 @@ class CurveCache:
 Curves = tuple[list[str], dict[str, dict[str, list[list[Any]]]]]
 
 
-def _curves(
-    runs: Sequence[tuple[int, pathlib.Path]],
-) -> tuple[list[str], dict[str, dict[str, list[list[Any]]]]]:
+def _curves(runs: Sequence[tuple[int, pathlib.Path]]) -> Curves:
     """The metrics logged and, for each, every run's ``[steps, values]``."""
     import numpy as np
 
