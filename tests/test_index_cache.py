@@ -469,3 +469,43 @@ def test_every_change_is_seen_at_any_size(
     assert Index(root).info("new").id.tolist() == [3]
     evens = [i for i in range(2, size + 1, 2) if i != 4]
     assert Index(root).info("m/1").id.tolist() == evens
+
+
+def _generation(obj: object) -> int | None:
+    import gc
+
+    for generation in range(3):
+        if any(o is obj for o in gc.get_objects(generation)):
+            return generation
+    return None
+
+
+def test_what_a_load_made_goes_to_the_oldest_generation_unscanned() -> None:
+    """A load's many long-lived objects are not scanned by young collections
+    on their way to the oldest generation; frozen objects stay frozen."""
+    import gc
+
+    assert gc.isenabled()
+    with cache.no_gc():
+        assert not gc.isenabled()
+        made = [[i] for i in range(10)]
+    assert gc.isenabled()
+    assert _generation(made) == _generation(made[0]) == 2
+    # a process that froze objects itself (before forking workers) keeps them so
+    kept = [[1]]
+    gc.freeze()
+    try:
+        with cache.no_gc():
+            made = [[2]]
+        assert _generation(kept) is None  # still frozen
+        assert _generation(made) == 0
+    finally:
+        gc.unfreeze()
+    # a GC the caller paused stays paused
+    gc.disable()
+    try:
+        with cache.no_gc():
+            pass
+        assert not gc.isenabled()
+    finally:
+        gc.enable()

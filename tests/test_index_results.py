@@ -386,3 +386,32 @@ def test_aggregate_of_no_runs(tmp_path: pathlib.Path) -> None:
         warnings.simplefilter("error")
         table = Index(root).aggregate()
     assert len(table) == 0 and "count" in table and "loss_mean" in table
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b'{"acc": 1}\n',
+        b'{"acc": 1}',
+        b' \r\n{"acc": 1} \t',
+        b'{"acc": 1} x',
+        b'{"acc": 1}{"acc": 2}',
+        b'{"acc": 1}\x0b',  # not JSON's white space
+        b"",
+        b"\xef\xbb\xbf" + b'{"acc": 1}',
+        '{"acc": 1}'.encode("utf-16"),
+        '{"acc": "\u00e9"}'.encode("utf-32"),
+        b'{"acc": NaN}',
+        b"[1, 2]",
+        b'{"acc": 1',
+        b"\xff",
+    ],
+)
+def test_a_runs_json_is_read_as_json_loads_reads_it(data: bytes) -> None:
+    def read(parse: Any) -> Any:
+        try:
+            return repr(parse(data))  # repr: NaN is not NaN
+        except ValueError as e:
+            return type(e), str(e)
+
+    assert read(outcome.parse_json) == read(json.loads)

@@ -18,9 +18,10 @@ import warnings
 from collections.abc import Callable, Iterable
 
 from ..record.errors import ExmanError
+from ..record.names import run_ids, sorted_by_id
 from ..record.params import PARAMS_FILE
 from ..record.run import Run
-from ..record.store import Root, StrPath, run_id
+from ..record.store import Root, StrPath
 from .cache import CacheFile, Clock, SkippedRunWarning, read_runs
 from .columns import Coded, set_cell
 from .outcome import read_outcome
@@ -110,13 +111,11 @@ class Load:
         self.clock()  # before the folder is examined: see exman.look.cache
         st = os.stat(folder)
         with os.scandir(folder) as entries:
-            found = [
-                (num, entry.name)
-                for entry in entries
-                if (num := run_id(entry.name)) is not None and entry.is_dir()
-            ]
-        found.sort()  # by id, each name parsed once (as _order does)
-        names = [name for _, name in found]
+            found = [entry for entry in entries if entry.is_dir()]
+        named = [entry.name for entry in found]
+        names = sorted_by_id(
+            [name for name, num in zip(named, run_ids(named)) if num is not None]
+        )
         stamp = [st.st_ino, self.clock.trusted(st.st_ctime_ns)]
         self._extra(place)["listing"] = {"dir": stamp, "names": names}
         return names
@@ -145,18 +144,19 @@ class Load:
             self.clock()  # before the folder is examined: see exman.look.cache
             st = os.stat(index)
             with os.scandir(index) as entries:
-                found = sorted(
-                    (_order(e.name[: -len(".yaml")]), e.inode())
+                listed = {
+                    e.name[: -len(".yaml")]: e.inode()
                     for e in entries
                     if e.name.endswith(".yaml")
-                )
+                }
             old = dict(zip(known["stems"], zip(known["inos"], known["targets"])))
             stems: list[str] = []
             inos = inode_column()
             targets = []
             fd = _open_dir(index)
             try:
-                for (_, stem), ino in found:
+                for stem in sorted_by_id(list(listed)):
+                    ino = listed[stem]
                     seen = old.get(stem)
                     target = (
                         seen[1]
@@ -289,7 +289,7 @@ class Load:
             if place not in self.refs:
                 continue
             refs = self.refs[place]
-            names = list(refs) if place in self.ordered else sorted(refs, key=_order)
+            names = list(refs) if place in self.ordered else sorted_by_id(list(refs))
             cache, stored, extra = self.cached(place)
             folder = str(self.root.path / place)
             loaded = read_runs(
@@ -374,12 +374,6 @@ def _open_dir(path: str) -> int | None:
         return os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
     except OSError:
         return None
-
-
-def _order(name: str) -> tuple[int, str]:
-    """Sort runs by id (names that are no run's come first)."""
-    num = run_id(name)
-    return (-1 if num is None else num), name
 
 
 def _index_map(known: Any) -> dict[str, Any]:

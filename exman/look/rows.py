@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import array
 import datetime
-import json
 import os
 from collections.abc import Iterable, Sequence
 
@@ -24,7 +23,7 @@ from ..record.annotations import ANNOTATIONS_FILE, parse_annotations
 from ..record.params import PARAMS_FILE
 from ..record.run import RUN_FILE, TRACEBACK_FILE
 from . import columns
-from .outcome import read_file, read_outcome
+from .outcome import parse_json, read_file, read_outcome
 
 # not typing's: importing typing would slow every command's start
 TYPE_CHECKING = False
@@ -71,16 +70,6 @@ _NUMBER = (int, float)
 
 
 # -- one run folder -----------------------------------------------------------
-def _json(data: bytes) -> Any:
-    """``json.loads(data)``, without its look for UTF-16 and UTF-32 (as much
-    as a tenth of a first load) unless the text is not UTF-8 (exman writes
-    ASCII)."""
-    try:
-        return json.loads(data.decode())
-    except ValueError:  # another encoding or a byte-order mark, else invalid
-        return json.loads(data)
-
-
 def _last_line(data: bytes) -> str | None:
     text = data[-8192:].decode("utf-8", errors="replace")
     for line in reversed(text.splitlines()):
@@ -161,7 +150,7 @@ def read_run(folder: str, dir_fd: int | None, memo: dict[str, str]) -> Parsed:
     """
     problem = None
     try:
-        data: Any = _json(read_file(f"{folder}/{RUN_FILE}", dir_fd))
+        data: Any = parse_json(read_file(f"{folder}/{RUN_FILE}", dir_fd))
         if not isinstance(data, dict):
             raise ValueError("not a JSON object")
     except FileNotFoundError:

@@ -24,6 +24,8 @@ __all__ = [
     "control_chars",
     "path_component",
     "run_id",
+    "run_ids",
+    "sorted_by_id",
 ]
 
 #: a run folder: ``<id>-<YYYY-mm-dd-HH-MM-SS>[-<name>]``; compiled as
@@ -31,6 +33,7 @@ __all__ = [
 #: knows its id, does without)
 RUN_TEXT = r"^(\d+)-\d{4}-\d{2}-\d{2}-\d{2}-\d{2}-\d{2}(?:-|$)"
 _run_pattern: re.Pattern[str] | None = None
+_lines_pattern: re.Pattern[str] | None = None
 #: where runs live; ``index`` and ``marked`` only hold links to them
 RUN_PLACES = ("runs", "tmp", "fails")
 #: ids stay below this, so that every id fits the index's 64-bit column
@@ -65,6 +68,35 @@ def run_id(name: str) -> int | None:
         return None
     num = int(m.group(1))
     return num if num < MAX_ID else None
+
+
+def run_ids(names: list[str]) -> list[int | None]:
+    """:func:`run_id` of each of ``names``, in one pass of the pattern over
+    them all when each is a run's (a root's listing: 10,000 names in a few
+    milliseconds rather than a call each)."""
+    global _lines_pattern
+    text = "\n".join(names)
+    if text.count("\n") == len(names) - 1:  # no name holds a newline
+        if _lines_pattern is None:
+            _lines_pattern = re.compile(RUN_TEXT, re.MULTILINE)
+        # one match per line at most: each is anchored at a line's start
+        found = _lines_pattern.findall(text)
+        if len(found) == len(names):
+            ints = list(map(int, found))
+            if not ints or max(ints) < MAX_ID:
+                nums: list[int | None] = [*ints]
+                return nums
+    return [run_id(name) for name in names]
+
+
+def sorted_by_id(names: list[str]) -> list[str]:
+    """``names`` (distinct) in the order of their ids, names that are no
+    run's first (each group by name)."""
+    nums = run_ids(names)
+    ordered = sorted(names)
+    key = {name: -1 if num is None else num for name, num in zip(names, nums)}
+    ordered.sort(key=key.__getitem__)  # stable: equal ids stay by name
+    return ordered
 
 
 def control_chars(text: str) -> list[str]:
