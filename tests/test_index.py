@@ -138,6 +138,25 @@ def test_rows_are_sorted_by_id_whatever_the_folder_names(
     ]
 
 
+def test_the_run_folders_are_paths_as_pathlib_makes_them(
+    tmp_path: pathlib.Path,
+) -> None:
+    root = tmp_path / "exman"
+    for name in ("a", "b.c", ".x", " y "):
+        make_run(root, {"n": 1}, name=name)
+    make_run(root, {"n": 2}, status="failed")
+    df = Index(root).info(failed=True)
+    assert len(df) == 5
+    for made in df.root:
+        parsed = pathlib.Path(str(made))
+        assert type(made) is type(parsed)
+        assert made == parsed and hash(made) == hash(parsed)
+        assert made.parts == parsed.parts and made.name == parsed.name
+        assert made.parent == parsed.parent and str(made) == str(parsed)
+        assert made.is_absolute() and made.is_dir()
+    assert {p.parent.name for p in df.root} == {"runs", "fails"}
+
+
 def test_a_parameter_named_like_a_run_column_keeps_its_name(
     tmp_path: pathlib.Path,
 ) -> None:

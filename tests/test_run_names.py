@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import os
 import random
-from pathlib import Path
 
 import pytest
 
-import exman
 from exman.record.names import MAX_ID, run_id, run_ids, sorted_by_id
 
 
@@ -51,19 +48,3 @@ def test_bulk_ids_and_order_are_those_of_one_name_at_a_time(extra: list[str]) ->
         assert run_ids(names) == [run_id(name) for name in names]
         assert sorted_by_id(names) == _one_at_a_time(names)
     assert run_ids([]) == [] and sorted_by_id([]) == []
-
-
-def test_a_load_orders_runs_by_id_whatever_their_names(tmp_path: Path) -> None:
-    root = tmp_path / "root"
-    parser = exman.ExParser(root=root)
-    parser.add_argument("--n", type=int, default=0)
-    made = [parser.parse_args([f"--n={i}"]).root.name for i in range(3)]
-    # a run named by hand with an unpadded id, and one with a long id, in
-    # runs/ and index/ (the usual link)
-    for name in ("5-2026-01-01-00-00-00", "1000000-2026-01-01-00-00-00-late"):
-        (root / "runs" / name).mkdir()
-        (root / "runs" / name / "params.yaml").write_text(f"n: 9\nid: {run_id(name)}\n")
-        os.symlink(f"../runs/{name}/params.yaml", root / "index" / f"{name}.yaml")
-    frame = exman.Index(root).info()
-    assert list(frame["id"]) == [1, 2, 3, 5, 1000000]
-    assert [p.name for p in frame["root"]][:3] == made
