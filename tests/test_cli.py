@@ -86,6 +86,31 @@ def test_every_command_has_help_with_an_example(cli: Exman, command: str) -> Non
     assert f"exman {command}" in examples
 
 
+def test_the_command_exits_without_collecting_what_it_made(
+    root: Path, runs: list[Path]
+) -> None:
+    """``exman`` (python -m exman) freezes its objects before it exits,
+    after its output, with the exit code and exit handlers as before."""
+    probe = (
+        "import atexit, gc, runpy, sys\n"
+        "atexit.register(lambda: print('frozen', gc.get_freeze_count() > 0))\n"
+        f"sys.argv = ['exman', '--root', {str(root)!r}, 'ls']\n"
+        "runpy.run_module('exman', run_name='__main__')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    listed, _, last = done.stdout.rstrip().rpartition("\n")
+    assert last == "frozen True"
+    assert "lr" in listed and listed.count("\n") >= 3
+    # main() itself, which other programs call and go on, freezes nothing
+    assert main(["--root", str(root), "ls"]) == 0
+    import gc
+
+    assert gc.get_freeze_count() == 0
+
+
 def test_usage_errors_exit_2(cli: Exman) -> None:
     assert cli()[0] == 2
     assert cli("frobnicate")[0] == 2
