@@ -99,9 +99,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
-from .look.aggregate import aggregate_frame, curves, select, summarize
 from .look.analysis import Columns, as_names, metrics_frame
 from .look.cache import SkippedRunWarning
 from .look.frame import build_frame, prepare
@@ -110,6 +108,9 @@ from .look.outcome import DamagedMetricsWarning
 from .record.legacy import max_ex, num_ex
 from .record.store import ExmanError, Root, RunNotFound, StrPath
 
+# not typing's: importing typing would slow a load's start (its rows are read
+# before pandas, which imports typing, is)
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     import pandas as pd
     from matplotlib.axes import Axes
@@ -256,6 +257,8 @@ class Index:
             in ``results`` is missing or not a number.
         :raises MarkNotFound: no mark ``source``.
         """
+        from .look.aggregate import aggregate_frame
+
         frame, columns = self._load(source)
         return aggregate_frame(
             frame, columns, over=over, results=results, status=status
@@ -301,6 +304,7 @@ class Index:
             unknown ``stat``, a bad query, or ``rows`` and ``cols`` do not
             tell the groups apart.
         """
+        from .look.aggregate import select, summarize
         from .look.tables import table_frame
 
         row_names = as_names(rows, "rows") or []
@@ -363,6 +367,7 @@ class Index:
         :raises ExmanError: as :meth:`table`; a formula that is not
             ``"y ~ x"``; an unknown band.
         """
+        from .look.aggregate import select, summarize
         from .look.plots import parse_formula, plot_summary
 
         y, x = parse_formula(formula)
@@ -409,6 +414,7 @@ class Index:
         :returns: the Figure; the other parameters as in :meth:`plot`.
         :raises ExmanError: no run logged ``name``; as :meth:`plot`.
         """
+        from .look.aggregate import curves, select
         from .look.plots import plot_curves
 
         by_names = as_names(by, "by") or []

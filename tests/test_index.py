@@ -138,6 +138,28 @@ def test_rows_are_sorted_by_id_whatever_the_folder_names(
     ]
 
 
+def test_an_index_imports_only_what_a_load_needs(tmp_path: pathlib.Path) -> None:
+    """The rows of a load are read before pandas is imported (alongside, on
+    a second core): nothing else heavy may come before them."""
+    root = tmp_path / "exman"
+    make_run(root, {"n": 1})
+    # what the interpreter's start imported (a site's .pth files) is left out
+    probe = (
+        "import sys\n"
+        "before = set(sys.modules)\n"
+        "import exman\n"
+        f"index = exman.Index({str(root)!r})\n"
+        "from exman.look import gather\n"
+        "print(sorted((set(sys.modules) - before) & {'typing', 'configargparse',"
+        " 'yaml', 'ast', 'tokenize', 'pandas', 'exman.look.aggregate',"
+        " 'exman.look.query', 'exman.parser'}))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    )
+    assert done.stdout.strip() == "[]"
+
+
 def test_the_run_folders_are_paths_as_pathlib_makes_them(
     tmp_path: pathlib.Path,
 ) -> None:

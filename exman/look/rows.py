@@ -198,11 +198,17 @@ def read_run(folder: str, dir_fd: int | None, memo: dict[str, str]) -> Parsed:
             record["error"] = _last_line(traceback)
         except OSError:
             record["error"] = _as((data or {}).get("reason"), (str,))
-    try:
-        data = read_file(f"{folder}/{ANNOTATIONS_FILE}", dir_fd, _NOFOLLOW)
-        tags, note = parse_annotations(data)
-    except OSError:  # none (most runs), a link or unreadable: no annotations
-        tags, note = [], None
+    tags: list[str] = []
+    note: str | None = None
+    annotations = f"{folder}/{ANNOTATIONS_FILE}"
+    # most runs have none: a look at the name (no exception to raise) costs
+    # half as much as a failed open
+    if os.access(annotations, os.F_OK, dir_fd=dir_fd):
+        try:
+            data = read_file(annotations, dir_fd, _NOFOLLOW)
+            tags, note = parse_annotations(data)
+        except OSError:  # a link, or unreadable: no annotations
+            pass
     record["tags"] = tags or None
     record["note"] = note
     outcome, damaged = read_outcome(folder, dir_fd)
