@@ -150,27 +150,24 @@ class Load:
                     if e.name.endswith(".yaml")
                 }
             old = dict(zip(known["stems"], zip(known["inos"], known["targets"])))
-            stems: list[str] = []
-            inos = inode_column()
-            targets = []
+            stems = sorted_by_id(list(listed))
+            inos = inode_column(map(listed.__getitem__, stems))
             fd = _open_dir(index)
             try:
-                for stem in sorted_by_id(list(listed)):
-                    ino = listed[stem]
-                    seen = old.get(stem)
-                    target = (
-                        seen[1]
-                        if seen is not None and seen[0] == ino
-                        else self._index_target(index, stem, fd)
-                    )
-                    if target is _GONE:  # removed since the listing: a delete
-                        continue
-                    stems.append(stem)
-                    inos.append(ino)
-                    targets.append(target)
+                targets = [
+                    seen[1]
+                    if (seen := old.get(stem)) is not None and seen[0] == ino
+                    else self._index_target(index, stem, fd)
+                    for stem, ino in zip(stems, inos)
+                ]
             finally:
                 if fd is not None:
                     os.close(fd)
+            if any(target is _GONE for target in targets):  # removed since: deleted
+                kept = [p for p, target in enumerate(targets) if target is not _GONE]
+                stems = [stems[p] for p in kept]
+                inos = inode_column(inos[p] for p in kept)
+                targets = [targets[p] for p in kept]
             stamp = [st.st_ino, self.clock.trusted(st.st_ctime_ns)]
             known = {"dir": stamp, "stems": stems, "inos": inos, "targets": targets}
             self._extra("runs")["index"] = known
