@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import textwrap
 from collections.abc import Sequence
 
 from . import __version__
@@ -114,6 +113,8 @@ examples:
 
 
 def _epilog() -> str:
+    import textwrap  # its patterns are compiled on import: only for this help
+
     codes = "\n".join(
         f"  {code:<3} " + textwrap.fill(text, 70, subsequent_indent=" " * 6)
         for code, text in EXIT_CODES.items()
@@ -138,7 +139,8 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="exman",
         description=DESCRIPTION,
-        epilog=_epilog(),
+        # shown by exman's own help only, not by a command's (``exman ls -h``)
+        epilog=_epilog() if command is None else None,
         formatter_class=Formatter,
     )
     parser.add_argument("--root", metavar="PATH", help=root_help)

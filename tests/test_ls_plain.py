@@ -268,11 +268,15 @@ def test_exman_ls_does_not_import_the_parser_yaml_or_typing(root: Path) -> None:
     typing and dataclasses (with inspect) about 15 ms, configargparse and
     PyYAML about 20 ms (the ``exman`` package imports its parser only when
     a script asks for it; runs made by exman carry a JSON copy of their
-    parameters), threading 2 ms (the metrics writer's). Without site (-S),
+    parameters), threading 2 ms (the metrics writer's), textwrap 1 ms (its
+    patterns, for exman's own help only). Without site (-S),
     no .pth file of the interpreter imports them. (Text wider than ASCII is
     measured with rich, which imports typing.)"""
     _runs(root, {"x": ["1", "2", "3"]}, 3)
-    slow = ["configargparse", "dataclasses", "inspect", "threading", "typing", "yaml"]
+    slow = [
+        *("configargparse", "dataclasses", "inspect", "textwrap", "threading"),
+        *("typing", "yaml"),
+    ]
     probe = (
         "import sys; from exman.cli import main; code = main(sys.argv[1:]); "
         f"sys.stdout.flush(); print(sorted(set({slow!r}) & set(sys.modules)), "

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import textwrap
 from collections.abc import Callable
 
 from ..record.store import Root
@@ -76,12 +75,20 @@ def add_command(
         name,
         help=summary,
         description=f"{summary}\n\n{description}".rstrip(),
-        epilog=f"examples:\n{textwrap.indent(examples, '  ')}",
+        epilog="examples:\n" + _indented(examples),
         formatter_class=Formatter,
         parents=[parent],
     )
     parser.set_defaults(func=func)
     return parser
+
+
+def _indented(text: str) -> str:
+    """``textwrap.indent(text, "  ")`` (textwrap compiles patterns on import,
+    for every command's start)."""
+    return "".join(
+        "  " + line if line.strip() else line for line in text.splitlines(True)
+    )
 
 
 def add_ids(parser: argparse.ArgumentParser, what: str) -> None:
