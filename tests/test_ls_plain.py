@@ -313,3 +313,27 @@ def test_a_listing_makes_only_the_columns_it_looks_at(
     assert made == []
     assert isinstance(_both(many, all_columns=True), PlainFrame)
     assert made == ["root"]
+
+
+def test_a_parameter_no_run_changed_is_left_out_unmade(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A default listing leaves out the parameters with one value in every
+    run; those kept as one value (codes into it) are not made to find out."""
+    from exman.look import plain
+
+    _runs(tmp_path, {"x": ["1", "2"], "same": ["'a'"], "none": [None]}, 4)
+    asked: list[str] = []
+    real = plain._Made.__getitem__
+
+    def getitem(self: Any, name: str) -> Any:
+        asked.append(name)
+        return real(self, name)
+
+    monkeypatch.setattr(plain._Made, "__getitem__", getitem)
+    for options in ({}, {"failed": True, "tmp": True}):
+        asked.clear()
+        listing = _both(Root(tmp_path), **options)
+        assert "x" in listing.columns
+        assert not {"same", "none", "tmp", "name"} & set(listing.columns)
+        assert not {"same", "none", "name"} & set(asked), options

@@ -96,7 +96,8 @@ def _cell_key(value: Any) -> str:
 def _varying(df: Frame, columns: Sequence[str]) -> list[str]:
     if len(df) < 2:
         return list(columns)
-    return [c for c in columns if _distinct(_column(df, c)) > 1]
+    same = df.uniform if isinstance(df, PlainFrame) else frozenset()
+    return [c for c in columns if c not in same and _distinct(_column(df, c)) > 1]
 
 
 def _distinct(column: Column) -> int:

@@ -19,6 +19,7 @@ import datetime
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 
+from .columns import Coded
 from .frame import Plan
 
 # not typing's: importing typing would slow every command's start
@@ -72,9 +73,17 @@ class PlainFrame:
     :raises NotPlain: (asking for a column) see :func:`plain_frame`.
     """
 
-    def __init__(self, columns: Mapping[str, PlainColumn], rows: int) -> None:
+    def __init__(
+        self,
+        columns: Mapping[str, PlainColumn],
+        rows: int,
+        uniform: frozenset[str] = frozenset(),
+    ) -> None:
         self.columns = columns
         self.rows = rows
+        #: columns known, without being made, to hold one value in every row
+        #: (a parameter no run changed): a listing leaves them out unmade
+        self.uniform = uniform
 
     def __len__(self) -> int:
         return self.rows
@@ -87,11 +96,12 @@ class PlainFrame:
             column = columns[name]
             return PlainColumn(column.kind, [column.values[p] for p in positions])
 
-        return PlainFrame(_Made(list(columns), taken), len(positions))
+        return PlainFrame(_Made(list(columns), taken), len(positions), self.uniform)
 
     def select(self, names: Sequence[str]) -> PlainFrame:
         """Only the columns ``names``, in that order."""
-        return PlainFrame({name: self.columns[name] for name in names}, self.rows)
+        columns = {name: self.columns[name] for name in names}
+        return PlainFrame(columns, self.rows, self.uniform & set(names))
 
 
 class _Made(Mapping[str, PlainColumn]):
@@ -157,7 +167,13 @@ def plain_frame(plan: Plan, root: str | None = None) -> PlainFrame:
             column.values = ordered if isinstance(ordered, list) else list(ordered)
         return column
 
-    return PlainFrame(_Made(list(plan.columns), make), len(plan))
+    # a compact column of one value (codes into it): that value in every row
+    uniform = frozenset(
+        name
+        for name, (_, values) in plan.columns.items()
+        if isinstance(values, Coded) and len(values.values) == 1
+    )
+    return PlainFrame(_Made(list(plan.columns), make), len(plan), uniform)
 
 
 def _folders(folders: list[str], names: list[str], *, root: str | None) -> list[str]:
