@@ -47,4 +47,7 @@ def test_bulk_ids_and_order_are_those_of_one_name_at_a_time(extra: list[str]) ->
         random.shuffle(names)
         assert run_ids(names) == [run_id(name) for name in names]
         assert sorted_by_id(names) == _one_at_a_time(names)
+        assert sorted_by_id(names, runs_only=True) == [
+            name for name in _one_at_a_time(names) if run_id(name) is not None
+        ]
     assert run_ids([]) == [] and sorted_by_id([]) == []

@@ -18,7 +18,7 @@ import warnings
 from collections.abc import Callable, Iterable
 
 from ..record.errors import ExmanError
-from ..record.names import run_ids, sorted_by_id
+from ..record.names import sorted_by_id
 from ..record.params import PARAMS_FILE
 from ..record.run import Run
 from ..record.store import Root, StrPath
@@ -111,11 +111,8 @@ class Load:
         self.clock()  # before the folder is examined: see exman.look.cache
         st = os.stat(folder)
         with os.scandir(folder) as entries:
-            found = [entry for entry in entries if entry.is_dir()]
-        named = [entry.name for entry in found]
-        names = sorted_by_id(
-            [name for name, num in zip(named, run_ids(named)) if num is not None]
-        )
+            folders = [entry.name for entry in entries if entry.is_dir()]
+        names = sorted_by_id(folders, runs_only=True)
         stamp = [st.st_ino, self.clock.trusted(st.st_ctime_ns)]
         self._extra(place)["listing"] = {"dir": stamp, "names": names}
         return names

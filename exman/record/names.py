@@ -89,12 +89,16 @@ def run_ids(names: list[str]) -> list[int | None]:
     return [run_id(name) for name in names]
 
 
-def sorted_by_id(names: list[str]) -> list[str]:
+def sorted_by_id(names: list[str], *, runs_only: bool = False) -> list[str]:
     """``names`` (distinct) in the order of their ids, names that are no
-    run's first (each group by name)."""
+    run's first (each group by name), or left out with ``runs_only``."""
     nums = run_ids(names)
-    ordered = sorted(names)
-    key = {name: -1 if num is None else num for name, num in zip(names, nums)}
+    key = {
+        name: -1 if num is None else num
+        for name, num in zip(names, nums)
+        if num is not None or not runs_only
+    }
+    ordered = sorted(key)
     ordered.sort(key=key.__getitem__)  # stable: equal ids stay by name
     return ordered
 
