@@ -561,6 +561,10 @@ SLOW_MODULES = {
     "tokenize",
     # its enums: the SIGTERM handler is set through the C module
     "signal",
+    # pathlib's import for Path.as_uri, left to its first call (4 % of the
+    # floor's instructions; exman.record.lazyurl)
+    "urllib.parse",
+    "ipaddress",
     "exman.record.capture",
     # by exman.log / exman.result, a distributed launch, a validator, a reader
     # of params.yaml, the names of exman 0.1.9

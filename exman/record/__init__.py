@@ -5,3 +5,8 @@ Nothing here imports from :mod:`exman.look`, :mod:`exman.views`,
 :mod:`exman.commands` or :mod:`exman.sweep`; this is the code on the path
 of ``parse_args()``, so it imports nothing heavy.
 """
+
+from .lazyurl import import_pathlib
+
+# first, before any module here imports pathlib: see exman.record.lazyurl
+import_pathlib()
