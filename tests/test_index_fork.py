@@ -87,24 +87,27 @@ def shares(monkeypatch: pytest.MonkeyPatch) -> Shares:
     return Shares(monkeypatch)
 
 
-@pytest.fixture
-def both_read(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Each process of a share takes a piece before the other goes on: the
-    child takes the first and waits until the parent has taken one, so that
-    both read, whatever the scheduler does."""
+def _both_take(
+    monkeypatch: pytest.MonkeyPatch, owner: Any, name: str
+) -> Iterator[None]:
+    """Each process of a share does a piece (``owner.name``) before the
+    other goes on: the child does the first and waits until the parent has
+    done one, so that both do pieces, whatever the scheduler does."""
     parent = os.getpid()
     to_parent = os.pipe()
     to_child = os.pipe()
-    real = cache._Reader.read
+    real = getattr(owner, name)
+    started: set[int] = set()
 
-    def read(self: Any, piece: int, names: list[str]) -> None:
-        if not self.pieces:  # this process's first piece
+    def piece(*args: Any) -> Any:
+        if os.getpid() not in started:  # this process's first piece
+            started.add(os.getpid())
             if os.getpid() != parent:
                 os.write(to_parent[1], b"x")
                 _wait(to_child[0])
             else:
                 os.write(to_child[1], b"x")
-        real(self, piece, names)
+        return real(*args)
 
     def share(pieces: int, do: Any, done: Any, meanwhile: Any = None) -> Any:
         def after_the_child() -> None:
@@ -115,11 +118,23 @@ def both_read(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         return real_share(pieces, do, done, after_the_child)
 
     real_share = fork.share
-    monkeypatch.setattr(cache._Reader, "read", read)
+    monkeypatch.setattr(owner, name, piece)
     monkeypatch.setattr(fork, "share", share)
     yield
     for fd in (*to_parent, *to_child):
         os.close(fd)
+
+
+@pytest.fixture
+def both_read(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Both processes of a first load read runs."""
+    yield from _both_take(monkeypatch, cache._Reader, "read")
+
+
+@pytest.fixture
+def both_stat(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Both processes of a warm listing stat run folders."""
+    yield from _both_take(monkeypatch, cache, "_stat_piece")
 
 
 def _wait(fd: int) -> None:
@@ -209,6 +224,84 @@ def test_pandas_is_imported_while_the_copy_reads(
     with pytest.warns(cache.SkippedRunWarning):
         load.run(meanwhile=lambda: calls.append(os.getpid()))
     assert len(calls) == 1  # nothing read by another process: not called
+
+
+# -- a warm listing ------------------------------------------------------------------
+def _changed_since_cached(
+    root: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> tuple[str, str, str]:
+    """Cache every run, then edit one, delete one and put a link in the
+    place of a third; their names."""
+    monkeypatch.setattr(cache, "RACY_NS", -(10**15))  # every run trusted
+    with monkeypatch.context() as alone:
+        alone.setenv("EXMAN_FORK", "0")
+        with pytest.warns(cache.SkippedRunWarning):
+            Load.of(Root(root), True).run()
+    runs = sorted((root / "runs").iterdir())
+    edited = runs[5] / "params.yaml"
+    (runs[5] / "new.yaml").write_text(edited.read_text().replace("lr: 0.5", "lr: 5.5"))
+    os.replace(runs[5] / "new.yaml", edited)
+    for path in sorted(runs[7].iterdir()):
+        path.unlink()
+    runs[7].rmdir()
+    for path in sorted(runs[9].iterdir()):
+        path.unlink()
+    runs[9].rmdir()
+    runs[9].symlink_to(runs[10])
+    return runs[5].name, runs[7].name, runs[9].name
+
+
+@pytest.mark.usefixtures("both_stat")
+def test_a_warm_listing_stats_in_two_processes_what_one_stats(
+    root: pathlib.Path, monkeypatch: pytest.MonkeyPatch, shares: Shares
+) -> None:
+    _, deleted, linked = _changed_since_cached(root, monkeypatch)
+    monkeypatch.setattr(cache, "STAT_PIECE", 2)
+    place = str(root / "runs")
+    names = [*sorted(os.listdir(place)), deleted]
+    fd = os.open(place, os.O_RDONLY)
+    try:
+        forked = cache._stats(place, names, fd, shared=True)
+        assert len(shares.parts) == 1
+        (mine, _), (theirs, _) = shares.parts[0]
+        assert mine and theirs
+        assert sorted(mine + theirs) == list(range(15))  # 30 names, pieces of 2
+        alone = cache._stats(place, names, fd, shared=False)
+    finally:
+        os.close(fd)
+    assert len(shares.parts) == 1  # not shared: one process
+    assert forked == alone
+    inos, ctimes, missing, links = forked
+    assert len(inos) == len(ctimes) == len(names)
+    assert missing == [deleted]
+    assert links == [linked]
+    assert ctimes[names.index(linked)] == ctimes[-1] == -1
+    assert inos[0] == os.stat(os.path.join(place, names[0])).st_ino
+
+
+@pytest.mark.usefixtures("both_stat")
+def test_a_warm_listing_in_two_processes_sees_every_change(
+    root: pathlib.Path, monkeypatch: pytest.MonkeyPatch, shares: Shares
+) -> None:
+    edited, deleted, linked = _changed_since_cached(root, monkeypatch)
+    monkeypatch.setattr(cache, "STAT_PIECE", 4)
+    with pytest.warns(cache.SkippedRunWarning) as caught:
+        parts = Load.of(Root(root), True).run()  # what `exman ls` reads
+    assert len(shares.parts) == 1, "the folders were not stat'ed by two processes"
+    ((_, rows),) = [part for part in parts if part[0].endswith("runs")]
+    assert deleted not in rows.names and linked not in rows.names
+    lr = dict(zip(rows.names, rows.params["lr"]))
+    assert lr[edited] == 5.5
+    assert any("symbolic link" in str(w.message) for w in caught)
+    with monkeypatch.context() as alone:  # the cache it wrote: a single load's
+        alone.setenv("EXMAN_FORK", "0")
+        with pytest.warns(cache.SkippedRunWarning):
+            again = Load.of(Root(root), True).run()
+    assert [(folder, t.names) for folder, t in again] == [
+        (folder, t.names) for folder, t in parts
+    ]
+    ((_, cached),) = [part for part in again if part[0].endswith("runs")]
+    assert dict(zip(cached.names, cached.params["lr"])) == lr
 
 
 # -- failures --------------------------------------------------------------------

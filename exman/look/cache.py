@@ -50,6 +50,7 @@ A file that fails any check is ignored. It is written atomically.
 from __future__ import annotations
 
 import _thread
+import array
 import datetime
 import gc
 import os
@@ -79,6 +80,8 @@ CACHE_DIR = "cache"
 RACY_NS = 2_000_000_000
 #: runs read at least per piece of a load shared by two processes
 PIECE = 256
+#: run folders a warm load stats at least per piece shared by two processes
+STAT_PIECE = 1024
 _ALLOWED_GLOBALS = frozenset(
     ("datetime", name) for name in ("date", "datetime", "time", "timedelta", "timezone")
 )
@@ -346,30 +349,10 @@ def _read_runs(
         )
         _warn_links(links, label)
         return Loaded(parsed, parsed, missing)
-    inos = inode_column()
-    ctimes = ctime_column()
-    missing = []
-    stat = os.stat
-    links = []
-    for name in names:  # the hot loop of a warm load: keep it bare
-        try:
-            st = (
-                stat(name, dir_fd=dir_fd, follow_symlinks=False)
-                if dir_fd is not None
-                else stat(os.path.join(place_dir, name), follow_symlinks=False)
-            )
-        except OSError:
-            missing.append(name)
-            inos.append(0)
-            ctimes.append(-1)
-            continue
-        if st.st_mode & 0o170000 == 0o120000:  # a link would lead out of the root
-            links.append(name)
-            inos.append(0)
-            ctimes.append(-1)
-            continue
-        inos.append(st.st_ino)
-        ctimes.append(st.st_ctime_ns)
+    # with pandas to import meanwhile, one process stats: see _stats
+    inos, ctimes, missing, links = _stats(
+        place_dir, names, dir_fd, shared=meanwhile is None
+    )
     if (
         not missing
         and not links
@@ -404,6 +387,78 @@ def _read_runs(
         old = [p for p, name in enumerate(stored.names) if name not in replaced]
         store = combined.take(old + list(range(base, base + len(parsed))))
     return Loaded(rows, store, missing)
+
+
+def _stats(
+    place_dir: str,
+    names: list[str],
+    dir_fd: int | None,
+    *,
+    shared: bool,
+) -> tuple[array.array[int], array.array[int], list[str], list[str]]:
+    """The inode and ctime of each folder of ``names`` (0 and -1 where it is
+    missing or a link), the names missing and the names that are links.
+
+    With ``shared``, many folders are stat'ed by two processes (see
+    :mod:`exman.look.fork`), in pieces of :data:`STAT_PIECE` or more: the
+    warm load of ``exman ls`` is mostly these system calls. A load that
+    imports pandas meanwhile stats them in one process: a copy alive while
+    the import writes to the process's pages makes the kernel copy those
+    pages, which cost what the copy saved.
+    """
+    if not shared or len(names) < 2 * STAT_PIECE or not fork.can_fork():
+        return _stat_piece(place_dir, names, dir_fd)
+    size = max(STAT_PIECE, -(-len(names) // fork.MAX_PIECES))
+    count = -(-len(names) // size)
+    made: dict[int, Any] = {}
+
+    def do(i: int) -> None:
+        made[i] = _stat_piece(place_dir, names[i * size : (i + 1) * size], dir_fd)
+
+    pieces: dict[int, Any] = {}
+    for _, got in fork.share(count, do, lambda: made):
+        pieces.update(got)
+    inos, ctimes = inode_column(), ctime_column()
+    missing: list[str] = []
+    links: list[str] = []
+    for i in range(count):
+        piece_inos, piece_ctimes, piece_missing, piece_links = pieces[i]
+        inos.extend(piece_inos)
+        ctimes.extend(piece_ctimes)
+        missing += piece_missing
+        links += piece_links
+    return inos, ctimes, missing, links
+
+
+def _stat_piece(
+    place_dir: str, names: list[str], dir_fd: int | None
+) -> tuple[array.array[int], array.array[int], list[str], list[str]]:
+    """:func:`_stats` of ``names`` in this process."""
+    inos = inode_column()
+    ctimes = ctime_column()
+    missing: list[str] = []
+    links: list[str] = []
+    stat = os.stat
+    for name in names:  # the hot loop of a warm load: keep it bare
+        try:
+            st = (
+                stat(name, dir_fd=dir_fd, follow_symlinks=False)
+                if dir_fd is not None
+                else stat(os.path.join(place_dir, name), follow_symlinks=False)
+            )
+        except OSError:
+            missing.append(name)
+            inos.append(0)
+            ctimes.append(-1)
+            continue
+        if st.st_mode & 0o170000 == 0o120000:  # a link would lead out of the root
+            links.append(name)
+            inos.append(0)
+            ctimes.append(-1)
+            continue
+        inos.append(st.st_ino)
+        ctimes.append(st.st_ctime_ns)
+    return inos, ctimes, missing, links
 
 
 def _gone(place_dir: str, name: str, dir_fd: int | None) -> bool:

@@ -1,5 +1,5 @@
 """Work shared with a forked copy of this process: the second core reads
-half of a first load.
+half of a first load, and stats half of the run folders of a warm listing.
 
 A first load spends its time reading run folders, one system call after
 another, while the process's other cores idle; so does the ``import pandas``
