@@ -6,9 +6,10 @@
    what any configargparse + PyYAML script pays, exman's two dependencies
    on this path), with the floor and ``import pathlib`` (exman hands the
    script its run folder as a Path, and on Python 3.11 pathlib imports
-   urllib.parse and ipaddress: about 7 % of the floor's instructions), and
-   with exman 0.1.9. Targets: exman <= 1.2x the floor;
-   exman >= 5x faster than 0.1.9 (wall times). Each process's CPU time
+   urllib.parse and ipaddress: about 7 % of the floor's instructions,
+   which exman leaves out, see exman.record.lazyurl), and with exman
+   0.1.9. Targets: exman <= 1.2x the floor; exman >= 5x faster than 0.1.9
+   (wall times). Each process's CPU time
    (user + system) is printed beside: on a loaded machine it moves less
    than the wall time. The exman script is also timed inside a
    git work tree, where its run records the commit and the uncommitted
