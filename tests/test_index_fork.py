@@ -458,6 +458,13 @@ def test_share_does_each_piece_once(monkeypatch: pytest.MonkeyPatch) -> None:
         fork.share(fork.MAX_PIECES + 1, done.append, list)
 
 
+@pytest.mark.parametrize("items", [1, 9, 10, 11, fork.MAX_PIECES * 10 + 1])
+def test_pieces_cover_every_item_within_the_queue(items: int) -> None:
+    size, count = fork.pieces_of(items, 10)
+    assert size >= 10 and 0 < count <= fork.MAX_PIECES
+    assert size * (count - 1) < items <= size * count  # no empty piece
+
+
 # -- the columns of the pieces, put together ------------------------------------------
 def test_interleaved_pieces_are_concat_then_take() -> None:
     """Table.interleave: what the rows of the pieces put together and then

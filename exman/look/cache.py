@@ -408,8 +408,7 @@ def _stats(
     """
     if not shared or len(names) < 2 * STAT_PIECE or not fork.can_fork():
         return _stat_piece(place_dir, names, dir_fd)
-    size = max(STAT_PIECE, -(-len(names) // fork.MAX_PIECES))
-    count = -(-len(names) // size)
+    size, count = fork.pieces_of(len(names), STAT_PIECE)
     made: dict[int, Any] = {}
 
     def do(i: int) -> None:
@@ -496,8 +495,7 @@ def _parse(
         reader.read(0, names)
         parts = [([0], reader.done())]
     else:
-        size = max(PIECE, -(-len(names) // fork.MAX_PIECES))
-        count = -(-len(names) // size)
+        size, count = fork.pieces_of(len(names), PIECE)
         parts = fork.share(
             count,
             lambda i: reader.read(i, names[i * size : (i + 1) * size]),

@@ -35,7 +35,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-__all__ = ["MAX_PIECES", "can_fork", "share"]
+__all__ = ["MAX_PIECES", "can_fork", "pieces_of", "share"]
 
 #: pieces a queue holds at most: two bytes each, all written before the fork
 #: into a pipe (which holds 64 KiB without blocking)
@@ -55,6 +55,13 @@ def can_fork() -> bool:
         return len(os.sched_getaffinity(0)) > 1
     except OSError:
         return False
+
+
+def pieces_of(items: int, least: int) -> tuple[int, int]:
+    """``(size, count)``: ``items`` cut in pieces of ``least`` items or more,
+    and no more than :data:`MAX_PIECES` pieces."""
+    size = max(least, -(-items // MAX_PIECES))
+    return size, -(-items // size)
 
 
 def _threads() -> int:

@@ -1,6 +1,6 @@
 """pathlib without urllib.parse: the import that pathlib makes for ``as_uri``.
 
-On Python 3.11 to 3.13, ``import pathlib`` imports :mod:`urllib.parse`
+On Python 3.11 and 3.12, ``import pathlib`` imports :mod:`urllib.parse`
 (which imports :mod:`ipaddress`) for one function, ``quote_from_bytes``,
 that only :meth:`pathlib.PurePath.as_uri` calls. Those two modules are
 about a twentieth of what a configargparse + PyYAML script pays to start,
@@ -10,7 +10,8 @@ so every run's start would pay them for a method it rarely calls.
 first called; the stand-in leaves ``sys.modules`` as soon as pathlib is
 imported. Anything else asked of it (another thread importing
 ``urllib.parse`` in that instant) is taken from the real module.
-Python 3.14's pathlib imports urllib lazily itself: nothing changes then.
+A pathlib that does not import urllib.parse at its start leaves the
+stand-in unused.
 """
 
 from __future__ import annotations
