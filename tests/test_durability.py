@@ -79,3 +79,53 @@ def test_a_new_run_s_params_and_the_counter_are_synced(tmp_path: Path) -> None:
         assert was_synced(root / "runs"), synced
         assert was_synced(root / ".exman"), synced
         assert (run / "params.yaml").is_file()
+
+
+SIDE_BY_SIDE = textwrap.dedent(
+    """\
+    import json
+    import os
+    import sys
+    import threading
+
+    real_fsync = os.fsync
+    params_flushing = threading.Event()
+    waits = []
+
+
+    def fsync(fd):
+        path = os.readlink(f"/proc/self/fd/{fd}")
+        if ".tmp" in path and os.path.basename(path).startswith("params.yaml"):
+            params_flushing.set()
+        elif path.endswith(os.sep + "counter"):
+            # the counter's flush goes on only once params.yaml's has begun:
+            # flushes made one after the other never get there
+            waits.append(params_flushing.wait(10))
+        return real_fsync(fd)
+
+
+    os.fsync = fsync
+
+    import exman
+
+    args = exman.ExParser(root=sys.argv[1]).parse_args([])
+    print(json.dumps({"waits": waits}))
+    """
+)
+
+
+def test_the_counter_is_flushed_while_params_yaml_is(tmp_path: Path) -> None:
+    # five flushes each wait for the disk; the id's three (the counter and
+    # the folders that hold the new names) wait side by side with the two
+    # of params.yaml, and parse_args returns once all are done (above)
+    script = tmp_path / "side_by_side.py"
+    script.write_text(SIDE_BY_SIDE)
+    proc = subprocess.run(
+        [sys.executable, str(script), str(tmp_path / "exman")],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        timeout=60,
+        check=True,
+    )
+    assert json.loads(proc.stdout) == {"waits": [True]}

@@ -84,3 +84,30 @@ def test_as_uri_means_what_it_meant(tmp_path: Path) -> None:
         "ValueError relative path can't be expressed as a file URI",
         expected,
     ]
+
+
+def test_ntpath_does_not_look_for_nt_on_every_folder_of_sys_path() -> None:
+    # pathlib imports ntpath, which tries the Windows-only module nt five
+    # times; each failed import would search every folder of sys.path
+    code = (
+        "import sys\n"
+        "asked = []\n"
+        "class Watch:\n"
+        "    @staticmethod\n"
+        "    def find_spec(name, path=None, target=None):\n"
+        "        asked.append(name)\n"
+        "sys.meta_path.insert(0, Watch)\n"
+        "import exman, ntpath\n"
+        "joined = ntpath.join('a', 'b') == 'a' + chr(92) + 'b'\n"
+        "print(asked.count('nt'), 'nt' in sys.modules, joined)\n"
+        "try:\n"
+        "    import nt\n"
+        "except ModuleNotFoundError as e:\n"
+        "    print(type(e).__name__, e.name, asked.count('nt'))\n"
+    )
+    if os.name == "nt":  # pragma: no cover - nt is there to be found
+        return
+    assert _fresh(code).splitlines() == [
+        "0 False True",
+        "ModuleNotFoundError nt 1",
+    ]

@@ -108,7 +108,9 @@ def create_run(
     store.ensure()
     place = store.allocate(tmp=tmp, name=name, zfill=zfill)
     try:
-        return _fill(store, place, params, tmp, git, record, key, every, started, code)
+        made = _fill(store, place, params, tmp, git, record, key, every, started, code)
+        place.flushed()  # its id on the disk too, flushed while it was filled
+        return made
     except BaseException:
         # nothing half-made stays behind: no folder without params.yaml
         if abandoned is not None:

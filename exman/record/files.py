@@ -7,6 +7,8 @@
   before the rename and the folder after it (:func:`sync_dir`), so that the
   new content survives a power loss once the call returns. It costs a few
   milliseconds on a disk, so only the files that must survive ask for it.
+  :class:`Flushing` flushes files and folders on a thread of its own while
+  the caller goes on (a new run's id while its params.yaml is written).
 * **Shared.** A file or folder made in a folder that its group may write
   (a root shared by a team: ``chmod g+rwxs``) gets that folder's group
   permissions, whatever the umask of the process that made it; so every
@@ -20,6 +22,7 @@ import _thread
 import os
 
 __all__ = [
+    "Flushing",
     "atomic_write",
     "group_bits",
     "make_dir",
@@ -136,6 +139,43 @@ def sync_file(path: StrPath) -> None:
 def sync_dir(path: StrPath) -> None:
     """Flush the entries of folder ``path`` (new, renamed files) to the disk."""
     _sync(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+
+
+class Flushing:
+    """Files and folders flushed to the disk by a thread of their own, while
+    the caller goes on; :meth:`wait` returns once they are on the disk.
+
+    Each flush waits for the disk, and flushes that wait together cost
+    little more than one: the caller's own flushes meanwhile share a
+    journal commit with these (ext4, XFS). A process that cannot start a
+    thread flushes at once.
+    """
+
+    __slots__ = ("_done",)
+
+    def __init__(
+        self, files: tuple[StrPath, ...], folders: tuple[StrPath, ...]
+    ) -> None:
+        self._done = _thread.allocate_lock()
+        self._done.acquire()
+        try:
+            _thread.start_new_thread(self._flush, (files, folders))
+        except RuntimeError:  # no thread to be had (the interpreter ends)
+            self._flush(files, folders)
+
+    def _flush(self, files: tuple[StrPath, ...], folders: tuple[StrPath, ...]) -> None:
+        try:
+            for path in files:
+                sync_file(path)
+            for path in folders:
+                sync_dir(path)
+        finally:
+            self._done.release()
+
+    def wait(self) -> None:
+        """Return once every flush is done (at once, after the first call)."""
+        with self._done:
+            pass
 
 
 def atomic_write(path: StrPath, data: str | bytes, *, durable: bool = False) -> None:

@@ -12,6 +12,12 @@ imported. Anything else asked of it (another thread importing
 ``urllib.parse`` in that instant) is taken from the real module.
 A pathlib that does not import urllib.parse at its start leaves the
 stand-in unused.
+
+pathlib also imports :mod:`ntpath`, which tries five names of the
+Windows-only module ``nt``; each failed import searches every folder of
+``sys.path``. Where ``nt`` cannot exist, ``sys.modules["nt"]`` is None
+while pathlib is imported (an import of it fails at once, as it would
+anyway), and the entry goes with the stand-in.
 """
 
 from __future__ import annotations
@@ -61,8 +67,15 @@ def import_pathlib() -> None:
     if "pathlib" in sys.modules or _NAME in sys.modules:
         return
     module = sys.modules[_NAME] = stand_in()  # type: ignore[assignment]
+    # pathlib imports ntpath, which tries five names of the Windows-only
+    # module nt: each failed import searches every folder of sys.path
+    no_nt = "nt" not in sys.modules and "nt" not in sys.builtin_module_names
+    if no_nt:
+        sys.modules["nt"] = None  # type: ignore[assignment]
     try:
         import pathlib  # noqa: F401
     finally:
         if sys.modules.get(_NAME) is module:
             del sys.modules[_NAME]
+        if no_nt and "nt" in sys.modules and sys.modules["nt"] is None:
+            del sys.modules["nt"]

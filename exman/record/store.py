@@ -15,7 +15,7 @@ import stat
 from collections.abc import Iterable, Iterator
 
 from .errors import ExmanError, RunNotFound
-from .files import StrPath, atomic_write, make_dir, sync_dir, sync_file
+from .files import Flushing, StrPath, atomic_write, make_dir
 from .ids import claim_id, format_counter, read_counter
 from .links import make_link, prune_empty, remove_link, walk_links
 from .names import (
@@ -58,9 +58,10 @@ NO_VALUE = object()
 
 
 class RunPlace:
-    """Where a new run was put: its id, folder name and absolute folder."""
+    """Where a new run was put: its id, folder name and absolute folder;
+    :meth:`flushed` waits until its id is on the disk."""
 
-    __slots__ = ("id", "name", "path", "time", "tmp")
+    __slots__ = ("flushing", "id", "name", "path", "time", "tmp")
 
     def __init__(
         self,
@@ -69,12 +70,20 @@ class RunPlace:
         path: pathlib.Path,
         time: datetime.datetime,
         tmp: bool,
+        flushing: Flushing | None = None,
     ) -> None:
         self.id = id
         self.name = name
         self.path = path
         self.time = time
         self.tmp = tmp
+        self.flushing = flushing
+
+    def flushed(self) -> None:
+        """Return once the id counter and the new folder's name are on the
+        disk (they are flushed meanwhile by a thread of their own)."""
+        if self.flushing is not None:
+            self.flushing.wait()
 
     @property
     def relpath(self) -> pathlib.Path:
@@ -264,8 +273,10 @@ class Root:
         of ``runs/`` or ``tmp/``, the highest id in the folders is taken into
         account too, so an id is never given twice. The id is claimed
         exclusively (:mod:`exman.record.ids`), so that it stays unique where
-        the lock does nothing; the folder and the counter are flushed to the
-        disk before this returns.
+        the lock does nothing. The folder and the counter are being flushed
+        to the disk when this returns, by a thread of their own, so that the
+        caller's own flushes (params.yaml) wait for the disk side by side
+        with them: :meth:`RunPlace.flushed` waits for the end.
         """
         if name is not None and name != "":
             check_name(name, "run name")
@@ -307,10 +318,9 @@ class Root:
                 raise
         # to the disk outside the lock, which others wait for: a counter that
         # a power loss tore reads as damaged, and the folders are scanned
-        sync_file(counter)
-        sync_dir(self.state)
-        sync_dir(parent)
-        return RunPlace(num, folder, parent / folder, time.replace(microsecond=0), tmp)
+        flushing = Flushing((counter,), (self.state, parent))
+        when = time.replace(microsecond=0)
+        return RunPlace(num, folder, parent / folder, when, tmp, flushing)
 
     # -- links -------------------------------------------------------------
     def index_link(self, name: str) -> pathlib.Path:
