@@ -19,6 +19,7 @@ import json
 import os
 import pathlib
 import platform
+import random
 import shlex
 import shutil
 import statistics
@@ -210,15 +211,44 @@ def interleaved(
 
 @dataclass(frozen=True)
 class Summary:
-    """The median and the minimum of repeated timings, in seconds."""
+    """The median and the minimum of repeated timings, in seconds (and the
+    timings, one per round of :func:`interleaved`)."""
 
     median: float
     min: float
     n: int
+    times: tuple[float, ...] = ()
 
     @classmethod
     def of(cls, times: Sequence[float]) -> Summary:
-        return cls(statistics.median(times), min(times), len(times))
+        return cls(statistics.median(times), min(times), len(times), tuple(times))
+
+
+def ratio_span(
+    num: Sequence[float],
+    den: Sequence[float],
+    *,
+    level: float = 0.9,
+    resamples: int = 2000,
+) -> tuple[float, float] | None:
+    """Where the ratio of the medians of ``num`` and ``den`` lies in ``level``
+    of the bootstrap resamples of their rounds: how far the machine's noise
+    can move it. Round ``i`` of both is drawn together (they ran side by
+    side). None for fewer than 5 rounds, or series of different lengths.
+    """
+    n = len(num)
+    if n < 5 or len(den) != n:
+        return None
+    draw = random.Random(0).randrange  # the same span for the same timings
+    median = statistics.median
+    ratios = []
+    for _ in range(resamples):
+        rounds = [draw(n) for _ in range(n)]
+        top, bottom = [num[i] for i in rounds], [den[i] for i in rounds]
+        ratios.append(median(top) / median(bottom))
+    ratios.sort()
+    cut = int(resamples * (1 - level) / 2)
+    return ratios[cut], ratios[resamples - 1 - cut]
 
     def __str__(self) -> str:
         return f"median {ms(self.median)}  min {ms(self.min)}  (n={self.n})"
@@ -276,7 +306,10 @@ class Targets:
     ) -> None:
         """Print and remember whether ``num / den`` (medians) is within ``limit``.
 
-        The ratio of the minimums is printed beside it, for judging the noise.
+        The ratio of the minimums is printed beside it, for judging the
+        noise, and the span of the ratio over resampled rounds
+        (:func:`ratio_span`); a target inside that span is one the machine's
+        noise decides, and the line says so.
 
         :param at_most: True when the target is ``ratio <= limit``, False when
             it is ``ratio >= limit``.
@@ -286,9 +319,15 @@ class Targets:
         self.failed |= not ok
         sign = "<=" if at_most else ">="
         verdict = "PASS" if ok else "FAIL"
+        span = ratio_span(num.times, den.times)
+        spread = ""
+        if span is not None:
+            lo, hi = span
+            inside = ", the target inside: noise decides" if lo <= limit <= hi else ""
+            spread = f"; 90 % of resampled rounds {lo:.2f} to {hi:.2f}{inside}"
         line = (
             f"{verdict}  {label}: {value:.2f} (target {sign} {limit:g}; "
-            f"ratio of the minimums {num.min / den.min:.2f})"
+            f"ratio of the minimums {num.min / den.min:.2f}{spread})"
         )
         self.lines.append(line)
         print(line)
