@@ -100,9 +100,9 @@ from __future__ import annotations
 import warnings
 from collections.abc import Sequence
 
-from .look.analysis import Columns, as_names, metrics_frame
+from .look.analysis import as_names, metrics_frame
 from .look.cache import SkippedRunWarning
-from .look.frame import build_frame, prepare
+from .look.frame import Columns, build_frame, prepare
 from .look.gather import Load, MarkNotFound
 from .look.outcome import DamagedMetricsWarning
 from .record.legacy import max_ex, num_ex

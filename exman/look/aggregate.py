@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 from ..record.flags import is_exmans
 from ..record.store import ExmanError
-from .analysis import Columns, as_names, quoted
+from .analysis import as_names, quoted
+from .frame import Columns
 from .query import QueryError, query_frame
 from .stats import describe
 

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections import namedtuple
 from collections.abc import Sequence
 
-from ..record.metrics import METRICS_FILE
+from ..record.run import METRICS_FILE
 from ..record.store import ExmanError
 from .outcome import DamagedMetricsWarning, read_records
 
@@ -20,32 +19,14 @@ from .outcome import DamagedMetricsWarning, read_records
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import pathlib
-    from typing import Any, NamedTuple
+    from typing import Any
 
     import pandas as pd
 
-__all__ = ["Columns", "as_names", "metrics_frame", "quoted"]
+__all__ = ["as_names", "metrics_frame", "quoted"]
 
 #: the first columns of :meth:`exman.Index.metrics`
 LEADING = ("id", "step", "time")
-
-
-if TYPE_CHECKING:
-
-    class Columns(NamedTuple):
-        params: list[str]
-        results: list[str]
-        status: str
-
-else:
-    # a named tuple of collections: typing's would import typing
-    Columns = namedtuple("Columns", ("params", "results", "status"))
-Columns.__doc__ = """What the columns of an :meth:`exman.Index.info` frame are.
-
-``params``: the parameters (not ``id``, ``time``, ``root``);
-``results``: the outcome columns; ``status``: the name of the run's
-status column (``run_status`` when a parameter is called ``status``).
-"""
 
 
 def as_names(value: str | Sequence[str] | None, what: str) -> list[str] | None:

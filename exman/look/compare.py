@@ -30,8 +30,7 @@ from ..record.params import ParamsError, plain
 from ..record.run import DIFF_FILE, Run
 from ..record.store import Root
 from ..record.vcs import commit_diff
-from .analysis import Columns
-from .frame import build_frame
+from .frame import Columns, build_frame
 from .gather import Load
 
 if TYPE_CHECKING:

@@ -10,13 +10,12 @@ from __future__ import annotations
 import array
 import datetime
 import pathlib
+from collections import namedtuple
 from collections.abc import Callable, Iterable, Sequence
 from itertools import islice
 
-from ..record.fingerprint import CodeCheck
 from ..record.params import TIME_FORMAT
 from ..record.run import effective_status
-from .analysis import Columns
 from .cache import no_gc
 from .columns import Coded, has_values, nones
 from .rows import Table
@@ -24,7 +23,7 @@ from .rows import Table
 # not typing's: importing typing would slow every command's start
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any
+    from typing import Any, NamedTuple
 
     import pandas as pd
 
@@ -36,6 +35,7 @@ __all__ = [
     "ENV_COLUMNS",
     "RUN_COLUMNS",
     "SWEEP_COLUMNS",
+    "Columns",
     "Plan",
     "build_frame",
     "frame_of",
@@ -55,6 +55,24 @@ SWEEP_COLUMNS = ("sweep", "task", "task_key")
 ATTEMPT_COLUMNS = ("attempts",)
 #: what a run ran on and which code: columns only when some run recorded them
 ENV_COLUMNS = ("python", "platform", "slurm_job", "code", "code_source")
+
+
+if TYPE_CHECKING:
+
+    class Columns(NamedTuple):
+        params: list[str]
+        results: list[str]
+        status: str
+
+else:
+    # a named tuple of collections: typing's would import typing
+    Columns = namedtuple("Columns", ("params", "results", "status"))
+Columns.__doc__ = """What the columns of an :meth:`exman.Index.info` frame are.
+
+``params``: the parameters (not ``id``, ``time``, ``root``);
+``results``: the outcome columns; ``status``: the name of the run's
+status column (``run_status`` when a parameter is called ``status``).
+"""
 
 
 class Plan:
@@ -141,6 +159,8 @@ def plan_frame(parts: list[tuple[str, Table]], *, stale: bool = False) -> Plan:
     attempt_columns = ATTEMPT_COLUMNS if has_values(record["attempts"]) else ()
     env_columns = tuple(c for c in ENV_COLUMNS if has_values(record[c]))
     if stale:
+        from ..record.fingerprint import CodeCheck  # not for a listing without
+
         check = CodeCheck()  # one look at each work tree or script
         record["stale"] = [
             check.stale(code, source)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import os
 
-from ..record.metrics import METRICS_FILE, RESULTS_FILE
+from ..record.run import METRICS_FILE, RESULTS_FILE
 
 # not typing's: importing typing would slow every command's start
 TYPE_CHECKING = False

@@ -41,6 +41,7 @@ from collections.abc import Iterator
 from . import current as _current_run
 from .files import group_bits, share
 from .launch import LOG_RANKS_ENV, detect_launch
+from .run import METRICS_FILE, RESULTS_FILE
 from .store import ExmanError, StrPath, atomic_write
 
 # not typing's: importing typing would slow every run's start
@@ -62,8 +63,6 @@ __all__ = [
     "result",
 ]
 
-METRICS_FILE = "metrics.jsonl"
-RESULTS_FILE = "results.json"
 RUN_ENV = _current_run.RUN_ENV
 #: a metric of the name a record uses for its own time is written as this
 METRIC_TIME = "metric_time"

@@ -46,6 +46,8 @@ if TYPE_CHECKING:
 __all__ = [
     "FINAL_STATUSES",
     "LOG_FILE",
+    "METRICS_FILE",
+    "RESULTS_FILE",
     "RUN_FILE",
     "TRACEBACK_FILE",
     "Run",
@@ -59,6 +61,10 @@ RUN_FILE = "run.json"
 LOG_FILE = "log.txt"
 TRACEBACK_FILE = "traceback.txt"
 DIFF_FILE = "changes.diff"
+#: what exman.log and exman.result write (see :mod:`exman.record.metrics`);
+#: named here with the run folder's other files, for their readers
+METRICS_FILE = "metrics.jsonl"
+RESULTS_FILE = "results.json"
 #: ``pruned``: stopped early by a search's pruner (see :mod:`exman.record.stop`)
 FINAL_STATUSES = frozenset({"completed", "failed", "interrupted", "pruned"})
 #: seconds a run folder without run.json is taken as still being created
