@@ -34,7 +34,7 @@ import pandas as pd
 from _common import Summary, Targets, header, interleaved
 
 from exman.look.aggregate import summarize
-from exman.look.analysis import Columns
+from exman.look.frame import Columns
 from exman.look.tables import render_table, table_frame
 
 TARGET = 3.0
