@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 
+from ..record import snapshot
 from ..record.run import METRICS_FILE, RESULTS_FILE
 
 # not typing's: importing typing would slow every command's start
@@ -106,23 +107,39 @@ def _open(path: str, dir_fd: int | None) -> int:
 
 
 def read_outcome(
-    folder: str, dir_fd: int | None = None
+    folder: str, dir_fd: int | None = None, copy: Any = None
 ) -> tuple[dict[str, Any], str | None]:
     """The results of the run in ``folder`` and the last value of its metrics.
 
     :param folder: the run folder (relative to ``dir_fd`` when given).
+    :param copy: the copy of results.json that the run's run.json holds
+        (see :mod:`exman.record.snapshot`), taken while the file is the one
+        it was made of.
     :returns: ``(values, problem)``: a result wins over a metric of the same
         name; ``problem`` says what is wrong with a damaged results.json
         (its values are then missing), else None.
     """
     values = _last_metrics(f"{folder}/{METRICS_FILE}", dir_fd)
-    results, problem = _results(f"{folder}/{RESULTS_FILE}", dir_fd)
+    results, problem = _results(f"{folder}/{RESULTS_FILE}", dir_fd, copy)
     if results:
         values.update(results)
     return values, problem
 
 
-def _results(path: str, dir_fd: int | None) -> tuple[dict[str, Any], str | None]:
+def _results(
+    path: str, dir_fd: int | None, copy: Any = None
+) -> tuple[dict[str, Any], str | None]:
+    if copy is not None:
+        try:
+            st = os.stat(path, dir_fd=dir_fd)
+        except FileNotFoundError:
+            return {}, None  # removed since the run ended
+        except OSError:
+            pass  # reading it says what is wrong
+        else:
+            copied = snapshot.results(copy, st)
+            if copied is not None:
+                return copied, None
     try:
         text = read_file(path, dir_fd)
     except FileNotFoundError:

@@ -34,7 +34,7 @@ import pathlib
 import sys
 import time
 
-from . import heartbeat, stop
+from . import heartbeat, snapshot, stop
 from .params import PARAMS_FILE, load_params
 from .store import ROOT_ENV, StrPath, atomic_write, run_id
 
@@ -441,6 +441,11 @@ class Run:
             exit_code=exit_code,
             reason=reason,
         )
+        # its results as they are now, for readers (see exman.record.snapshot)
+        record.pop(snapshot.RESULTS_FIELD, None)
+        copy = snapshot.copy_results(str(self.path / RESULTS_FILE))
+        if copy is not None:
+            record[snapshot.RESULTS_FIELD] = copy
         self.write_record(record)
         heartbeat.stop(str(self.record_file))
         return record

@@ -1,4 +1,4 @@
-"""The copy of a run's parameters that its ``run.json`` carries.
+"""The copies of a run's parameters and results that its ``run.json`` carries.
 
 ``params.yaml`` is the truth, but parsing YAML is most of what reading a
 run costs. So when a run is created, the values its params.yaml holds are
@@ -15,6 +15,14 @@ mappings of those (mappings sorted by key, as params.yaml writes them).
 Anything else (dates, bytes, values written by a converter registered with
 :func:`~exman.record.params.register_str_converter`) leaves the run without
 a copy.
+
+When a run ends, its ``results.json`` (what :func:`exman.result` wrote) is
+copied the same way into the ``run.json`` that records the end
+(:data:`RESULTS_FIELD`), with that file's identity: a reader that finds the
+identity unchanged takes the copy and skips opening, reading and parsing
+the file (about a seventh of a first load's reading). Both are JSON, so the
+copy is exact; a results.json that is not a JSON object, or larger than
+:data:`MAX_RESULTS` bytes, is not copied, and the reader reads the file.
 """
 
 from __future__ import annotations
@@ -28,10 +36,23 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-__all__ = ["FIELD", "identity", "make", "values"]
+__all__ = [
+    "FIELD",
+    "MAX_RESULTS",
+    "RESULTS_FIELD",
+    "copy_results",
+    "identity",
+    "make",
+    "results",
+    "values",
+]
 
 #: the field of run.json that holds the copy
 FIELD = "params"
+#: the field of run.json that holds the copy of results.json, once it ended
+RESULTS_FIELD = "results"
+#: a larger results.json is not copied (run.json would grow with it)
+MAX_RESULTS = 16384
 _SCALARS = (type(None), bool, int, float, str)
 _MAX_DEPTH = 50
 
@@ -89,4 +110,45 @@ def values(record: Any, st: os.stat_result) -> dict[str, Any] | None:
         and type(copy.get("values")) is dict
     ):
         return copy["values"]
+    return None
+
+
+def copy_results(path: str) -> dict[str, Any] | None:
+    """The copy of the results.json at ``path`` as it is now (None when it
+    is missing, unreadable, too large or not a JSON object)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        return None
+    try:
+        # the identity of what is read, even if the file is replaced meanwhile
+        st = os.fstat(fd)
+        if st.st_size > MAX_RESULTS:
+            return None
+        data = os.read(fd, MAX_RESULTS + 1)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    import json  # imported already by every process that records a run
+
+    try:
+        parsed = json.loads(data)
+    except ValueError:
+        return None
+    if type(parsed) is not dict or len(data) != st.st_size:
+        return None
+    return {"file": identity(st), "values": parsed}
+
+
+def results(copy: Any, st: os.stat_result) -> dict[str, Any] | None:
+    """The results in ``copy`` (the :data:`RESULTS_FIELD` of a parsed
+    run.json) if they still stand for the results.json whose ``stat`` is
+    ``st``, else None."""
+    if (
+        type(copy) is dict
+        and copy.get("file") == identity(st)
+        and type(values := copy.get("values")) is dict
+    ):
+        return values
     return None
