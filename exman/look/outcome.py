@@ -7,10 +7,10 @@ side. Nothing here imports pandas.
 
 The outcome of a run, one value per name, is its results, and for each
 metric that has no result of the same name, the last value logged. Only the
-end of ``metrics.jsonl`` is read for that (:data:`TAIL_BYTES`), so a load
-costs the same for a run that logged ten lines or ten million: a metric
-whose last record is further from the end than that is not found there
-(``Index.metrics()`` reads every line).
+end of ``metrics.jsonl`` is read for that (see :mod:`exman.record.tail`).
+A run that ended carries a copy of both in its run.json (see
+:mod:`exman.record.snapshot`), taken while each file is the one it was
+made of.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import os
 
 from ..record import snapshot
 from ..record.run import METRICS_FILE, RESULTS_FILE
+from ..record.tail import TAIL_BYTES, last_values, parse_lines, tail_values
 
 # not typing's: importing typing would slow every command's start
 TYPE_CHECKING = False
@@ -39,13 +40,9 @@ __all__ = [
     "read_records",
 ]
 
-#: how much of the end of metrics.jsonl gives the last value of each metric
-TAIL_BYTES = 8192
 #: a file of a run that a load reads whole (run.json, params.yaml,
 #: results.json...) larger than this is refused, not read
 MAX_FILE = 16 << 20
-#: the fields of every record that are no metric
-RECORD_KEYS = ("step", "time")
 _BLOCK = 1 << 16
 _decode = json.JSONDecoder().raw_decode
 _JSON_SPACE = " \t\n\r"
@@ -107,39 +104,48 @@ def _open(path: str, dir_fd: int | None) -> int:
 
 
 def read_outcome(
-    folder: str, dir_fd: int | None = None, copy: Any = None
+    folder: str, dir_fd: int | None = None, record: Any = None
 ) -> tuple[dict[str, Any], str | None]:
     """The results of the run in ``folder`` and the last value of its metrics.
 
     :param folder: the run folder (relative to ``dir_fd`` when given).
-    :param copy: the copy of results.json that the run's run.json holds
-        (see :mod:`exman.record.snapshot`), taken while the file is the one
+    :param record: the run's parsed run.json: the copies of results.json
+        and of the last metrics that it holds (see
+        :mod:`exman.record.snapshot`) are taken while each file is the one
         it was made of.
     :returns: ``(values, problem)``: a result wins over a metric of the same
         name; ``problem`` says what is wrong with a damaged results.json
         (its values are then missing), else None.
     """
-    values = _last_metrics(f"{folder}/{METRICS_FILE}", dir_fd)
-    results, problem = _results(f"{folder}/{RESULTS_FILE}", dir_fd, copy)
+    copies = record if type(record) is dict else {}
+    metrics = f"{folder}/{METRICS_FILE}"
+    copied = _copied(copies.get(snapshot.METRICS_FIELD), metrics, dir_fd)
+    values = _last_metrics(metrics, dir_fd) if copied is None else dict(copied)
+    path = f"{folder}/{RESULTS_FILE}"
+    results = _copied(copies.get(snapshot.RESULTS_FIELD), path, dir_fd)
+    problem = None
+    if results is None:
+        results, problem = _results(path, dir_fd)
     if results:
         values.update(results)
     return values, problem
 
 
-def _results(
-    path: str, dir_fd: int | None, copy: Any = None
-) -> tuple[dict[str, Any], str | None]:
-    if copy is not None:
-        try:
-            st = os.stat(path, dir_fd=dir_fd)
-        except FileNotFoundError:
-            return {}, None  # removed since the run ended
-        except OSError:
-            pass  # reading it says what is wrong
-        else:
-            copied = snapshot.results(copy, st)
-            if copied is not None:
-                return copied, None
+def _copied(copy: Any, path: str, dir_fd: int | None) -> dict[str, Any] | None:
+    """The values of ``copy`` (a copy of the file ``path``) if it stands for
+    the file as it is, {} if the file is gone, else None: read the file."""
+    if copy is None:
+        return None
+    try:
+        st = os.stat(path, dir_fd=dir_fd)
+    except FileNotFoundError:
+        return {}  # removed since the run ended
+    except OSError:
+        return None  # reading it says what is wrong
+    return snapshot.copied(copy, st)
+
+
+def _results(path: str, dir_fd: int | None) -> tuple[dict[str, Any], str | None]:
     try:
         text = read_file(path, dir_fd)
     except FileNotFoundError:
@@ -163,71 +169,11 @@ def _last_metrics(path: str, dir_fd: int | None) -> dict[str, Any]:
     except OSError:
         return {}
     try:
-        size = os.fstat(fd).st_size
-        start = max(0, size - TAIL_BYTES)
-        data = os.pread(fd, size - start, start)
+        return tail_values(fd, os.fstat(fd).st_size)
     except OSError:  # not a regular file (a FIFO), or gone
         return {}
     finally:
         os.close(fd)
-    return last_values(data, whole=start == 0)
-
-
-def last_values(data: bytes, *, whole: bool = True) -> dict[str, Any]:
-    """The last value of each metric in the lines of ``data``.
-
-    :param whole: ``data`` starts at the start of the file; otherwise its
-        first line is a part of one and is skipped.
-    """
-    if not whole:
-        data = data[data.find(b"\n") + 1 :] if b"\n" in data else b""
-    values: dict[str, Any] = {}
-    for record in _parse(data)[0]:
-        values.update(record)
-    for key in RECORD_KEYS:
-        values.pop(key, None)
-    return values
-
-
-def _parse(data: bytes) -> tuple[list[dict[str, Any]], list[int]]:
-    """The records of the lines of ``data`` and the numbers (from 0) of the
-    lines that are no JSON object.
-
-    What follows the last newline is an incomplete record when a process
-    stopped in the middle of a write: it is used when it parses and left
-    out silently when it does not.
-    """
-    end = data.rfind(b"\n") + 1
-    data, last = data[:end], data[end:]
-    body = data.rstrip(b"\n")
-    try:
-        # one call of the C parser for the whole text: the common case
-        records = json.loads(b"[" + body.replace(b"\n", b",") + b"]")
-        bad: list[int] = []
-        if not all(type(r) is dict for r in records):
-            raise ValueError("a line is not a JSON object")
-    except ValueError:  # an empty line, a damaged one: one line at a time
-        records = []
-        bad = []
-        for number, line in enumerate(data.split(b"\n")[:-1]):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except ValueError:
-                record = None
-            if type(record) is dict:
-                records.append(record)
-            else:
-                bad.append(number)
-    if last.strip():
-        try:
-            record = json.loads(last)
-        except ValueError:
-            record = None
-        if type(record) is dict:
-            records.append(record)
-    return records, bad
 
 
 class Records:
@@ -252,5 +198,5 @@ def read_records(path: str | os.PathLike[str]) -> Records:
             data = f.read()
     except FileNotFoundError:
         return Records([], [])
-    records, bad = _parse(data)
+    records, bad = parse_lines(data)
     return Records(records, [n + 1 for n in bad])

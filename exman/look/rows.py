@@ -190,10 +190,9 @@ def read_run(folder: str, dir_fd: int | None, memo: dict[str, str]) -> Parsed:
     if raw is not None and not all(type(k) is str for k in params):
         params = {str(k): v for k, v in params.items()}
     record: dict[str, Any] = {}
-    copy = None  # of results.json, made as the run ended
+    written = data  # run.json, with the copies of the outcome made at the end
     if data is not None:
         record = _record(data)
-        copy = data.get(snapshot.RESULTS_FIELD)
     if data is None or record["status"] in _ERROR_STATUSES:
         try:
             traceback = read_file(f"{folder}/{TRACEBACK_FILE}", dir_fd)
@@ -213,7 +212,7 @@ def read_run(folder: str, dir_fd: int | None, memo: dict[str, str]) -> Parsed:
             pass
     record["tags"] = tags or None
     record["note"] = note
-    outcome, damaged = read_outcome(folder, dir_fd, copy)
+    outcome, damaged = read_outcome(folder, dir_fd, written)
     if damaged is not None:
         problem = damaged if problem is None else f"{problem}; {damaged}"
     return params, record, outcome, problem

@@ -441,11 +441,16 @@ class Run:
             exit_code=exit_code,
             reason=reason,
         )
-        # its results as they are now, for readers (see exman.record.snapshot)
-        record.pop(snapshot.RESULTS_FIELD, None)
-        copy = snapshot.copy_results(str(self.path / RESULTS_FILE))
-        if copy is not None:
-            record[snapshot.RESULTS_FIELD] = copy
+        # its results and last metrics as they are now, for readers (see
+        # exman.record.snapshot)
+        folder = str(self.path)
+        for field, made in (
+            (snapshot.RESULTS_FIELD, snapshot.copy_results(f"{folder}/{RESULTS_FILE}")),
+            (snapshot.METRICS_FIELD, snapshot.copy_metrics(f"{folder}/{METRICS_FILE}")),
+        ):
+            record.pop(field, None)
+            if made is not None:
+                record[field] = made
         self.write_record(record)
         heartbeat.stop(str(self.record_file))
         return record

@@ -18,11 +18,16 @@ a copy.
 
 When a run ends, its ``results.json`` (what :func:`exman.result` wrote) is
 copied the same way into the ``run.json`` that records the end
-(:data:`RESULTS_FIELD`), with that file's identity: a reader that finds the
-identity unchanged takes the copy and skips opening, reading and parsing
-the file (about a seventh of a first load's reading). Both are JSON, so the
-copy is exact; a results.json that is not a JSON object, or larger than
-:data:`MAX_RESULTS` bytes, is not copied, and the reader reads the file.
+(:data:`RESULTS_FIELD`), and so is the last value of each metric of its
+``metrics.jsonl`` (:data:`METRICS_FIELD`; what :func:`exman.log` wrote, read
+from the end of the file as every reader reads it: see
+:mod:`exman.record.tail`), each with the identity of its file: a reader
+that finds the identity unchanged takes the copy after one ``stat``, where
+it would open, read and parse the file. Both are JSON, so the copy is
+exact; a results.json that is not a JSON object, or larger than
+:data:`MAX_RESULTS` bytes, is not copied, and the reader reads the file. A
+record appended to metrics.jsonl after the end (another rank of the run)
+changes its size: the file is read again.
 """
 
 from __future__ import annotations
@@ -39,11 +44,13 @@ if TYPE_CHECKING:
 __all__ = [
     "FIELD",
     "MAX_RESULTS",
+    "METRICS_FIELD",
     "RESULTS_FIELD",
+    "copied",
+    "copy_metrics",
     "copy_results",
     "identity",
     "make",
-    "results",
     "values",
 ]
 
@@ -51,6 +58,8 @@ __all__ = [
 FIELD = "params"
 #: the field of run.json that holds the copy of results.json, once it ended
 RESULTS_FIELD = "results"
+#: the field of run.json that holds the last value of each metric, once it ended
+METRICS_FIELD = "metrics"
 #: a larger results.json is not copied (run.json would grow with it)
 MAX_RESULTS = 16384
 _SCALARS = (type(None), bool, int, float, str)
@@ -113,16 +122,26 @@ def values(record: Any, st: os.stat_result) -> dict[str, Any] | None:
     return None
 
 
-def copy_results(path: str) -> dict[str, Any] | None:
-    """The copy of the results.json at ``path`` as it is now (None when it
-    is missing, unreadable, too large or not a JSON object)."""
+def _open_stat(path: str) -> tuple[int, os.stat_result] | None:
+    """A descriptor of the file ``path`` and its identity as it is read."""
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
     except OSError:
         return None
     try:
-        # the identity of what is read, even if the file is replaced meanwhile
-        st = os.fstat(fd)
+        return fd, os.fstat(fd)
+    except OSError:
+        os.close(fd)
+        return None
+
+
+def copy_results(path: str) -> dict[str, Any] | None:
+    """The copy of the results.json at ``path`` as it is now (None when it
+    is missing, unreadable, too large or not a JSON object)."""
+    if (opened := _open_stat(path)) is None:
+        return None
+    fd, st = opened
+    try:
         if st.st_size > MAX_RESULTS:
             return None
         data = os.read(fd, MAX_RESULTS + 1)
@@ -141,10 +160,27 @@ def copy_results(path: str) -> dict[str, Any] | None:
     return {"file": identity(st), "values": parsed}
 
 
-def results(copy: Any, st: os.stat_result) -> dict[str, Any] | None:
-    """The results in ``copy`` (the :data:`RESULTS_FIELD` of a parsed
-    run.json) if they still stand for the results.json whose ``stat`` is
-    ``st``, else None."""
+def copy_metrics(path: str) -> dict[str, Any] | None:
+    """The copy of the last value of each metric of the metrics.jsonl at
+    ``path`` as it is now (None when it is missing or unreadable)."""
+    if (opened := _open_stat(path)) is None:
+        return None
+    fd, st = opened
+    try:
+        from .tail import tail_values  # only for a run that logged metrics
+
+        values = tail_values(fd, st.st_size)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    return {"file": identity(st), "values": values}
+
+
+def copied(copy: Any, st: os.stat_result) -> dict[str, Any] | None:
+    """The values in ``copy`` (the :data:`RESULTS_FIELD` or
+    :data:`METRICS_FIELD` of a parsed run.json) if they still stand for the
+    file whose ``stat`` is ``st``, else None."""
     if (
         type(copy) is dict
         and copy.get("file") == identity(st)
