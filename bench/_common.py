@@ -223,6 +223,9 @@ class Summary:
     def of(cls, times: Sequence[float]) -> Summary:
         return cls(statistics.median(times), min(times), len(times), tuple(times))
 
+    def __str__(self) -> str:
+        return f"median {ms(self.median)}  min {ms(self.min)}  (n={self.n})"
+
 
 def ratio_span(
     num: Sequence[float],
@@ -249,9 +252,6 @@ def ratio_span(
     ratios.sort()
     cut = int(resamples * (1 - level) / 2)
     return ratios[cut], ratios[resamples - 1 - cut]
-
-    def __str__(self) -> str:
-        return f"median {ms(self.median)}  min {ms(self.min)}  (n={self.n})"
 
 
 def ms(seconds: float) -> str:

@@ -18,7 +18,11 @@ reported):
 * warm: ``import exman`` + ``Index(root).info()`` with the cache in place;
 * cold, YAML (10,000 runs): the cold load of a root whose run.json files
   hold no copy of the parameters (runs made before exman kept one), so
-  that every params.yaml is parsed.
+  that every params.yaml is parsed;
+* cold, metrics (10,000 runs): the cold load of runs that each logged
+  100 lines of metrics and a result, their last values taken from the
+  copies in run.json (copies) or, for runs made before exman kept them,
+  from the end of each metrics.jsonl (files): shown, not a target.
 
 The pandas import is counted in none of them. Then the peak memory of a
 load (the most memory Python held during ``info()``, by tracemalloc, and
@@ -162,18 +166,31 @@ with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):
 """
 
 MODELS = ("mlp", "cnn", "resnet", "vit")
+#: the lines of metrics.jsonl of each run of the roots with metrics
+METRIC_LINES = 100
 
 
 # -- roots ------------------------------------------------------------------------
-def build_root(path: pathlib.Path, n: int, *, copies: bool = True) -> pathlib.Path:
+def build_root(
+    path: pathlib.Path,
+    n: int,
+    *,
+    copies: bool = True,
+    metrics: int = 0,
+    outcome_copies: bool = True,
+) -> pathlib.Path:
     """``n`` finished runs as exman writes them (without the id lock, for speed).
 
     :param copies: False: without the copy of the parameters in run.json,
         as exman wrote runs before it kept one (each is read from YAML).
+    :param metrics: each run logs this many lines to metrics.jsonl (four
+        values each) and writes a results.json, before it ends.
+    :param outcome_copies: False: run.json without the copies of those two
+        that the end of a run makes, as exman wrote runs before it did.
     """
     from exman.record import snapshot
     from exman.record.params import PARAMS_FILE, TIME_FORMAT, dump_params
-    from exman.record.run import Run
+    from exman.record.run import METRICS_FILE, RESULTS_FILE, Run
     from exman.record.store import DIR_TIME_FORMAT, Root, atomic_write
 
     root = Root(path).ensure()
@@ -207,7 +224,26 @@ def build_root(path: pathlib.Path, n: int, *, copies: bool = True) -> pathlib.Pa
         run = Run(folder)
         fields = {"params": copy} if copies else {}
         record = run.start(command={"argv": ["main.py"], "cwd": "/"}, **fields)
-        run.finish("completed", exit_code=0, record=record)
+        if metrics:
+            lines = (
+                json.dumps(
+                    {
+                        "step": s,
+                        "time": 1.7e9 + s,
+                        "loss": 1 / (s + 1),
+                        "acc": s / metrics,
+                        "lr": params["lr"],
+                    }
+                )
+                for s in range(metrics)
+            )
+            (folder / METRICS_FILE).write_text("\n".join(lines) + "\n")
+            (folder / RESULTS_FILE).write_text(json.dumps({"best": num / n}))
+        record = run.finish("completed", exit_code=0, record=record)
+        if metrics and not outcome_copies:
+            for field in (snapshot.METRICS_FIELD, snapshot.RESULTS_FIELD):
+                record.pop(field, None)
+            run.write_record(record)
         root.link_index(name)
         root.link_mark(f"model/{model}", name)
     (root.state / "counter").write_text(f"{n}\n")
@@ -340,6 +376,15 @@ def measure_size(
         variants["exman cold, YAML"] = lambda: child(
             ours, OURS, [str(plain), "cold"], work
         )
+        # runs that logged metrics: their last values come from the copy in
+        # run.json, or from the end of each metrics.jsonl
+        for name, made in (("copies", True), ("files", False)):
+            logged = build_root(
+                work / f"root-{n}-{name}", n, metrics=METRIC_LINES, outcome_copies=made
+            )
+            variants[f"exman cold, metrics {name}"] = lambda r=logged: child(
+                ours, OURS, [str(r), "cold"], work
+            )
     rows: dict[str, set[int]] = {}
 
     def timed(run: Any, name: str) -> Any:
@@ -378,6 +423,12 @@ def measure_size(
         targets.note(
             f"{label}: cold from params.yaml / floor (C parse) "
             f"{summaries['exman cold, YAML'].median / floor.median:.2f}"
+        )
+        from_files = summaries["exman cold, metrics files"].median
+        targets.note(
+            f"{label} with {METRIC_LINES} lines of metrics each: cold from the "
+            f"files / cold from the copies "
+            f"{from_files / summaries['exman cold, metrics copies'].median:.2f}"
         )
         targets.check(f"{label}: cold / floor", cold, floor, 1.2, at_most=True)
         targets.check(

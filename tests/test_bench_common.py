@@ -47,3 +47,9 @@ def test_a_target_inside_the_span_is_called_noise(
     assert line.startswith("PASS  start: 1.1") or decides, line
     assert "90 % of resampled rounds" in line
     assert ("noise decides" in line) == decides, line
+
+
+def test_a_summary_prints_its_median_and_minimum() -> None:
+    assert str(Summary.of([0.002, 0.001, 0.003])) == (
+        "median     2.00 ms  min     1.00 ms  (n=3)"
+    )

@@ -41,8 +41,7 @@ from collections.abc import Iterator
 from . import current as _current_run
 from .files import group_bits, share
 from .launch import LOG_RANKS_ENV, detect_launch
-from .run import METRICS_FILE, RESULTS_FILE
-from .store import ExmanError, StrPath, atomic_write
+from .store import METRICS_FILE, RESULTS_FILE, ExmanError, StrPath, atomic_write
 
 # not typing's: importing typing would slow every run's start
 TYPE_CHECKING = False

@@ -36,7 +36,7 @@ import time
 
 from . import heartbeat, snapshot, stop
 from .params import PARAMS_FILE, load_params
-from .store import ROOT_ENV, StrPath, atomic_write, run_id
+from .store import METRICS_FILE, RESULTS_FILE, ROOT_ENV, StrPath, atomic_write, run_id
 
 # not typing's: importing typing would slow every run's start
 TYPE_CHECKING = False
@@ -61,10 +61,6 @@ RUN_FILE = "run.json"
 LOG_FILE = "log.txt"
 TRACEBACK_FILE = "traceback.txt"
 DIFF_FILE = "changes.diff"
-#: what exman.log and exman.result write (see :mod:`exman.record.metrics`);
-#: named here with the run folder's other files, for their readers
-METRICS_FILE = "metrics.jsonl"
-RESULTS_FILE = "results.json"
 #: ``pruned``: stopped early by a search's pruner (see :mod:`exman.record.stop`)
 FINAL_STATUSES = frozenset({"completed", "failed", "interrupted", "pruned"})
 #: seconds a run folder without run.json is taken as still being created

@@ -51,6 +51,11 @@ STATE_DIR = ".exman"
 SUB_FOLDERS = ("runs", "index", "marked", "fails", "tmp", STATE_DIR)
 #: the environment variable naming the root (ExParser, the command, launchers)
 ROOT_ENV = "EXMAN_ROOT"
+#: what exman.log and exman.result write in a run folder (see
+#: exman.record.metrics), named here, below both their writer and the run's
+#: end, which copies them (exman.record.snapshot)
+METRICS_FILE = "metrics.jsonl"
+RESULTS_FILE = "results.json"
 
 
 #: the value of an automark name that is not an argument (see Root.automark_key)
