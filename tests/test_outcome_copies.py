@@ -13,7 +13,7 @@ import sys
 from typing import Any
 
 import pytest
-from _index_runs import make_run
+from _index_runs import edit_in_place, make_run
 
 from exman.index import Index
 from exman.record import snapshot
@@ -94,16 +94,6 @@ def test_a_first_load_takes_the_copy_and_opens_no_results_json(
     assert opens.results == 0
 
 
-def _edit_in_place(path: pathlib.Path, old: str, new: str) -> None:
-    """Change the file's bytes where they are, keep its size and mtime."""
-    st = path.stat()
-    text = path.read_bytes()
-    assert len(old) == len(new) and old.encode() in text
-    with open(path, "r+b") as f:
-        f.write(text.replace(old.encode(), new.encode()))
-    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
-
-
 @pytest.mark.parametrize("change", ["replaced", "edited in place", "deleted"])
 def test_a_results_json_changed_after_the_end_is_read_again(
     tmp_path: pathlib.Path, change: str
@@ -116,7 +106,7 @@ def test_a_results_json_changed_after_the_end_is_read_again(
         new.write_text(json.dumps({"acc": 0.75, "note": "new"}))
         os.replace(new, results)
     elif change == "edited in place":
-        _edit_in_place(results, "old", "new")
+        edit_in_place(results, "old", "new")
     else:
         results.unlink()
     frame = Index(root, cache=False).info()

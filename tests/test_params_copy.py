@@ -14,7 +14,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from _index_runs import make_run
+from _index_runs import edit_in_place, make_run
 
 import exman.look.fastyaml
 from exman.commands import manage
@@ -161,18 +161,6 @@ def test_a_run_made_by_exparser_carries_a_copy(tmp_path: pathlib.Path) -> None:
     assert list(copy["values"])[-2:] == ["time", "id"]
 
 
-def _edit_in_place(path: pathlib.Path, old: str, new: str) -> None:
-    """Change the file's bytes where they are, keep its size and mtime."""
-    st = path.stat()
-    text = path.read_bytes()
-    assert len(old) == len(new) and old.encode() in text
-    with open(path, "r+b") as f:
-        f.write(text.replace(old.encode(), new.encode()))
-    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
-    assert path.stat().st_size == st.st_size
-    assert path.stat().st_mtime_ns == st.st_mtime_ns
-
-
 @pytest.mark.parametrize("cache", [True, False])
 def test_a_params_yaml_replaced_is_seen(tmp_path: pathlib.Path, cache: bool) -> None:
     root = tmp_path / "exman"
@@ -190,7 +178,7 @@ def test_a_params_yaml_edited_in_place_is_seen_by_a_first_load(
 ) -> None:
     root = tmp_path / "exman"
     folder = make_run(root, {"model": "mlp"})
-    _edit_in_place(folder / "params.yaml", "mlp", "cnn")
+    edit_in_place(folder / "params.yaml", "mlp", "cnn")
     assert Index(root).info().model.tolist() == ["cnn"]
 
 

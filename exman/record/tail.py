@@ -77,19 +77,19 @@ def parse_lines(data: bytes) -> tuple[list[dict[str, Any]], list[int]]:
         for number, line in enumerate(data.split(b"\n")[:-1]):
             if not line.strip():
                 continue
-            try:
-                record = json.loads(line)
-            except ValueError:
-                record = None
-            if type(record) is dict:
+            if (record := _record(line)) is not None:
                 records.append(record)
             else:
                 bad.append(number)
-    if last.strip():
-        try:
-            record = json.loads(last)
-        except ValueError:
-            record = None
-        if type(record) is dict:
-            records.append(record)
+    if last.strip() and (record := _record(last)) is not None:
+        records.append(record)
     return records, bad
+
+
+def _record(line: bytes) -> dict[str, Any] | None:
+    """The JSON object of one line, or None."""
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return None
+    return record if type(record) is dict else None
