@@ -164,6 +164,10 @@ def _results(path: str, dir_fd: int | None) -> tuple[dict[str, Any], str | None]
 
 
 def _last_metrics(path: str, dir_fd: int | None) -> dict[str, Any]:
+    # many runs log no metrics: a look at the name (no exception to raise)
+    # costs half as much as a failed open
+    if not os.access(path, os.F_OK, dir_fd=dir_fd):
+        return {}
     try:
         fd = _open(path, dir_fd)
     except OSError:
