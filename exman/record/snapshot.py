@@ -112,14 +112,7 @@ def values(record: Any, st: os.stat_result) -> dict[str, Any] | None:
     stand for the params.yaml whose ``stat`` is ``st``, else None."""
     if not isinstance(record, dict):
         return None
-    copy = record.get(FIELD)
-    if (
-        type(copy) is dict
-        and copy.get("file") == identity(st)
-        and type(copy.get("values")) is dict
-    ):
-        return copy["values"]
-    return None
+    return copied(record.get(FIELD), st)
 
 
 def _open_stat(path: str) -> tuple[int, os.stat_result] | None:
