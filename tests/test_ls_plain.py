@@ -7,6 +7,7 @@ every kind YAML gives, both ways, and compare the text byte for byte.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import subprocess
@@ -17,6 +18,8 @@ from typing import Any
 
 import pytest
 import yaml
+from hypothesis import assume, example, given, settings
+from hypothesis import strategies as st
 
 import exman
 from exman.commands import annotate, manage
@@ -337,3 +340,47 @@ def test_a_parameter_no_run_changed_is_left_out_unmade(
         assert "x" in listing.columns
         assert not {"same", "none", "tmp", "name"} & set(listing.columns)
         assert not {"same", "none", "name"} & set(asked), options
+
+
+#: floats that a column repeats (a parameter's values), the two zeros, the
+#: values that format to words, and any other
+_FLOATS = st.one_of(
+    st.sampled_from([0.1, 0.25, -2.0, 1e300, 0.0, -0.0, math.nan, math.inf, -math.inf]),
+    st.floats(),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(_FLOATS, min_size=1, max_size=4).flatmap(
+        lambda pool: st.lists(st.sampled_from(pool), max_size=80)
+    )
+    | st.lists(_FLOATS, max_size=80)
+)
+@example([0.0, -0.0] * 5)
+def test_a_column_of_floats_is_written_as_each_float_alone(values: list[float]) -> None:
+    """The table's floats, formatted once per distinct value where a column
+    repeats them, are each float's own text: -0.0 stays "-0", NaN is ""."""
+    from exman.commands.listing import _float_texts
+
+    assert _float_texts(values) == [f"{v:.6g}" if v == v else "" for v in values]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(_FLOATS, st.none()), min_size=1, max_size=40))
+def test_a_column_of_floats_and_gaps_is_made_as_pandas_makes_it(
+    values: list[float | None],
+) -> None:
+    """Every gap (None, NaN) becomes the one NAN, whichever way the column
+    is checked for gaps; the numbers stay what they are."""
+    from exman.look.plain import NAN, _inferred
+
+    assume(any(value is not None for value in values))  # else not a float column
+    column = _inferred(list(values))
+    assert column is not None and column.kind == "f"
+    assert len(column.values) == len(values)
+    for got, value in zip(column.values, values):
+        if value is None or value != value:
+            assert got is NAN
+        else:
+            assert got == value and math.copysign(1, got) == math.copysign(1, value)

@@ -117,6 +117,14 @@ def _distinct(column: Column) -> int:
     return len({_cell_key(value) for value in objects.values()})
 
 
+def _any_value(values: list[Any]) -> bool:
+    """Whether some cell is neither None nor NaN (the usual None everywhere
+    counted in C)."""
+    if values.count(None) == len(values):
+        return False
+    return any(v is not None and v == v for v in values)
+
+
 def _any(column: Column) -> bool:
     """Whether some cell holds a value (a non-empty list or text)."""
     return any(isinstance(v, (list, str)) and v for v in _values(column))
@@ -296,9 +304,7 @@ def _default_columns(
     shown += [c for c in TRAILING if c in every]
     if stale:
         shown += [c for c in ("code", "run_code") if c in every][:1]
-    if "error" in every and any(
-        v is not None and v == v for v in _values(_column(df, "error"))
-    ):
+    if "error" in every and _any_value(_values(_column(df, "error"))):
         shown.append("error")  # why the failed runs listed failed
     return shown
 
@@ -498,11 +504,11 @@ def _texts(column: Column, root: Root | None) -> list[str]:
         return _times(column, " ")
     values = _values(column)
     if kind in "iu":
-        return [str(v) for v in values]
+        return list(map(str, values))
     if kind == "b":
         return ["true" if v else "false" for v in values]
     if kind == "f":
-        return [f"{v:.6g}" if v == v else "" for v in values]
+        return _float_texts(values)
     if set(map(type, values)) <= {str}:  # whole-column checks, in C
         joined = "".join(values)
         if joined.isprintable():  # per character: as every cell is
@@ -512,6 +518,21 @@ def _texts(column: Column, root: Root | None) -> list[str]:
                 v.replace("T", " ", 1) if _looks_like_time(v) else v for v in values
             ]
     return [printable(_text(v, root)) for v in values]
+
+
+def _float_texts(values: list[float]) -> list[str]:
+    """Floats as the table writes them (six significant digits), "" for
+    NaN: each distinct value formatted once where values repeat (as a
+    parameter's do), a look-up for the rest."""
+    distinct = set(values)
+    if 4 * len(distinct) < len(values) and 0.0 not in distinct:  # -0.0 == 0.0
+        texts = dict(zip(distinct, map(format, distinct, repeat(".6g"))))
+        cells = list(map(texts.__getitem__, values))
+    else:
+        cells = list(map(format, values, repeat(".6g")))
+    if "nan" in cells:
+        return ["" if cell == "nan" else cell for cell in cells]
+    return cells
 
 
 def _times(column: Column, sep: str) -> list[str]:

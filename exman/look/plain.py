@@ -229,9 +229,21 @@ def _typed(values: list[Any], kind: str) -> PlainColumn | None:
 def _floats(values: list[Any], types: set[type]) -> PlainColumn | None:
     """A float64 column of numbers and None (NaN where missing), or None
     when an integer in it is one a float would round."""
+    if types == {float} and _no_gaps(values):
+        return PlainColumn("f", values)
     if int in types and any(type(v) is int and abs(v) > _EXACT for v in values):
         return None
     return PlainColumn("f", [NAN if v is None or v != v else float(v) for v in values])
+
+
+def _no_gaps(values: list[Any]) -> bool:
+    """Whether no cell of a column of floats and None is None or NaN: their
+    sum, in C, is then a number (a NaN makes it NaN, a None an error)."""
+    try:
+        total = sum(values)
+    except TypeError:
+        return False
+    return bool(total == total)
 
 
 def _inferred(values: list[Any]) -> PlainColumn | None:
@@ -246,7 +258,7 @@ def _inferred(values: list[Any]) -> PlainColumn | None:
     if types == {bool}:
         return PlainColumn("O" if missing else "b", values)
     if types == {int} and not missing:
-        if all(-_INT64 <= v < _INT64 for v in values):
+        if min(values) >= -_INT64 and max(values) < _INT64:
             return PlainColumn("i", values)
         return None
     if types <= {int, float}:
