@@ -304,6 +304,39 @@ def test_a_warm_listing_in_two_processes_sees_every_change(
     assert dict(zip(cached.names, cached.params["lr"])) == lr
 
 
+@pytest.mark.usefixtures("small_pieces", "both_read")
+def test_both_processes_finish_their_rows_at_once(
+    root: pathlib.Path, monkeypatch: pytest.MonkeyPatch, shares: Shares
+) -> None:
+    """The parent makes its table of the rows it read before it waits for
+    the copy's: the copy's finish here waits (10 s at most, then fails) for
+    a byte that only the parent's finish sends."""
+    parent = os.getpid()
+    signal_r, signal_w = os.pipe()
+    finished: list[int] = []
+    real = cache._Reader.done
+
+    def done(self: Any) -> Any:
+        if os.getpid() == parent:
+            finished.append(parent)
+            os.write(signal_w, b"x")
+        elif not select.select([signal_r], [], [], 10)[0]:
+            raise TimeoutError("the parent waited before it finished its own")
+        return real(self)
+
+    monkeypatch.setattr(cache._Reader, "done", done)
+    try:
+        frame, _ = _load(root)
+    finally:
+        os.close(signal_r)
+        os.close(signal_w)
+    assert finished == [parent]  # once: the copy's rows came from the copy
+    assert len(shares.parts[0]) == 2
+    monkeypatch.setattr(cache._Reader, "done", real)
+    _forked_away(monkeypatch)
+    assert frame.equals(_load(root)[0])
+
+
 # -- failures --------------------------------------------------------------------
 @pytest.mark.usefixtures("small_pieces")
 @pytest.mark.parametrize("how", ["killed", "raises", "exits"])
@@ -326,8 +359,9 @@ def test_a_copy_that_dies_loses_nothing(
     monkeypatch.setattr(cache._Reader, "read", read)
     slow = _slowed(monkeypatch)
     frame, caught = _load(root)
-    assert len(shares.parts[0]) == 1  # the parent did every piece
-    assert sorted(shares.parts[0][0][0]) == list(range(15))
+    # the parent did every piece: its own, then those the copy took
+    (mine, _), (rest, _) = shares.parts[0]
+    assert sorted(mine + rest) == list(range(15)) and len(rest) >= 1
     slow.undo()
     _forked_away(monkeypatch)
     assert frame.equals(_load(root)[0])

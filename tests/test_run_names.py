@@ -51,3 +51,19 @@ def test_bulk_ids_and_order_are_those_of_one_name_at_a_time(extra: list[str]) ->
             name for name in _one_at_a_time(names) if run_id(name) is not None
         ]
     assert run_ids([]) == [] and sorted_by_id([]) == []
+
+
+@pytest.mark.parametrize("extra", [[], ["notes"], [ODD[4]]])
+def test_distinct_ids_are_ordered_as_one_name_at_a_time_orders_them(
+    extra: list[str],
+) -> None:
+    """The usual listing, no two ids alike (at most one name no run's), is
+    ordered by the ids alone: the same order."""
+    names = [name for name in RUNS if not name.startswith("2-")] + extra
+    names += [f"{i:06d}-2026-01-02-00-00-00" for i in range(20, 60)]
+    for _ in range(5):
+        random.shuffle(names)
+        assert sorted_by_id(names) == _one_at_a_time(names)
+        assert sorted_by_id(names, runs_only=True) == [
+            name for name in _one_at_a_time(names) if run_id(name) is not None
+        ]

@@ -414,8 +414,13 @@ def _stats(
     def do(i: int) -> None:
         made[i] = _stat_piece(place_dir, names[i * size : (i + 1) * size], dir_fd)
 
+    def handed() -> dict[int, Any]:
+        got = dict(made)
+        made.clear()
+        return got
+
     pieces: dict[int, Any] = {}
-    for _, got in fork.share(count, do, lambda: made):
+    for _, got in fork.share(count, do, handed):
         pieces.update(got)
     inos, ctimes = inode_column(), ctime_column()
     missing: list[str] = []
@@ -556,7 +561,12 @@ class _Reader:
         self.pieces[piece] = (first, self.rows, vanished, links, problems)
 
     def done(self) -> tuple[Table, dict[int, Any]]:
-        return self.builder.finish(), self.pieces
+        """The rows read since the last call, and where each piece went."""
+        made = self.builder.finish(), self.pieces
+        self.builder = RowBuilder()
+        self.rows = 0
+        self.pieces = {}
+        return made
 
 
 def _joined(parts: list[tuple[list[int], Any]]) -> tuple[Table, list[str], list[str]]:

@@ -80,10 +80,14 @@ def share(
     a forked copy of it (when :func:`can_fork`), each piece once.
 
     :param do: does piece ``i``, keeping what it made in the process.
-    :param done: what a process made, once it has no piece left (picklable).
+    :param done: hands over what the process made since it was last
+        called (picklable), once it has no piece left. This process calls
+        it before it waits for the copy's, so that both finish at once;
+        and again if the copy failed, after doing the copy's pieces.
     :param meanwhile: called in this process while the copy starts alone.
     :returns: per process, the pieces it did (in the order it did them) and
-        what ``done()`` returned there; this process's first.
+        what ``done()`` handed over for them; this process's first (twice
+        when the copy failed: its own pieces, then the copy's).
     """
     if not 0 < pieces <= MAX_PIECES:
         raise ValueError(f"between 1 and {MAX_PIECES} pieces, not {pieces}")
@@ -115,11 +119,13 @@ def share(
     _signal.pthread_sigmask(_signal.SIG_SETMASK, blocked)
     os.close(out)
     mine: list[int] = []
+    made: Any = None
     theirs: tuple[list[int], Any] | None = None
     try:
         if meanwhile is not None:
             meanwhile()
         mine = _take(queue, do)
+        made = done()  # while the copy finishes and sends its own
         if pid > 0:
             theirs = _receive(back)
     finally:
@@ -131,11 +137,11 @@ def share(
             _reap(pid)
     if theirs is None:  # no child, or it failed: what it took is done here
         taken = set(mine)
-        mine += [i for i in range(pieces) if i not in taken]
-        for i in mine[len(taken) :]:
+        rest = [i for i in range(pieces) if i not in taken]
+        for i in rest:
             do(i)
-        return [(mine, done())]
-    return [(mine, done()), theirs]
+        return [(mine, made), (rest, done())]
+    return [(mine, made), theirs]
 
 
 def _take(queue: int, do: Callable[[int], None]) -> list[int]:
