@@ -7,7 +7,9 @@ that follows it. :func:`share` forks the process once: both copies take
 numbered pieces of the work from one queue (a pipe filled before the fork,
 so that whichever is free takes the next piece), and the child sends what
 it made back through a second pipe. The parent first does what it is given
-to do ``meanwhile`` (import pandas), then takes pieces too.
+to do ``meanwhile`` (import pandas), then takes pieces too; when none is
+left it makes what it hands over of its own before it waits for the
+child's, so that both finish at once.
 
 Nothing is lost when the child fails: the pieces it took are done again by
 the parent. The child never returns into the caller's code, never writes to
