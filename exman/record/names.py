@@ -98,8 +98,6 @@ def sorted_by_id(names: list[str], *, runs_only: bool = False) -> list[str]:
         for name, num in zip(names, nums)
         if num is not None or not runs_only
     }
-    if len(set(key.values())) == len(key):  # the usual: no two ids alike
-        return sorted(key, key=key.__getitem__)  # ints compared, not names
     ordered = sorted(key)
     ordered.sort(key=key.__getitem__)  # stable: equal ids stay by name
     return ordered
