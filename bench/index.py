@@ -32,7 +32,9 @@ equal exman 0.1.9's, on these roots and on a root written by 0.1.9 itself
 (with automark and command-line marks): a difference fails the benchmark.
 
 Targets (at 10,000 runs): warm >= 25x faster than 0.1.9; cold <= 1.2x the
-floor; cold from the copies >= 2.5x faster than from params.yaml; the
+floor; cold at most 1 s (the goal as it was set, on this machine: 2.5 s
+then); the ratio of a cold load from params.yaml to one from the copies
+is shown (what the copies save), not a target; the
 warm load of 100,000 runs at most 12x that of 10,000 (when both are
 measured); peak memory <= 2x the DataFrame; the same rows and values as
 0.1.9. The exit code is 1 when a target is missed.
@@ -71,6 +73,10 @@ from _common import (
 )
 
 sys.path.insert(0, str(REPO))
+
+#: seconds: the goal for a first load of 10,000 runs, the files in the page
+#: cache (2.5 s on the 2-core machine of docs/performance.rst when it was set)
+FIRST_LOAD_GOAL = 1.0
 
 #: prints {"seconds": <load time>, "cpu": <its CPU time>, "rows": n};
 #: argv: root, mode
@@ -430,13 +436,22 @@ def measure_size(
             f"files / cold from the copies "
             f"{from_files / summaries['exman cold, metrics copies'].median:.2f}"
         )
+        # what the copies in run.json save: shown, not a target. It stood
+        # for "2.5x faster than the first load of that time", until the
+        # load from params.yaml got faster too (it parses in two processes)
+        targets.note(
+            f"{label}: cold from params.yaml / cold from the copies "
+            f"{summaries['exman cold, YAML'].median / cold.median:.2f}"
+        )
         targets.check(f"{label}: cold / floor", cold, floor, 1.2, at_most=True)
+        # the goal as it was set: a first load of 10,000 runs in 1 s at most
+        # (2.5 s then), the files in the page cache
         targets.check(
-            f"{label}: cold from params.yaml / cold from the copies",
-            summaries["exman cold, YAML"],
+            f"{label}: cold / {FIRST_LOAD_GOAL:g} s",
             cold,
-            2.5,
-            at_most=False,
+            Summary.of([FIRST_LOAD_GOAL]),
+            1.0,
+            at_most=True,
         )
         if orig:
             targets.check(f"{label}: 0.1.9 / warm", old, warm, 25, at_most=False)

@@ -27,16 +27,19 @@ creation in this root at most 1.2 x that in an empty root. The exit code
 is 1 when a target is missed.
 
 Run ``python bench/scale.py`` (``--runs 1000000`` for the full goal, which
-needs about 10 GB of disk and half an hour to build; ``--runs 200 --reps 1`` to
-see that it runs).
+needs about 20 GB of disk and half an hour to build: ``--work DIR`` keeps
+the root for the next run; ``--runs 200 --reps 1`` to see that it runs).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import pathlib
 import resource
+import shutil
 import subprocess
 import sys
 import time
@@ -102,7 +105,11 @@ def task_keys(python: str, spec: pathlib.Path) -> list[str]:
 
 
 def build(work: pathlib.Path, python: str, runs: int, tasks: int) -> pathlib.Path:
-    """The spec of a sweep of ``tasks`` tasks and a root of ``runs`` runs."""
+    """The spec of a sweep of ``tasks`` tasks and a root of ``runs`` runs.
+
+    A root built before in ``work`` for the same numbers is used again
+    (``--work``): a million runs take half an hour to build.
+    """
     (work / "main.py").write_text(SCRIPT)
     root = work / "root"
     spec = work / "spec.yaml"
@@ -114,9 +121,17 @@ def build(work: pathlib.Path, python: str, runs: int, tasks: int) -> pathlib.Pat
         f"  x: {json.dumps(list(range(tasks // ys)))}\n"
         f"  y: {json.dumps(list(range(ys)))}\n"
     )
+    built = work / "built.json"
+    wanted = {"runs": runs, "tasks": tasks}
+    if built.exists() and json.loads(built.read_text()) == wanted:
+        print(f"using the root of {runs:,} runs built before in {work}", flush=True)
+        return spec
+    if root.exists():
+        shutil.rmtree(root)
     keys = task_keys(python, spec)
     started = time.perf_counter()
     make_root(root, runs, records=True, sweep=("scale", keys))
+    built.write_text(json.dumps(wanted))
     print(
         f"built a root of {runs:,} runs, {tasks:,} of them the tasks of the "
         f"sweep, in {time.perf_counter() - started:.0f} s",
@@ -132,6 +147,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--tasks", type=int, help="tasks of the sweep (default: --runs; at most that)"
     )
     parser.add_argument("--reps", type=int, default=3, help="timed rounds")
+    parser.add_argument(
+        "--work",
+        type=pathlib.Path,
+        help="build the root in this folder and keep it; a later run with the "
+        "same --runs and --tasks uses it again (default: a temporary folder)",
+    )
     add_system(parser)
     args = start(parser, argv, "exman at scale", "bench/scale.py")
     tasks = args.runs if args.tasks is None else args.tasks
@@ -139,16 +160,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"--tasks must be 1..{args.runs} (--runs), not {tasks}")
     python = PYTHON if args.system else dev_python()
     targets = Targets()
-    with scratch("exman-bench-scale-") as work:
+    if args.work is not None:
+        args.work.mkdir(parents=True, exist_ok=True)
+    place = (
+        scratch("exman-bench-scale-")
+        if args.work is None
+        else contextlib.nullcontext(args.work.resolve())
+    )
+    with place as work:
         spec = build(work, python, args.runs, tasks)
         root = work / "root"
         sweep = [python, "-m", "exman", "sweep", str(spec)]
+        # runs made by an earlier round's creation step stay in a kept root
+        rows = sum(1 for _ in os.scandir(root / "index"))
 
         cpu: dict[str, list[float]] = {}
 
         def load() -> float:
             out = child(python, OURS, [str(root), "warm"], work)
-            if out["rows"] != args.runs:
+            if out["rows"] != rows:
                 raise RuntimeError(f"the load gave {out['rows']} rows")
             cpu.setdefault("Index.info() warm", []).append(float(out["cpu"]))
             return float(out["seconds"])
