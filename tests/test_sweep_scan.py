@@ -3,7 +3,9 @@
 ``exman sweep --status`` and a re-run find the runs of a sweep from
 ``.exman/cache`` (checked run by run against the folders), not from every
 ``run.json``; a run edited, deleted, moved or marked with another status
-since is seen by the next look.
+since is seen by the next look. The runs that no sweep made are read into
+the cache once and not looked at again by a sweep (a run's sweep fields
+never change), so a sweep's look costs its own runs, not the root's.
 """
 
 from __future__ import annotations
@@ -11,12 +13,15 @@ from __future__ import annotations
 import builtins
 import os
 import shutil
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from _sweep_helpers import EXTRA, write_spec
 
+import exman
 from exman.look import cache
 from exman.record.run import RUN_FILE, Run
 from exman.sweep import sweep
@@ -149,6 +154,73 @@ def test_the_listing_of_runs_is_reused_until_a_run_comes_or_goes(
     assert sweep(done, jobs=1).exit_code == 0  # makes task 2's run again
     assert states(done) == ["completed"] * 3
     assert "runs" in listed
+
+
+def plain_run(spec: Path, seed: int) -> Path:
+    """A run of the sweep's script started by hand: no sweep's."""
+    before = set((spec.parent / "exman" / "runs").iterdir())
+    subprocess.run(
+        [sys.executable, "main.py", "--seed", str(seed)], cwd=spec.parent, check=True
+    )
+    (made,) = set((spec.parent / "exman" / "runs").iterdir()) - before
+    return made
+
+
+def stat_spy(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The names of the folders stat'ed without following a link: the run
+    folders that a load looks at (by a folder's descriptor, or by path when
+    the spy hides that ``os.stat`` takes one)."""
+    looked: list[str] = []
+    real_stat = os.stat
+
+    def spy(path: object, *args: object, **kwargs: object) -> os.stat_result:
+        if kwargs.get("follow_symlinks") is False:
+            looked.append(os.path.basename(os.fspath(path)))  # type: ignore[arg-type]
+        return real_stat(path, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "stat", spy)
+    return looked
+
+
+def test_a_look_at_a_sweep_leaves_the_other_runs_of_the_root_alone(
+    done: Path, root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    plain = {plain_run(done, seed).name for seed in range(4)}
+    assert states(done) == ["completed"] * 3  # reads the new runs in
+    mine = {run_of(root, task).name for task in range(3)}
+    looked = stat_spy(monkeypatch)
+    assert states(done) == ["completed"] * 3
+    assert set(looked) == mine
+    # an index load still looks at every run
+    looked.clear()
+    assert len(exman.Index(root).info()) == 7
+    assert set(looked) == mine | plain
+
+
+def test_the_index_after_a_look_at_a_sweep_sees_every_change(
+    done: Path, root: Path
+) -> None:
+    """The cache that a sweep's look leaves (its own runs read again, the
+    others kept as they were) gives the next load the root as it is."""
+    gone, kept = plain_run(done, 1), plain_run(done, 2)
+    assert states(done) == ["completed"] * 3
+    shutil.rmtree(gone)  # deleted, with its link
+    (root / "index" / f"{gone.name}.yaml").unlink()
+    new = plain_run(done, 3)
+    Run(run_of(root, 1)).finish("failed", reason="found wrong later")
+    assert states(done) == ["completed", "failed", "completed"]
+    df = exman.Index(root).info()
+    sweeps = {run_of(root, task).name: task for task in range(3)}
+    assert sorted(df["root"].map(lambda p: p.name)) == sorted(
+        [*sweeps, kept.name, new.name]
+    )
+    status = dict(zip(df["root"].map(lambda p: p.name), df["status"]))
+    assert status[run_of(root, 1).name] == "failed"
+    assert status[kept.name] == status[new.name] == "completed"
+    # and so does a load that reads every run from its files
+    shutil.rmtree(root / ".exman" / "cache")
+    fresh = exman.Index(root).info()
+    assert sorted(fresh["root"].map(str)) == sorted(df["root"].map(str))
 
 
 @pytest.fixture

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import array
 import functools
+import itertools
 import os
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 
 from ..record.errors import ExmanError
 from ..record.names import sorted_by_id
@@ -62,6 +63,9 @@ class Load:
         self.extra: dict[str, dict[str, Any]] = {}  # place -> extras to store
         #: place -> the run folders asked for that gave no row (after run())
         self.unread: dict[str, list[str]] = {}
+        #: place -> the cached rows read when only some runs are wanted
+        #: (see :meth:`add_place`); the others stay in the cache as they are
+        self.subsets: dict[str, list[int]] = {}
 
     def add(self, place: str, name: str, via: str) -> None:
         self.refs.setdefault(place, {}).setdefault(name, via)
@@ -74,17 +78,54 @@ class Load:
         return self.files[place]
 
     # -- sources ------------------------------------------------------------------
-    def add_place(self, place: str) -> None:
-        """Every run folder in ``place`` (``runs``, ``fails`` or ``tmp``)."""
+    def add_place(
+        self, place: str, wanted: Callable[[Table], Sequence[bool]] | None = None
+    ) -> None:
+        """Every run folder in ``place`` (``runs``, ``fails`` or ``tmp``).
+
+        :param wanted: for a reader that needs some of the runs and can tell
+            from a cached row that its run will never be one of them (a
+            sweep: a run read with a run.json that names no sweep), whether
+            each cached row may matter. The others are not looked at, not
+            even with a ``stat``, nor returned, and stay in the cache as
+            they are; the runs the cache does not hold are read as usual.
+        """
         self.full.add(place)
         fresh = not self.refs.setdefault(place, {})
         names = self._listing(place)
         if fresh:  # nothing else named a run of it
+            if wanted is not None:
+                names = self._wanted(place, names, wanted)
             self.refs[place] = dict.fromkeys(names, "")
             self.ordered.add(place)
             return
         for name in names:
             self.add(place, name, "")
+
+    def _wanted(
+        self, place: str, names: list[str], wanted: Callable[[Table], Sequence[bool]]
+    ) -> list[str]:
+        """``names`` without the cached runs that ``wanted`` leaves out; the
+        cached rows of the others are remembered, to be read alone."""
+        stored = self.cached(place)[1]
+        if not len(stored):
+            return names
+        keep = wanted(stored)
+        if names == stored.names:  # the usual: the place as it was cached
+            self.subsets[place] = list(itertools.compress(range(len(keep)), keep))
+            return list(itertools.compress(names, keep))
+        row = {name: p for p, name in enumerate(stored.names)}
+        rows: list[int] = []
+        kept: list[str] = []
+        for name in names:
+            p = row.get(name)
+            if p is None:  # not cached: read it
+                kept.append(name)
+            elif keep[p]:
+                kept.append(name)
+                rows.append(p)
+        self.subsets[place] = rows
+        return kept
 
     def _listing(self, place: str) -> list[str]:
         """The run folders of ``place`` in the order of their ids.
@@ -285,6 +326,10 @@ class Load:
             refs = self.refs[place]
             names = list(refs) if place in self.ordered else sorted_by_id(list(refs))
             cache, stored, extra = self.cached(place)
+            whole = stored
+            subset = self.subsets.get(place)
+            if subset is not None:
+                stored = stored.take(subset)
             folder = str(self.root.path / place)
             loaded = read_runs(
                 folder,
@@ -296,9 +341,12 @@ class Load:
                 meanwhile=meanwhile,
             )
             if loaded.store is not stored or place in self.extra:
+                store = loaded.store
+                if subset is not None:  # with the rows left out, as they were
+                    store = _merged(whole, subset, store)
                 extra = self.extra.get(place, extra)
-                extra = _shared(extra, loaded.store)
-                cache.write(loaded.store, extra)
+                extra = _shared(extra, store)
+                cache.write(store, extra)
             self._missing(folder, loaded.missing, refs)
             if len(loaded.rows) != len(names):
                 returned = set(loaded.rows.names)
@@ -394,6 +442,15 @@ def _index_map(known: Any) -> dict[str, Any]:
     ):
         return empty
     return {"dir": known["dir"], "stems": stems, "inos": inos, "targets": targets}
+
+
+def _merged(whole: Table, subset: list[int], read: Table) -> Table:
+    """The cached table ``whole`` with its rows at ``subset`` replaced by the
+    rows ``read`` (a load of some of the runs): the others, left out of the
+    load, are kept as they were."""
+    taken = set(subset)
+    rest = [p for p in range(len(whole)) if p not in taken]
+    return Table.concat([whole.take(rest), read])
 
 
 def _shared(extra: dict[str, Any], table: Table) -> dict[str, Any]:

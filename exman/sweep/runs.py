@@ -9,8 +9,11 @@ A root of many runs is read as the index reads it (:mod:`exman.look.gather`):
 through the cache under ``.exman/cache``, which holds each run's sweep
 fields and status beside its parameters and is trusted, run by run, only
 while the folder's inode and ctime are those it had when it was read; a
-running run's status is read again every time. So a sweep of 100,000 done
-tasks is planned from one ``stat`` per run, and what a sweep reads warms
+running run's status is read again every time. A run that the cache read
+with a run.json that names no sweep is not looked at again (a run's sweep
+fields are written with its first run.json and never change): so a sweep
+of 100,000 done tasks is planned from one ``stat`` per run of a sweep, in a
+root of a million runs as in one of its own, and what a sweep reads warms
 the next ``Index.info()``. The runs made since a given id (a claim's) are
 few and read from their ``run.json`` directly.
 """
@@ -26,6 +29,7 @@ from typing import NamedTuple
 
 from ..look.cache import SkippedRunWarning
 from ..look.gather import Load
+from ..look.rows import Table
 from ..record.run import RUN_FILE, effective_status
 from ..record.store import Root, run_id
 
@@ -171,7 +175,7 @@ def _scan_cached(
     """
     load = Load(root, cache=True)
     for place in PLACES:
-        load.add_place(place)
+        load.add_place(place, wanted=_maybe_sweep)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SkippedRunWarning)
         parts = load.run()
@@ -212,6 +216,19 @@ def _scan_cached(
         for place, names in load.unread.items()
         for name in names
     ]
+
+
+def _maybe_sweep(table: Table) -> list[bool]:
+    """Whether each cached run may be a sweep's: unless it was read with a
+    run.json (which gave it a status) that names no task. A run's sweep
+    fields are written with its first run.json and never change, so the
+    others are not looked at again: a sweep of 100,000 tasks in a root of
+    a million runs looks at its own runs, not at the million."""
+    record = table.record
+    statuses, keys = record.get("status"), record.get("task_key")
+    if statuses is None or keys is None:
+        return [True] * len(table)
+    return [key is not None or status is None for status, key in zip(statuses, keys)]
 
 
 def task_state(runs: Sequence[RunInfo], held: bool = False) -> str:
