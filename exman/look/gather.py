@@ -89,6 +89,7 @@ class Load:
             each cached row may matter. The others are not looked at, not
             even with a ``stat``, nor returned, and stay in the cache as
             they are; the runs the cache does not hold are read as usual.
+            Used when no other source named a run of the place before.
         """
         self.full.add(place)
         fresh = not self.refs.setdefault(place, {})
@@ -111,6 +112,8 @@ class Load:
         if not len(stored):
             return names
         keep = wanted(stored)
+        if all(keep):  # every cached run may matter: a plain load
+            return names
         if names == stored.names:  # the usual: the place as it was cached
             self.subsets[place] = list(itertools.compress(range(len(keep)), keep))
             return list(itertools.compress(names, keep))
