@@ -23,7 +23,10 @@ from _sweep_helpers import EXTRA, write_spec
 
 import exman
 from exman.look import cache
+from exman.look.gather import Load
+from exman.record.names import sorted_by_id
 from exman.record.run import RUN_FILE, Run
+from exman.record.store import Root
 from exman.sweep import sweep
 
 BODY = """\
@@ -197,6 +200,24 @@ def test_a_look_at_a_sweep_leaves_the_other_runs_of_the_root_alone(
     assert set(looked) == mine | plain
 
 
+def test_a_run_read_too_soon_to_be_trusted_is_looked_at_again(
+    done: Path, root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run that no sweep made, read just after it changed, is cached
+    untrusted: a sweep's look reads it again rather than keep it so, and
+    then leaves it alone."""
+    plain = plain_run(done, 1)
+    monkeypatch.setattr(cache, "RACY_NS", 10**15)  # nothing is trusted
+    assert states(done) == ["completed"] * 3
+    monkeypatch.setattr(cache, "RACY_NS", -(10**15))
+    looked = stat_spy(monkeypatch)
+    assert states(done) == ["completed"] * 3
+    assert plain.name in looked
+    looked.clear()
+    assert states(done) == ["completed"] * 3
+    assert plain.name not in looked
+
+
 def test_the_index_after_a_look_at_a_sweep_sees_every_change(
     done: Path, root: Path
 ) -> None:
@@ -209,6 +230,10 @@ def test_the_index_after_a_look_at_a_sweep_sees_every_change(
     new = plain_run(done, 3)
     Run(run_of(root, 1)).finish("failed", reason="found wrong later")
     assert states(done) == ["completed", "failed", "completed"]
+    # the cache left holds the runs as listed, in id order: the next look
+    # finds the place as it was cached
+    listed = sorted_by_id([p.name for p in (root / "runs").iterdir()])
+    assert Load(Root(root), True).cached("runs")[1].names == listed
     df = exman.Index(root).info()
     sweeps = {run_of(root, task).name: task for task in range(3)}
     assert sorted(df["root"].map(lambda p: p.name)) == sorted(

@@ -63,9 +63,10 @@ class Load:
         self.extra: dict[str, dict[str, Any]] = {}  # place -> extras to store
         #: place -> the run folders asked for that gave no row (after run())
         self.unread: dict[str, list[str]] = {}
-        #: place -> the cached rows read when only some runs are wanted
-        #: (see :meth:`add_place`); the others stay in the cache as they are
-        self.subsets: dict[str, list[int]] = {}
+        #: place -> when only some runs are wanted (see :meth:`add_place`):
+        #: the cached rows read, whether each cached row is wanted, and the
+        #: listing of the place; the rows not wanted stay as they are
+        self.subsets: dict[str, tuple[list[int], Sequence[bool], list[str]]] = {}
 
     def add(self, place: str, name: str, via: str) -> None:
         self.refs.setdefault(place, {}).setdefault(name, via)
@@ -112,13 +113,16 @@ class Load:
         if not len(stored):
             return names
         keep = wanted(stored)
+        if -1 in stored.ctimes:  # read too soon to be trusted: read them again
+            keep = [k or c == -1 for k, c in zip(keep, stored.ctimes)]
         if all(keep):  # every cached run may matter: a plain load
             return names
+        rows: list[int] = []
         if names == stored.names:  # the usual: the place as it was cached
-            self.subsets[place] = list(itertools.compress(range(len(keep)), keep))
+            rows = list(itertools.compress(range(len(keep)), keep))
+            self.subsets[place] = (rows, keep, names)
             return list(itertools.compress(names, keep))
         row = {name: p for p, name in enumerate(stored.names)}
-        rows: list[int] = []
         kept: list[str] = []
         for name in names:
             p = row.get(name)
@@ -127,7 +131,7 @@ class Load:
             elif keep[p]:
                 kept.append(name)
                 rows.append(p)
-        self.subsets[place] = rows
+        self.subsets[place] = (rows, keep, names)
         return kept
 
     def _listing(self, place: str) -> list[str]:
@@ -332,7 +336,7 @@ class Load:
             whole = stored
             subset = self.subsets.get(place)
             if subset is not None:
-                stored = stored.take(subset)
+                stored = stored.take(subset[0])
             folder = str(self.root.path / place)
             loaded = read_runs(
                 folder,
@@ -346,7 +350,7 @@ class Load:
             if loaded.store is not stored or place in self.extra:
                 store = loaded.store
                 if subset is not None:  # with the rows left out, as they were
-                    store = _merged(whole, subset, store)
+                    store = _merged(whole, *subset[1:], store)
                 extra = self.extra.get(place, extra)
                 extra = _shared(extra, store)
                 cache.write(store, extra)
@@ -447,13 +451,41 @@ def _index_map(known: Any) -> dict[str, Any]:
     return {"dir": known["dir"], "stems": stems, "inos": inos, "targets": targets}
 
 
-def _merged(whole: Table, subset: list[int], read: Table) -> Table:
-    """The cached table ``whole`` with its rows at ``subset`` replaced by the
-    rows ``read`` (a load of some of the runs): the others, left out of the
-    load, are kept as they were."""
-    taken = set(subset)
-    rest = [p for p in range(len(whole)) if p not in taken]
-    return Table.concat([whole.take(rest), read])
+def _merged(
+    whole: Table, wanted: Sequence[bool], listing: list[str], read: Table
+) -> Table:
+    """The table to cache after a load of some runs of a place: for each run
+    of its ``listing``, in that order, its row ``read``, else its row of the
+    cached ``whole`` if it was not ``wanted`` (kept as it was). A wanted run
+    that gave no row now is left out, as a full load leaves it out; so is a
+    cached row of a run no longer listed. The order is the listing's, so
+    that the next look finds the place as it was cached.
+
+    A row read that is the cached one (same inode and ctime) is taken from
+    ``whole``, so that the table is made of a few slices of the two: a
+    look that found one new run in a million copies each column once.
+    """
+    fresh = {name: i for i, name in enumerate(read.names)}
+    cached = {name: p for p, name in enumerate(whole.names)}
+    spans: list[list[int]] = []  # [table, start, end]: 0 whole, 1 read
+    for name in listing:
+        p = cached.get(name)
+        i = fresh.get(name)
+        if i is not None and (
+            p is None
+            or whole.inos[p] != read.inos[i]
+            or whole.ctimes[p] != read.ctimes[i]
+        ):
+            k, p = 1, i  # read anew
+        elif p is None or (i is None and wanted[p]):
+            continue  # wanted, and gone or unreadable now
+        else:
+            k = 0
+        if spans and spans[-1][0] == k and spans[-1][2] == p:
+            spans[-1][2] += 1
+        else:
+            spans.append([k, p, p + 1])
+    return Table.interleave([whole, read], [(k, a, b) for k, a, b in spans])
 
 
 def _shared(extra: dict[str, Any], table: Table) -> dict[str, Any]:
