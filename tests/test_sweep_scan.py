@@ -218,6 +218,20 @@ def test_a_run_read_too_soon_to_be_trusted_is_looked_at_again(
     assert plain.name not in looked
 
 
+def test_a_run_without_run_json_is_looked_at_every_time(
+    done: Path, root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run of exman 0.1.9 (params.yaml, no run.json) may gain a record:
+    it is not left out of a sweep's look like a run read with one."""
+    old = root / "runs" / "000099-2026-01-01-00-00-00"
+    old.mkdir()
+    (old / "params.yaml").write_text("lr: 9\nid: 99\n")
+    assert states(done) == ["completed"] * 3
+    looked = stat_spy(monkeypatch)
+    assert states(done) == ["completed"] * 3
+    assert old.name in looked
+
+
 def test_the_index_after_a_look_at_a_sweep_sees_every_change(
     done: Path, root: Path
 ) -> None:
