@@ -23,7 +23,7 @@ from __future__ import annotations
 import array
 import itertools
 import operator
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 # not typing's: importing typing would slow every command's start
 TYPE_CHECKING = False
@@ -40,6 +40,7 @@ __all__ = [
     "Column",
     "compact",
     "concat",
+    "each",
     "from_plain",
     "has_values",
     "part",
@@ -243,6 +244,15 @@ def has_values(column: Column) -> bool:
     if isinstance(column, array.array):
         return bool(len(column))
     return any(v is not None for v in column)
+
+
+def each(column: Column, test: Callable[[Any], bool]) -> list[bool]:
+    """``test`` of every cell: for a coded column once per distinct value,
+    its rows then being one C-level map over its codes."""
+    if isinstance(column, Coded):
+        flags = [test(value) for value in column.values]
+        return list(map(flags.__getitem__, column.codes))
+    return list(map(test, column))
 
 
 def set_cell(columns: dict[str, Column], key: str, index: int, value: Any) -> None:

@@ -25,19 +25,15 @@ import operator
 import os
 import pathlib
 import warnings
-from collections.abc import Callable, Collection, Sequence
-from typing import Any, NamedTuple
+from collections.abc import Collection, Sequence
+from typing import NamedTuple
 
 from ..look.cache import SkippedRunWarning
-from ..look.columns import Coded
+from ..look.columns import each
 from ..look.gather import Load
 from ..look.rows import Table
 from ..record.run import RUN_FILE, effective_status
 from ..record.store import Root, run_id
-
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from ..look.columns import Column
 
 __all__ = ["PLACES", "RunInfo", "read_run", "scan_runs", "task_state"]
 
@@ -234,20 +230,11 @@ def _maybe_sweep(table: Table) -> list[bool]:
     statuses, keys = record.get("status"), record.get("task_key")
     if statuses is None or keys is None:
         return [True] * len(table)
-    keyed = _flags(keys, lambda key: key is not None)
-    unread = _flags(statuses, lambda status: status is None)  # no run.json
+    keyed = each(keys, lambda key: key is not None)
+    unread = each(statuses, lambda status: status is None)  # no run.json
     if not any(unread):  # the usual: every run was read with its run.json
         return keyed
     return list(map(operator.or_, keyed, unread))
-
-
-def _flags(column: Column, test: Callable[[Any], bool]) -> list[bool]:
-    """``test`` of each cell: once per distinct value of a coded column,
-    whose million rows are then one C-level map over its codes."""
-    if isinstance(column, Coded):
-        flags = [test(value) for value in column.values]
-        return list(map(flags.__getitem__, column.codes))
-    return list(map(test, column))
 
 
 def task_state(runs: Sequence[RunInfo], held: bool = False) -> str:
