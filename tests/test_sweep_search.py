@@ -372,6 +372,9 @@ def test_a_sigkilled_search_resumes_without_losing_or_doubling_a_trial(
         proc.wait()
     assert len(study_of(root).trials) < trials
     if orphans == "killed":  # as a lost node would: they crash
+        # a run still being created counts as running before its run.json
+        # (and its pid) is written: wait for the record of each
+        wait_for(lambda: all("pid" in r for r in running_runs(root)), timeout=30)
         for record in running_runs(root):
             os.killpg(record["pid"], signal.SIGKILL)
     wait_for(lambda: settled(root), timeout=60)
