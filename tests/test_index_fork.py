@@ -526,6 +526,44 @@ def test_interleaved_pieces_are_concat_then_take() -> None:
     assert _cells(rows.Table.concat([tables[0], rows.Table()])) == _cells(tables[0])
 
 
+@pytest.mark.parametrize(
+    "positions",
+    [
+        [*range(10, 60), *range(100, 180)],  # two stretches: sliced
+        [*range(0, 40), *range(160, 200)],  # the first and last rows
+        list(range(5, 200, 3)),  # no stretch: row by row
+        [*range(100, 180), *range(10, 60)],  # out of order: row by row
+    ],
+)
+def test_rows_taken_in_stretches_are_the_rows_taken_one_by_one(
+    positions: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Table.take slices each column once per stretch of consecutive rows
+    (a sweep's runs among a root's): the same table as taking each row,
+    without the parameters and results that no taken row has."""
+    from exman.look.rows import RowBuilder
+
+    builder = RowBuilder()
+    for i in range(200):
+        params: dict[str, Any] = {"lr": i / 10, "model": "ab"[i % 2], "n": i}
+        if 60 <= i < 100:
+            params["only_between"] = [i]  # a schema of rows never taken in stretches
+        record = {"status": "completed" if i % 4 else "failed"}
+        outcome = {"acc": i / 100} if i % 5 else {}
+        if 60 <= i < 100:
+            outcome["late"] = i
+        builder.add(f"{i:06d}-x", i, i, params, record, outcome)
+    table = builder.finish()
+    sliced = _cells(table.take(positions))
+    monkeypatch.setattr(rows, "_SPAN_ROWS", len(table) + 1)  # never in stretches
+    one_by_one = _cells(table.take(positions))
+    assert sliced == one_by_one
+    assert sliced["names"] == [f"{i:06d}-x" for i in positions]
+    if positions[0] == 10:
+        assert "params.only_between" not in sliced
+        assert "results.late" not in sliced
+
+
 @pytest.mark.parametrize("wide", [False, True])
 def test_coded_columns_concat_with_their_codes_mapped(wide: bool) -> None:
     many = [f"v{i}" for i in range(300)] if wide else []

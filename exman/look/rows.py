@@ -67,6 +67,8 @@ _EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
 _MICROSECOND = datetime.timedelta(microseconds=1)
 _SECTIONS = ("params", "record", "results")
 _NUMBER = (int, float)
+#: rows taken a stretch at a time when a stretch holds this many on average
+_SPAN_ROWS = 16
 
 
 # -- one run folder -----------------------------------------------------------
@@ -302,6 +304,22 @@ class Table:
         """The rows at ``positions``, in that order."""
         if len(positions) == len(self) and all(i == p for i, p in enumerate(positions)):
             return self
+        spans = _spans(positions)
+        if spans is not None:  # a few stretches of rows: a slice of each column
+            taken = Table.interleave([self], [(0, a, b) for a, b in spans])
+            if taken is self:
+                return self
+            used = sorted(set(taken.schema))
+            if len(used) < len(taken.schemas):  # a schema no taken row has
+                remap = {old: new for new, old in enumerate(used)}
+                taken.schemas = [taken.schemas[s] for s in used]
+                taken.schema = [remap[s] for s in taken.schema]
+            keys = {k for s in taken.schemas for k in s}
+            taken.params = {k: c for k, c in taken.params.items() if k in keys}
+            taken.results = {
+                k: c for k, c in taken.results.items() if columns.has_values(c)
+            }
+            return taken
         used = sorted({self.schema[p] for p in positions})
         remap = {old: new for new, old in enumerate(used)}
         schemas = [self.schemas[s] for s in used]
@@ -557,6 +575,28 @@ class RowBuilder:
                 section[key] = columns.compact(col)
         self._columns.clear()
         return t
+
+
+def _spans(positions: Sequence[int]) -> list[tuple[int, int]] | None:
+    """``positions`` as stretches ``(start, end)`` of consecutive rows, when
+    they go up and a stretch holds many of them on average (a sweep's runs
+    among a root's); else None."""
+    spans: list[tuple[int, int]] = []
+    most = len(positions) // _SPAN_ROWS + 1
+    start = end = -1
+    for p in positions:
+        if p != end:
+            if p < end:
+                return None
+            if start >= 0:
+                spans.append((start, end))
+                if len(spans) > most:
+                    return None
+            start = p
+        end = p + 1
+    if start >= 0:
+        spans.append((start, end))
+    return spans if len(spans) <= most else None
 
 
 def _taken(section: dict[str, Column], positions: Sequence[int]) -> dict[str, Column]:

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from operator import itemgetter
 from typing import IO, Any
 
+from ..look.cache import no_gc
 from ..record.store import ExmanError
 from .launchers.base import LAUNCHERS
 from .plan import Plan, TaskState
@@ -247,6 +248,11 @@ def print_status(summary: SweepSummary, out: IO[str] | None = None) -> None:
     The tasks are read one at a time: the widths come from the tasks that
     are not plainly pending, so a sweep of a million tasks is not held whole.
     """
+    with no_gc():  # a row per held task, kept for the widths: nothing to collect
+        _print_status(summary, out)
+
+
+def _print_status(summary: SweepSummary, out: IO[str] | None) -> None:
     out = out if out is not None else sys.stdout
     print(f"sweep {summary.name}  root {summary.root}", file=out)
     selected = summary.selected

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import overload
 
+from ..look.cache import no_gc
 from ..record.fingerprint import CodeCheck
 from ..record.store import ExmanError, Root
 from .claims import Claims
@@ -222,6 +223,16 @@ def plan(
     """
     if not root.path.is_dir():
         return Plan(tasks, {})
+    with no_gc():  # a state and runs per task: the GC would scan them again and again
+        return _plan(root, tasks, name, aliases)
+
+
+def _plan(
+    root: Root,
+    tasks: Sequence[Task],
+    name: str | None,
+    aliases: Sequence[Sequence[str]],
+) -> Plan:
     runs = scan_runs(root)
     claims = Claims(root)
     held = claims.held()

@@ -20,6 +20,7 @@ few and read from their ``run.json`` directly.
 
 from __future__ import annotations
 
+import itertools
 import json
 import operator
 import os
@@ -28,8 +29,8 @@ import warnings
 from collections.abc import Collection, Sequence
 from typing import NamedTuple
 
+from ..look import columns
 from ..look.cache import SkippedRunWarning
-from ..look.columns import each
 from ..look.gather import Load
 from ..look.rows import Table
 from ..record.run import RUN_FILE, effective_status
@@ -144,6 +145,11 @@ def _add(
         found.setdefault(info.key, []).append(info)
 
 
+def _num(num: object, name: str) -> int:
+    """A run's id: its ``id`` parameter, else the number of its folder."""
+    return num if type(num) is int else _id(name)
+
+
 def _id(name: str) -> int:
     num = run_id(name)
     return num if num is not None else -1
@@ -183,36 +189,38 @@ def _scan_cached(
         parts = load.run()
     for folder, rows in parts:
         record = rows.record
-        task_keys = list(record["task_key"])
         wanted = [
             p
-            for p, key in enumerate(task_keys)
+            for p, key in enumerate(record["task_key"])
             if key is not None and (keys is None or key in keys)
         ]
         if not wanted:
             continue
-        names = rows.names
-        ids = list(rows.params.get("id") or [None] * len(names))
-        # the cells of each row, read column by column
-        cells = list(zip(*[record[column] for column in _FIELDS]))
+        # the cells of the wanted rows, column by column, then one run per row
+        names = [rows.names[p] for p in wanted]
+        nums = rows.params.get("id")
+        ids = (
+            map(_id, names)
+            if nums is None
+            else map(_num, columns.take(nums, wanted), names)
+        )
         prefix = os.path.join(folder, "")
-        for p in wanted:
-            key = task_keys[p]
-            num = ids[p]
-            status, reason, task, sweep, code, code_source = cells[p]
-            info = RunInfo(
-                num if type(num) is int else _id(names[p]),
-                prefix + names[p],
-                key,
-                "unknown" if status is None else status,
-                reason,
-                task,
-                sweep,
-                (),
-                code,
-                code_source,
-            )
-            found.setdefault(key, []).append(info)
+        status, *fields = (columns.take(record[c], wanted) for c in _FIELDS)
+        reason, task, sweep, code, code_source = fields
+        for info in map(
+            RunInfo,
+            ids,
+            [prefix + name for name in names],
+            columns.take(record["task_key"], wanted),
+            ["unknown" if s is None else s for s in status],
+            reason,
+            task,
+            sweep,
+            itertools.repeat(()),
+            code,
+            code_source,
+        ):
+            found.setdefault(info.key, []).append(info)
     return [
         os.path.join(root.path, place, name)
         for place, names in load.unread.items()
@@ -230,8 +238,8 @@ def _maybe_sweep(table: Table) -> list[bool]:
     statuses, keys = record.get("status"), record.get("task_key")
     if statuses is None or keys is None:
         return [True] * len(table)
-    keyed = each(keys, lambda key: key is not None)
-    unread = each(statuses, lambda status: status is None)  # no run.json
+    keyed = columns.each(keys, lambda key: key is not None)
+    unread = columns.each(statuses, lambda status: status is None)  # no run.json
     if not any(unread):  # the usual: every run was read with its run.json
         return keyed
     return list(map(operator.or_, keyed, unread))
