@@ -509,3 +509,40 @@ def test_what_a_load_made_goes_to_the_oldest_generation_unscanned() -> None:
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+@pytest.mark.usefixtures("trusting")
+def test_the_cache_file_holds_each_run_name_once(root: pathlib.Path) -> None:
+    """The listings of ``runs/`` and ``index/`` kept in the cache are the
+    very strings of its table's names (the pickle holds each name once),
+    whether listed and sorted anew or made from the listing before when a
+    run came: at a million runs a second copy of each name is tens of MB to
+    write and to read."""
+    from exman.look.gather import Load
+
+    def stored() -> tuple[list[str], list[str], list[str]]:
+        blob = (root / ".exman" / "cache" / "runs.pickle").read_bytes()
+        data = pickle.loads(blob.partition(b"\n")[2])
+        extra = data["extra"]
+        names = data["table"]["names"]
+        return names, extra["index"]["stems"], extra["listing"]["names"]
+
+    def look() -> None:  # a sweep's: the listing of runs/
+        load = Load(Root(root), cache=True)
+        load.add_place("runs", wanted=lambda table: [True] * len(table))
+        load.run()
+
+    Index(root).info()
+    look()
+    names, stems, listing = stored()
+    assert len(names) == 5
+    assert all(a is b is c for a, b, c in zip(names, stems, listing))
+    time.sleep(0.01)  # a ctime of runs/ and index/ of their own
+    make_run(root, {"lr": 9.0})
+    Index(root).info()
+    look()
+    names, stems, listing = stored()
+    assert len(names) == len(stems) == len(listing) == 6
+    assert names == stems == listing
+    shared = [a is b is c for a, b, c in zip(names, stems, listing)]
+    assert shared[:5] == [True] * 5

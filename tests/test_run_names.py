@@ -67,3 +67,28 @@ def test_distinct_ids_are_ordered_as_one_name_at_a_time_orders_them(
         assert sorted_by_id(names, runs_only=True) == [
             name for name in _one_at_a_time(names) if run_id(name) is not None
         ]
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_a_listing_made_from_the_one_before_is_the_sorted_listing(seed: int) -> None:
+    """A load lists a place again from its listing before (cached) when a
+    few folders came (one sorted in, not a million): the same list as a
+    sort of the whole folder, whatever came or went, ids alike or odd."""
+    from exman.look import gather
+
+    rng = random.Random(seed)
+    before = [f"{i:06d}-2026-01-01-00-00-00" for i in range(0, 4000, 2)]
+    before += RUNS + [name for name in ODD if "\n" not in name]
+    folders = [name for name in before if rng.random() > 0.05]  # some went
+    came = [f"{rng.randrange(5000):06d}-2026-01-02-00-00-00" for _ in range(10)]
+    came += [f"{rng.randrange(5000)}-2026-01-01-00-00-00", "notes", "1-x"]
+    folders = list(dict.fromkeys(folders + came))
+    rng.shuffle(folders)
+    for runs_only in (True, False):
+        old = sorted_by_id(before, runs_only=runs_only)
+        relisted = gather._relisted(old, folders, runs_only=runs_only)
+        assert relisted == sorted_by_id(folders, runs_only=runs_only)
+        # most folders new, or no listing before: a sort of the whole folder
+        assert gather._relisted(old[:20], folders, runs_only=runs_only) is None
+        assert gather._relisted(None, folders, runs_only=runs_only) is None
+        assert gather._relisted([1, 2], folders, runs_only=runs_only) is None

@@ -12,6 +12,7 @@ silently.
 from __future__ import annotations
 
 import array
+import bisect
 import functools
 import itertools
 import os
@@ -19,7 +20,7 @@ import warnings
 from collections.abc import Callable, Iterable, Sequence
 
 from ..record.errors import ExmanError
-from ..record.names import sorted_by_id
+from ..record.names import run_id, sorted_by_id
 from ..record.params import PARAMS_FILE
 from ..record.run import Run
 from ..record.store import Root, StrPath
@@ -33,11 +34,17 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
+    #: see Load.subsets
+    _Subset = tuple[list[int], Sequence[bool], list[str], dict[str, int] | None]
+
 __all__ = ["PLACES", "Load", "MarkNotFound", "warm"]
 
 PLACES = ("runs", "fails", "tmp")
 _FOREIGN = ""  # the place of a run folder outside runs/, fails/ and tmp/
 _GONE = object()  # an index link removed between listing index/ and reading it
+#: a listing is made again from the one before when at most one folder in
+#: this many is new (each new one costs a few ids parsed, not a sort)
+_RELIST_SHARE = 64
 
 
 class MarkNotFound(ExmanError, KeyError):
@@ -64,9 +71,14 @@ class Load:
         #: place -> the run folders asked for that gave no row (after run())
         self.unread: dict[str, list[str]] = {}
         #: place -> when only some runs are wanted (see :meth:`add_place`):
-        #: the cached rows read, whether each cached row is wanted, and the
-        #: listing of the place; the rows not wanted stay as they are
-        self.subsets: dict[str, tuple[list[int], Sequence[bool], list[str]]] = {}
+        #: the cached rows read, whether each cached row is wanted, the
+        #: listing of the place, and the cached row of each of its runs
+        #: (None: the listing is the cached table's); the rows not wanted
+        #: stay as they are
+        self.subsets: dict[str, _Subset] = {}
+        #: (place, extra) whose names were listed and sorted anew: new
+        #: strings, to be made the table's before they are stored
+        self.sorted: set[tuple[str, str]] = set()
 
     def add(self, place: str, name: str, via: str) -> None:
         self.refs.setdefault(place, {}).setdefault(name, via)
@@ -120,7 +132,7 @@ class Load:
         rows: list[int] = []
         if names == stored.names:  # the usual: the place as it was cached
             rows = list(itertools.compress(range(len(keep)), keep))
-            self.subsets[place] = (rows, keep, names)
+            self.subsets[place] = (rows, keep, names, None)
             return list(itertools.compress(names, keep))
         row = {name: p for p, name in enumerate(stored.names)}
         kept: list[str] = []
@@ -131,7 +143,7 @@ class Load:
             elif keep[p]:
                 kept.append(name)
                 rows.append(p)
-        self.subsets[place] = (rows, keep, names)
+        self.subsets[place] = (rows, keep, names, row)
         return kept
 
     def _listing(self, place: str) -> list[str]:
@@ -160,7 +172,12 @@ class Load:
         st = os.stat(folder)
         with os.scandir(folder) as entries:
             folders = [entry.name for entry in entries if entry.is_dir()]
-        names = sorted_by_id(folders, runs_only=True)
+        before = known.get("names") if isinstance(known, dict) else None
+        relisted = _relisted(before, folders, runs_only=True)
+        if relisted is None:
+            relisted = sorted_by_id(folders, runs_only=True)
+            self.sorted.add((place, "listing"))
+        names = relisted
         stamp = [st.st_ino, self.clock.trusted(st.st_ctime_ns)]
         self._extra(place)["listing"] = {"dir": stamp, "names": names}
         return names
@@ -195,7 +212,10 @@ class Load:
                     if e.name.endswith(".yaml")
                 }
             old = dict(zip(known["stems"], zip(known["inos"], known["targets"])))
-            stems = sorted_by_id(list(listed))
+            stems = _relisted(known["stems"], list(listed), runs_only=False)
+            if stems is None:
+                stems = sorted_by_id(list(listed))
+                self.sorted.add(("runs", "index"))
             inos = inode_column(map(listed.__getitem__, stems))
             fd = _open_dir(index)
             try:
@@ -352,7 +372,8 @@ class Load:
                 if subset is not None:  # with the rows left out, as they were
                     store = _merged(whole, *subset[1:], store)
                 extra = self.extra.get(place, extra)
-                extra = _shared(extra, store)
+                fresh = {what for where, what in self.sorted if where == place}
+                extra = _shared(extra, store, fresh)
                 cache.write(store, extra)
             self._missing(folder, loaded.missing, refs)
             if len(loaded.rows) != len(names):
@@ -451,8 +472,46 @@ def _index_map(known: Any) -> dict[str, Any]:
     return {"dir": known["dir"], "stems": stems, "inos": inos, "targets": targets}
 
 
+def _relisted(old: Any, folders: list[str], *, runs_only: bool) -> list[str] | None:
+    """``sorted_by_id(folders, runs_only=runs_only)``, made from ``old``,
+    what it gave before (a cache's listing), when few folders came since
+    (the usual change: a run made); else None.
+
+    The folders still there keep their order, and each new one is put in
+    its place: for one more run, no id of the others is parsed again nor a
+    million names sorted.
+    """
+    if not isinstance(old, list) or not set(map(type, old)) <= {str}:
+        return None
+    now = set(folders)
+    came = now.difference(old)
+    if len(came) * _RELIST_SHARE > len(now):
+        return None
+    there = len(now) - len(came)  # of the names listed before
+    names = old if there == len(old) else [name for name in old if name in now]
+    out: list[str] = []
+    start = 0
+    for name in sorted_by_id(list(came), runs_only=runs_only):
+        at = bisect.bisect(names, _order(name), lo=start, key=_order)
+        out += names[start:at]
+        out.append(name)
+        start = at
+    out += names[start:]
+    return out
+
+
+def _order(name: str) -> tuple[int, str]:
+    """Where a run folder goes in a listing: by id, then by name."""
+    num = run_id(name)
+    return -1 if num is None else num, name
+
+
 def _merged(
-    whole: Table, wanted: Sequence[bool], listing: list[str], read: Table
+    whole: Table,
+    wanted: Sequence[bool],
+    listing: list[str],
+    cached: dict[str, int] | None,
+    read: Table,
 ) -> Table:
     """The table to cache after a load of some runs of a place: for each run
     of its ``listing``, in that order, its row ``read``, else its row of the
@@ -466,10 +525,9 @@ def _merged(
     look that found one new run in a million copies each column once.
     """
     fresh = {name: i for i, name in enumerate(read.names)}
-    cached = {name: p for p, name in enumerate(whole.names)}
     spans: list[list[int]] = []  # [table, start, end]: 0 whole, 1 read
-    for name in listing:
-        p = cached.get(name)
+    for at, name in enumerate(listing):
+        p = at if cached is None else cached.get(name)
         i = fresh.get(name)
         if i is not None and (
             p is None
@@ -488,24 +546,38 @@ def _merged(
     return Table.interleave([whole, read], [(k, a, b) for k, a, b in spans])
 
 
-def _shared(extra: dict[str, Any], table: Table) -> dict[str, Any]:
+def _shared(extra: dict[str, Any], table: Table, fresh: set[str]) -> dict[str, Any]:
     """``extra`` to store, its names the very strings of ``table`` (so that
     the pickle holds them once) and its inodes as bytes; a listing that is
-    not one (a tampered cache) is dropped."""
-    same = {name: name for name in table.names}
+    not one (a tampered cache) is dropped.
+
+    Only the names of ``fresh`` (``"index"``, ``"listing"``) were listed
+    and sorted anew; the others are the cache's strings already (a listing
+    kept, or made from the one before), but for the few runs that came.
+    """
+    same: dict[str, str] = {}
+
+    def shared(names: list[str], what: str) -> list[str]:
+        if names == table.names:  # the usual: a copy of the table's list
+            return list(table.names)
+        if what not in fresh:
+            return names
+        if not same:
+            same.update((name, name) for name in table.names)
+        return [same.get(name, name) for name in names]
+
     extra = dict(extra)
     try:
         if "index" in extra:
             known = extra["index"]
-            stems = [same.get(stem, stem) for stem in known["stems"]]
+            stems = shared(known["stems"], "index")
             extra["index"] = {**known, "stems": stems, "inos": bytes(known["inos"])}
     except (TypeError, KeyError, ValueError):
         del extra["index"]
     try:
         if "listing" in extra:
             known = extra["listing"]
-            names = [same.get(name, name) for name in known["names"]]
-            extra["listing"] = {**known, "names": names}
+            extra["listing"] = {**known, "names": shared(known["names"], "listing")}
     except (TypeError, KeyError, ValueError):
         del extra["listing"]
     return extra

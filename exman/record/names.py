@@ -8,6 +8,7 @@ and holds nothing a terminal would take for a command when it is listed.
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 
@@ -98,9 +99,14 @@ def sorted_by_id(names: list[str], *, runs_only: bool = False) -> list[str]:
         for name, num in zip(names, nums)
         if num is not None or not runs_only
     }
-    ordered = sorted(key)
-    ordered.sort(key=key.__getitem__)  # stable: equal ids stay by name
-    return ordered
+    ordered = sorted(key, key=key.__getitem__)
+    if len(set(key.values())) == len(key):  # the usual: no two ids alike
+        return ordered
+    # names with one id (no run's, or an id twice): by name among themselves
+    out: list[str] = []
+    for _, group in itertools.groupby(ordered, key=key.__getitem__):
+        out += sorted(group)
+    return out
 
 
 def control_chars(text: str) -> list[str]:
