@@ -309,35 +309,35 @@ class Table:
             taken = Table.interleave([self], [(0, a, b) for a, b in spans])
             if taken is self:
                 return self
-            used = sorted(set(taken.schema))
-            if len(used) < len(taken.schemas):  # a schema no taken row has
-                remap = {old: new for new, old in enumerate(used)}
-                taken.schemas = [taken.schemas[s] for s in used]
-                taken.schema = [remap[s] for s in taken.schema]
-            keys = {k for s in taken.schemas for k in s}
-            taken.params = {k: c for k, c in taken.params.items() if k in keys}
-            taken.results = {
-                k: c for k, c in taken.results.items() if columns.has_values(c)
-            }
-            return taken
-        used = sorted({self.schema[p] for p in positions})
-        remap = {old: new for new, old in enumerate(used)}
-        schemas = [self.schemas[s] for s in used]
-        keys = {k for s in schemas for k in s}
-        return Table(
-            names=[self.names[p] for p in positions],
-            inos=inode_column(self.inos[p] for p in positions),
-            ctimes=ctime_column(self.ctimes[p] for p in positions),
-            schemas=schemas,
-            schema=[remap[self.schema[p]] for p in positions],
-            params={
-                k: columns.take(col, positions)
-                for k, col in self.params.items()
-                if k in keys
-            },
-            record={k: columns.take(col, positions) for k, col in self.record.items()},
-            results=_taken(self.results, positions),
-        )
+        else:
+            taken = Table(
+                names=[self.names[p] for p in positions],
+                inos=inode_column(self.inos[p] for p in positions),
+                ctimes=ctime_column(self.ctimes[p] for p in positions),
+                schemas=list(self.schemas),
+                schema=[self.schema[p] for p in positions],
+                **{
+                    section: {
+                        k: columns.take(col, positions)
+                        for k, col in getattr(self, section).items()
+                    }
+                    for section in _SECTIONS
+                },
+            )
+        return taken._pruned()
+
+    def _pruned(self) -> Table:
+        """This table without the schemas, parameters and results that none
+        of its rows has (changed in place)."""
+        used = sorted(set(self.schema))
+        if len(used) < len(self.schemas):
+            remap = {old: new for new, old in enumerate(used)}
+            self.schemas = [self.schemas[s] for s in used]
+            self.schema = [remap[s] for s in self.schema]
+        keys = {k for s in self.schemas for k in s}
+        self.params = {k: c for k, c in self.params.items() if k in keys}
+        self.results = {k: c for k, c in self.results.items() if columns.has_values(c)}
+        return self
 
     @staticmethod
     def concat(tables: Sequence[Table]) -> Table:
@@ -597,13 +597,3 @@ def _spans(positions: Sequence[int]) -> list[tuple[int, int]] | None:
     if start >= 0:
         spans.append((start, end))
     return spans if len(spans) <= most else None
-
-
-def _taken(section: dict[str, Column], positions: Sequence[int]) -> dict[str, Column]:
-    """The cells at ``positions`` of each column that has a value there."""
-    out = {}
-    for key, col in section.items():
-        cells = columns.take(col, positions)
-        if columns.has_values(cells):
-            out[key] = cells
-    return out
