@@ -76,9 +76,9 @@ class Load:
         #: (None: the listing is the cached table's); the rows not wanted
         #: stay as they are
         self.subsets: dict[str, _Subset] = {}
-        #: (place, extra) whose names were listed and sorted anew: new
-        #: strings, to be made the table's before they are stored
-        self.sorted: set[tuple[str, str]] = set()
+        #: place -> its extras ("listing", "index") whose names were sorted
+        #: anew: new strings, to be made the table's before they are stored
+        self.resorted: dict[str, set[str]] = {}
 
     def add(self, place: str, name: str, via: str) -> None:
         self.refs.setdefault(place, {}).setdefault(name, via)
@@ -173,13 +173,22 @@ class Load:
         with os.scandir(folder) as entries:
             folders = [entry.name for entry in entries if entry.is_dir()]
         before = known.get("names") if isinstance(known, dict) else None
-        relisted = _relisted(before, folders, runs_only=True)
-        if relisted is None:
-            relisted = sorted_by_id(folders, runs_only=True)
-            self.sorted.add((place, "listing"))
-        names = relisted
+        names = self._in_order(place, "listing", before, folders, runs_only=True)
         stamp = [st.st_ino, self.clock.trusted(st.st_ctime_ns)]
         self._extra(place)["listing"] = {"dir": stamp, "names": names}
+        return names
+
+    def _in_order(
+        self, place: str, what: str, before: Any, folders: list[str], *, runs_only: bool
+    ) -> list[str]:
+        """``sorted_by_id(folders)``: made from the listing ``before`` (the
+        cache's extra ``what`` of ``place``) when few folders came since,
+        else sorted anew, and its strings then noted as new (see
+        :func:`_shared`)."""
+        names = _relisted(before, folders, runs_only=runs_only)
+        if names is None:
+            names = sorted_by_id(folders, runs_only=runs_only)
+            self.resorted.setdefault(place, set()).add(what)
         return names
 
     def _extra(self, place: str) -> dict[str, Any]:
@@ -212,10 +221,9 @@ class Load:
                     if e.name.endswith(".yaml")
                 }
             old = dict(zip(known["stems"], zip(known["inos"], known["targets"])))
-            stems = _relisted(known["stems"], list(listed), runs_only=False)
-            if stems is None:
-                stems = sorted_by_id(list(listed))
-                self.sorted.add(("runs", "index"))
+            stems = self._in_order(
+                "runs", "index", known["stems"], list(listed), runs_only=False
+            )
             inos = inode_column(map(listed.__getitem__, stems))
             fd = _open_dir(index)
             try:
@@ -372,8 +380,7 @@ class Load:
                 if subset is not None:  # with the rows left out, as they were
                     store = _merged(whole, *subset[1:], store)
                 extra = self.extra.get(place, extra)
-                fresh = {what for where, what in self.sorted if where == place}
-                extra = _shared(extra, store, fresh)
+                extra = _shared(extra, store, self.resorted.get(place, set()))
                 cache.write(store, extra)
             self._missing(folder, loaded.missing, refs)
             if len(loaded.rows) != len(names):
