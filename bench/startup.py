@@ -84,6 +84,35 @@ SCRIPTS = {
     "exman": "import exman\n\nparser = exman.ExParser(root={root!r})\n",
 }
 
+#: after the parse, what recording a run costs any script at the least: its
+#: folder made, its parameters written to a new file that reaches the disk
+#: before it is renamed into place (no YAML emitter: one line per value),
+#: the folders flushed, a link in index/, and the folder handed back as a
+#: pathlib.Path (the floor + pathlib's imports)
+RECORD = """\
+name = os.urandom(8).hex()
+folder = os.path.join({root!r}, "runs", name)
+os.makedirs(folder)
+os.makedirs(os.path.join({root!r}, "index"), exist_ok=True)
+with open(os.path.join(folder, "params.yaml.tmp"), "w") as f:
+    f.write("".join(f"{{key}}: {{value!r}}\\n" for key, value in vars(args).items()))
+    f.flush()
+    os.fsync(f.fileno())
+os.replace(os.path.join(folder, "params.yaml.tmp"), os.path.join(folder, "params.yaml"))
+for flushed in (folder, os.path.dirname(folder)):
+    fd = os.open(flushed, os.O_RDONLY)
+    os.fsync(fd)
+    os.close(fd)
+os.symlink(
+    f"../runs/{{name}}/params.yaml", os.path.join({root!r}, "index", name + ".yaml")
+)
+args.root = pathlib.Path(folder)
+"""
+#: the package of empty modules that "floor + record + modules" imports, as
+#: many as exman's own on the parse path: what the import of that many
+#: modules costs, whatever they hold
+EMPTY_PACKAGE = "emptymods"
+
 #: times run creation inside one process; works with every exman version
 CREATE_WORKER = """\
 import contextlib
@@ -133,7 +162,7 @@ IMPORT_LINE = re.compile(r"^import time:\s+(\d+)\s+\|\s+(\d+)\s+\|( *)(\S+)\s*$"
 
 
 # -- 1. startup ------------------------------------------------------------------
-def write_scripts(work: pathlib.Path) -> dict[str, pathlib.Path]:
+def write_scripts(work: pathlib.Path, python: str) -> dict[str, pathlib.Path]:
     """The measured main.py files, one folder each."""
     texts = {
         "argparse": SCRIPTS["argparse"],
@@ -150,7 +179,32 @@ def write_scripts(work: pathlib.Path) -> dict[str, pathlib.Path]:
         paths[name] = folder / "main.py"
         paths[name].write_text(text + ARGUMENTS)
     git_work_tree(paths["exman in git"].parent)
+    recorded = "import os\n" + SCRIPTS["floor + pathlib"] + ARGUMENTS
+    folder = work / "script-record"
+    folder.mkdir()
+    paths["floor + record"] = folder / "main.py"
+    paths["floor + record"].write_text(
+        recorded + RECORD.format(root=str(work / "root-record"))
+    )
+    count = len(exman_modules(python, paths["exman"]))
+    folder = work / "script-modules"
+    (folder / EMPTY_PACKAGE).mkdir(parents=True)
+    (folder / EMPTY_PACKAGE / "__init__.py").write_text("")
+    lines = []
+    for k in range(1, count):  # the package is the first of them
+        (folder / EMPTY_PACKAGE / f"m{k}.py").write_text("")
+        lines.append(f"import {EMPTY_PACKAGE}.m{k}  # noqa: F401\n")
+    paths["floor + record + modules"] = folder / "main.py"
+    paths["floor + record + modules"].write_text(
+        "".join(lines) + recorded + RECORD.format(root=str(work / "root-modules"))
+    )
     return paths
+
+
+def exman_modules(python: str, script: pathlib.Path) -> list[str]:
+    """exman's own modules that ``script`` imports (one ``-X importtime`` run)."""
+    names = [name for name, *_ in imports(python, script, runs=1)]
+    return [n for n in names if n == "exman" or n.startswith("exman.")]
 
 
 def git_work_tree(folder: pathlib.Path) -> None:
@@ -255,9 +309,10 @@ def report_instructions(
     if floor is None:
         print("  valgrind is not installed: skipped")
         return
+    width = max(map(len, counts))
     for name, count in counts.items():
         assert count is not None
-        print(f"  {name:15}  {count / 1e6:8.1f} M  x floor {count / floor:5.3f}")
+        print(f"  {name:{width}}  {count / 1e6:8.1f} M  x floor {count / floor:5.3f}")
     # under valgrind a run lasts longer: one that reached LOOKUP_AFTER would
     # have looked its packages up, which a run at full speed does not do
     for folder in (scripts["exman"].parent.parent / "root-exman" / "runs").iterdir():
@@ -277,7 +332,7 @@ def startup(
 ) -> None:
     print(f"== 1. startup: python main.py --lr 0.1, {reps} interleaved runs each")
     work.mkdir()
-    scripts = write_scripts(work)
+    scripts = write_scripts(work, dev)
     pythons = {name: dev for name in scripts}
     if orig is None:
         del scripts["exman 0.1.9"]
@@ -302,14 +357,15 @@ def startup(
     # whatever else the machine does than the wall time, which is the target
     cpus = {name: Summary.of(t[-reps:]) for name, t in cpu.items()}
     floor, floor_cpu = stats["floor"], cpus["floor"]
+    width = max(map(len, stats))
     print(
-        f"  {'':15}  {'median':>11}  {'min':>11}  x floor (median / min)"
+        f"  {'':{width}}  {'median':>11}  {'min':>11}  x floor (median / min)"
         "   cpu median  x floor"
     )
     for name, s in stats.items():
         c = cpus[name]
         print(
-            f"  {name:15}  {ms(s.median)}  {ms(s.min)}  "
+            f"  {name:{width}}  {ms(s.median)}  {ms(s.min)}  "
             f"{s.median / floor.median:5.2f} / {s.min / floor.min:5.2f}"
             f"    {ms(c.median)}  {c.median / floor_cpu.median:5.2f}"
         )
@@ -325,6 +381,26 @@ def startup(
     print(
         f"  exman / (floor + pathlib): {ours.median / with_path.median:.2f} "
         f"(minimums {ours.min / with_path.min:.2f}): args.root is a pathlib.Path"
+    )
+    recorded, modules = stats["floor + record"], stats["floor + record + modules"]
+    count = len(
+        list((scripts["floor + record + modules"].parent / EMPTY_PACKAGE).iterdir())
+    )
+    print(
+        f"  (floor + record) / floor: {recorded.median / floor.median:.2f} (minimums "
+        f"{recorded.min / floor.min:.2f}): a run's folder, its parameters flushed "
+        "to the disk, its link and a pathlib.Path, the least any script pays to "
+        "record a run"
+    )
+    print(
+        f"  (floor + record + modules) / floor: {modules.median / floor.median:.2f} "
+        f"(minimums {modules.min / floor.min:.2f}): the same, importing {count} "
+        "empty modules, as many as exman's own on this path"
+    )
+    print(
+        f"  exman / (floor + record + modules): {ours.median / modules.median:.2f} "
+        f"(minimums {ours.min / modules.min:.2f}): what exman records beyond "
+        "them (run.json, the id, the heartbeat, the code's fingerprint)"
     )
     in_git = stats["exman in git"]
     print(
