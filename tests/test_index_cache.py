@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 import time
+import warnings
 import zlib
 from collections.abc import Iterator
 from typing import Any
@@ -263,6 +264,65 @@ def test_runs_created_during_a_load(
     monkeypatch.setattr(exman.look.cache, "read_run", real)
     assert Index(root).info().a.tolist() == [0, 1, 2, 10, 11]
     assert Index(root).info().a.tolist() == [0, 1, 2, 10, 11]
+
+
+@pytest.mark.usefixtures("trusting")
+@pytest.mark.parametrize("seed", range(6))
+def test_runs_changed_and_new_are_read_alone(
+    tmp_path: pathlib.Path, parses: Parses, monkeypatch: pytest.MonkeyPatch, seed: int
+) -> None:
+    """The usual load after runs came and others changed (a result, a
+    finished run): the cached runs come first in the listing, so only the
+    changed and the new runs are read, and the cached rows are not matched
+    one by one, yet the load gives what a load without the cache gives;
+    a run that cannot be read any more falls back to that matching."""
+    import json
+    import random
+
+    rng = random.Random(seed)
+    root = tmp_path / "exman"
+    folders = [make_run(root, {"lr": i, "model": "ab"[i % 2]}) for i in range(12)]
+    Index(root).info()
+    matched: list[int] = []
+    real = cache._matched
+
+    def matching(*args: Any) -> Any:
+        matched.append(1)
+        return real(*args)
+
+    monkeypatch.setattr(cache, "_matched", matching)
+    for _ in range(2):
+        parses.reset()
+        changed = rng.sample(folders, rng.randint(0, 3))
+        for folder in changed:
+            atomic_write(folder / "results.json", json.dumps({"acc": rng.random()}))
+        came = rng.randint(0 if changed else 1, 3)
+        for k in range(came):
+            params: dict[str, Any] = {"lr": 100 + k, "model": "c"}
+            if rng.random() < 0.5:
+                params["seed"] = k  # a key no run had
+            folders.append(make_run(root, params))
+        broken = seed % 3 == 0 and changed
+        if broken:
+            os.unlink(changed[0] / "params.yaml")  # a warning, the run left out
+            with pytest.warns(SkippedRunWarning):
+                df = Index(root).info()
+            folders.remove(changed[0])
+        else:
+            df = Index(root).info()
+        assert parses.reset() == len(changed) + came
+        assert bool(matched) == bool(broken)
+        matched.clear()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", SkippedRunWarning)
+            fresh = Index(root, cache=False).info()
+        assert df.equals(fresh)
+        if broken:  # gone for good: the next loads have nothing to warn of
+            (root / "index" / f"{changed[0].name}.yaml").unlink()
+            shutil.rmtree(changed[0])
+        parses.reset()
+        assert Index(root).info().equals(fresh)
+        assert parses.reset() == 0
 
 
 @pytest.mark.usefixtures("trusting")

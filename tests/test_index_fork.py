@@ -564,6 +564,50 @@ def test_rows_taken_in_stretches_are_the_rows_taken_one_by_one(
         assert "results.late" not in sliced
 
 
+@pytest.mark.parametrize(
+    ("changed", "added"),
+    [
+        ([], 3),  # runs came
+        ([0, 7, 39], 2),  # runs changed (the first and last too) and came
+        ([20, 21], 0),  # runs changed, none came
+        ([10, 11, 12], 3),  # the only runs with a key changed: it is gone
+    ],
+)
+def test_rows_updated_in_place_are_the_rows_concatenated_and_taken(
+    changed: list[int], added: int
+) -> None:
+    """Table.updated (a load's rows when some runs changed and others
+    came) gives the table that concatenating the new rows and taking them
+    in the listing's order gives, without what no row has any more."""
+    from exman.look.rows import RowBuilder, Table
+
+    def table(rows: list[tuple[int, dict[str, Any], dict[str, Any]]]) -> Table:
+        builder = RowBuilder()
+        for i, params, outcome in rows:
+            builder.add(f"{i:06d}-x", i, i, params, {"status": "completed"}, outcome)
+        return builder.finish()
+
+    old = []
+    for i in range(40):
+        params: dict[str, Any] = {"lr": i / 10, "model": "ab"[i % 2]}
+        if 10 <= i < 13:
+            params["gone"] = [i]  # a schema no row has once they changed
+        old.append((i, params, {"acc": i / 100} if i % 3 else {}))
+    stored = table(old)
+    new = table(
+        [(i, {"lr": -i, "model": "c"}, {"loss": i}) for i in changed]
+        + [(40 + k, {"lr": k, "model": "a", "seed": k}, {}) for k in range(added)]
+    )
+    where = {name: p for p, name in enumerate(stored.names)}
+    where.update((name, len(stored) + k) for k, name in enumerate(new.names))
+    listing = [f"{i:06d}-x" for i in range(40 + added)]
+    expected = Table.concat([stored, new]).take([where[n] for n in listing])
+    updated = stored.updated(changed, new)
+    assert _cells(updated) == _cells(expected)
+    assert updated.names == listing
+    assert ("params.gone" in _cells(updated)) == (changed != [10, 11, 12])
+
+
 @pytest.mark.parametrize("wide", [False, True])
 def test_coded_columns_concat_with_their_codes_mapped(wide: bool) -> None:
     many = [f"v{i}" for i in range(300)] if wide else []

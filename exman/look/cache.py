@@ -361,32 +361,87 @@ def _read_runs(
         and inos == stored.inos
     ):
         return Loaded(stored, stored, [])
-    position = {name: p for p, name in enumerate(stored.names)}
-    where: dict[str, int] = {}
-    stale: list[str] = []
-    gone = {*missing, *links}
-    for name, ino, ctime in zip(names, inos, ctimes):
-        if name in gone:
-            continue
-        p = position.get(name)
-        if p is not None and stored.inos[p] == ino and stored.ctimes[p] == ctime:
-            where[name] = p
-        else:
-            stale.append(name)
+    changed = None if missing or links else _changed(stored, names, inos, ctimes)
+    if changed is not None:  # the stored runs first, in order: the usual listing
+        stale = [names[p] for p in changed] + names[len(stored) :]
+    else:
+        where, stale = _matched(stored, names, inos, ctimes, {*missing, *links})
     parsed, vanished, turned = _parse(place_dir, stale, clock, dir_fd, label, meanwhile)
     _warn_links(links + turned, label)
     missing += vanished
     base = len(stored)
-    combined = Table.concat([stored, parsed]) if len(parsed) else stored
-    where.update((name, base + i) for i, name in enumerate(parsed.names))
-    rows = combined.take([where[name] for name in names if name in where])
-    if full:
+    if changed is not None and parsed.names == stale:  # every stale run was read
+        combined = rows = stored.updated(changed, parsed)
+    else:
+        if changed is not None:
+            where, _ = _matched(stored, names, inos, ctimes, set(stale))
+        combined = Table.concat([stored, parsed]) if len(parsed) else stored
+        where.update((name, base + i) for i, name in enumerate(parsed.names))
+        rows = combined.take([where[name] for name in names if name in where])
+    if full or combined is rows:  # rows: every stored run, and the new ones
         store = rows
     else:
         replaced = set(stale) | set(missing)
         old = [p for p, name in enumerate(stored.names) if name not in replaced]
         store = combined.take(old + list(range(base, base + len(parsed))))
     return Loaded(rows, store, missing)
+
+
+def _matched(
+    stored: Table,
+    names: list[str],
+    inos: array.array[int],
+    ctimes: array.array[int],
+    skipped: set[str],
+) -> tuple[dict[str, int], list[str]]:
+    """The stored row of each name whose folder is the stored one (name ->
+    position), and the names to read again (new or changed); the names in
+    ``skipped`` are neither."""
+    position = {name: p for p, name in enumerate(stored.names)}
+    where: dict[str, int] = {}
+    stale: list[str] = []
+    for name, ino, ctime in zip(names, inos, ctimes):
+        if name in skipped:
+            continue
+        p = position.get(name)
+        if p is not None and stored.inos[p] == ino and stored.ctimes[p] == ctime:
+            where[name] = p
+        else:
+            stale.append(name)
+    return where, stale
+
+
+#: rows compared at once by :func:`_changed` (a slice of each column)
+_CHUNK = 4096
+
+
+def _changed(
+    stored: Table, names: list[str], inos: array.array[int], ctimes: array.array[int]
+) -> list[int] | None:
+    """When ``names`` starts with the stored names, in their order (a listing
+    after new runs came: they sort last), the positions of the stored rows
+    whose folder changed since; else None.
+
+    Compared a slice at a time, with the new runs left aside: no dict of
+    every name and no step per row, as a listing of a million runs after
+    one new run would otherwise take.
+    """
+    n = len(stored)
+    if len(names) < n or names[:n] != stored.names:
+        return None
+    changed: list[int] = []
+    for start in range(0, n, _CHUNK):
+        end = min(start + _CHUNK, n)
+        if (
+            inos[start:end] != stored.inos[start:end]
+            or ctimes[start:end] != stored.ctimes[start:end]
+        ):
+            changed += (
+                p
+                for p in range(start, end)
+                if inos[p] != stored.inos[p] or ctimes[p] != stored.ctimes[p]
+            )
+    return changed
 
 
 def _stats(

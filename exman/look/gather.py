@@ -220,19 +220,28 @@ class Load:
                     for e in entries
                     if e.name.endswith(".yaml")
                 }
-            old = dict(zip(known["stems"], zip(known["inos"], known["targets"])))
             stems = self._in_order(
                 "runs", "index", known["stems"], list(listed), runs_only=False
             )
             inos = inode_column(map(listed.__getitem__, stems))
+            count = len(known["stems"])
             fd = _open_dir(index)
             try:
-                targets = [
-                    seen[1]
-                    if (seen := old.get(stem)) is not None and seen[0] == ino
-                    else self._index_target(index, stem, fd)
-                    for stem, ino in zip(stems, inos)
-                ]
+                if stems[:count] == known["stems"] and inos[:count] == known["inos"]:
+                    # the usual listing after runs came: the known links
+                    # first, as they were (compared at once, not one by one)
+                    new = [self._index_target(index, s, fd) for s in stems[count:]]
+                    targets = known["targets"] + new
+                else:
+                    old = dict(
+                        zip(known["stems"], zip(known["inos"], known["targets"]))
+                    )
+                    targets = [
+                        seen[1]
+                        if (seen := old.get(stem)) is not None and seen[0] == ino
+                        else self._index_target(index, stem, fd)
+                        for stem, ino in zip(stems, inos)
+                    ]
             finally:
                 if fd is not None:
                     os.close(fd)

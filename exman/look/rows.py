@@ -326,6 +326,20 @@ class Table:
             )
         return taken._pruned()
 
+    def updated(self, changed: Sequence[int], new: Table) -> Table:
+        """This table with its rows at ``changed`` (in increasing order)
+        replaced by the first rows of ``new``, one for one, and the other
+        rows of ``new`` after its own: a load's rows when some runs changed
+        and others came. Each row is copied once."""
+        spans: list[tuple[int, int, int]] = []
+        start = 0
+        for i, p in enumerate(changed):
+            spans += [(0, start, p), (1, i, i + 1)]
+            start = p + 1
+        spans += [(0, start, len(self)), (1, len(changed), len(new))]
+        updated = Table.interleave([self, new], spans)
+        return updated if updated is self else updated._pruned()
+
     def _pruned(self) -> Table:
         """This table without the schemas, parameters and results that none
         of its rows has (changed in place)."""
