@@ -17,6 +17,7 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from _sweep_helpers import EXTRA, write_spec
@@ -354,3 +355,33 @@ def test_damaged_kept_keys_are_ignored(
     keeping.clear()
     assert states(done) == ["completed"] * 3
     assert keeping != []
+
+
+def test_a_run_that_records_itself_while_the_finder_looks_is_found(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A task's run whose run.json is written between the finder's read of
+    its folder (no record yet: a run being made) and its look for the file
+    is read again by the next look, not taken for a folder that is no run
+    (the sweep said its task "recorded no run")."""
+    import json
+
+    from exman.sweep import outcome
+
+    root = Root(tmp_path / "root").ensure()
+    folder = root.runs / "000001-2026-01-01-00-00-00"
+    folder.mkdir()
+    record = {"id": 1, "status": "completed", "sweep": {"key": "k", "task": 0}}
+    real = outcome.read_run
+
+    def racing(path: Path) -> Any:
+        info = real(path)
+        if not (path / RUN_FILE).exists():  # the run records itself just now
+            (path / RUN_FILE).write_text(json.dumps(record))
+        return info
+
+    monkeypatch.setattr(outcome, "read_run", racing)
+    finder = outcome.RunFinder(root, after=0)
+    assert finder.take("another task's key") is None  # the look that raced
+    found = finder.take("k")
+    assert found is not None and found.id == 1

@@ -164,9 +164,12 @@ class RunFinder:
                         continue
                     if entry.path not in self.known:
                         folder = pathlib.Path(entry.path)
+                        # a folder without run.json yet is still being made:
+                        # looked for before the read, since the run may
+                        # record itself in between (then it is read again)
+                        recorded = (folder / RUN_FILE).exists()
                         info = read_run(folder)
-                        # a folder without run.json yet is still being made
-                        if info is not None or (folder / RUN_FILE).exists():
+                        if info is not None or recorded:
                             self.known[entry.path] = info
         best: RunInfo | None = None
         for path, info in list(self.known.items()):
